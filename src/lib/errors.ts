@@ -1,0 +1,149 @@
+// The typed error tree and the one exit-code table that --help, the man page and the code all use.
+import type {FieldChange} from '../model/types.js'
+
+export const EXIT = {
+  OK: 0,
+  FAILED: 1, // operation failed, host restored
+  CHANGES: 2, // plan --detailed-exitcode: changes pending
+  ROLLBACK_INCOMPLETE: 3,
+  USAGE: 64,
+  DATAERR: 65, // invalid spec
+  NOINPUT: 66,
+  UNAVAILABLE: 69, // mode unavailable with every allowed driver
+  SOFTWARE: 70, // internal bug
+  TEMPFAIL: 75, // lock held past timeout
+  NOPERM: 77,
+} as const
+
+/** Rendered into --help and man/tunctl.8. Keep in sync with EXIT. */
+export const EXIT_TABLE: Array<[number, string]> = [
+  [0, 'success (plan: no changes, or any plan without --detailed-exitcode)'],
+  [1, 'operation failed; the host was restored to its previous state'],
+  [2, 'changes pending (plan --detailed-exitcode, apply --dry-run --detailed-exitcode)'],
+  [3, 'operation failed AND rollback incomplete (the message lists what is left)'],
+  [64, 'usage error (bad flag or argument)'],
+  [65, 'invalid spec (every error is listed with file:line:col)'],
+  [66, 'input file missing or unreadable'],
+  [69, 'a tunnel mode is unavailable with every allowed driver'],
+  [70, 'internal error (a bug in tunctl)'],
+  [75, 'another tunctl holds the namespace lock past --lock-timeout'],
+  [77, 'insufficient privilege (needs CAP_NET_ADMIN / root)'],
+]
+
+export function exitTableText(): string {
+  return 'EXIT CODES\n' + EXIT_TABLE.map(([c, t]) => `  ${String(c).padStart(2)}  ${t}`).join('\n')
+}
+
+export class TunctlError extends Error {
+  exitCode: number = EXIT.FAILED
+  code = 'failed'
+  toJSON(): Record<string, unknown> {
+    return {code: this.code, exitCode: this.exitCode, message: this.message}
+  }
+}
+
+export interface Diagnostic {
+  file: string
+  line: number // 1-based
+  column: number // 1-based
+  pointer: string // JSON pointer into the document
+  message: string
+  /** the source line and a caret under the column */
+  excerpt?: string
+}
+
+export class SpecError extends TunctlError {
+  override exitCode: number = EXIT.DATAERR
+  override code = 'invalid-spec'
+  constructor(public diagnostics: Diagnostic[]) {
+    super(diagnostics.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n'))
+  }
+  override toJSON() {
+    return {...super.toJSON(), diagnostics: this.diagnostics}
+  }
+}
+
+export class UsageError extends TunctlError {
+  override exitCode: number = EXIT.USAGE
+  override code = 'usage'
+}
+
+export class InputError extends TunctlError {
+  override exitCode: number = EXIT.NOINPUT
+  override code = 'no-input'
+}
+
+/** An external command (ip, modprobe, …) failed. Keeps argv, stderr and, for ip -batch, the failing line. */
+export class CommandError extends TunctlError {
+  override code = 'command-failed'
+  constructor(
+    message: string,
+    public argv: string[],
+    public stderr: string,
+    public batchLine?: number, // 1-based line of the batch that failed
+    public step?: string, // plan step description the line belongs to
+  ) {
+    super(message)
+  }
+  override toJSON() {
+    return {...super.toJSON(), argv: this.argv, stderr: this.stderr, batchLine: this.batchLine, step: this.step}
+  }
+}
+
+export class VerifyError extends TunctlError {
+  override code = 'verify-failed'
+  constructor(message: string, public residual: Array<{name: string; changes: FieldChange[]}>) {
+    super(message)
+  }
+  override toJSON() {
+    return {...super.toJSON(), residual: this.residual}
+  }
+}
+
+export class RollbackError extends TunctlError {
+  override exitCode: number = EXIT.ROLLBACK_INCOMPLETE
+  override code = 'rollback-incomplete'
+  constructor(message: string, public cause0: unknown, public leftovers: string[]) {
+    super(message + (leftovers.length ? '\nleft behind:\n  ' + leftovers.join('\n  ') : ''))
+  }
+  override toJSON() {
+    return {...super.toJSON(), leftovers: this.leftovers}
+  }
+}
+
+export class PermissionError extends TunctlError {
+  override exitCode: number = EXIT.NOPERM
+  override code = 'permission'
+}
+
+export class UnavailableError extends TunctlError {
+  override exitCode: number = EXIT.UNAVAILABLE
+  override code = 'unavailable'
+}
+
+export class LockError extends TunctlError {
+  override exitCode: number = EXIT.TEMPFAIL
+  override code = 'locked'
+}
+
+export class BugError extends TunctlError {
+  override exitCode: number = EXIT.SOFTWARE
+  override code = 'internal'
+}
+
+/** Maps any thrown value to an exit code, printing it on stderr. oclif's own exit 2 becomes 64. */
+export function handleError(error: unknown): number {
+  const e = error as any
+  if (e?.oclif && typeof e.oclif.exit === 'number' && e.code === 'EEXIT') return e.oclif.exit // this.exit(n)
+  if (error instanceof TunctlError) {
+    if (!(e as any).reported) process.stderr.write(`tunctl: ${error.message}\n`)
+    return error.exitCode
+  }
+  if (e?.oclif) {
+    // oclif parse/usage errors (unknown flag, missing argument, unknown command)
+    process.stderr.write(`tunctl: ${e.message}\n`)
+    return EXIT.USAGE
+  }
+  process.stderr.write(`tunctl: internal error: ${e?.stack ?? String(error)}\n`)
+  return EXIT.SOFTWARE
+}
