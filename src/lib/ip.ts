@@ -59,7 +59,6 @@ export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<
     // iproute2 reports "Command failed -:LINE" for the failing batch line
     const m = /Command failed -:(\d+)/.exec(stderr)
     const line = m ? Number(m[1]) : undefined
-    const failed = line ? lines[line - 1] : lines
-    throw classify(line ? failed! : ['-batch', '-'], stderr, line)
+    throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr, line)
   }
 }
