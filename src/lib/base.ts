@@ -1,0 +1,44 @@
+// Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
+import {Command, Flags} from '@oclif/core'
+import {EXIT, TunctlError, exitTableText} from './errors.js'
+
+export const commonFlags = {
+  netns: Flags.string({description: 'operate inside this network namespace (ip netns name)', helpValue: 'NS'}),
+  json: Flags.boolean({description: 'machine-readable JSON on stdout (schemas/ describes each shape)', default: false}),
+}
+
+/** Colour only on a TTY and never with NO_COLOR. */
+export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {
+  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env)
+}
+
+export abstract class BaseCommand extends Command {
+  static override enableJsonFlag = false
+  /** appended to every command's --help */
+  static exitCodesHelp = exitTableText()
+
+  /** set by subclasses after parsing */
+  protected jsonMode = false
+
+  protected printJSON(value: unknown): void {
+    process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+  }
+
+  /** exit with a code without it counting as an error */
+  protected done(code: number): void {
+    if (code !== EXIT.OK) process.exitCode = code
+  }
+
+  protected override async catch(err: any): Promise<any> {
+    const json = this.jsonMode || this.argv.includes('--json')
+    if (err?.code === 'EEXIT') throw err
+    if (json) {
+      let payload: Record<string, unknown>
+      if (err instanceof TunctlError) payload = err.toJSON()
+      else if (err?.oclif) payload = {code: 'usage', exitCode: EXIT.USAGE, message: err.message}
+      else payload = {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(err?.stack ?? err)}
+      this.printJSON({ok: false, error: payload})
+    }
+    throw err
+  }
+}
