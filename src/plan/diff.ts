@@ -1,0 +1,305 @@
+// Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
+import type {ModeDriver} from '../drivers/contract.js'
+import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
+import type {
+  DesiredState,
+  DesiredTunnel,
+  DriverChoice,
+  DriverName,
+  FieldChange,
+  Mode,
+  ObservedState,
+  ObservedTunnel,
+  Plan,
+  PlanStep,
+  RouteSpec,
+  TunnelParams,
+} from '../model/types.js'
+
+export type Drivers = Record<Mode, ModeDriver>
+
+export interface ModeSupport {
+  kernel: boolean
+  userspace: boolean
+  reason: string
+}
+
+export interface PlanOptions {
+  prune: boolean
+  /** CLI --driver: overrides every tunnel's own `driver:` */
+  driver?: DriverChoice
+  support: Partial<Record<Mode, ModeSupport>>
+  /** internal (rollback): trust each tunnel's kernel/userspace driver without consulting `support` */
+  trustDrivers?: boolean
+  /** internal (rollback): names to treat as owned even if the system does not say so */
+  ownedOverride?: Set<string>
+}
+
+/** A tunnel in the file cannot be reconciled with what exists (foreign tunnel, non-tunnel link, endpoint clash). */
+export class ConflictError extends TunctlError {
+  override exitCode: number = EXIT.DATAERR
+  override code = 'conflict'
+  constructor(public conflicts: Array<{name: string; pointer?: string; message: string}>, file?: string) {
+    super(conflicts.map((c) => `${file ? file + ': ' : ''}${c.name}: ${c.message}`).join('\n'))
+  }
+  override toJSON() {
+    return {...super.toJSON(), conflicts: this.conflicts}
+  }
+}
+
+/** Fields of TunnelParams in display order (mode is handled separately). */
+export const PARAM_FIELDS: Array<keyof TunnelParams> = [
+  'local',
+  'remote',
+  'dev',
+  'ttl',
+  'tos',
+  'pmtudisc',
+  'ignoreDf',
+  'ikey',
+  'okey',
+  'icsum',
+  'ocsum',
+  'iseq',
+  'oseq',
+  'fwmark',
+  'proto',
+  'sixrdPrefix',
+  'sixrdRelayPrefix',
+  'routers',
+  'mtu',
+  'up',
+]
+
+/** Fields a userspace tunnel can change without restarting its encapsulator. */
+const USERSPACE_INPLACE = new Set<string>(['mtu', 'up'])
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]))
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const ka = Object.keys(a as object).filter((k) => (a as any)[k] !== undefined)
+    const kb = Object.keys(b as object).filter((k) => (b as any)[k] !== undefined)
+    if (ka.length !== kb.length) return false
+    return ka.every((k) => deepEqual((a as any)[k], (b as any)[k]))
+  }
+  return false
+}
+
+function emptyish(v: unknown): boolean {
+  return v === undefined || (Array.isArray(v) && v.length === 0)
+}
+
+/** Desired params with "kernel default" fields (mtu undefined) taken from what exists, so they never show as a change. */
+export function effectiveParams(desired: TunnelParams, observed?: TunnelParams): TunnelParams {
+  if (!observed) return desired
+  return {...desired, mtu: desired.mtu ?? observed.mtu}
+}
+
+/** Field-by-field changes of link params (mode excluded). */
+export function diffParams(from: TunnelParams, to: TunnelParams): FieldChange[] {
+  const out: FieldChange[] = []
+  for (const f of PARAM_FIELDS) {
+    const a = from[f]
+    const b = to[f]
+    if (emptyish(a) && emptyish(b)) continue
+    if (!deepEqual(a, b)) out.push({field: f, from: a, to: b})
+  }
+  return out
+}
+
+export function routeEqual(a: RouteSpec, b: RouteSpec): boolean {
+  return a.to === b.to && a.table === b.table && (a.via ?? undefined) === (b.via ?? undefined) && a.metric === b.metric
+}
+
+/** A desired route (metric unset = any metric the kernel picked) matches an observed one. */
+export function routeMatches(desired: RouteSpec, observed: RouteSpec): boolean {
+  return (
+    desired.to === observed.to &&
+    desired.table === observed.table &&
+    (desired.via ?? undefined) === (observed.via ?? undefined) &&
+    (desired.metric === undefined || desired.metric === observed.metric)
+  )
+}
+
+/** Routes to delete (observed, not desired) and to add (desired, not observed). */
+export function diffRoutes(observed: RouteSpec[], desired: RouteSpec[]): {del: RouteSpec[]; add: RouteSpec[]} {
+  const del = observed.filter((o) => !desired.some((d) => routeMatches(d, o)))
+  const add = desired.filter((d) => !observed.some((o) => routeMatches(d, o)))
+  return {del, add}
+}
+
+export function diffAddresses(observed: string[], desired: string[]): {del: string[]; add: string[]} {
+  return {del: observed.filter((a) => !desired.includes(a)), add: desired.filter((a) => !observed.includes(a))}
+}
+
+/** All changes between an observed tunnel and a desired one (params, addresses, routes, encapsulator). */
+export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, driver: DriverName): FieldChange[] {
+  const changes: FieldChange[] = []
+  if (observed.params.mode !== desired.params.mode) changes.push({field: 'mode', from: observed.params.mode, to: desired.params.mode})
+  if (observed.driver !== driver) changes.push({field: 'driver', from: observed.driver, to: driver})
+  changes.push(...diffParams(observed.params, effectiveParams(desired.params, observed.params)))
+  const a = diffAddresses(observed.addresses, desired.addresses)
+  if (a.del.length || a.add.length) changes.push({field: 'addresses', from: observed.addresses, to: desired.addresses})
+  const r = diffRoutes(observed.routes, desired.routes)
+  if (r.del.length || r.add.length) changes.push({field: 'routes', from: observed.routes, to: desired.routes})
+  if (observed.driver === 'userspace' && driver === 'userspace' && observed.alive === false) {
+    changes.push({field: 'encapsulator', from: 'dead', to: 'running'})
+  }
+  return changes
+}
+
+/** Why the changes cannot be made in place, or undefined. Engine reasons first, then the mode driver's. */
+export function replaceReasonFor(
+  observed: ObservedTunnel,
+  desired: DesiredTunnel,
+  driver: DriverName,
+  changes: FieldChange[],
+  drivers: Drivers,
+): string | undefined {
+  if (observed.params.mode !== desired.params.mode) return `mode ${observed.params.mode} → ${desired.params.mode} cannot change in place`
+  if (observed.driver !== driver) return `driver ${observed.driver} → ${driver}`
+  if (driver === 'userspace') {
+    const restart = changes.filter((c) => (PARAM_FIELDS as string[]).includes(c.field) && !USERSPACE_INPLACE.has(c.field))
+    if (restart.length) return `userspace encapsulator parameters change (${restart.map((c) => c.field).join(', ')}): restart`
+    return undefined
+  }
+  const to = effectiveParams(desired.params, observed.params)
+  if (diffParams(observed.params, to).length === 0) return undefined
+  return drivers[desired.params.mode]?.replaceReason(observed.params, to)
+}
+
+/** Picks kernel/userspace for one tunnel; throws UnavailableError when no allowed driver supports the mode. */
+export function chooseDriver(
+  t: DesiredTunnel,
+  opts: PlanOptions,
+): {driver: DriverName; reason: string} {
+  const choice: DriverChoice = opts.driver ?? t.driver ?? 'auto'
+  const mode = t.params.mode
+  if (opts.trustDrivers && choice !== 'auto') return {driver: choice, reason: `${choice}: restores the previous state`}
+  const s = opts.support[mode]
+  if (!s) throw new UnavailableError(`${t.name}: no support information for mode ${mode}`)
+  if (choice === 'kernel') {
+    if (!s.kernel) throw new UnavailableError(`${t.name}: mode ${mode} is unavailable with driver kernel: ${s.reason}`)
+    return {driver: 'kernel', reason: `kernel (requested): ${s.reason}`}
+  }
+  if (choice === 'userspace') {
+    if (!s.userspace) throw new UnavailableError(`${t.name}: mode ${mode} has no userspace driver`)
+    return {driver: 'userspace', reason: 'userspace (requested)'}
+  }
+  if (s.kernel) return {driver: 'kernel', reason: `kernel: ${s.reason}`}
+  if (s.userspace) return {driver: 'userspace', reason: `userspace: ${s.reason}`}
+  throw new UnavailableError(`${t.name}: mode ${mode} is unavailable: kernel: ${s.reason}; no userspace driver for ${mode}`)
+}
+
+function endpointKey(kind: string, p: TunnelParams): string {
+  return [kind, p.local, p.remote, p.dev ?? '', p.ikey ?? '', p.okey ?? ''].join('|')
+}
+
+const ORDER: Record<PlanStep['kind'], number> = {delete: 0, replace: 1, update: 2, create: 3}
+
+export function countSteps(steps: PlanStep[]): Plan['counts'] {
+  const counts = {create: 0, update: 0, replace: 0, delete: 0}
+  for (const s of steps) counts[s.kind]++
+  return counts
+}
+
+/** Pure: desired + observed → ordered steps (deletes, replaces, updates, creates). */
+export function computePlan(desired: DesiredState, observed: ObservedState, opts: PlanOptions, drivers: Drivers): Plan {
+  const byName = new Map(observed.tunnels.map((t) => [t.name, t]))
+  const isOwned = (t: ObservedTunnel) => t.owned || Boolean(opts.ownedOverride?.has(t.name))
+  const listed = new Set(desired.tunnels.map((t) => t.name))
+  const conflicts: Array<{name: string; pointer?: string; message: string}> = []
+  const unavailable: string[] = []
+  const steps: PlanStep[] = []
+
+  // names that will not exist / be ours after the plan → endpoints freed
+  for (const t of desired.tunnels) {
+    const o = byName.get(t.name)
+    if (t.state === 'absent') {
+      if (o && !isOwned(o)) {
+        conflicts.push({
+          name: t.name,
+          pointer: t.pointer,
+          message: `exists but is not managed by tunctl (ifalias is not 'tunctl'); tunctl never deletes it — use 'tunctl del --force ${t.name}'`,
+        })
+      } else if (!o && observed.links.includes(t.name)) {
+        // a non-tunnel link of that name: nothing of ours to delete
+      } else if (o) {
+        steps.push({kind: 'delete', name: t.name, driver: o.driver, changes: [], desired: t, observed: o})
+      }
+      continue
+    }
+    if (o && !isOwned(o)) {
+      conflicts.push({
+        name: t.name,
+        pointer: t.pointer,
+        message: `a ${o.params.mode} tunnel of that name exists but is not managed by tunctl (ifalias is not 'tunctl'); delete it with 'tunctl del --force ${t.name}' or choose another name`,
+      })
+      continue
+    }
+    if (!o && observed.links.includes(t.name)) {
+      const kind = observed.kinds[t.name] ?? 'unknown'
+      conflicts.push({name: t.name, pointer: t.pointer, message: `a non-tunnel link of that name exists (kind ${kind}); choose another name`})
+      continue
+    }
+    let choice: {driver: DriverName; reason: string}
+    try {
+      choice = chooseDriver(t, opts)
+    } catch (e) {
+      if (e instanceof UnavailableError) {
+        unavailable.push(e.message)
+        continue
+      }
+      throw e
+    }
+    if (!o) {
+      steps.push({kind: 'create', name: t.name, driver: choice.driver, driverReason: choice.reason, changes: [], desired: t})
+      continue
+    }
+    const changes = diffTunnel(o, t, choice.driver)
+    if (changes.length === 0) continue
+    const reason = replaceReasonFor(o, t, choice.driver, changes, drivers)
+    steps.push({
+      kind: reason ? 'replace' : 'update',
+      name: t.name,
+      driver: choice.driver,
+      driverReason: choice.reason,
+      reason,
+      changes,
+      desired: t,
+      observed: o,
+    })
+  }
+
+  if (opts.prune) {
+    for (const o of observed.tunnels) {
+      if (!listed.has(o.name) && isOwned(o)) steps.push({kind: 'delete', name: o.name, driver: o.driver, reason: 'not in the file (--prune)', changes: [], observed: o})
+    }
+  }
+
+  // (kind, local, remote, dev, key) must stay unique against tunnels that survive the plan
+  const kindOf = (m: Mode) => drivers[m]?.kind ?? m
+  const touched = new Set(steps.map((s) => s.name))
+  const survivors = observed.tunnels.filter((o) => !listed.has(o.name) && !touched.has(o.name))
+  for (const s of steps) {
+    if (s.kind !== 'create' && s.kind !== 'replace' && s.kind !== 'update') continue
+    const p = s.desired!.params
+    if (s.driver !== 'kernel') continue
+    const key = endpointKey(kindOf(p.mode), p)
+    const clash = survivors.find((o) => o.driver === 'kernel' && endpointKey(kindOf(o.params.mode), o.params) === key)
+    if (clash) {
+      conflicts.push({
+        name: s.name,
+        pointer: s.desired!.pointer,
+        message: `same mode, local, remote, dev and key as existing ${isOwned(clash) ? 'tunctl-managed' : 'foreign'} tunnel ${clash.name}; the kernel would refuse it`,
+      })
+    }
+  }
+
+  if (conflicts.length) throw new ConflictError(conflicts, desired.file)
+  if (unavailable.length) throw new UnavailableError(unavailable.join('\n'))
+
+  steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind])
+  return {steps, counts: countSteps(steps)}
+}

@@ -1,0 +1,150 @@
+// Pure: plan steps → ip batch lines (argv without `ip`) plus userspace encapsulator actions, with line → step mapping.
+import type {PlanStep, Plan, RouteSpec, TunnelParams} from '../model/types.js'
+import {diffAddresses, diffRoutes, effectiveParams, PARAM_FIELDS, deepEqual, type Drivers} from './diff.js'
+
+/** Something done outside the batch: start/stop a userspace encapsulator, or delete a link on its own. */
+export type SideAction =
+  | {op: 'start'; name: string; params: TunnelParams}
+  | {op: 'stop'; name: string}
+  | {op: 'dellink'; name: string}
+
+export interface StepProgram {
+  step: PlanStep
+  /** run before the batch, in order */
+  pre: SideAction[]
+  lines: string[][]
+  /** run after the batch */
+  post: SideAction[]
+}
+
+export interface Compiled {
+  programs: StepProgram[]
+  /** every batch line, in order */
+  lines: string[][]
+  /** lineStep[i] = index into programs of the step that batch line i+1 belongs to */
+  lineStep: number[]
+}
+
+export const OWNER_ALIAS = 'tunctl'
+
+export function describeStep(s: PlanStep): string {
+  const sym = {create: '+', update: '~', replace: '-/+', delete: '-'}[s.kind]
+  return `${sym} ${s.name} (${s.kind})`
+}
+
+function routeArgs(r: RouteSpec, name: string): string[] {
+  const a = [r.to, 'dev', name]
+  if (r.via) a.push('via', r.via)
+  if (r.metric !== undefined) a.push('metric', String(r.metric))
+  a.push('table', String(r.table))
+  return a
+}
+
+export function addrAddLine(name: string, cidr: string): string[] {
+  return ['addr', 'add', cidr, 'dev', name]
+}
+export function addrDelLine(name: string, cidr: string): string[] {
+  return ['addr', 'del', cidr, 'dev', name]
+}
+export function routeAddLine(name: string, r: RouteSpec): string[] {
+  return ['route', 'replace', ...routeArgs(r, name)]
+}
+export function routeDelLine(name: string, r: RouteSpec): string[] {
+  return ['route', 'del', ...routeArgs(r, name)]
+}
+export function linkDelLine(name: string): string[] {
+  return ['link', 'del', 'dev', name]
+}
+
+/** Lines bringing a freshly made link (kernel: after encodeCreate; userspace: the TUN device) to the desired state. */
+function createTail(s: PlanStep, userspace: boolean): string[][] {
+  const t = s.desired!
+  const lines: string[][] = [['link', 'set', 'dev', s.name, 'alias', OWNER_ALIAS]]
+  if (userspace && t.params.mtu !== undefined) lines.push(['link', 'set', 'dev', s.name, 'mtu', String(t.params.mtu)])
+  for (const a of t.addresses) lines.push(addrAddLine(s.name, a))
+  if (t.params.up) lines.push(['link', 'set', 'dev', s.name, 'up'])
+  // routes need the device up (the kernel refuses routes on a down link)
+  for (const r of t.routes) lines.push(routeAddLine(s.name, r))
+  return lines
+}
+
+function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
+  const prog: StepProgram = {step: s, pre: [], lines: [], post: []}
+  const name = s.name
+  if (s.kind === 'delete') {
+    prog.lines.push(linkDelLine(name))
+    if (s.observed?.driver === 'userspace') prog.post.push({op: 'stop', name})
+    return prog
+  }
+  const t = s.desired!
+  if (s.kind === 'create' || s.kind === 'replace') {
+    const oldUser = s.kind === 'replace' && s.observed?.driver === 'userspace'
+    if (s.driver === 'userspace') {
+      if (s.kind === 'replace') {
+        if (oldUser) prog.pre.push({op: 'stop', name})
+        prog.pre.push({op: 'dellink', name})
+      }
+      prog.pre.push({op: 'start', name, params: t.params})
+      prog.lines.push(...createTail(s, true))
+    } else {
+      if (s.kind === 'replace') {
+        if (oldUser) {
+          prog.pre.push({op: 'stop', name})
+          prog.pre.push({op: 'dellink', name})
+        } else prog.lines.push(linkDelLine(name))
+      }
+      prog.lines.push(...drivers[t.params.mode].encodeCreate(name, t.params))
+      prog.lines.push(...createTail(s, false))
+    }
+    return prog
+  }
+  // update in place
+  const o = s.observed!
+  const from = o.params
+  const to = effectiveParams(t.params, from)
+  const paramChanged = PARAM_FIELDS.some((f) => f !== 'up' && !deepEqual(from[f], to[f]))
+  if (s.changes.some((c) => c.field === 'encapsulator')) prog.pre.push({op: 'start', name, params: t.params})
+  if (paramChanged) {
+    if (s.driver === 'kernel') {
+      prog.lines.push(...drivers[t.params.mode].encodeUpdate(name, {...from, up: to.up}, to))
+    } else if (from.mtu !== to.mtu && to.mtu !== undefined) {
+      prog.lines.push(['link', 'set', 'dev', name, 'mtu', String(to.mtu)])
+    }
+  }
+  if (!o.owned) prog.lines.push(['link', 'set', 'dev', name, 'alias', OWNER_ALIAS])
+  const a = diffAddresses(o.addresses, t.addresses)
+  for (const x of a.del) prog.lines.push(addrDelLine(name, x))
+  for (const x of a.add) prog.lines.push(addrAddLine(name, x))
+  if (!from.up && to.up) prog.lines.push(['link', 'set', 'dev', name, 'up'])
+  const r = diffRoutes(o.routes, t.routes)
+  for (const x of r.del) prog.lines.push(routeDelLine(name, x))
+  for (const x of r.add) prog.lines.push(routeAddLine(name, x))
+  if (from.up && !to.up) prog.lines.push(['link', 'set', 'dev', name, 'down'])
+  return prog
+}
+
+/** Compile a whole plan; steps keep the plan's order (deletes, replaces, updates, creates). */
+export function compilePlan(plan: Plan, drivers: Drivers): Compiled {
+  const programs = plan.steps.map((s) => compileStep(s, drivers))
+  const lines: string[][] = []
+  const lineStep: number[] = []
+  programs.forEach((p, i) => {
+    for (const l of p.lines) {
+      lines.push(l)
+      lineStep.push(i)
+    }
+  })
+  return {programs, lines, lineStep}
+}
+
+/** The plan step a 1-based batch line belongs to. */
+export function stepForLine(c: Compiled, line: number): PlanStep | undefined {
+  const i = c.lineStep[line - 1]
+  return i === undefined ? undefined : c.programs[i]!.step
+}
+
+export function formatSide(a: SideAction): string {
+  if (a.op === 'start') return `(userspace) start encapsulator for ${a.name}`
+  if (a.op === 'stop') return `(userspace) stop encapsulator of ${a.name}`
+  return `ip link del dev ${a.name}`
+}

@@ -1,0 +1,183 @@
+// Renders a Plan as text (`+`, `~`, `-/+`, `-` lines ending with the Plan: summary) or as JSON.
+import {Chalk} from 'chalk'
+import type {FieldChange, Plan, PlanStep, RouteSpec, TunnelParams} from '../model/types.js'
+import {compilePlan, formatSide, type Compiled} from './lines.js'
+import type {Drivers} from './diff.js'
+
+export interface RenderOptions {
+  color: boolean
+  showCommands?: boolean
+  /** needed for showCommands */
+  drivers?: Drivers
+  /** name of the spec file, for the "No changes" line */
+  file?: string
+}
+
+const FIELD_LABEL: Record<string, string> = {
+  ignoreDf: 'ignore-df',
+  ikey: 'input-key',
+  okey: 'output-key',
+  icsum: 'input-csum',
+  ocsum: 'output-csum',
+  iseq: 'input-seq',
+  oseq: 'output-seq',
+  proto: 'encapsulated',
+  sixrdPrefix: '6rd-prefix',
+  sixrdRelayPrefix: '6rd-relay-prefix',
+}
+
+export function fieldLabel(f: string): string {
+  return FIELD_LABEL[f] ?? f
+}
+
+export function formatRoute(r: RouteSpec): string {
+  const to = r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to
+  let s = to
+  if (r.via) s += ` via ${r.via}`
+  if (r.metric !== undefined) s += ` metric ${r.metric}`
+  if (r.table !== 254) s += ` table ${r.table}`
+  return s
+}
+
+export function formatValue(field: string, v: unknown): string {
+  if (v === undefined || v === null) {
+    if (field === 'mtu') return 'default'
+    if (field === 'dev') return 'none'
+    return 'none'
+  }
+  if (field === 'ttl' && v === 0) return 'inherit'
+  if (field === 'tos' && v === 1) return 'inherit'
+  if (field === 'routers' && Array.isArray(v)) {
+    return '[' + v.map((r: any) => (r.default ? `${r.address} (default)` : r.address)).join(', ') + ']'
+  }
+  if (Array.isArray(v)) return '[' + v.map((x) => String(x)).join(', ') + ']'
+  return String(v)
+}
+
+/** One line per field change; addresses and routes as per-item +/- lines. */
+export function changeLines(c: FieldChange): Array<{sym: '+' | '-' | '~'; text: string}> {
+  if (c.field === 'addresses') {
+    const from = (c.from as string[]) ?? []
+    const to = (c.to as string[]) ?? []
+    return [
+      ...from.filter((a) => !to.includes(a)).map((a) => ({sym: '-' as const, text: `address ${a}`})),
+      ...to.filter((a) => !from.includes(a)).map((a) => ({sym: '+' as const, text: `address ${a}`})),
+    ]
+  }
+  if (c.field === 'routes') {
+    const from = ((c.from as RouteSpec[]) ?? []).map(formatRoute)
+    const to = ((c.to as RouteSpec[]) ?? []).map(formatRoute)
+    return [
+      ...from.filter((a) => !to.includes(a)).map((a) => ({sym: '-' as const, text: `route ${a}`})),
+      ...to.filter((a) => !from.includes(a)).map((a) => ({sym: '+' as const, text: `route ${a}`})),
+    ]
+  }
+  return [{sym: '~', text: `${fieldLabel(c.field)}: ${formatValue(c.field, c.from)} → ${formatValue(c.field, c.to)}`}]
+}
+
+const CREATE_DEFAULTS: Partial<Record<keyof TunnelParams, unknown>> = {
+  local: 'any',
+  remote: 'any',
+  ttl: 0,
+  tos: 1,
+  pmtudisc: true,
+  ignoreDf: false,
+  icsum: false,
+  ocsum: false,
+  iseq: false,
+  oseq: false,
+  fwmark: 0,
+  up: true,
+}
+
+/** The attributes of a tunnel to be created, non-default ones only (local/remote always). */
+export function createLines(s: PlanStep): string[] {
+  const t = s.desired!
+  const p = t.params
+  const out: string[] = []
+  for (const [k, v] of Object.entries(p) as Array<[keyof TunnelParams, unknown]>) {
+    if (k === 'mode' || v === undefined) continue
+    if (Array.isArray(v) && v.length === 0) continue
+    if (k !== 'local' && k !== 'remote' && k in CREATE_DEFAULTS && CREATE_DEFAULTS[k] === v) continue
+    out.push(`${fieldLabel(k)}: ${formatValue(k, v)}`)
+  }
+  for (const a of t.addresses) out.push(`address ${a}`)
+  for (const r of t.routes) out.push(`route ${formatRoute(r)}`)
+  return out
+}
+
+const SYM: Record<PlanStep['kind'], string> = {create: '+', update: '~', replace: '-/+', delete: '-'}
+
+export function summaryLine(plan: Plan): string {
+  const c = plan.counts
+  return `Plan: ${c.create} to create, ${c.update} to update, ${c.replace} to replace, ${c.delete} to delete.`
+}
+
+export function renderPlan(plan: Plan, opts: RenderOptions): string {
+  const ch = new Chalk({level: opts.color ? 1 : 0})
+  const paint: Record<string, (s: string) => string> = {
+    '+': ch.green,
+    '~': ch.yellow,
+    '-/+': ch.magenta,
+    '-': ch.red,
+  }
+  const out: string[] = []
+  if (plan.steps.length === 0) {
+    out.push(`No changes. The system matches ${opts.file ?? 'the file'}.`)
+    out.push(summaryLine(plan))
+    return out.join('\n') + '\n'
+  }
+  let compiled: Compiled | undefined
+  if (opts.showCommands) {
+    if (!opts.drivers) throw new Error('renderPlan: showCommands needs drivers')
+    compiled = compilePlan(plan, opts.drivers)
+  }
+  let lineNo = 0
+  plan.steps.forEach((s, i) => {
+    const sym = SYM[s.kind]
+    const mode = s.desired?.params.mode ?? s.observed?.params.mode
+    let head = `${sym} ${ch.bold(s.name)} (${mode}, ${s.driver})`
+    if (s.kind === 'replace' && s.reason) head += ` — replace: ${s.reason}`
+    if (s.kind === 'delete' && s.reason) head += ` — ${s.reason}`
+    out.push(paint[sym]!(head))
+    if (s.driverReason && s.kind !== 'delete') out.push(ch.dim(`    driver ${s.driverReason}`))
+    if (s.kind === 'create') {
+      for (const l of createLines(s)) out.push(paint['+']!(`    + ${l}`))
+    } else if (s.kind !== 'delete') {
+      for (const c of s.changes) {
+        if (c.field === 'mode' || c.field === 'driver') {
+          out.push(paint['~']!(`    ~ ${c.field}: ${formatValue(c.field, c.from)} → ${formatValue(c.field, c.to)}`))
+          continue
+        }
+        for (const l of changeLines(c)) out.push(paint[l.sym]!(`    ${l.sym} ${l.text}`))
+      }
+    }
+    if (compiled) {
+      const prog = compiled.programs[i]!
+      for (const a of prog.pre) out.push(ch.cyan(`    $ ${formatSide(a)}`))
+      for (const l of prog.lines) out.push(ch.cyan(`    $ [${++lineNo}] ip ${l.join(' ')}`))
+      for (const a of prog.post) out.push(ch.cyan(`    $ ${formatSide(a)}`))
+    }
+  })
+  out.push('')
+  out.push(summaryLine(plan))
+  return out.join('\n') + '\n'
+}
+
+/** JSON form of a plan (see schemas/plan-output.schema.json). */
+export function planToJSON(plan: Plan): Record<string, unknown> {
+  return {
+    steps: plan.steps.map((s) => ({
+      action: s.kind,
+      name: s.name,
+      mode: s.desired?.params.mode ?? s.observed?.params.mode,
+      driver: s.driver,
+      driverReason: s.driverReason,
+      reason: s.reason,
+      changes: s.changes,
+      desired: s.desired ? {params: s.desired.params, addresses: s.desired.addresses, routes: s.desired.routes} : undefined,
+    })),
+    counts: plan.counts,
+    changes: plan.steps.length > 0,
+  }
+}

@@ -1,0 +1,109 @@
+// Unit tests of the pure plan diff: step kinds, ordering, driver choice, ownership and conflicts.
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {computePlan, ConflictError} from '../../../src/plan/diff.js'
+import {UnavailableError} from '../../../src/lib/errors.js'
+import {renderPlan} from '../../../src/plan/render.js'
+import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from './fakes.mjs'
+
+const opts = {prune: false, support: ALL_KERNEL}
+const plan = (d: any[], o: any, extra = {}) => computePlan({file: 't.yaml', tunnels: d}, o, {...opts, ...extra}, FAKE_DRIVERS)
+
+test('absent tunnel → create with kernel driver and reason', () => {
+  const p = plan([desired('gre1', 'gre')], state([]))
+  assert.is(p.steps.length, 1)
+  assert.is(p.steps[0]!.kind, 'create')
+  assert.is(p.steps[0]!.driver, 'kernel')
+  assert.is(p.steps[0]!.driverReason, 'kernel: module ip_gre loaded')
+  assert.equal(p.counts, {create: 1, update: 0, replace: 0, delete: 0})
+})
+
+test('identical tunnel (mtu unset in spec) → no steps', () => {
+  const p = plan([desired('gre1', 'gre', {addresses: ['10.0.0.1/30']})], state([observed('gre1', 'gre', {addresses: ['10.0.0.1/30']})]))
+  assert.is(p.steps.length, 0)
+  assert.match(renderPlan(p, {color: false, file: 't.yaml'}), /No changes\. .*\nPlan: 0 to create, 0 to update, 0 to replace, 0 to delete\.\n$/)
+})
+
+test('ttl change → update listing the field', () => {
+  const p = plan([desired('gre1', 'gre', {p: {ttl: 64}})], state([observed('gre1', 'gre')]))
+  assert.is(p.steps[0]!.kind, 'update')
+  assert.equal(p.steps[0]!.changes, [{field: 'ttl', from: 0, to: 64}])
+  assert.match(renderPlan(p, {color: false}), '    ~ ttl: inherit → 64')
+})
+
+test('remote any → address → replace with driver reason', () => {
+  const p = plan([desired('gre1', 'gre')], state([observed('gre1', 'gre', {p: {remote: 'any'}})]))
+  assert.is(p.steps[0]!.kind, 'replace')
+  assert.is(p.steps[0]!.reason, 'remote any ↔ address cannot change in place')
+})
+
+test('mode change → replace', () => {
+  const p = plan([desired('t1', 'ipip')], state([observed('t1', 'gre')]))
+  assert.is(p.steps[0]!.kind, 'replace')
+  assert.match(p.steps[0]!.reason!, /mode gre → ipip/)
+})
+
+test('driver change kernel → userspace → replace', () => {
+  const p = plan([desired('t1', 'gre', {driver: 'userspace'})], state([observed('t1', 'gre')]))
+  assert.is(p.steps[0]!.kind, 'replace')
+  assert.match(p.steps[0]!.reason!, /driver kernel → userspace/)
+})
+
+test('dead userspace encapsulator → update that restarts it', () => {
+  const p = plan([desired('t1', 'gre', {driver: 'userspace'})], state([observed('t1', 'gre', {driver: 'userspace', alive: false, pid: 99})]))
+  assert.is(p.steps[0]!.kind, 'update')
+  assert.equal(p.steps[0]!.changes, [{field: 'encapsulator', from: 'dead', to: 'running'}])
+})
+
+test('foreign tunnel of the same name → ConflictError 65 mentioning del --force', () => {
+  try {
+    plan([desired('gre1', 'gre')], state([observed('gre1', 'gre', {owned: false})]))
+    assert.unreachable()
+  } catch (e: any) {
+    assert.instance(e, ConflictError)
+    assert.is(e.exitCode, 65)
+    assert.match(e.message, /tunctl del --force gre1/)
+  }
+})
+
+test('non-tunnel link of the same name → ConflictError', () => {
+  assert.throws(() => plan([desired('veth0', 'gre')], state([], {veth0: 'veth'})), (e: any) => e instanceof ConflictError && /veth/.test(e.message))
+})
+
+test('state absent: owned → delete, foreign → conflict, missing → nothing', () => {
+  const p = plan([desired('a', 'gre', {state: 'absent'}), desired('b', 'gre', {state: 'absent'})], state([observed('a', 'gre')]))
+  assert.equal(p.steps.map((s) => [s.kind, s.name]), [['delete', 'a']])
+  assert.throws(() => plan([desired('a', 'gre', {state: 'absent'})], state([observed('a', 'gre', {owned: false})])), (e: any) => e instanceof ConflictError)
+})
+
+test('prune deletes owned unlisted tunnels only; foreign survive', () => {
+  const o = state([observed('mine', 'ipip', {p: {mtu: 1480}}), observed('theirs', 'gre', {owned: false, p: {local: '203.0.113.9'}})])
+  assert.is(plan([], o).steps.length, 0)
+  const p = plan([], o, {prune: true})
+  assert.equal(p.steps.map((s) => [s.kind, s.name]), [['delete', 'mine']])
+})
+
+test('endpoint clash with a foreign tunnel → ConflictError', () => {
+  const o = state([observed('theirs', 'gre', {owned: false})])
+  assert.throws(() => plan([desired('mine', 'gre')], o), (e: any) => e instanceof ConflictError && /theirs/.test(e.message))
+  // different key → fine
+  assert.is(plan([desired('mine', 'gre', {p: {ikey: 5, okey: 5}})], o).steps.length, 1)
+})
+
+test('auto falls back to userspace with the kernel reason; vti with no kernel → 69', () => {
+  const support = {...ALL_KERNEL, gre: {kernel: false, userspace: true, reason: 'kernel lacks ip_gre'}, vti: {kernel: false, userspace: false, reason: 'kernel lacks ip_vti'}}
+  const p = plan([desired('g', 'gre')], state([]), {support})
+  assert.is(p.steps[0]!.driver, 'userspace')
+  assert.is(p.steps[0]!.driverReason, 'userspace: kernel lacks ip_gre')
+  assert.throws(() => plan([desired('v', 'vti')], state([]), {support}), (e: any) => e instanceof UnavailableError && e.exitCode === 69)
+  assert.throws(() => plan([desired('g', 'gre')], state([]), {support, driver: 'kernel'}), (e: any) => e instanceof UnavailableError)
+})
+
+test('steps ordered deletes, replaces, updates, creates', () => {
+  const o = state([observed('u', 'gre'), observed('r', 'gre', {p: {remote: 'any'}}), observed('d', 'gre', {p: {local: '192.0.2.9'}})])
+  const p = plan([desired('c', 'ipip'), desired('u', 'gre', {p: {ttl: 9}}), desired('r', 'gre', {p: {ikey: 1, okey: 1}}), desired('d', 'gre', {state: 'absent'})], o)
+  assert.equal(p.steps.map((s) => s.kind), ['delete', 'replace', 'update', 'create'])
+  assert.match(renderPlan(p, {color: false}), /\nPlan: 1 to create, 1 to update, 1 to replace, 1 to delete\.\n$/)
+})
+
+test.run()
