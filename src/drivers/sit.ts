@@ -1,0 +1,77 @@
+// sit: IPv6 (or IPv4/MPLS) over IPv4, kernel module sit, kind 'sit', fallback device sit0; optional 6rd.
+import type {InnerProto, TunnelParams} from '../model/types.js'
+import type {DriverDiagnostic, RawTunnelSpec} from './contract.js'
+import {Family, diag, hostBitsZero, parseCidr, canonicalCidr} from './common.js'
+import {IptunVariant, makeIptunDriver} from './iptun.js'
+
+/** The kernel's 6rd default on every sit device (what `6rd-reset` restores): 2002::/16, relay 0.0.0.0/0. */
+export const SIXRD_DEFAULT = {prefix: '2002::/16', relay: '0.0.0.0/0'}
+
+export function sitFamilies(p: InnerProto): Family[] {
+  return p === 'ip6ip' ? [6] : p === 'any' ? [4, 6] : [4]
+}
+
+function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
+  const out: DriverDiagnostic[] = []
+  const pre = spec['6rd-prefix']
+  const rel = spec['6rd-relay-prefix']
+  if (rel !== undefined && pre === undefined) out.push(diag('/6rd-relay-prefix', '6rd-relay-prefix needs 6rd-prefix'))
+  let plen: number | undefined
+  if (pre !== undefined) {
+    const c = parseCidr(pre)
+    if (!c || c.family !== 6) out.push(diag('/6rd-prefix', `6rd-prefix must be an IPv6 prefix (e.g. 2001:db8::/32)`))
+    else if (!hostBitsZero(pre)) out.push(diag('/6rd-prefix', `6rd-prefix ${pre} has bits set beyond /${c.len} (the kernel refuses it)`))
+    else plen = c.len
+    const proto = spec.encapsulated ?? 'ip6ip'
+    if (proto !== 'ip6ip') out.push(diag('/6rd-prefix', `6rd needs encapsulated: ip6ip (it maps IPv6 into IPv4), not ${proto}`))
+  }
+  if (rel !== undefined) {
+    const c = parseCidr(rel)
+    if (!c || c.family !== 4) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix must be an IPv4 prefix (e.g. 192.0.2.0/24)`))
+    else if (!hostBitsZero(rel)) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix ${rel} has bits set beyond /${c.len} (the kernel refuses it)`))
+    else if (plen !== undefined && plen + (32 - c.len) > 64) {
+      out.push(diag('/6rd-relay-prefix', `6rd prefix length ${plen} plus the ${32 - c.len} embedded IPv4 bits exceeds 64 (the kernel refuses it)`))
+    }
+  } else if (plen !== undefined && plen + 32 > 64) {
+    out.push(diag('/6rd-prefix', `6rd prefix length ${plen} plus 32 embedded IPv4 bits exceeds 64; set 6rd-relay-prefix or use a shorter prefix`))
+  }
+  return out
+}
+
+export const sitVariant: IptunVariant = {
+  mode: 'sit',
+  kind: 'sit',
+  modules: ['sit'],
+  fallbackDevice: 'sit0',
+  extraKeys: ['6rd-prefix', '6rd-relay-prefix'],
+  protos: ['ip6ip', 'ipip', 'mplsip', 'any'],
+  defaultProto: 'ip6ip',
+  isatap: false,
+  families: sitFamilies,
+  validateExtra: validate6rd,
+  normalizeExtra(spec: RawTunnelSpec, p: TunnelParams) {
+    if (spec['6rd-prefix'] === undefined) return
+    const prefix = canonicalCidr(spec['6rd-prefix'])
+    let relay = spec['6rd-relay-prefix'] !== undefined ? canonicalCidr(spec['6rd-relay-prefix']) : SIXRD_DEFAULT.relay
+    // iproute2 does not print a relay prefix whose address is 0.0.0.0, whatever its length
+    if (relay.startsWith('0.0.0.0/')) relay = SIXRD_DEFAULT.relay
+    // the kernel's default 6rd configuration is "not configured"
+    if (prefix === SIXRD_DEFAULT.prefix && relay === SIXRD_DEFAULT.relay) return
+    p.sixrdPrefix = prefix
+    p.sixrdRelayPrefix = relay
+  },
+  encodeExtra(p: TunnelParams, update: boolean) {
+    if (p.sixrdPrefix !== undefined) return ['6rd-prefix', p.sixrdPrefix, '6rd-relay_prefix', p.sixrdRelayPrefix ?? SIXRD_DEFAULT.relay]
+    return update ? ['6rd-reset'] : []
+  },
+  decodeExtra(_link, d, p) {
+    if (!d.prefixlen || typeof d.prefix !== 'string') return
+    const prefix = canonicalCidr(`${d.prefix}/${d.prefixlen}`)
+    const relay = d.relay_prefix ? canonicalCidr(`${d.relay_prefix}/${d.relay_prefixlen ?? 0}`) : SIXRD_DEFAULT.relay
+    if (prefix === SIXRD_DEFAULT.prefix && relay === SIXRD_DEFAULT.relay) return
+    p.sixrdPrefix = prefix
+    p.sixrdRelayPrefix = relay
+  },
+}
+
+export const sit = makeIptunDriver(sitVariant)
