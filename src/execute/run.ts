@@ -1,0 +1,205 @@
+// Runs a plan against an injected System: userspace actions + one ip batch, verify by re-observing, roll back on failure.
+import {CommandError, RollbackError, TunctlError, VerifyError} from '../lib/errors.js'
+import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
+import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
+import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
+
+/** Everything execute needs from the outside world (real implementation in ./index.ts, fakes in tests). */
+export interface System {
+  observe(): Promise<ObservedState>
+  ipBatch(lines: string[][]): Promise<void>
+  ip(args: string[]): Promise<void>
+  startEncap(name: string, params: TunnelParams): Promise<void>
+  stopEncap(name: string): Promise<void>
+}
+
+export interface ExecOptions {
+  drivers: Drivers
+  /** the observed state the plan was made from (the rollback target); observed afresh if missing */
+  snapshot?: ObservedState
+  /** 1-based batch line to replace with a failing one (TUNCTL_FAIL_AT_LINE, a testing hook) */
+  failAtLine?: number
+}
+
+export interface ApplyResult {
+  applied: boolean
+  /** number of ip lines run in the batch */
+  lines: number
+  verified: boolean
+  rolledBack: boolean
+}
+
+export type Residual = Array<{name: string; changes: FieldChange[]}>
+
+export const INJECTED_FAILURE_LINE = ['link', 'set', 'dev', 'tunctl-injected-failure', 'up']
+
+/** TUNCTL_FAIL_AT_LINE=N → N (testing hook); anything else → undefined. */
+export function failAtLineFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.TUNCTL_FAIL_AT_LINE
+  if (!v || !/^\d+$/.test(v)) return undefined
+  const n = Number(v)
+  return n >= 1 ? n : undefined
+}
+
+/** The batch lines actually sent: line N replaced by a failing line when a failure is injected. */
+export function batchLines(c: Compiled, failAtLine?: number): string[][] {
+  return c.lines.map((l, i) => (failAtLine === i + 1 ? INJECTED_FAILURE_LINE : l))
+}
+
+async function side(sys: System, a: SideAction): Promise<void> {
+  if (a.op === 'start') return sys.startEncap(a.name, a.params)
+  if (a.op === 'stop') return sys.stopEncap(a.name)
+  try {
+    await sys.ip(['link', 'del', 'dev', a.name])
+  } catch (e: any) {
+    if (!/Cannot find device|does not exist/.test(String(e?.stderr ?? e?.message))) throw e
+  }
+}
+
+function annotate(e: unknown, prefix: string): unknown {
+  if (e instanceof Error && !e.message.startsWith(prefix)) e.message = `${prefix}: ${e.message}`
+  return e
+}
+
+/** Userspace pre-actions, the one batch, userspace post-actions. Failures name the plan step. */
+export async function runCompiled(sys: System, c: Compiled, failAtLine?: number): Promise<number> {
+  for (const p of c.programs) {
+    for (const a of p.pre) {
+      try {
+        await side(sys, a)
+      } catch (e) {
+        throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
+      }
+    }
+  }
+  const lines = batchLines(c, failAtLine)
+  try {
+    await sys.ipBatch(lines)
+  } catch (e) {
+    if (e instanceof CommandError && e.batchLine) {
+      const step = stepForLine(c, e.batchLine)
+      if (step) {
+        e.step = describeStep(step)
+        annotate(e, `batch line ${e.batchLine} (step ${e.step})`)
+      }
+    }
+    throw e
+  }
+  for (const p of c.programs) {
+    for (const a of p.post) {
+      try {
+        await side(sys, a)
+      } catch (e) {
+        throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
+      }
+    }
+  }
+  return lines.length
+}
+
+/** What still differs from the plan's intent after executing it (empty = verified). */
+export function verifyPlan(plan: Plan, after: ObservedState): Residual {
+  const residual: Residual = []
+  const byName = new Map(after.tunnels.map((t) => [t.name, t]))
+  for (const s of plan.steps) {
+    const o = byName.get(s.name)
+    if (s.kind === 'delete') {
+      if (o) residual.push({name: s.name, changes: [{field: 'exists', from: true, to: false}]})
+      continue
+    }
+    if (!o) {
+      residual.push({name: s.name, changes: [{field: 'exists', from: false, to: true}]})
+      continue
+    }
+    const changes = diffTunnel(o, s.desired!, s.driver)
+    if (!o.owned) changes.push({field: 'owned', from: false, to: true})
+    if (changes.length) residual.push({name: s.name, changes})
+  }
+  return residual
+}
+
+/** The owned part of a snapshot as a desired state (rollback target). */
+export function snapshotDesired(snapshot: ObservedState): DesiredState {
+  return {
+    file: '(state before apply)',
+    tunnels: snapshot.tunnels
+      .filter((t) => t.owned)
+      .map((t) => ({
+        name: t.name,
+        state: 'present' as const,
+        params: t.params,
+        addresses: t.addresses,
+        routes: t.routes,
+        driver: t.driver,
+        pointer: '',
+      })),
+  }
+}
+
+/**
+ * Plan from the state after a failed apply back to the snapshot: owned tunnels restored, tunnels created by the
+ * failed apply deleted (even if their ownership alias was never set), foreign tunnels never touched.
+ */
+export function rollbackPlan(current: ObservedState, snapshot: ObservedState, drivers: Drivers): Plan {
+  const before = new Set(snapshot.tunnels.map((t) => t.name))
+  const override = new Set<string>()
+  for (const t of current.tunnels) if (!before.has(t.name)) override.add(t.name)
+  for (const t of snapshot.tunnels) if (t.owned) override.add(t.name)
+  return computePlan(snapshotDesired(snapshot), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override}, drivers)
+}
+
+function describeResidual(plan: Plan): string[] {
+  return plan.steps.map((s) => {
+    const what = s.changes.length ? ': ' + s.changes.map((c) => c.field).join(', ') : ''
+    return `${s.name}: still needs ${s.kind}${s.reason ? ` (${s.reason})` : ''}${what}`
+  })
+}
+
+/** Executes a plan; on any failure restores the snapshot and rethrows (or throws RollbackError). */
+export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
+  if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
+  const snapshot = opts.snapshot ?? (await sys.observe())
+  const compiled = compilePlan(plan, opts.drivers)
+  let lines = 0
+  try {
+    lines = await runCompiled(sys, compiled, opts.failAtLine)
+    const after = await sys.observe()
+    const residual = verifyPlan(plan, after)
+    if (residual.length) {
+      const text = residual.map((r) => `${r.name}: ${r.changes.map((c) => `${c.field} is ${JSON.stringify(c.from)}, wanted ${JSON.stringify(c.to)}`).join('; ')}`)
+      throw new VerifyError(`verification failed after apply (the kernel did not take every change):\n  ${text.join('\n  ')}`, residual)
+    }
+    return {applied: true, lines, verified: true, rolledBack: false}
+  } catch (err) {
+    await rollback(sys, snapshot, err, opts.drivers)
+    throw err // unreachable: rollback always throws
+  }
+}
+
+/** Restores `snapshot`; throws the original error (host restored) or a RollbackError (exit 3). */
+export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers): Promise<never> {
+  const causeMsg = cause instanceof Error ? cause.message : String(cause)
+  let leftovers: string[] = []
+  let rbError: unknown
+  try {
+    const current = await sys.observe()
+    const rb = rollbackPlan(current, snapshot, drivers)
+    if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+    const after = await sys.observe()
+    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers))
+  } catch (e) {
+    rbError = e
+    leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  if (rbError || leftovers.length) {
+    throw new RollbackError(`apply failed and the rollback is incomplete.\ncause: ${causeMsg}`, cause, leftovers)
+  }
+  if (cause instanceof TunctlError) {
+    cause.message = `${cause.message}\nThe host was restored to its state before the apply.`
+    ;(cause as any).rolledBack = true
+    throw cause
+  }
+  const e = new TunctlError(`${causeMsg}\nThe host was restored to its state before the apply.`)
+  ;(e as any).rolledBack = true
+  throw e
+}

@@ -1,0 +1,187 @@
+// Execute: batch line generation and line→step mapping, verify, injected failures and rollback (in-memory kernel).
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {CommandError, RollbackError, VerifyError} from '../../../src/lib/errors.js'
+import {computePlan} from '../../../src/plan/diff.js'
+import {compilePlan, stepForLine} from '../../../src/plan/lines.js'
+import {batchLines, executeWith, failAtLineFromEnv, INJECTED_FAILURE_LINE, rollbackPlan} from '../../../src/execute/run.js'
+import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../plan/fakes.mjs'
+import {FakeSystem} from './fakesys.mjs'
+
+const D = FAKE_DRIVERS
+const planFor = async (sys: FakeSystem, tunnels: any[], extra = {}) =>
+  computePlan({file: 't.yaml', tunnels}, await sys.observe(), {prune: false, support: ALL_KERNEL, ...extra}, D)
+const text = (lines: string[][]) => lines.map((l) => l.join(' '))
+/** what a rollback must restore (ifindex of a recreated link naturally differs) */
+const essence = (o: {tunnels: any[]}) =>
+  o.tunnels.map((t) => ({name: t.name, driver: t.driver, params: t.params, addresses: t.addresses, routes: t.routes, owned: t.owned}))
+
+test('create: encodeCreate, alias, addresses, up, then routes', () => {
+  const t = desired('gre1', 'gre', {addresses: ['10.0.0.1/30'], routes: [{to: '10.1.0.0/16', via: '10.0.0.2', metric: 100, table: 254}]})
+  const p = computePlan({file: 'x', tunnels: [t]}, state([]), {prune: false, support: ALL_KERNEL}, D)
+  assert.equal(text(compilePlan(p, D).lines), [
+    'link add gre1 type gre local 192.0.2.1 remote 198.51.100.7 ttl 0',
+    'link set dev gre1 alias tunctl',
+    'addr add 10.0.0.1/30 dev gre1',
+    'link set dev gre1 up',
+    'route replace 10.1.0.0/16 dev gre1 via 10.0.0.2 metric 100 table 254',
+  ])
+})
+
+test('update: params via encodeUpdate, address and route deltas; delete and replace lines; line → step map', () => {
+  const o = state([
+    observed('a', 'gre', {addresses: ['10.0.0.1/30'], routes: [{to: '10.9.0.0/16', table: 254}]}),
+    observed('b', 'ipip', {p: {mtu: 1480}}),
+    observed('c', 'gre', {p: {remote: 'any'}}),
+  ])
+  const p = computePlan(
+    {file: 'x', tunnels: [desired('a', 'gre', {p: {ttl: 64}, addresses: ['10.0.0.5/30'], routes: [{to: '10.8.0.0/16', table: 100}]}), desired('b', 'ipip', {state: 'absent'}), desired('c', 'gre')]},
+    o,
+    {prune: false, support: ALL_KERNEL},
+    D,
+  )
+  const c = compilePlan(p, D)
+  assert.equal(text(c.lines), [
+    'link del dev b',
+    'link del dev c',
+    'link add c type gre local 192.0.2.1 remote 198.51.100.7 ttl 0',
+    'link set dev c alias tunctl',
+    'link set dev c up',
+    'link set dev a type gre ttl 64',
+    'addr del 10.0.0.1/30 dev a',
+    'addr add 10.0.0.5/30 dev a',
+    'route del 10.9.0.0/16 dev a table 254',
+    'route replace 10.8.0.0/16 dev a table 100',
+  ])
+  assert.is(stepForLine(c, 1)!.name, 'b')
+  assert.is(stepForLine(c, 3)!.name, 'c')
+  assert.is(stepForLine(c, 3)!.kind, 'replace')
+  assert.is(stepForLine(c, 10)!.name, 'a')
+  assert.is(stepForLine(c, 11), undefined)
+})
+
+test('failure injection replaces exactly line N', () => {
+  assert.is(failAtLineFromEnv({TUNCTL_FAIL_AT_LINE: '3'}), 3)
+  assert.is(failAtLineFromEnv({TUNCTL_FAIL_AT_LINE: 'x'}), undefined)
+  assert.is(failAtLineFromEnv({}), undefined)
+  const p = computePlan({file: 'x', tunnels: [desired('g', 'gre', {addresses: ['10.0.0.1/30']})]}, state([]), {prune: false, support: ALL_KERNEL}, D)
+  const l = batchLines(compilePlan(p, D), 2)
+  assert.equal(l[1], INJECTED_FAILURE_LINE)
+  assert.is(l[0]![0], 'link')
+  assert.is(l.length, 4)
+})
+
+test('apply creates, verifies; second apply of the same file runs nothing', async () => {
+  const sys = new FakeSystem()
+  const spec = [desired('g', 'gre', {addresses: ['10.0.0.1/30'], routes: [{to: '10.1.0.0/16', table: 254}]}), desired('i', 'ipip', {p: {ttl: 64, mtu: 1400}})]
+  const r = await executeWith(sys, await planFor(sys, spec), {drivers: D})
+  assert.equal(r, {applied: true, lines: 9, verified: true, rolledBack: false})
+  assert.is(sys.batches.length, 1)
+  const p2 = await planFor(sys, spec)
+  assert.is(p2.steps.length, 0)
+  const r2 = await executeWith(sys, p2, {drivers: D})
+  assert.is(r2.applied, false)
+  assert.is(sys.batches.length, 1)
+})
+
+test('injected failure at each line → original error, host restored to the snapshot', async () => {
+  const initial = [observed('keep', 'gre', {p: {local: '192.0.2.50'}, addresses: ['10.5.0.1/30']}), observed('old', 'ipip', {p: {mtu: 1480, local: '192.0.2.60'}}), observed('foreign', 'gre', {owned: false, p: {local: '203.0.113.1'}})]
+  const spec = [desired('keep', 'gre', {p: {local: '192.0.2.50', ttl: 64}, addresses: ['10.5.0.2/30']}), desired('old', 'ipip', {state: 'absent'}), desired('new', 'gre', {addresses: ['10.0.0.1/30']})]
+  const probe = new FakeSystem(initial)
+  const n = compilePlan(await planFor(probe, spec), D).lines.length
+  assert.ok(n >= 6)
+  for (let line = 1; line <= n; line++) {
+    const sys = new FakeSystem(initial)
+    const before = await sys.observe()
+    try {
+      await executeWith(sys, await planFor(sys, spec), {drivers: D, failAtLine: line})
+      assert.unreachable()
+    } catch (e: any) {
+      assert.instance(e, CommandError, `line ${line}`)
+      assert.is(e.exitCode, 1)
+      assert.is(e.batchLine, line)
+      assert.ok(e.step, 'step named')
+      assert.match(e.message, /restored/)
+    }
+    const after = await sys.observe()
+    assert.equal(essence(after), essence(before), `state after rollback (fail at ${line})`)
+    assert.is(sys.batches.length, line === 1 ? 1 : 2, 'apply batch + one rollback batch (none when nothing changed)')
+  }
+})
+
+test('kernel ignoring a change → VerifyError with residual, rolled back', async () => {
+  const sys = new FakeSystem([observed('g', 'gre')])
+  sys.ignoreField = 'ttl'
+  try {
+    await executeWith(sys, await planFor(sys, [desired('g', 'gre', {p: {ttl: 64}})]), {drivers: D})
+    assert.unreachable()
+  } catch (e: any) {
+    assert.instance(e, VerifyError)
+    assert.equal(e.residual, [{name: 'g', changes: [{field: 'ttl', from: 0, to: 64}]}])
+    assert.match(e.message, /restored/)
+  }
+})
+
+test('rollback that cannot restore → RollbackError (exit 3) listing leftovers', async () => {
+  const sys = new FakeSystem([observed('g', 'gre', {addresses: ['10.0.0.1/30']})])
+  sys.failLine = /^addr add 10\.0\.0\.1/ // the rollback cannot re-add the old address
+  try {
+    await executeWith(sys, await planFor(sys, [desired('g', 'gre', {addresses: ['10.0.0.2/30']}), desired('n', 'gre', {p: {local: '192.0.2.77'}})]), {drivers: D, failAtLine: 4})
+    assert.unreachable()
+  } catch (e: any) {
+    assert.instance(e, RollbackError)
+    assert.is(e.exitCode, 3)
+    assert.ok(e.leftovers.length > 0)
+    assert.match(e.message, /left behind/)
+  }
+})
+
+test('rollbackPlan: created (even alias-less) deleted, changed restored, deleted recreated, foreign untouched', () => {
+  const snapshot = state([observed('a', 'gre', {p: {ttl: 0}}), observed('gone', 'ipip', {p: {mtu: 1480, local: '192.0.2.9'}}), observed('f', 'gre', {owned: false, p: {local: '203.0.113.1'}})])
+  const current = state([
+    observed('a', 'gre', {p: {ttl: 64}}),
+    observed('half', 'gre', {owned: false, p: {local: '192.0.2.33'}}),
+    observed('f', 'gre', {owned: false, p: {local: '203.0.113.1'}}),
+  ])
+  const p = rollbackPlan(current, snapshot, D)
+  assert.equal(
+    p.steps.map((s) => [s.kind, s.name]),
+    [['delete', 'half'], ['update', 'a'], ['create', 'gone']],
+  )
+  assert.equal(p.steps[1]!.changes, [{field: 'ttl', from: 64, to: 0}])
+  assert.is(p.steps[2]!.desired!.params.mtu, 1480)
+})
+
+test('userspace: start before the batch for creates, stop after it for deletes; failed start rolls back', async () => {
+  const sys = new FakeSystem([observed('old', 'gre', {driver: 'userspace', pid: 7, alive: true, p: {local: '192.0.2.70'}})])
+  const spec = [desired('u', 'gre', {driver: 'userspace', addresses: ['10.0.0.1/30']}), desired('old', 'gre', {state: 'absent'})]
+  await executeWith(sys, await planFor(sys, spec), {drivers: D})
+  assert.equal(sys.log, ['start u', 'stop old'])
+  assert.equal(text(sys.batches[0]!), ['link del dev old', 'link set dev u alias tunctl', 'addr add 10.0.0.1/30 dev u', 'link set dev u up'])
+  const t = (await sys.observe()).tunnels.find((x) => x.name === 'u')!
+  assert.is(t.owned, true)
+
+  const sys2 = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})])
+  sys2.startFails = true
+  const before = await sys2.observe()
+  try {
+    await executeWith(sys2, await planFor(sys2, [desired('u', 'gre', {driver: 'userspace'}), desired('k', 'gre', {state: 'absent'})]), {drivers: D})
+    assert.unreachable()
+  } catch (e: any) {
+    assert.match(e.message, /start encapsulator for u/)
+    assert.match(e.message, /restored/)
+  }
+  assert.equal(essence(await sys2.observe()), essence(before))
+  assert.is(sys2.batches.length, 0, 'nothing ran: the start failed before the batch')
+})
+
+test('dead encapsulator → restart update restores it', async () => {
+  const sys = new FakeSystem([observed('u', 'gre', {driver: 'userspace', pid: 7, alive: false})])
+  const p = await planFor(sys, [desired('u', 'gre', {driver: 'userspace'})])
+  assert.is(p.steps[0]!.kind, 'update')
+  const r = await executeWith(sys, p, {drivers: D})
+  assert.is(r.verified, true)
+  assert.equal(sys.log, ['start u'])
+})
+
+test.run()

@@ -1,0 +1,144 @@
+// An in-memory "kernel" for execute tests: interprets the fake drivers' ip lines, fails like ip -batch does.
+import {CommandError} from '../../../src/lib/errors.js'
+import type {Mode, ObservedState, ObservedTunnel, TunnelParams} from '../../../src/model/types.js'
+import type {System} from '../../../src/execute/run.js'
+import {params} from '../plan/fakes.mjs'
+
+const MODE_OF: Record<string, Mode> = {ipip: 'ipip', gre: 'gre', sit: 'sit', vti: 'vti'}
+
+export class FakeSystem implements System {
+  tunnels = new Map<string, ObservedTunnel>()
+  others: Record<string, string> = {lo: 'loopback'}
+  batches: string[][][] = []
+  log: string[] = []
+  /** make the kernel silently ignore changes of this field (to provoke a verify error) */
+  ignoreField?: keyof TunnelParams
+  /** fail any line matching this regexp (e.g. during rollback) */
+  failLine?: RegExp
+  startFails = false
+  nextIndex = 100
+
+  constructor(initial: ObservedTunnel[] = []) {
+    for (const t of initial) this.tunnels.set(t.name, structuredClone(t))
+  }
+
+  async observe(): Promise<ObservedState> {
+    const tunnels = [...this.tunnels.values()].map((t) => structuredClone(t)).sort((a, b) => a.name.localeCompare(b.name))
+    const kinds: Record<string, string> = {...this.others}
+    for (const t of tunnels) kinds[t.name] = t.driver === 'userspace' ? 'tun' : t.params.mode
+    return {tunnels, links: Object.keys(kinds), kinds}
+  }
+
+  async ip(args: string[]): Promise<void> {
+    this.log.push('ip ' + args.join(' '))
+    this.apply(args)
+  }
+
+  async ipBatch(lines: string[][]): Promise<void> {
+    this.batches.push(lines)
+    lines.forEach((l, i) => {
+      try {
+        if (this.failLine?.test(l.join(' '))) throw new Error('RTNETLINK answers: Invalid argument')
+        this.apply(l)
+      } catch (e: any) {
+        throw new CommandError(`ip ${l.join(' ')}: ${e.message}`, ['ip', ...l], `${e.message}\nCommand failed -:${i + 1}`, i + 1)
+      }
+    })
+  }
+
+  async startEncap(name: string, p: TunnelParams): Promise<void> {
+    this.log.push(`start ${name}`)
+    if (this.startFails) throw new Error('encapsulator did not start')
+    const t = this.tunnels.get(name)
+    if (t && t.driver !== 'userspace') throw new Error(`${name} exists`)
+    if (t) {
+      t.alive = true
+      t.params = {...p, mtu: t.params.mtu, up: t.params.up}
+    } else {
+      this.tunnels.set(name, {name, ifindex: this.nextIndex++, driver: 'userspace', params: {...p, mtu: 1500, up: false}, addresses: [], routes: [], owned: false, operstate: 'DOWN', pid: 4242, alive: true})
+    }
+  }
+
+  async stopEncap(name: string): Promise<void> {
+    this.log.push(`stop ${name}`)
+    this.tunnels.delete(name)
+  }
+
+  private get(name: string): ObservedTunnel {
+    const t = this.tunnels.get(name)
+    if (!t) throw new Error(`Cannot find device "${name}"`)
+    return t
+  }
+
+  private apply(l: string[]) {
+    const [obj, verb] = l
+    if (obj === 'link' && verb === 'add') {
+      const name = l[2]!
+      if (this.tunnels.has(name) || name in this.others) throw new Error('File exists')
+      const kv = (k: string) => {
+        const i = l.indexOf(k)
+        return i > 0 ? l[i + 1] : undefined
+      }
+      const mode = MODE_OF[kv('type')!]!
+      const p = params(mode, {local: kv('local')!, remote: kv('remote')!, mtu: mode === 'gre' ? 1476 : 1480, up: false})
+      if (kv('ttl')) p.ttl = Number(kv('ttl'))
+      if (kv('ikey')) Object.assign(p, {ikey: Number(kv('ikey')), okey: Number(kv('okey'))})
+      this.tunnels.set(name, {name, ifindex: this.nextIndex++, driver: 'kernel', params: p, addresses: [], routes: [], owned: false, operstate: 'DOWN'})
+      return
+    }
+    if (obj === 'link' && verb === 'del') {
+      this.get(l[3]!)
+      this.tunnels.delete(l[3]!)
+      return
+    }
+    if (obj === 'link' && verb === 'set') {
+      const t = this.get(l[3]!)
+      const rest = l.slice(4)
+      if (rest[0] === 'alias') t.owned = rest[1] === 'tunctl'
+      else if (rest[0] === 'up') t.params.up = true
+      else if (rest[0] === 'down') {
+        t.params.up = false
+        t.routes = []
+      } else if (rest[0] === 'mtu') t.params.mtu = Number(rest[1])
+      else if (rest[0] === 'type') {
+        for (let i = 2; i < rest.length; i += 2) {
+          const k = rest[i] as keyof TunnelParams
+          if (k === this.ignoreField) continue
+          ;(t.params as any)[k] = /^\d+$/.test(rest[i + 1]!) ? Number(rest[i + 1]) : rest[i + 1]
+        }
+      } else throw new Error('unknown link set ' + rest.join(' '))
+      return
+    }
+    if (obj === 'addr') {
+      const t = this.get(l[4]!)
+      if (verb === 'add') {
+        if (t.addresses.includes(l[2]!)) throw new Error('Address already assigned')
+        t.addresses = [...t.addresses, l[2]!].sort()
+      } else {
+        if (!t.addresses.includes(l[2]!)) throw new Error('Cannot assign requested address')
+        t.addresses = t.addresses.filter((a) => a !== l[2])
+      }
+      return
+    }
+    if (obj === 'route') {
+      const t = this.get(l[4]!)
+      const kv = (k: string) => {
+        const i = l.indexOf(k)
+        return i > 0 ? l[i + 1] : undefined
+      }
+      const r = {to: l[2]!, via: kv('via'), metric: kv('metric') ? Number(kv('metric')) : undefined, table: Number(kv('table'))}
+      if (!r.via) delete r.via
+      if (r.metric === undefined) delete r.metric
+      if (verb === 'replace') {
+        if (!t.params.up) throw new Error('Network is down')
+        t.routes = [...t.routes.filter((x) => !(x.to === r.to && x.table === r.table && x.metric === r.metric)), r]
+      } else {
+        const n = t.routes.length
+        t.routes = t.routes.filter((x) => !(x.to === r.to && x.table === r.table && x.via === r.via && x.metric === r.metric))
+        if (t.routes.length === n) throw new Error('No such process')
+      }
+      return
+    }
+    throw new Error('unknown line ' + l.join(' '))
+  }
+}
