@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "tunctl_native",
+      "sources": ["native/addon.c", "native/dataplane.c", "native/codec.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+      "cflags_c": ["-std=gnu11"],
+      "ldflags": ["-pthread"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

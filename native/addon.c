@@ -1,0 +1,439 @@
+/* N-API binding of the userspace encapsulator: TUN, data plane threads, counters, and the codecs for tests. */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dataplane.h"
+
+#define MAX_HANDLES 64
+static struct tunctl_dp *handles[MAX_HANDLES];
+
+#define CHECK(call)                                                                                                     \
+  do {                                                                                                                  \
+    if ((call) != napi_ok) {                                                                                           \
+      napi_throw_error(env, NULL, "N-API call failed: " #call);                                                        \
+      return NULL;                                                                                                      \
+    }                                                                                                                   \
+  } while (0)
+
+static int get_prop(napi_env env, napi_value obj, const char *key, napi_value *out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return 0;
+  if (napi_get_named_property(env, obj, key, out) != napi_ok) return 0;
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+static int get_str(napi_env env, napi_value obj, const char *key, char *buf, size_t len) {
+  napi_value v;
+  buf[0] = 0;
+  if (!get_prop(env, obj, key, &v)) return 0;
+  size_t n;
+  return napi_get_value_string_utf8(env, v, buf, len, &n) == napi_ok;
+}
+static int get_num(napi_env env, napi_value obj, const char *key, double *out) {
+  napi_value v;
+  if (!get_prop(env, obj, key, &v)) return 0;
+  return napi_get_value_double(env, v, out) == napi_ok;
+}
+static int get_bool(napi_env env, napi_value obj, const char *key, int dflt) {
+  napi_value v;
+  if (!get_prop(env, obj, key, &v)) return dflt;
+  bool b;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) return dflt;
+  return b;
+}
+
+static int parse_v4(const char *s, uint32_t *out) {
+  if (!s[0] || !strcmp(s, "any")) {
+    *out = 0;
+    return 1;
+  }
+  struct in_addr a;
+  if (inet_pton(AF_INET, s, &a) != 1) return 0;
+  *out = a.s_addr;
+  return 1;
+}
+
+/* TunnelParams (src/model/types.ts) → tunctl_cfg; returns an error message or NULL */
+static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg, char *dev) {
+  char buf[128];
+  double d;
+  tunctl_cfg_init(cfg);
+  if (dev) dev[0] = 0;
+  get_str(env, o, "mode", buf, sizeof buf);
+  if (!strcmp(buf, "gre")) cfg->mode = TM_GRE;
+  else if (!strcmp(buf, "ipip")) cfg->mode = TM_IPIP;
+  else if (!strcmp(buf, "sit")) cfg->mode = TM_SIT;
+  else if (!strcmp(buf, "isatap")) cfg->mode = TM_ISATAP;
+  else return "mode must be gre, ipip, sit or isatap";
+  get_str(env, o, "local", buf, sizeof buf);
+  if (!parse_v4(buf, &cfg->local)) return "bad local address";
+  get_str(env, o, "remote", buf, sizeof buf);
+  if (!parse_v4(buf, &cfg->remote)) return "bad remote address";
+  if (dev && get_str(env, o, "dev", buf, sizeof buf)) snprintf(dev, 16, "%.15s", buf);
+  if (get_num(env, o, "ttl", &d)) cfg->ttl = (uint8_t)d;
+  if (get_num(env, o, "tos", &d)) cfg->tos = (uint8_t)d;
+  cfg->pmtudisc = get_bool(env, o, "pmtudisc", 1);
+  cfg->ignore_df = get_bool(env, o, "ignoreDf", 0);
+  if (get_num(env, o, "ikey", &d)) cfg->has_ikey = 1, cfg->ikey = (uint32_t)d;
+  if (get_num(env, o, "okey", &d)) cfg->has_okey = 1, cfg->okey = (uint32_t)d;
+  cfg->icsum = get_bool(env, o, "icsum", 0);
+  cfg->ocsum = get_bool(env, o, "ocsum", 0);
+  cfg->iseq = get_bool(env, o, "iseq", 0);
+  cfg->oseq = get_bool(env, o, "oseq", 0);
+  if (get_num(env, o, "fwmark", &d)) cfg->fwmark = (uint32_t)d;
+  if (get_num(env, o, "mtu", &d)) cfg->mtu = (int)d;
+  if (get_str(env, o, "proto", buf, sizeof buf)) {
+    if (!strcmp(buf, "ipip")) cfg->inner = TP_IPV4;
+    else if (!strcmp(buf, "ip6ip")) cfg->inner = TP_IPV6;
+    else if (!strcmp(buf, "any")) cfg->inner = TP_IPV4 | TP_IPV6;
+    else return "inner protocol mplsip is not supported by the userspace encapsulator";
+  } else {
+    cfg->inner = cfg->mode == TM_IPIP ? TP_IPV4 : cfg->mode == TM_GRE ? (TP_IPV4 | TP_IPV6) : TP_IPV6;
+  }
+  if (cfg->mode == TM_ISATAP) cfg->inner = TP_IPV6;
+  if (get_str(env, o, "sixrdPrefix", buf, sizeof buf)) {
+    char *slash = strchr(buf, '/');
+    if (!slash) return "bad 6rd prefix";
+    *slash = 0;
+    if (inet_pton(AF_INET6, buf, cfg->sixrd_prefix) != 1) return "bad 6rd prefix";
+    cfg->sixrd_plen = atoi(slash + 1);
+    cfg->relay_prefix = 0;
+    cfg->relay_plen = 0;
+  }
+  if (get_str(env, o, "sixrdRelayPrefix", buf, sizeof buf)) {
+    char *slash = strchr(buf, '/');
+    if (!slash) return "bad 6rd relay prefix";
+    *slash = 0;
+    if (!parse_v4(buf, &cfg->relay_prefix)) return "bad 6rd relay prefix";
+    cfg->relay_plen = atoi(slash + 1);
+  }
+  napi_value routers;
+  if (get_prop(env, o, "routers", &routers)) {
+    uint32_t n = 0;
+    napi_get_array_length(env, routers, &n);
+    for (uint32_t i = 0; i < n && cfg->nrouters < TUNCTL_MAX_ROUTERS; i++) {
+      napi_value r;
+      napi_get_element(env, routers, i, &r);
+      napi_valuetype t;
+      napi_typeof(env, r, &t);
+      uint32_t a;
+      if (t == napi_string) {
+        size_t len;
+        napi_get_value_string_utf8(env, r, buf, sizeof buf, &len);
+        cfg->router_default[cfg->nrouters] = 0;
+      } else {
+        get_str(env, r, "address", buf, sizeof buf);
+        cfg->router_default[cfg->nrouters] = get_bool(env, r, "default", 0);
+      }
+      if (!parse_v4(buf, &a) || !a) return "bad router address";
+      cfg->routers[cfg->nrouters++] = a;
+    }
+  }
+  return NULL;
+}
+
+static napi_value num(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+static napi_value str(napi_env env, const char *s) {
+  napi_value r;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+static void set(napi_env env, napi_value o, const char *k, napi_value v) { napi_set_named_property(env, o, k, v); }
+
+static napi_value js_open_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[32], err[256];
+  size_t n;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "openTun(name, {vnetHdr})");
+    return NULL;
+  }
+  int vnet = argc > 1 ? get_bool(env, argv[1], "vnetHdr", 0) : 0;
+  int fd = tunctl_open_tun(name, vnet, err, sizeof err);
+  if (fd < 0) {
+    napi_throw_error(env, "ETUN", err);
+    return NULL;
+  }
+  return num(env, fd);
+}
+
+/* start(name, params) → handle */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[32], err[256];
+  size_t n;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "start(name, params)");
+    return NULL;
+  }
+  int slot = -1;
+  for (int i = 0; i < MAX_HANDLES; i++)
+    if (!handles[i]) {
+      slot = i;
+      break;
+    }
+  if (slot < 0) {
+    napi_throw_error(env, NULL, "too many data planes");
+    return NULL;
+  }
+  struct tunctl_dp *dp = calloc(1, sizeof *dp);
+  const char *e = parse_cfg(env, argv[1], &dp->cfg, dp->dev);
+  if (e) {
+    free(dp);
+    napi_throw_error(env, "ECONFIG", e);
+    return NULL;
+  }
+  dp->tun_fd = tunctl_open_tun(name, 0, err, sizeof err);
+  if (dp->tun_fd < 0) {
+    free(dp);
+    napi_throw_error(env, "ETUN", err);
+    return NULL;
+  }
+  /* the MTU the kernel would give the tunnel (or the configured one); the engine may change it later */
+  tunctl_set_mtu(name, dp->cfg.mtu > 0 ? dp->cfg.mtu : tunctl_default_mtu(&dp->cfg));
+  if (tunctl_dp_start(dp) < 0) {
+    tunctl_set_persist(dp->tun_fd, 0);
+    close(dp->tun_fd);
+    snprintf(err, sizeof err, "%s", dp->err);
+    free(dp);
+    napi_throw_error(env, "ESTART", err);
+    return NULL;
+  }
+  handles[slot] = dp;
+  return num(env, slot);
+}
+
+static struct tunctl_dp *get_handle(napi_env env, napi_value v) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d >= MAX_HANDLES || !handles[(int)d]) {
+    napi_throw_error(env, NULL, "bad data plane handle");
+    return NULL;
+  }
+  return handles[(int)d];
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_dp *dp = get_handle(env, argv[0]);
+  if (!dp) return NULL;
+  struct tunctl_stats s;
+  tunctl_dp_stats(dp, &s);
+  napi_value o, drops;
+  napi_create_object(env, &o);
+  napi_create_object(env, &drops);
+  set(env, o, "rxPackets", num(env, (double)s.rx_packets));
+  set(env, o, "rxBytes", num(env, (double)s.rx_bytes));
+  set(env, o, "txPackets", num(env, (double)s.tx_packets));
+  set(env, o, "txBytes", num(env, (double)s.tx_bytes));
+  set(env, o, "rxErrors", num(env, (double)s.rx_errors));
+  set(env, o, "txErrors", num(env, (double)s.tx_errors));
+  set(env, o, "rxDropped", num(env, (double)s.rx_dropped));
+  set(env, o, "txDropped", num(env, (double)s.tx_dropped));
+  set(env, o, "icmpSent", num(env, (double)s.icmp_sent));
+  for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
+  for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
+  set(env, o, "drops", drops);
+  return o;
+}
+
+/* stop(handle, removeDevice) */
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_dp *dp = get_handle(env, argv[0]);
+  if (!dp) return NULL;
+  bool remove = false;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &remove);
+  double d;
+  napi_get_value_double(env, argv[0], &d);
+  tunctl_dp_stop(dp);
+  if (remove) tunctl_set_persist(dp->tun_fd, 0);
+  close(dp->tun_fd);
+  handles[(int)d] = NULL;
+  free(dp);
+  return NULL;
+}
+
+/* removeTun(name): attach to a left-over persistent device and clear persist so it disappears */
+static napi_value js_remove_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[32], err[256];
+  size_t n;
+  napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n);
+  int fd = tunctl_open_tun(name, 0, err, sizeof err);
+  if (fd < 0) {
+    napi_throw_error(env, "ETUN", err);
+    return NULL;
+  }
+  tunctl_set_persist(fd, 0);
+  close(fd);
+  return NULL;
+}
+
+static napi_value make_buffer(napi_env env, const uint8_t *data, size_t len) {
+  napi_value b;
+  void *p;
+  napi_create_buffer_copy(env, len, data, &p, &b);
+  return b;
+}
+
+/* encapForTest(params, inner, oseqno?) → {result, packet?, dst?, reason?, oseqno} */
+static napi_value js_encap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_cfg cfg;
+  const char *e = parse_cfg(env, argv[0], &cfg, NULL);
+  if (e) {
+    napi_throw_error(env, "ECONFIG", e);
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len > 65535) {
+    napi_throw_type_error(env, NULL, "inner must be a Buffer");
+    return NULL;
+  }
+  struct tunctl_txstate tx = {0};
+  double d;
+  if (argc > 2 && napi_get_value_double(env, argv[2], &d) == napi_ok) tx.o_seqno = (uint32_t)d;
+  uint8_t *buf = malloc(TUNCTL_HEADROOM + len + 16), icmp[2048];
+  memcpy(buf + TUNCTL_HEADROOM, data, len);
+  uint8_t *out;
+  size_t outlen;
+  uint32_t dst = 0;
+  int why = 0;
+  int r = tunctl_encap(&cfg, &tx, buf, len, &out, &outlen, &dst, icmp, &why);
+  napi_value o;
+  napi_create_object(env, &o);
+  set(env, o, "result", str(env, r == TX_SEND ? "send" : r == TX_ICMP ? "icmp" : "drop"));
+  if (r != TX_DROP) set(env, o, "packet", make_buffer(env, out, outlen));
+  if (r == TX_SEND) {
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &dst, a, sizeof a);
+    set(env, o, "dst", str(env, a));
+  }
+  if (r == TX_DROP) set(env, o, "reason", str(env, tunctl_txdrop_names[why]));
+  set(env, o, "oseqno", num(env, tx.o_seqno));
+  free(buf);
+  return o;
+}
+
+/* decapForTest(params, outer, iseqno?) → {ok, reason, inner?, iseqno} */
+static napi_value js_decap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_cfg cfg;
+  const char *e = parse_cfg(env, argv[0], &cfg, NULL);
+  if (e) {
+    napi_throw_error(env, "ECONFIG", e);
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "outer must be a Buffer");
+    return NULL;
+  }
+  struct tunctl_rxstate rx = {0};
+  double d;
+  if (argc > 2 && napi_get_value_double(env, argv[2], &d) == napi_ok) rx.i_seqno = (uint32_t)d;
+  uint8_t *copy = malloc(len ? len : 1);
+  memcpy(copy, data, len);
+  uint8_t *inner;
+  size_t ilen;
+  int r = tunctl_decap(&cfg, &rx, copy, len, &inner, &ilen);
+  napi_value o, b;
+  napi_create_object(env, &o);
+  napi_get_boolean(env, r == DR_OK, &b);
+  set(env, o, "ok", b);
+  set(env, o, "reason", str(env, tunctl_drop_names[r]));
+  if (r == DR_OK) set(env, o, "inner", make_buffer(env, inner, ilen));
+  set(env, o, "iseqno", num(env, rx.i_seqno));
+  free(copy);
+  return o;
+}
+
+/* rawSend(packet): sends a complete IPv4 packet (header included) to its destination; for tests */
+static napi_value js_raw_send(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || len < 20) {
+    napi_throw_type_error(env, NULL, "packet must be a Buffer with an IPv4 header");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) {
+    napi_throw_error(env, "ESOCKET", strerror(errno));
+    return NULL;
+  }
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  memcpy(&sa.sin_addr.s_addr, (uint8_t *)data + 16, 4);
+  ssize_t r = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  int err = errno;
+  close(fd);
+  if (r < 0) {
+    napi_throw_error(env, "ESEND", strerror(err));
+    return NULL;
+  }
+  return num(env, (double)r);
+}
+
+static napi_value js_default_mtu(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_cfg cfg;
+  const char *e = parse_cfg(env, argv[0], &cfg, NULL);
+  if (e) {
+    napi_throw_error(env, "ECONFIG", e);
+    return NULL;
+  }
+  return num(env, tunctl_default_mtu(&cfg));
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openTun", NULL, js_open_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
+      {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
+      {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},
+      {"defaultMtu", NULL, js_default_mtu, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,71 @@
+// Loads the native encapsulator addon (build/Release/tunctl_native.node) and types its exports.
+import {existsSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import type {TunnelParams} from '../model/types.js'
+
+export interface NativeCounters {
+  rxPackets: number
+  rxBytes: number
+  txPackets: number
+  txBytes: number
+  rxErrors: number
+  txErrors: number
+  rxDropped: number
+  txDropped: number
+  icmpSent: number
+  /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
+   * inner_proto, inner_malformed, ecn, spoofed, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
+  drops: Record<string, number>
+}
+
+export interface EncapResult {
+  result: 'send' | 'icmp' | 'drop'
+  packet?: Buffer
+  dst?: string
+  reason?: string
+  oseqno: number
+}
+
+export interface DecapResult {
+  ok: boolean
+  reason: string
+  inner?: Buffer
+  iseqno: number
+}
+
+/** Config accepted by the addon: TunnelParams plus the underlay device. */
+export type NativeParams = Partial<TunnelParams> & {mode: TunnelParams['mode']}
+
+export interface NativeAddon {
+  openTun(name: string, opts?: {vnetHdr?: boolean}): number
+  start(name: string, params: NativeParams): number
+  stats(handle: number): NativeCounters
+  stop(handle: number, removeDevice: boolean): void
+  removeTun(name: string): void
+  encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
+  decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
+  rawSend(packet: Buffer): number
+  defaultMtu(params: NativeParams): number
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const ADDON_PATH = join(root, 'build', 'Release', 'tunctl_native.node')
+
+let cached: NativeAddon | undefined
+
+/** Whether the addon was built (npm install runs scripts/build-native.mjs). */
+export function addonAvailable(): boolean {
+  return existsSync(ADDON_PATH)
+}
+
+export function loadAddon(): NativeAddon {
+  if (!cached) {
+    if (!addonAvailable()) {
+      throw new Error(`userspace encapsulator addon not built (${ADDON_PATH}); run: node scripts/build-native.mjs`)
+    }
+    cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon
+  }
+  return cached
+}

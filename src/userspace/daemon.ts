@@ -1,0 +1,143 @@
+// The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
+// for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
+import {execFileSync} from 'node:child_process'
+import {readFileSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
+import type {Counters} from '../model/types.js'
+import {loadAddon, type NativeCounters} from './addon.js'
+import type {EncapState, EncapStats} from './paths.js'
+
+function log(msg: string) {
+  process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
+}
+
+function writeAtomic(path: string, data: unknown) {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n')
+  renameSync(tmp, path)
+}
+
+function toCounters(n: NativeCounters): Counters & {icmpSent: number} {
+  const drops: Record<string, number> = {}
+  for (const [k, v] of Object.entries(n.drops)) if (v) drops[k] = v
+  return {
+    rxPackets: n.rxPackets,
+    rxBytes: n.rxBytes,
+    txPackets: n.txPackets,
+    txBytes: n.txBytes,
+    rxErrors: n.rxErrors,
+    txErrors: n.txErrors,
+    rxDropped: n.rxDropped,
+    txDropped: n.txDropped,
+    icmpSent: n.icmpSent,
+    drops,
+  }
+}
+
+/** isatap: the link-local fe80::5efe:a.b.c.d the kernel gives an ISATAP interface */
+function isatapLinkLocal(state: EncapState) {
+  if (state.params.mode !== 'isatap' || state.params.local === 'any') return
+  try {
+    execFileSync('ip', ['-6', 'addr', 'replace', `fe80::5efe:${state.params.local}/64`, 'dev', state.name], {stdio: 'pipe'})
+  } catch (e: any) {
+    log(`adding the ISATAP link-local address failed: ${String(e.stderr ?? e.message).trim()}`)
+  }
+}
+
+function main() {
+  const stateFile = process.argv[2]
+  if (!stateFile) {
+    process.stderr.write('usage: daemon.js <statefile>\n')
+    process.exit(64)
+  }
+  const statsFile = stateFile.replace(/\.json$/, '.stats.json')
+  const addon = loadAddon()
+  let state = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
+  const startedAt = new Date().toISOString()
+  let handle: number
+  let base: Counters & {icmpSent: number} = emptyCounters()
+
+  const stats = (): EncapStats => ({
+    name: state.name,
+    pid: process.pid,
+    generation: state.generation,
+    startedAt,
+    updatedAt: new Date().toISOString(),
+    counters: add(base, toCounters(addon.stats(handle))),
+  })
+
+  try {
+    handle = addon.start(state.name, state.params)
+  } catch (e: any) {
+    log(`start failed: ${e.message}`)
+    writeAtomic(statsFile, {name: state.name, pid: process.pid, generation: state.generation, startedAt, updatedAt: startedAt, error: e.message})
+    process.exit(1)
+  }
+  state.pid = process.pid
+  writeAtomic(stateFile, state)
+  isatapLinkLocal(state)
+  writeAtomic(statsFile, stats())
+  log(`started ${state.params.mode} ${state.name} local ${state.params.local} remote ${state.params.remote}`)
+
+  const timer = setInterval(() => {
+    try {
+      writeAtomic(statsFile, stats())
+    } catch (e: any) {
+      log(`writing stats failed: ${e.message}`)
+    }
+  }, 1000)
+
+  process.on('SIGHUP', () => {
+    try {
+      const next = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
+      base = add(base, toCounters(addon.stats(handle)))
+      addon.stop(handle, false) // keep the device (and its addresses)
+      state = {...next, pid: process.pid}
+      handle = addon.start(state.name, state.params)
+      writeAtomic(stateFile, state)
+      isatapLinkLocal(state)
+      writeAtomic(statsFile, stats())
+      log(`reloaded generation ${state.generation}`)
+    } catch (e: any) {
+      log(`reload failed: ${e.message}`)
+    }
+  })
+
+  const shutdown = (sig: string) => {
+    clearInterval(timer)
+    log(`${sig}: stopping, removing ${state.name}`)
+    try {
+      addon.stop(handle, true)
+    } catch (e: any) {
+      log(`stop failed: ${e.message}`)
+    }
+    try {
+      unlinkSync(statsFile)
+    } catch {}
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+}
+
+function emptyCounters(): Counters & {icmpSent: number} {
+  return {rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxErrors: 0, txErrors: 0, rxDropped: 0, txDropped: 0, icmpSent: 0, drops: {}}
+}
+
+function add(a: Counters & {icmpSent: number}, b: Counters & {icmpSent: number}): Counters & {icmpSent: number} {
+  const drops: Record<string, number> = {...a.drops}
+  for (const [k, v] of Object.entries(b.drops ?? {})) drops[k] = (drops[k] ?? 0) + v
+  return {
+    rxPackets: a.rxPackets + b.rxPackets,
+    rxBytes: a.rxBytes + b.rxBytes,
+    txPackets: a.txPackets + b.txPackets,
+    txBytes: a.txBytes + b.txBytes,
+    rxErrors: a.rxErrors + b.rxErrors,
+    txErrors: a.txErrors + b.txErrors,
+    rxDropped: a.rxDropped + b.rxDropped,
+    txDropped: a.txDropped + b.txDropped,
+    icmpSent: a.icmpSent + b.icmpSent,
+    drops,
+  }
+}
+
+main()
