@@ -138,7 +138,12 @@ export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, dri
   const changes: FieldChange[] = []
   if (observed.params.mode !== desired.params.mode) changes.push({field: 'mode', from: observed.params.mode, to: desired.params.mode})
   if (observed.driver !== driver) changes.push({field: 'driver', from: observed.driver, to: driver})
-  changes.push(...diffParams(observed.params, effectiveParams(desired.params, observed.params)))
+  const modeChange = observed.params.mode !== desired.params.mode
+  for (const c of diffParams(observed.params, effectiveParams(desired.params, observed.params))) {
+    // across a mode change, fields only one of the modes has are not changes worth listing
+    if (modeChange && (c.from === undefined || c.to === undefined)) continue
+    changes.push(c)
+  }
   const a = diffAddresses(observed.addresses, desired.addresses)
   if (a.del.length || a.add.length) changes.push({field: 'addresses', from: observed.addresses, to: desired.addresses})
   const r = diffRoutes(observed.routes, desired.routes)
