@@ -71,8 +71,8 @@ export const PARAM_FIELDS: Array<keyof TunnelParams> = [
   'up',
 ]
 
-/** Fields a userspace tunnel can change without restarting its encapsulator. */
-const USERSPACE_INPLACE = new Set<string>(['mtu', 'up'])
+/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
+export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
 
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
@@ -164,11 +164,8 @@ export function replaceReasonFor(
 ): string | undefined {
   if (observed.params.mode !== desired.params.mode) return `mode ${observed.params.mode} → ${desired.params.mode} cannot change in place`
   if (observed.driver !== driver) return `driver ${observed.driver} → ${driver}`
-  if (driver === 'userspace') {
-    const restart = changes.filter((c) => (PARAM_FIELDS as string[]).includes(c.field) && !USERSPACE_INPLACE.has(c.field))
-    if (restart.length) return `userspace encapsulator parameters change (${restart.map((c) => c.field).join(', ')}): restart`
-    return undefined
-  }
+  // userspace: parameter changes are applied by the running encapsulator (startEncap reloads it)
+  if (driver === 'userspace') return undefined
   const to = effectiveParams(desired.params, observed.params)
   if (diffParams(observed.params, to).length === 0) return undefined
   return drivers[desired.params.mode]?.replaceReason(observed.params, to)

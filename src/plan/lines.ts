@@ -1,6 +1,6 @@
 // Pure: plan steps → ip batch lines (argv without `ip`) plus userspace encapsulator actions, with line → step mapping.
 import type {PlanStep, Plan, RouteSpec, TunnelParams} from '../model/types.js'
-import {diffAddresses, diffRoutes, effectiveParams, PARAM_FIELDS, deepEqual, type Drivers} from './diff.js'
+import {diffAddresses, diffRoutes, effectiveParams, PARAM_FIELDS, USERSPACE_LINK_FIELDS, deepEqual, type Drivers} from './diff.js'
 
 /** Something done outside the batch: start/stop a userspace encapsulator, or delete a link on its own. */
 export type SideAction =
@@ -103,7 +103,9 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
   const from = o.params
   const to = effectiveParams(t.params, from)
   const paramChanged = PARAM_FIELDS.some((f) => f !== 'up' && !deepEqual(from[f], to[f]))
-  if (s.changes.some((c) => c.field === 'encapsulator')) prog.pre.push({op: 'start', name, params: t.params})
+  const encapChanged = s.driver === 'userspace' && PARAM_FIELDS.some((f) => !USERSPACE_LINK_FIELDS.has(f) && !deepEqual(from[f], to[f]))
+  // (re)start the encapsulator: a dead one is restarted, a live one reloads its parameters
+  if (s.changes.some((c) => c.field === 'encapsulator') || encapChanged) prog.pre.push({op: 'start', name, params: t.params})
   if (paramChanged) {
     if (s.driver === 'kernel') {
       prog.lines.push(...drivers[t.params.mode].encodeUpdate(name, {...from, up: to.up}, to))

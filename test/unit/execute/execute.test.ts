@@ -184,4 +184,15 @@ test('dead encapsulator → restart update restores it', async () => {
   assert.equal(sys.log, ['start u'])
 })
 
+test('userspace parameter change → update that reloads the running encapsulator', async () => {
+  const sys = new FakeSystem([observed('u', 'gre', {driver: 'userspace', pid: 7, alive: true, p: {mtu: 1500}})])
+  const p = await planFor(sys, [desired('u', 'gre', {driver: 'userspace', p: {ttl: 64, mtu: 1400}})])
+  assert.is(p.steps[0]!.kind, 'update')
+  const c = compilePlan(p, D)
+  assert.equal(c.programs[0]!.pre.map((a) => a.op), ['start'])
+  assert.equal(text(c.lines), ['link set dev u mtu 1400'])
+  const r = await executeWith(sys, p, {drivers: D})
+  assert.is(r.verified, true)
+})
+
 test.run()

@@ -1,0 +1,98 @@
+// Maps JSON pointers into a parsed YAML document back to source positions, and renders excerpts with a caret.
+import {isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YNode} from 'yaml'
+import {splitPointer} from './pointer.js'
+
+/** What of the addressed element a diagnostic points at: its key (`kye:`) or its value (`300`). */
+export type Target = 'key' | 'value'
+
+export interface SourcePos {
+  offset: number
+  line: number // 1-based
+  column: number // 1-based
+}
+
+export class SourceMap {
+  readonly lines: string[]
+  constructor(
+    readonly text: string,
+    readonly doc: Document | undefined,
+    readonly lineCounter: LineCounter,
+  ) {
+    this.lines = text.split(/\r?\n/)
+  }
+
+  posOf(offset: number): SourcePos {
+    const o = Math.max(0, Math.min(offset, this.text.length))
+    const {line, col} = this.lineCounter.linePos(o)
+    // an offset at the very end of a file that ends with a newline maps past the last line
+    if (line > this.lines.length) return {offset: o, line: this.lines.length, column: 1}
+    return {offset: o, line, column: col}
+  }
+
+  /** Source offset of the element the pointer addresses (its key or value), or of the nearest ancestor that exists. */
+  offsetOf(pointer: string, target: Target = 'value'): number {
+    const doc = this.doc
+    if (!doc) return 0
+    let node: unknown = doc.contents
+    let keyNode: YNode | undefined
+    const segs = splitPointer(pointer)
+    for (let i = 0; i < segs.length; i++) {
+      node = this.resolve(node)
+      const seg = segs[i]
+      const last = i === segs.length - 1
+      if (isMap(node)) {
+        const pair = node.items.find((p) => keyText(p.key) === seg)
+        if (!pair) break
+        keyNode = (pair.key as YNode) ?? keyNode
+        if (last && target === 'key') return rangeStart(keyNode) ?? 0
+        node = pair.value
+        if (node == null || (isScalar(node) && node.value == null && emptyRange(node))) {
+          // `gre1:` with nothing after it: point at the key
+          return rangeStart(keyNode) ?? 0
+        }
+      } else if (isSeq(node)) {
+        const idx = Number(seg)
+        const item = Number.isInteger(idx) ? node.items[idx] : undefined
+        if (item == null) break
+        node = item
+        keyNode = undefined
+      } else {
+        break
+      }
+    }
+    node = this.resolve(node)
+    // a diagnostic about a missing or extra member of a mapping points at the mapping's key (`gre1:`)
+    if (keyNode && (isMap(node) || isSeq(node)) && target === 'key') return rangeStart(keyNode) ?? 0
+    const start = rangeStart(node as YNode)
+    if (start !== undefined) return start
+    return rangeStart(keyNode) ?? 0
+  }
+
+  /** The source line and a caret line under the column (tabs kept so the caret lines up). */
+  excerpt(pos: SourcePos): string {
+    const src = this.lines[pos.line - 1] ?? ''
+    const pad = src.slice(0, pos.column - 1).replace(/[^\t]/g, ' ')
+    return `  ${src}\n  ${pad}^`
+  }
+
+  private resolve(node: unknown): unknown {
+    if (isAlias(node) && this.doc) return node.resolve(this.doc)
+    return node
+  }
+}
+
+function keyText(key: unknown): string | undefined {
+  if (isScalar(key)) return String(key.value)
+  if (key == null) return undefined
+  return String(key)
+}
+
+function rangeStart(node: YNode | undefined | null): number | undefined {
+  const r = (node as any)?.range as [number, number, number] | undefined
+  return r ? r[0] : undefined
+}
+
+function emptyRange(node: YNode): boolean {
+  const r = (node as any).range as [number, number, number] | undefined
+  return !r || r[0] === r[1]
+}
