@@ -1,0 +1,110 @@
+// Host e2e helpers: namespace pairs joined by veth (198.51.100.1/24 ↔ 198.51.100.2/24), commands inside them,
+// and a teardown that stops encapsulator daemons before deleting the namespaces (runs on failure too).
+import {execFileSync, spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {readFileSync, readdirSync, rmSync} from 'node:fs'
+import {join} from 'node:path'
+import {nsDir} from '../../../src/userspace/paths.js'
+
+export const A_ADDR = '198.51.100.1'
+export const B_ADDR = '198.51.100.2'
+
+export interface Pair {
+  a: string
+  b: string
+}
+
+const live = new Set<string>()
+
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, {encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe']})
+}
+
+export function run(cmd: string, args: string[]): {code: number; out: string; err: string} {
+  const r = spawnSync(cmd, args, {encoding: 'utf8'})
+  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
+}
+
+export function ipn(ns: string, ...args: string[]): string {
+  return sh('ip', ['-n', ns, ...args])
+}
+
+export function nsExec(ns: string, cmd: string, args: string[]): {code: number; out: string; err: string} {
+  return run('ip', ['netns', 'exec', ns, cmd, ...args])
+}
+
+export function makePair(tag: string): Pair {
+  const id = randomBytes(3).toString('hex')
+  const a = `tunctl-t-${tag}-a${id}`
+  const b = `tunctl-t-${tag}-b${id}`
+  for (const ns of [a, b]) {
+    sh('ip', ['netns', 'add', ns])
+    live.add(ns)
+    ipn(ns, 'link', 'set', 'lo', 'up')
+  }
+  ipn(a, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul0', 'netns', b)
+  ipn(a, 'addr', 'add', `${A_ADDR}/24`, 'dev', 'ul0')
+  ipn(b, 'addr', 'add', `${B_ADDR}/24`, 'dev', 'ul0')
+  ipn(a, 'link', 'set', 'ul0', 'up')
+  ipn(b, 'link', 'set', 'ul0', 'up')
+  return {a, b}
+}
+
+/** Kills every daemon recorded for the namespace, removes its state directory, deletes the namespace. Never throws. */
+export function removeNs(ns: string): void {
+  const dir = nsDir(ns)
+  try {
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
+      try {
+        const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
+        if (st.pid) process.kill(st.pid, 'SIGKILL')
+      } catch {}
+    }
+  } catch {}
+  run('ip', ['netns', 'del', ns])
+  rmSync(dir, {recursive: true, force: true})
+  live.delete(ns)
+}
+
+export function removePair(p: Pair | undefined): void {
+  if (!p) return
+  removeNs(p.a)
+  removeNs(p.b)
+}
+
+process.on('exit', () => {
+  for (const ns of [...live]) removeNs(ns)
+})
+
+/** Sends a raw IPv4 packet (header included) from inside `ns` with python3 (IPPROTO_RAW implies IP_HDRINCL). */
+export function rawSendFrom(ns: string, packet: Buffer): void {
+  const dst = [...packet.subarray(16, 20)].join('.')
+  const code = 'import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\ns.sendto(bytes.fromhex(sys.argv[1]),(sys.argv[2],0))'
+  const r = nsExec(ns, 'python3', ['-c', code, packet.toString('hex'), dst])
+  if (r.code !== 0) throw new Error(`raw send failed: ${r.err}`)
+}
+
+export function ping(ns: string, addr: string, count = 3): {ok: boolean; out: string} {
+  const r = nsExec(ns, 'ping', [addr.includes(':') ? '-6' : '-4', '-c', String(count), '-i', '0.2', '-W', '2', addr])
+  return {ok: r.code === 0, out: r.out + r.err}
+}
+
+/** iperf3 for `seconds` from a to b's addr; returns bits per second received. */
+export function iperf(a: string, b: string, addr: string, seconds = 2): number {
+  const srv = nsExec(b, 'iperf3', ['-s', '-D', '-1', '-B', addr])
+  if (srv.code !== 0) throw new Error(`iperf3 server: ${srv.err}`)
+  spawnSync('sleep', ['0.3'])
+  const r = nsExec(a, 'iperf3', ['-c', addr, '-t', String(seconds), '-J'])
+  if (r.code !== 0) throw new Error(`iperf3 client: ${r.out.slice(-500)} ${r.err}`)
+  const j = JSON.parse(r.out)
+  return j.end.sum_received.bits_per_second as number
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export function whyNoHost(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root'
+  for (const c of ['iperf3', 'python3', 'ping']) if (run('sh', ['-c', `command -v ${c}`]).code !== 0) return `${c} missing`
+  return undefined
+}

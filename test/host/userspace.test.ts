@@ -1,0 +1,233 @@
+// Host e2e of the userspace encapsulator: for gre, ipip, sit and isatap, two namespaces joined by veth run a
+// daemon each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
+// match the tunnel and check the drop counters, kill a daemon and check it is reported dead.
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
+import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
+import type {Counters, TunnelParams} from '../../src/model/types.js'
+import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, ping, rawSendFrom, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+import {icmp4, icmp6} from '../unit/userspace/packets.js'
+
+const why = whyNoHost() ?? (addonAvailable() ? undefined : 'native addon not built (node scripts/build-native.mjs)')
+
+function params(mode: TunnelParams['mode'], local: string, remote: string, extra: Partial<TunnelParams> = {}): TunnelParams {
+  return {mode, local, remote, ttl: 0, tos: 1, pmtudisc: true, fwmark: 0, up: true, ...extra}
+}
+
+async function counters(ns: string, name = 'tun0'): Promise<Counters> {
+  const m = await observeEncaps({netns: ns})
+  const c = m.get(name)?.counters
+  assert.ok(c, `counters of ${name} in ${ns}`)
+  return c!
+}
+
+/** waits until the daemon has written counters satisfying pred (stats files are rewritten every second) */
+async function waitCounters(ns: string, pred: (c: Counters) => boolean, ms = 4000): Promise<Counters> {
+  const end = Date.now() + ms
+  let c = await counters(ns)
+  while (!pred(c) && Date.now() < end) {
+    await sleep(200)
+    c = await counters(ns)
+  }
+  return c
+}
+
+const drop = (c: Counters, r: string) => c.drops?.[r] ?? 0
+
+interface Case {
+  mode: TunnelParams['mode']
+  a: TunnelParams
+  b: TunnelParams
+  addrA: string[]
+  addrB: string[]
+  pingTargets: [string, string] // [B's inner address, A's inner address]
+  /** packets sent from A's namespace that B must drop: [reason, packet] */
+  bad: () => Array<[string, Buffer]>
+}
+
+const addon = () => loadAddon()
+
+const cases: Case[] = [
+  {
+    mode: 'gre',
+    a: params('gre', A_ADDR, B_ADDR, {ikey: 42, okey: 42, icsum: true, ocsum: true, iseq: false, oseq: false}),
+    b: params('gre', B_ADDR, A_ADDR, {ikey: 42, okey: 42, icsum: true, ocsum: true, iseq: false, oseq: false}),
+    addrA: ['10.1.0.1/30', '2001:db8:1::1/64'],
+    addrB: ['10.1.0.2/30', '2001:db8:1::2/64'],
+    pingTargets: ['10.1.0.2', '10.1.0.1'],
+    bad() {
+      const inner = icmp4('10.1.0.1', '10.1.0.2')
+      const good = params('gre', A_ADDR, B_ADDR, {ikey: 42, okey: 42, icsum: true, ocsum: true})
+      const wrongKey = addon().encapForTest({...good, okey: 43}, inner).packet!
+      const wrongSrc = addon().encapForTest({...good, local: '198.51.100.3'}, inner).packet!
+      const badCsum = Buffer.from(addon().encapForTest(good, inner).packet!)
+      badCsum[badCsum.length - 1]! ^= 0xff
+      const noCsum = addon().encapForTest({...good, ocsum: false}, inner).packet!
+      return [
+        ['bad_key', wrongKey],
+        ['bad_source', wrongSrc],
+        ['bad_csum', badCsum],
+        ['csum_flags', noCsum],
+      ]
+    },
+  },
+  {
+    mode: 'ipip',
+    a: params('ipip', A_ADDR, B_ADDR, {proto: 'ipip'}),
+    b: params('ipip', B_ADDR, A_ADDR, {proto: 'ipip'}),
+    addrA: ['10.2.0.1/30'],
+    addrB: ['10.2.0.2/30'],
+    pingTargets: ['10.2.0.2', '10.2.0.1'],
+    bad() {
+      const inner = icmp4('10.2.0.1', '10.2.0.2')
+      const good = params('ipip', A_ADDR, B_ADDR, {proto: 'ipip'})
+      const wrongSrc = addon().encapForTest({...good, local: '198.51.100.3'}, inner).packet!
+      const short = addon().encapForTest(good, inner).packet!.subarray(0, 30) // inner header cut
+      short.writeUInt16BE(30, 2)
+      return [
+        ['bad_source', wrongSrc],
+        ['inner_malformed', fixIpCsum(Buffer.from(short))],
+      ]
+    },
+  },
+  {
+    mode: 'sit',
+    a: params('sit', A_ADDR, B_ADDR, {proto: 'ip6ip'}),
+    b: params('sit', B_ADDR, A_ADDR, {proto: 'ip6ip'}),
+    addrA: ['2001:db8:3::1/64'],
+    addrB: ['2001:db8:3::2/64'],
+    pingTargets: ['2001:db8:3::2', '2001:db8:3::1'],
+    bad() {
+      const inner = icmp6('2001:db8:3::1', '2001:db8:3::2')
+      const good = params('sit', A_ADDR, B_ADDR, {proto: 'ip6ip'})
+      return [['bad_source', addon().encapForTest({...good, local: '198.51.100.3'}, inner).packet!]]
+    },
+  },
+  {
+    mode: 'isatap',
+    a: params('isatap', A_ADDR, 'any', {proto: 'ip6ip', routers: [{address: B_ADDR, default: true}]}),
+    b: params('isatap', B_ADDR, 'any', {proto: 'ip6ip', routers: []}),
+    addrA: ['2001:db8:4::5efe:c633:6401/64'],
+    addrB: ['2001:db8:4::5efe:c633:6402/64'],
+    pingTargets: ['2001:db8:4::5efe:c633:6402', '2001:db8:4::5efe:c633:6401'],
+    bad() {
+      // inner source is not an ISATAP address embedding the outer source, and A is not in B's router list
+      const inner = icmp6('2001:db8:4::1', '2001:db8:4::5efe:c633:6402')
+      const p = params('isatap', A_ADDR, 'any', {proto: 'ip6ip', routers: []})
+      return [['spoofed', addon().encapForTest(p, inner).packet!]]
+    },
+  },
+]
+
+function fixIpCsum(b: Buffer): Buffer {
+  b.writeUInt16BE(0, 10)
+  let s = 0
+  for (let i = 0; i < 20; i += 2) s += b.readUInt16BE(i)
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16)
+  b.writeUInt16BE(~s & 0xffff, 10)
+  return b
+}
+
+for (const c of cases) {
+  const t = suite(`userspace ${c.mode} (host namespaces)`)
+  let pair: Pair | undefined
+
+  if (why) {
+    t.skip(`userspace ${c.mode}: skipped: ${why}`, () => {})
+    t.run()
+    continue
+  }
+
+  t.before(async () => {
+    pair = makePair(c.mode.slice(0, 4))
+    await startEncap('tun0', c.a, {netns: pair.a})
+    await startEncap('tun0', c.b, {netns: pair.b})
+    for (const [ns, addrs] of [
+      [pair.a, c.addrA],
+      [pair.b, c.addrB],
+    ] as const) {
+      for (const a of addrs) ipn(ns, 'addr', 'add', a, 'dev', 'tun0', ...(a.includes(':') ? ['nodad'] : []))
+      ipn(ns, 'link', 'set', 'tun0', 'up')
+    }
+  })
+
+  t.after(() => removePair(pair))
+
+  t('the TUN device exists with the kernel default MTU and the daemon is alive', async () => {
+    const link = JSON.parse(ipn(pair!.a, '-j', '-d', 'link', 'show', 'dev', 'tun0'))[0]
+    assert.is(link.linkinfo?.info_kind, 'tun')
+    assert.is(link.mtu, c.mode === 'gre' ? 1468 : 1480)
+    const m = await observeEncaps({netns: pair!.a})
+    assert.ok(m.get('tun0')?.alive)
+    assert.equal(m.get('tun0')?.params, c.a)
+  })
+
+  t('ping both ways', () => {
+    const ab = ping(pair!.a, c.pingTargets[0])
+    assert.ok(ab.ok, ab.out)
+    const ba = ping(pair!.b, c.pingTargets[1])
+    assert.ok(ba.ok, ba.out)
+  })
+
+  t('iperf3 through the tunnel; counters increase', async () => {
+    const before = await counters(pair!.a)
+    const bps = iperf(pair!.a, pair!.b, c.pingTargets[0], 2)
+    assert.ok(bps > 50e6, `throughput ${bps} bit/s`)
+    const after = await waitCounters(pair!.a, (x) => x.txBytes > before.txBytes + 10e6)
+    assert.ok(after.txPackets > before.txPackets + 1000, `tx ${before.txPackets} → ${after.txPackets}`)
+    assert.ok(after.rxPackets > before.rxPackets, `rx ${before.rxPackets} → ${after.rxPackets}`)
+    console.log(`    ${c.mode}: ${(bps / 1e9).toFixed(2)} Gbit/s`)
+  })
+
+  t('packets that do not match the tunnel are dropped and counted by reason', async () => {
+    const bad = c.bad()
+    const before = await counters(pair!.b)
+    for (const [, pkt] of bad) rawSendFrom(pair!.a, pkt)
+    const want = (x: Counters) => bad.every(([r]) => drop(x, r) >= drop(before, r) + 1)
+    const after = await waitCounters(pair!.b, want)
+    for (const [r] of bad) assert.is(drop(after, r) - drop(before, r), 1, `drops.${r}: ${JSON.stringify(after.drops)}`)
+    assert.ok(after.rxDropped >= before.rxDropped + bad.length)
+  })
+
+  if (c.mode === 'gre') {
+    t('startEncap on a running daemon reconfigures it in place (SIGHUP): new key on both ends', async () => {
+      const pidBefore = (await observeEncaps({netns: pair!.a})).get('tun0')!.pid
+      await startEncap('tun0', {...c.a, ikey: 7, okey: 7}, {netns: pair!.a})
+      await startEncap('tun0', {...c.b, ikey: 7, okey: 7}, {netns: pair!.b})
+      const m = await observeEncaps({netns: pair!.a})
+      assert.is(m.get('tun0')!.pid, pidBefore)
+      assert.is(m.get('tun0')!.params.okey, 7)
+      const r = ping(pair!.a, c.pingTargets[0])
+      assert.ok(r.ok, r.out)
+    })
+  }
+
+  t('a killed daemon is reported dead; stopEncap removes the left-over device', async () => {
+    const m = await observeEncaps({netns: pair!.b})
+    const pid = m.get('tun0')!.pid!
+    process.kill(pid, 'SIGKILL')
+    await sleep(200)
+    const m2 = await observeEncaps({netns: pair!.b})
+    assert.is(m2.get('tun0')?.alive, false)
+    assert.is(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0, 'persistent TUN left behind')
+    await stopEncap('tun0', {netns: pair!.b})
+    assert.is.not(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0)
+    assert.is((await observeEncaps({netns: pair!.b})).size, 0)
+  })
+
+  t('stopEncap of a live daemon: SIGTERM removes its device', async () => {
+    const pid = (await observeEncaps({netns: pair!.a})).get('tun0')!.pid!
+    await stopEncap('tun0', {netns: pair!.a})
+    assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', 'tun0']).code, 0)
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch {
+      alive = false
+    }
+    assert.is(alive, false)
+  })
+
+  t.run()
+}
