@@ -1,0 +1,50 @@
+// Runs commands inside the UML guest (synchronously: tests are sequential and processes here are slow anyway).
+import {spawnSync} from 'node:child_process'
+
+export interface Run {
+  code: number
+  stdout: string
+  stderr: string
+  argv: string[]
+}
+
+/** Refuses to run outside user-mode-linux: these tests create tunnels a host kernel may not have. */
+export function assertInUml(): void {
+  if (!process.env.UML_OUT) {
+    throw new Error('test/uml runs inside user-mode-linux only: bash test/uml/uml.sh test/uml/suite.sh')
+  }
+}
+
+export function run(cmd: string, args: string[], opts: {input?: string; env?: Record<string, string>; timeoutMs?: number} = {}): Run {
+  const r = spawnSync(cmd, args, {
+    input: opts.input,
+    env: {...process.env, ...opts.env},
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 120_000,
+    maxBuffer: 256 * 1024 * 1024,
+  })
+  if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`)
+  return {code: r.status ?? 128 + (r.signal ? 9 : 0), stdout: r.stdout ?? '', stderr: r.stderr ?? '', argv: [cmd, ...args]}
+}
+
+/** Like run, but throws (with stderr) unless the exit status is 0. */
+export function must(cmd: string, args: string[], opts: {input?: string} = {}): string {
+  const r = run(cmd, args, opts)
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} → exit ${r.code}: ${r.stderr.trim()}`)
+  return r.stdout
+}
+
+/** ip -n NS ARGS..., throwing on failure. */
+export function ipn(ns: string, ...args: string[]): string {
+  return must('ip', ['-n', ns, ...args])
+}
+
+export function ipnJson<T = any>(ns: string, ...args: string[]): T {
+  const out = ipn(ns, '-j', ...args).trim()
+  return (out ? JSON.parse(out) : []) as T
+}
+
+/** `ip netns exec NS CMD...` */
+export function nsExec(ns: string, cmd: string, args: string[]): Run {
+  return run('ip', ['netns', 'exec', ns, cmd, ...args])
+}

@@ -1,0 +1,87 @@
+// Runs the built CLI (node bin/run) as a user would, capturing exit code, stdout and stderr.
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {run, type Run} from './sh.js'
+
+export const REPO = process.env.TUNCTL_REPO ?? process.cwd()
+const BIN = process.env.TUNCTL_BIN ?? join(REPO, 'bin', 'run')
+/** scratch space for spec files: /run is a tmpfs inside UML (never write to the host's filesystem) */
+export const SCRATCH = '/run/tunctl-tests'
+
+export interface TunctlOptions {
+  env?: Record<string, string>
+  input?: string
+  timeoutMs?: number
+}
+
+/** `tunctl ARGS...`; `node` is resolved through PATH (inside UML a wrapper that keeps V8 off AVX). */
+export function tunctl(args: string[], opts: TunctlOptions = {}): Run {
+  return run('node', [BIN, ...args], {
+    env: {NO_COLOR: '1', ...opts.env},
+    input: opts.input,
+    timeoutMs: opts.timeoutMs ?? 180_000,
+  })
+}
+
+/** Formats a run for assertion messages. */
+export function show(r: Run): string {
+  return `\n$ tunctl ${r.argv.slice(2).join(' ')}\n→ exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`
+}
+
+/** Like tunctl() but throws with the full output unless the exit code is `code` (default 0). */
+export function tunctlOk(args: string[], opts: TunctlOptions & {code?: number} = {}): Run {
+  const r = tunctl(args, opts)
+  const want = opts.code ?? 0
+  if (r.code !== want) throw new Error(`expected exit ${want}` + show(r))
+  return r
+}
+
+/** Parses stdout as JSON, failing with the output if it is not. */
+export function json(r: Run): any {
+  try {
+    return JSON.parse(r.stdout)
+  } catch {
+    throw new Error('stdout is not JSON' + show(r))
+  }
+}
+
+let seq = 0
+/** Writes a spec (text) to the scratch tmpfs and returns its path. */
+export function specFile(tag: string, text: string): string {
+  mkdirSync(SCRATCH, {recursive: true})
+  const p = join(SCRATCH, `${tag}-${process.pid}-${++seq}.yaml`)
+  writeFileSync(p, text)
+  return p
+}
+
+/** The tunnels listed by `show --json` (accepts an array or {tunnels: [...]}) keyed by name. */
+export function shownTunnels(j: any): Record<string, any> {
+  const list: any[] = Array.isArray(j) ? j : Array.isArray(j?.tunnels) ? j.tunnels : j?.tunnels && typeof j.tunnels === 'object'
+    ? Object.entries(j.tunnels).map(([name, t]: [string, any]) => ({name, ...t}))
+    : []
+  const out: Record<string, any> = {}
+  for (const t of list) out[t.name ?? t.ifname] = t
+  return out
+}
+
+/** A tunnel parameter from a `show --json` entry (model field names; nested under params or flat). */
+export function param(t: any, field: string): any {
+  if (t?.params && field in t.params) return t.params[field]
+  return t?.[field]
+}
+
+/** Batch lines `$ [N] ip …` of `plan --show-commands` output. */
+export function planCommands(text: string): string[] {
+  return [...text.matchAll(/^\s*\$ \[(\d+)\] ip (.*)$/gm)].map((m) => m[2]!)
+}
+
+/** The "Plan: N to create, …" counts of a text plan. */
+export function planCounts(text: string): {create: number; update: number; replace: number; delete: number} | undefined {
+  const m = /Plan: (\d+) to create, (\d+) to update, (\d+) to replace, (\d+) to delete\./.exec(text)
+  return m ? {create: +m[1]!, update: +m[2]!, replace: +m[3]!, delete: +m[4]!} : undefined
+}
+
+/** `[#] ip …` lines echoed by --verbose. */
+export function echoedIpLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('[#] ip '))
+}
