@@ -86,11 +86,18 @@ export function parseKey(v: unknown): number | undefined {
   return undefined
 }
 
-/** Key as iproute2 prints it for gre (dotted quad of the big-endian u32) → number. */
+/** Key as iproute2 prints it (gre, and vti in 6.1: dotted quad of the big-endian u32; older vti: "0x2a") → number. */
 export function keyFromDottedQuad(s: string): number {
   const n = parseKey(s)
   if (n === undefined) throw new Error(`bad key ${s}`)
   return n
+}
+
+/** A printed key or absent → number | undefined. */
+export function printedKey(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v === 'number') return v
+  return keyFromDottedQuad(String(v))
 }
 
 export function ttlOf(v: unknown): number {
@@ -105,6 +112,7 @@ export function tosOf(v: unknown): number {
 export function pairOf(v: unknown): {input: boolean; output: boolean} {
   if (v === undefined || v === null) return {input: false, output: false}
   if (typeof v === 'boolean') return {input: v, output: v}
+  if (typeof v !== 'object') return {input: false, output: false}
   const o = v as {input?: boolean; output?: boolean}
   return {input: !!o.input, output: !!o.output}
 }
@@ -168,12 +176,21 @@ export function minMtu(mode: Mode): number {
   return mode === 'sit' || mode === 'isatap' ? 1280 : 68
 }
 
+/** Maximum mtu: IP_MAX_MTU minus the outer IPv4 header (sit: IP6_MAX_MTU − 20 = 65555; gre also minus its header). */
+export function maxMtu(mode: Mode, greHeader = 4): number {
+  if (mode === 'sit' || mode === 'isatap') return 65555
+  if (mode === 'gre') return 65535 - 20 - greHeader
+  return 65515
+}
+
 export interface CommonRules {
   mode: Mode
   /** keys accepted beyond COMMON_KEYS */
   keys: readonly string[]
   /** inner address families the tunnel can carry (for addresses/routes) */
   families: Family[]
+  /** largest mtu the kernel keeps (it silently clamps larger values at creation); default maxMtu(mode) */
+  maxMtu?: number
 }
 
 function familyName(f: Family): string {
@@ -209,8 +226,9 @@ export function validateCommon(spec: RawTunnelSpec, r: CommonRules): DriverDiagn
   }
   if (spec.mtu !== undefined) {
     const min = minMtu(r.mode)
-    if (!(Number.isInteger(spec.mtu) && spec.mtu >= min && spec.mtu <= 65535)) {
-      out.push(diag('/mtu', `mtu must be ${min}..65535 for mode ${r.mode}${min === 1280 ? ' (it carries IPv6)' : ''}`))
+    const max = r.maxMtu ?? maxMtu(r.mode)
+    if (!(Number.isInteger(spec.mtu) && spec.mtu >= min && spec.mtu <= max)) {
+      out.push(diag('/mtu', `mtu must be ${min}..${max} for mode ${r.mode}${min === 1280 ? ' (it carries IPv6)' : ''}`))
     }
   }
   if (spec.dev !== undefined && (typeof spec.dev !== 'string' || !/^[^\s/:]{1,15}$/.test(spec.dev))) {

@@ -13,6 +13,7 @@ import {
   isUp,
   keyFromDottedQuad,
   keysOf,
+  maxMtu,
   pairOf,
   parseKey,
   tosOf,
@@ -71,7 +72,9 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
   keys: KEYS,
 
   validate(spec) {
-    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'gre', keys: KEYS, families: [4, 6]})
+    const okey = spec.key !== undefined || spec['output-key'] !== undefined || (typeof spec.remote === 'string' && isMulticast(spec.remote))
+    const hdr = 4 + (pairOf(spec.csum).output ? 4 : 0) + (okey ? 4 : 0) + (pairOf(spec.seq).output ? 4 : 0)
+    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'gre', keys: KEYS, families: [4, 6], maxMtu: maxMtu('gre', hdr)})
     out.push(...validateKeys(spec))
     if (spec['ignore-df'] === true && spec.pmtudisc !== false) {
       out.push(diag('/ignore-df', 'ignore-df needs pmtudisc: false (the kernel refuses ignore-df while path MTU discovery sets DF)'))
@@ -140,7 +143,14 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
   },
 
   encodeUpdate(name, from, to) {
-    return encodeUpdateLines(name, 'gre', from, to, () => params(to), [])
+    const lines = encodeUpdateLines(name, 'gre', from, to, () => params(to), [])
+    // The kernel checks pmtudisc against the device's current ignore-df before applying the new one, so
+    // ignore-df → pmtudisc in one request is EINVAL: clear ignore-df first (still without pmtudisc).
+    if (from.ignoreDf && !to.ignoreDf && to.pmtudisc !== false && lines.length && lines[0]!.includes('type')) {
+      const step = ['link', 'set', 'dev', name, 'type', 'gre', ...params({...to, pmtudisc: false, ignoreDf: false})]
+      lines.unshift(step)
+    }
+    return lines
   },
 
   decode(link, ctx?: DecodeContext) {

@@ -23,7 +23,7 @@ function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
     else if (!hostBitsZero(pre)) out.push(diag('/6rd-prefix', `6rd-prefix ${pre} has bits set beyond /${c.len} (the kernel refuses it)`))
     else plen = c.len
     const proto = spec.encapsulated ?? 'ip6ip'
-    if (proto !== 'ip6ip') out.push(diag('/6rd-prefix', `6rd needs encapsulated: ip6ip (it maps IPv6 into IPv4), not ${proto}`))
+    if (proto !== 'ip6ip' && proto !== 'any') out.push(diag('/6rd-prefix', `6rd maps IPv6 into IPv4: it needs encapsulated ip6ip or any, not ${proto}`))
   }
   if (rel !== undefined) {
     const c = parseCidr(rel)
@@ -62,7 +62,8 @@ export const sitVariant: IptunVariant = {
   },
   encodeExtra(p: TunnelParams, update: boolean) {
     if (p.sixrdPrefix !== undefined) return ['6rd-prefix', p.sixrdPrefix, '6rd-relay_prefix', p.sixrdRelayPrefix ?? SIXRD_DEFAULT.relay]
-    return update ? ['6rd-reset'] : []
+    // not `6rd-reset`: it crashes iproute2 6.1 (SIGSEGV); the kernel default written explicitly does the same
+    return update ? ['6rd-prefix', SIXRD_DEFAULT.prefix, '6rd-relay_prefix', SIXRD_DEFAULT.relay] : []
   },
   decodeExtra(_link, d, p) {
     if (!d.prefixlen || typeof d.prefix !== 'string') return

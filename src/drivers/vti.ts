@@ -1,7 +1,7 @@
 // vti: IPsec virtual tunnel interface over IPv4 (kernel module ip_vti, kind 'vti', fallback ip_vti0): local, remote, keys (marks), dev, fwmark.
 import type {TunnelParams} from '../model/types.js'
 import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
-import {DecodeContext, decodeDev, endpoint, hexNum, infoData, infoKind, isUp, keysOf, validateCommon, validateKeys} from './common.js'
+import {DecodeContext, decodeDev, endpoint, hexNum, printedKey, infoData, infoKind, isUp, keysOf, validateCommon, validateKeys} from './common.js'
 import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
 
 const KEYS = ['key', 'input-key', 'output-key']
@@ -68,8 +68,8 @@ export const vti: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
       local: endpoint(d.local),
       remote: endpoint(d.remote),
       dev: decodeDev(d, ctx?.byIndex),
-      ikey: nz(hexNum(d.ikey)),
-      okey: nz(hexNum(d.okey)),
+      ikey: nz(printedKey(d.ikey)),
+      okey: nz(printedKey(d.okey)),
       fwmark: hexNum(d.fwmark),
       mtu: link.mtu,
       up: isUp(link),
