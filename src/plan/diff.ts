@@ -186,7 +186,7 @@ export function chooseDriver(
     return {driver: 'kernel', reason: `kernel (requested): ${s.reason}`}
   }
   if (choice === 'userspace') {
-    if (!s.userspace) throw new UnavailableError(`${t.name}: mode ${mode} has no userspace driver`)
+    if (!s.userspace) throw new UnavailableError(`${t.name}: mode ${mode} is unavailable with driver userspace${s.kernel ? '' : ': ' + s.reason}`)
     return {driver: 'userspace', reason: 'userspace (requested)'}
   }
   if (s.kernel) return {driver: 'kernel', reason: `kernel: ${s.reason}`}

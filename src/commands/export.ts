@@ -1,0 +1,32 @@
+// `tunctl export`: the current tunnels as a version-1 spec that `apply` turns back into the same state.
+import {Flags} from '@oclif/core'
+import {BaseCommand, commonFlags} from '../lib/base.js'
+import {observe} from '../observe/index.js'
+import {exportSpec} from '../plan/export.js'
+
+export default class Export extends BaseCommand {
+  static override summary = 'Print the current tunnels as a spec file.'
+  static override description = `Writes a version-1 spec (YAML) of the tunnels tunctl owns (--all: also the others) to stdout,
+with only the keys that differ from the defaults. Applying it to the same host reports no changes.
+Note that apply refuses to manage tunnels tunctl does not own, so a file exported with --all is
+for reference (or for another host) unless those tunnels are deleted first.
+
+${BaseCommand.exitCodesHelp}`
+
+  static override examples = [
+    {description: 'Save the managed tunnels', command: '<%= config.bin %> <%= command.id %> > tunnels.yaml'},
+    {description: 'Everything in a namespace', command: '<%= config.bin %> <%= command.id %> --all --netns blue'},
+  ]
+
+  static override flags = {
+    all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
+    netns: commonFlags.netns,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Export)
+    const observed = await observe({netns: flags.netns})
+    const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
+    process.stdout.write(exportSpec(tunnels))
+  }
+}

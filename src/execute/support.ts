@@ -1,0 +1,37 @@
+// What each mode can use on this host (kernel module / userspace encapsulator), for the planner and doctor.
+import {MODES, type Mode} from '../model/types.js'
+import {kernelSupport} from '../observe/index.js'
+import type {ModeSupport} from '../plan/diff.js'
+import {supportsUserspace, userspaceUnavailableReason} from '../userspace/control.js'
+
+export interface ModeReport {
+  kernel: {available: boolean; reason: string}
+  userspace: {available: boolean; reason: string}
+}
+
+export async function modeReport(mode: Mode, netns?: string): Promise<ModeReport> {
+  const k = await kernelSupport(mode, {netns})
+  let userspace: ModeReport['userspace']
+  if (!supportsUserspace(mode)) userspace = {available: false, reason: `no userspace encapsulator for ${mode}`}
+  else {
+    const why = userspaceUnavailableReason()
+    userspace = why ? {available: false, reason: why} : {available: true, reason: 'native addon and /dev/net/tun present'}
+  }
+  return {kernel: {available: k.available, reason: k.reason}, userspace}
+}
+
+/** Support for the given modes (only those a plan needs: kernelSupport may spawn modprobe). */
+export async function gatherSupport(modes: Iterable<Mode>, netns?: string): Promise<Partial<Record<Mode, ModeSupport>>> {
+  const out: Partial<Record<Mode, ModeSupport>> = {}
+  for (const m of new Set(modes)) {
+    const r = await modeReport(m, netns)
+    out[m] = {kernel: r.kernel.available, userspace: r.userspace.available, reason: r.kernel.available ? r.kernel.reason : `${r.kernel.reason}${r.userspace.available ? '' : `; userspace: ${r.userspace.reason}`}`}
+  }
+  return out
+}
+
+export async function allModes(netns?: string): Promise<Record<Mode, ModeReport>> {
+  const out = {} as Record<Mode, ModeReport>
+  for (const m of MODES) out[m] = await modeReport(m, netns)
+  return out
+}

@@ -1,0 +1,84 @@
+// Pure: observed tunnels → a version-1 spec (YAML) that apply turns back into the same state, defaults left out.
+import YAML from 'yaml'
+import {DRIVERS} from '../drivers/index.js'
+import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
+import {deepEqual} from './diff.js'
+
+/** Kernel default mtu of a tunnel without an underlay device (1500 minus the outer headers). */
+export function defaultMtu(p: TunnelParams, driver: string): number | undefined {
+  if (driver === 'userspace') return 1500
+  if (p.dev) return undefined
+  if (p.mode === 'gre') return 1500 - 20 - 4 - 4 * Number(Boolean(p.ocsum)) - 4 * Number(p.okey !== undefined) - 4 * Number(Boolean(p.oseq))
+  return 1480
+}
+
+function flagPair(i: boolean | undefined, o: boolean | undefined): unknown {
+  return Boolean(i) === Boolean(o) ? Boolean(i) : {input: Boolean(i), output: Boolean(o)}
+}
+
+function routeEntry(r: RouteSpec): Record<string, unknown> {
+  const v6 = r.to.includes(':')
+  const e: Record<string, unknown> = {to: r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to}
+  if (r.via) e.via = r.via
+  if (r.metric !== undefined && !(v6 && r.metric === 1024) && !(!v6 && r.metric === 0)) e.metric = r.metric
+  if (r.table !== 254) e.table = r.table
+  return e
+}
+
+/** Every spec key a tunnel's params can be written with (before dropping defaults). */
+function fullEntry(p: TunnelParams): Record<string, unknown> {
+  const e: Record<string, unknown> = {mode: p.mode, local: p.local, remote: p.remote}
+  if (p.dev !== undefined) e.dev = p.dev
+  if (p.ttl !== undefined) e.ttl = p.ttl === 0 ? 'inherit' : p.ttl
+  if (p.tos !== undefined) e.tos = p.tos === 1 ? 'inherit' : p.tos
+  if (p.pmtudisc !== undefined) e.pmtudisc = p.pmtudisc
+  if (p.ignoreDf !== undefined) e['ignore-df'] = p.ignoreDf
+  if (p.ikey !== undefined || p.okey !== undefined) {
+    if (p.ikey === p.okey) e.key = p.ikey
+    else {
+      if (p.ikey !== undefined) e['input-key'] = p.ikey
+      if (p.okey !== undefined) e['output-key'] = p.okey
+    }
+  }
+  if (p.icsum !== undefined || p.ocsum !== undefined) e.csum = flagPair(p.icsum, p.ocsum)
+  if (p.iseq !== undefined || p.oseq !== undefined) e.seq = flagPair(p.iseq, p.oseq)
+  e.fwmark = p.fwmark
+  if (p.proto !== undefined && p.mode !== 'isatap') e.encapsulated = p.proto
+  if (p.sixrdPrefix !== undefined) e['6rd-prefix'] = p.sixrdPrefix
+  if (p.sixrdRelayPrefix !== undefined) e['6rd-relay-prefix'] = p.sixrdRelayPrefix
+  if (p.routers?.length) e.routers = p.routers.map((r) => (r.default ? r.address : {address: r.address, default: false}))
+  e.up = p.up
+  return e
+}
+
+/** A spec entry for one observed tunnel with only the keys that differ from the defaults. */
+export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
+  const d = DRIVERS[t.params.mode]
+  const allowed = new Set(['mode', 'state', 'local', 'remote', 'dev', 'fwmark', 'mtu', 'up', 'addresses', 'routes', 'driver', ...d.keys])
+  const entry = Object.fromEntries(Object.entries(fullEntry(t.params)).filter(([k]) => allowed.has(k)))
+  const norm = (e: Record<string, unknown>) => {
+    try {
+      return d.normalize(e)
+    } catch {
+      return undefined
+    }
+  }
+  const target = norm(entry)
+  if (target) {
+    for (const k of Object.keys(entry)) {
+      if (k === 'mode') continue
+      const {[k]: _drop, ...rest} = entry
+      if (deepEqual(norm(rest), target)) delete entry[k]
+    }
+  }
+  if (t.params.mtu !== undefined && t.params.mtu !== defaultMtu(t.params, t.driver)) entry.mtu = t.params.mtu
+  if (t.addresses.length) entry.addresses = t.addresses
+  if (t.routes.length) entry.routes = t.routes.map(routeEntry)
+  if (t.driver === 'userspace') entry.driver = 'userspace'
+  return entry
+}
+
+export function exportSpec(tunnels: ObservedTunnel[]): string {
+  const doc = {version: 1, tunnels: Object.fromEntries(tunnels.map((t) => [t.name, exportEntry(t)]))}
+  return YAML.stringify(doc, {flowLevel: 3})
+}
