@@ -34,7 +34,7 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   if (doc.errors.length > 0) {
     // the data of a document with syntax errors is unreliable: report only those
     const diags = doc.errors.map((e) => {
-      const pos = map.posOf(e.pos[0])
+      const pos = map.syntaxPos(e.pos[0])
       const message = 'YAML syntax error: ' + e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
       return {file, line: pos.line, column: pos.column, pointer: '', message, excerpt: map.excerpt(pos)}
     })

@@ -29,6 +29,21 @@ export class SourceMap {
     return {offset: o, line, column: col}
   }
 
+  /**
+   * Position for a YAML syntax error: past leading whitespace on its line, and at the end of the last
+   * non-empty line when the parser reports the end of the file.
+   */
+  syntaxPos(offset: number): SourcePos {
+    let o = Math.max(0, Math.min(offset, this.text.length))
+    if (/^\s*$/.test(this.text.slice(o))) {
+      const trimmed = this.text.replace(/\s+$/, '')
+      if (trimmed.length > 0) return this.posOf(trimmed.length)
+    }
+    while (o < this.text.length && (this.text[o] === ' ' || this.text[o] === '\t')) o++
+    if (o < this.text.length && (this.text[o] === '\n' || this.text[o] === '\r')) o = Math.max(0, Math.min(offset, this.text.length))
+    return this.posOf(o)
+  }
+
   /** Source offset of the element the pointer addresses (its key or value), or of the nearest ancestor that exists. */
   offsetOf(pointer: string, target: Target = 'value'): number {
     const doc = this.doc
@@ -60,9 +75,9 @@ export class SourceMap {
         break
       }
     }
-    node = this.resolve(node)
+    // (an alias is reported where it is used, not at its anchor)
     // a diagnostic about a missing or extra member of a mapping points at the mapping's key (`gre1:`)
-    if (keyNode && (isMap(node) || isSeq(node)) && target === 'key') return rangeStart(keyNode) ?? 0
+    if (keyNode && (isMap(this.resolve(node)) || isSeq(this.resolve(node))) && target === 'key') return rangeStart(keyNode) ?? 0
     const start = rangeStart(node as YNode)
     if (start !== undefined) return start
     return rangeStart(keyNode) ?? 0

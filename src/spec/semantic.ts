@@ -177,7 +177,7 @@ export function checkTunnels(
   const diags: RawDiagnostic[] = []
   const tunnels: DesiredTunnel[] = []
   if (!isObject(data) || !isObject(data.tunnels)) return {diagnostics: diags, tunnels}
-  const rtTables = opts.rtTables ?? defaultRtTables()
+  const rtTables = new Map([...(opts.rtTables ?? defaultRtTables()), ...BUILTIN_TABLES])
 
   const identities = new Map<string, string>() // identity → first tunnel
   const addressOwner = new Map<string, {tunnel: string; text: string}>() // address → first tunnel
@@ -214,9 +214,13 @@ export function checkTunnels(
     if (Array.isArray(entry.addresses)) {
       entry.addresses.forEach((a: unknown, i: number) => {
         if (typeof a !== 'string') return // schema reported it
-        const c = parseCidr(a)
+        const c = parseCidr(a, false)
         const rel = `/addresses/${i}`
-        if (!c) return push(rel, `address "${a}" is not a valid IPv4 or IPv6 address with prefix length (CIDR)`)
+        if (!c) {
+          const bare = parseCidr(a, true)
+          if (bare) return push(rel, `address "${a}" needs a prefix length (e.g. ${bare.text})`)
+          return push(rel, `address "${a}" is not a valid IPv4 or IPv6 address with prefix length (CIDR)`)
+        }
         if (fam && !fam.families.includes(c.family)) return push(rel, `${famName(c.family)} address ${c.text} cannot be used: ${fam.why}`)
         if (seenHere.has(c.address)) return push(rel, `address ${c.address} is listed twice`)
         seenHere.set(c.address, i)
@@ -254,8 +258,12 @@ export function checkTunnels(
             ok = false
           } else to = family === 4 ? '0.0.0.0/0' : '::/0'
         } else if (typeof r.to === 'string') {
-          const c = parseCidr(r.to)
-          if (!c) {
+          const c = parseCidr(r.to, false)
+          const bare = c ? undefined : parseCidr(r.to, true)
+          if (bare) {
+            push(rel + '/to', `route destination "${r.to}" needs a prefix length (e.g. ${bare.text})`)
+            ok = false
+          } else if (!c) {
             push(rel + '/to', `route destination "${r.to}" is not a CIDR prefix or "default"`)
             ok = false
           } else {

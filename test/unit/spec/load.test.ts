@@ -1,0 +1,397 @@
+// spec/load + spec/parse: positions, every error kind, all errors at once, stdin, missing file, normalisation per mode.
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {parseSpec, readInput, loadSpec, STDIN_NAME} from '../../../src/spec/load.js'
+import {parseSpecWith} from '../../../src/spec/parse.js'
+import {EXIT, InputError, SpecError, type Diagnostic} from '../../../src/lib/errors.js'
+import type {DesiredTunnel} from '../../../src/model/types.js'
+import {fakeDrivers} from './fake-drivers.js'
+
+const NO_TABLES = new Map<string, number>()
+
+/** The diagnostics parseSpec throws for `text` (fails the test if it does not throw a SpecError). */
+function diags(text: string, opts: {fake?: boolean; rtTables?: Map<string, number>} = {}): Diagnostic[] {
+  try {
+    if (opts.fake) parseSpecWith('t.yaml', text, {drivers: fakeDrivers(), rtTables: opts.rtTables ?? NO_TABLES})
+    else parseSpec('t.yaml', text, {rtTables: opts.rtTables ?? NO_TABLES})
+  } catch (e) {
+    if (e instanceof SpecError) return e.diagnostics
+    throw e
+  }
+  assert.unreachable(`expected a SpecError for:\n${text}`)
+  return []
+}
+
+/** [line, column, message] triples, in the order reported */
+const where = (ds: Diagnostic[]) => ds.map((d) => [d.line, d.column, d.message])
+
+function one(text: string, fake = false): Diagnostic {
+  const ds = diags(text, {fake})
+  assert.is(ds.length, 1, `expected exactly one diagnostic, got:\n${ds.map((d) => d.message).join('\n')}`)
+  return ds[0]
+}
+
+const tunnels = (body: string) => `version: 1\ntunnels:\n${body}`
+
+// ---------- positions ----------
+
+test('value error points at the value: line and column exact, excerpt with caret', () => {
+  const d = one(tunnels('  gre1:\n    mode: gre\n    local: 192.0.2.1\n    ttl: 300\n'))
+  assert.equal([d.file, d.line, d.column, d.pointer], ['t.yaml', 6, 10, '/tunnels/gre1/ttl'])
+  assert.is(d.message, 'tunnel "gre1": ttl must be 1..255 or "inherit"')
+  assert.is(d.excerpt, '      ttl: 300\n           ^')
+})
+
+test('unknown key points at the key, with a did-you-mean', () => {
+  const d = one(tunnels('  gre1:\n    mode: gre\n    local: 192.0.2.1\n    kye: 42\n'))
+  assert.equal([d.line, d.column, d.pointer], [6, 5, '/tunnels/gre1/kye'])
+  assert.is(d.message, 'tunnel "gre1": unknown key "kye" (did you mean "key"?)')
+})
+
+test('underscores for dashes are suggested too; far-off keys get no suggestion', () => {
+  const ds = diags(tunnels('  gre1:\n    mode: gre\n    local: 192.0.2.1\n    ignore_df: true\n    colour: blue\n'))
+  assert.equal(where(ds), [
+    [6, 5, 'tunnel "gre1": unknown key "ignore_df" (did you mean "ignore-df"?)'],
+    [7, 5, 'tunnel "gre1": unknown key "colour"'],
+  ])
+})
+
+test('missing required key points at the entry key', () => {
+  const d = one(tunnels('  gre1:\n    local: 192.0.2.1\n'))
+  assert.equal([d.line, d.column, d.pointer, d.message], [3, 3, '/tunnels/gre1', 'tunnel "gre1": missing required key "mode"'])
+})
+
+test('flow style: positions inside [..] and {..}', () => {
+  const ds = diags(tunnels('  t1: {mode: gre, local: 192.0.2.1, seq: {input: yes}, addresses: [10.0.0.1/30, 10.0.0.256/24]}\n'))
+  assert.equal(where(ds), [
+    [3, 50, 'tunnel "t1": seq.input must be true or false'],
+    [3, 81, 'tunnel "t1": address "10.0.0.256/24" is not a valid IPv4 or IPv6 address with prefix length (CIDR)'],
+  ])
+  assert.is(ds[1].excerpt, '    t1: {mode: gre, local: 192.0.2.1, seq: {input: yes}, addresses: [10.0.0.1/30, 10.0.0.256/24]}\n' + ' '.repeat(2 + 80) + '^')
+})
+
+test('tabs before the column are kept in the caret line', () => {
+  const d = one('version: 1\ntunnels:\n  g: {mode: gre,\t\tlocal: 192.0.2.1, mtu: 20}\n')
+  assert.equal([d.line, d.column], [3, 42])
+  assert.is(d.excerpt, '    g: {mode: gre,\t\tlocal: 192.0.2.1, mtu: 20}\n  ' + ' '.repeat(16) + '\t\t' + ' '.repeat(23) + '^')
+})
+
+test('CRLF line endings: positions and excerpts without \\r', () => {
+  const d = one('version: 1\r\ntunnels:\r\n  gre1:\r\n    mode: gre\r\n    local: 192.0.2.1\r\n    mtu: 10\r\n')
+  assert.equal([d.line, d.column], [6, 10])
+  assert.is(d.excerpt, '      mtu: 10\n           ^')
+})
+
+test('anchors and aliases: a bad value used through an alias is reported where each tunnel uses it', () => {
+  const ds = diags(tunnels('  a:\n    mode: gre\n    local: 192.0.2.1\n    mtu: &m 20\n  b:\n    mode: gre\n    local: 192.0.2.2\n    mtu: *m\n'))
+  assert.equal(where(ds), [
+    [6, 13, 'tunnel "a": mtu must be an integer 68..65535'],
+    [10, 10, 'tunnel "b": mtu must be an integer 68..65535'],
+  ])
+})
+
+// ---------- every error kind ----------
+
+test('top level: version, missing tunnels, unknown top-level key', () => {
+  assert.equal(where(diags('version: 2\ntunnel:\n  a: {mode: gre}\n')), [
+    [1, 1, 'missing required key "tunnels" at the top level'],
+    [1, 10, 'version must be 1 (the only file format version)'],
+    [2, 1, 'unknown key "tunnel" at the top level (did you mean "tunnels"?)'],
+  ])
+})
+
+test('empty file and non-mapping document', () => {
+  assert.equal(where(diags('')), [[1, 1, 'the file is empty; it must be a mapping with "version: 1" and "tunnels:"']])
+  assert.equal(where(diags('- a\n- b\n')), [[1, 1, 'the file must be a mapping with "version: 1" and "tunnels:"']])
+})
+
+test('tunnels: null and a tunnel without settings', () => {
+  assert.equal(where(diags('version: 1\ntunnels:\n')), [[2, 1, 'tunnels must be a mapping of tunnel name to settings (use "tunnels: {}" for none)']])
+  assert.equal(where(diags(tunnels('  gre1:\n'))), [[3, 3, 'tunnel "gre1" must be a mapping of settings with at least "mode"']])
+})
+
+test('enum with did-you-mean, wrong types', () => {
+  assert.equal(
+    where(diags(tunnels('  g:\n    mode: gree\n    up: yes\n    state: gone\n    driver: kernal\n    key: 1.2.3\n    fwmark: -1\n'))),
+    [
+      [4, 11, 'tunnel "g": mode must be one of ipip, gre, sit, isatap, vti (did you mean "gre"?)'],
+      [5, 9, 'tunnel "g": up must be true or false'],
+      [6, 12, 'tunnel "g": state must be present or absent'],
+      [7, 13, 'tunnel "g": driver must be one of auto, kernel, userspace (did you mean "kernel"?)'],
+      [8, 10, 'tunnel "g": key must be a number 0..4294967295 or a dotted quad like 0.0.0.42'],
+      [9, 13, 'tunnel "g": fwmark must be an integer 0..4294967295'],
+    ],
+  )
+})
+
+test('nested objects: routers and routes', () => {
+  const ds = diags(tunnels('  i:\n    mode: isatap\n    local: 192.0.2.1\n    routers: [192.0.2.300, {address: 192.0.2.1, prio: 1}, {default: true}]\n    routes:\n      - via: 10.0.0.1\n      - {to: 10.0.0.0/8, metric: x}\n'))
+  assert.equal(where(ds), [
+    [6, 15, 'tunnel "i": routers[0] must be an IPv4 address or {address: IPV4, default: BOOL}'],
+    [6, 49, 'tunnel "i": unknown key "prio" in routers[1]'],
+    [6, 59, 'tunnel "i": missing required key "address" in routers[2]'],
+    [8, 9, 'tunnel "i": missing required key "to" in routes[0]'],
+    [9, 14, 'tunnel "i": IPv4 route to 10.0.0.0/8 cannot be used: an isatap tunnel carries IPv6 only'],
+    [9, 34, 'tunnel "i": routes[1].metric must be an integer 0..4294967295'],
+  ])
+})
+
+test('interface names: too long (bytes, not chars), forbidden characters, reserved, dev', () => {
+  const ds = diags(tunnels('  abcdefghijklmnop:\n    mode: gre\n    local: 192.0.2.1\n  "a/b":\n    mode: gre\n    local: 192.0.2.2\n  sit0:\n    mode: sit\n    local: 192.0.2.3\n  tünnelxxxxxxx:\n    mode: gre\n    local: 192.0.2.4\n    dev: "eth 0"\n'))
+  assert.equal(where(ds), [
+    [3, 3, 'tunnel name "abcdefghijklmnop" is 16 bytes long; interface names are at most 15 bytes'],
+    [6, 3, 'tunnel name "a/b" must not contain \'/\', \':\' or whitespace'],
+    [9, 3, 'tunnel name "sit0" is reserved: the kernel\'s sit module creates it as its fallback device'],
+    [15, 10, 'tunnel "tünnelxxxxxxx": dev "eth 0" must not contain \'/\', \':\' or whitespace'],
+  ])
+})
+
+test('a 14-character name of 15 bytes is fine, 15 characters of 16 bytes is not', () => {
+  parseSpec('t.yaml', tunnels('  tünnelxxxxxxxx:\n    mode: gre\n    local: 192.0.2.1\n'), {rtTables: NO_TABLES})
+  const d = one(tunnels('  tünnelxxxxxxxxx:\n    mode: gre\n    local: 192.0.2.1\n'))
+  assert.is(d.message, 'tunnel name "tünnelxxxxxxxxx" is 16 bytes long; interface names are at most 15 bytes')
+})
+
+test('addresses and route destinations need a prefix length', () => {
+  const ds = diags(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    addresses: [10.0.0.1]\n    routes: [{to: "2001:db8::5"}]\n'))
+  assert.equal(where(ds), [
+    [6, 17, 'tunnel "g": address "10.0.0.1" needs a prefix length (e.g. 10.0.0.1/32)'],
+    [7, 19, 'tunnel "g": route destination "2001:db8::5" needs a prefix length (e.g. 2001:db8::5/128)'],
+  ])
+})
+
+test('addresses: bad CIDR, wrong family for the mode, listed twice, shared between tunnels', () => {
+  const ds = diags(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    addresses: [10.0.0.1/24, 2001:db8::1/129, 2001:db8::1/64, 2001:DB8::1/64]\n  g:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.3\n    addresses: [2001:db8:0::1/120]\n'))
+  assert.equal(where(ds), [
+    [7, 17, 'tunnel "s": IPv4 address 10.0.0.1/24 cannot be used: a sit tunnel carries IPv6 only unless "encapsulated: ipip" or "encapsulated: any"'],
+    [7, 30, 'tunnel "s": address "2001:db8::1/129" is not a valid IPv4 or IPv6 address with prefix length (CIDR)'],
+    [7, 63, 'tunnel "s": address 2001:db8::1 is listed twice'],
+    [12, 17, 'tunnel "g": address 2001:db8::1 is also assigned to tunnel "s"'],
+  ])
+})
+
+test('address families per mode: ipip IPv4 only, isatap IPv6 only, sit ipip/any may carry IPv4', () => {
+  assert.match(one(tunnels('  t:\n    mode: ipip\n    local: 192.0.2.1\n    addresses: [2001:db8::1/64]\n')).message, 'IPv6 address 2001:db8::1/64 cannot be used: an ipip tunnel carries IPv4')
+  assert.match(one(tunnels('  t:\n    mode: isatap\n    local: 192.0.2.1\n    addresses: [10.0.0.1/24]\n')).message, 'an isatap tunnel carries IPv6 only')
+  for (const enc of ['ipip', 'any']) {
+    parseSpec('t.yaml', tunnels(`  t:\n    mode: sit\n    local: 192.0.2.1\n    encapsulated: ${enc}\n    addresses: [10.0.0.1/24]\n`), {rtTables: NO_TABLES})
+  }
+  assert.match(one(tunnels('  t:\n    mode: sit\n    local: 192.0.2.1\n    encapsulated: ipip\n    addresses: [2001:db8::1/64]\n')).message, 'carries IPv4 only')
+})
+
+test('routes: bad destination, host bits, via family, unknown table, route twice, route in two tunnels', () => {
+  const ds = diags(
+    tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    routes:\n      - to: 10.1.2.3/16\n      - to: 10.2.0.0/16\n        via: 2001:db8::1\n      - to: nowhere\n      - to: 10.3.0.0/16\n        table: vpn\n      - to: 10.4.0.0/16\n      - to: 10.4.0.0/16\n        via: 10.0.0.9\n  h:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.3\n    routes: [{to: 10.4.0.0/16, table: main}]\n'),
+    {rtTables: new Map([['mgmt', 100]])},
+  )
+  assert.equal(where(ds), [
+    [8, 13, 'tunnel "g": route destination 10.1.2.3/16 has host bits set (did you mean 10.1.0.0/16?)'],
+    [10, 14, 'tunnel "g": via 2001:db8::1 is IPv6 but the route to 10.2.0.0/16 is IPv4'],
+    [11, 13, 'tunnel "g": route destination "nowhere" is not a CIDR prefix or "default"'],
+    [13, 16, 'tunnel "g": unknown routing table "vpn" (known: mgmt, main, local, default; or use a number 1..4294967295)'],
+    [15, 9, 'tunnel "g": route to 10.4.0.0/16 (table 254, metric 0) is listed twice'],
+    [21, 14, 'tunnel "h": route to 10.4.0.0/16 (table 254, metric 0) is also defined in tunnel "g"; the kernel keeps one'],
+  ])
+})
+
+test('routes: "default" needs a family when the tunnel carries both', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: default}]\n'))
+  assert.equal([d.line, d.column, d.message], [6, 19, 'tunnel "g": cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix'])
+})
+
+test('duplicate endpoints: same mode/local/remote/dev/key twice; a different key or dev makes them distinct', () => {
+  const d = one(tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n'))
+  assert.equal([d.line, d.column, d.pointer], [7, 3, '/tunnels/g2'])
+  assert.is(d.message, 'tunnel "g2" has the same mode, local, remote, dev and key as tunnel "g1"; the kernel cannot tell them apart')
+  parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 7\n  g3:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    dev: eth1\n  i1:\n    mode: ipip\n    local: 192.0.2.1\n    remote: 192.0.2.2\n'), {rtTables: NO_TABLES})
+  // key 0.0.0.7 is key 7
+  assert.match(one(tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    key: 7\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    key: 0.0.0.7\n')).message, 'the kernel cannot tell them apart')
+  // sit and isatap share the sit module's table
+  assert.match(one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n  i:\n    mode: isatap\n    local: 192.0.2.1\n')).message, 'tunnel "i" has the same')
+})
+
+test('an absent tunnel does not clash with a present one', () => {
+  const s = parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30]\n  g2:\n    mode: gre\n    state: absent\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30]\n'), {rtTables: NO_TABLES})
+  assert.equal(s.tunnels.map((t) => [t.name, t.state]), [['g1', 'present'], ['g2', 'absent']])
+})
+
+test('local any, remote any, no dev, no key is the fallback device', () => {
+  const d = one(tunnels('  t:\n    mode: ipip\n'))
+  assert.is(d.message, 'tunnel "t" has local any, remote any, no dev and no key: that is the kernel\'s fallback device tunl0, so it cannot be created; set local, remote or dev')
+  // the userspace driver has no fallback device; state absent needs only mode
+  parseSpec('t.yaml', tunnels('  t:\n    mode: ipip\n    driver: userspace\n  u:\n    mode: gre\n    state: absent\n'), {rtTables: NO_TABLES})
+})
+
+test('per-mode rules come from the drivers, pointers prefixed with the tunnel', () => {
+  const ds = diags(tunnels('  t:\n    mode: ipip\n    local: 192.0.2.1\n    key: 5\n  g:\n    mode: gre\n    local: 192.0.2.2\n    ttl: 64\n    pmtudisc: false\n    ignore-df: true\n  i:\n    mode: isatap\n    local: 192.0.2.3\n    remote: 192.0.2.4\n'))
+  assert.equal(ds.map((d) => [d.line, d.column, d.pointer]), [
+    [6, 10, '/tunnels/t/key'],
+    [10, 10, '/tunnels/g/ttl'],
+    [16, 13, '/tunnels/i/remote'],
+  ])
+  for (const d of ds) assert.ok(d.message.startsWith(`tunnel "${d.pointer.split('/')[2]}": `), d.message)
+  assert.match(ds[0].message, 'not valid for mode ipip')
+  assert.match(ds[1].message, 'pmtudisc')
+  assert.match(ds[2].message, 'remote must be any')
+})
+
+test('ignore-df without pmtudisc false (driver rule)', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.2\n    ignore-df: true\n'))
+  assert.equal([d.line, d.column, d.pointer], [6, 16, '/tunnels/g/ignore-df'])
+})
+
+test('a driver diagnostic with a relative pointer and an entry-level one are placed', () => {
+  const drivers = fakeDrivers((s) => (s.mode === 'gre' ? [{pointer: 'local', message: 'nope'}, {pointer: '', message: 'whole entry'}] : []))
+  try {
+    parseSpecWith('t.yaml', tunnels('  g:\n    mode: gre\n    local: 192.0.2.2\n'), {drivers, rtTables: NO_TABLES})
+    assert.unreachable()
+  } catch (e) {
+    assert.instance(e, SpecError)
+    assert.equal(where((e as SpecError).diagnostics), [
+      [3, 3, 'tunnel "g": whole entry'],
+      [5, 12, 'tunnel "g": nope'],
+    ])
+  }
+})
+
+test('YAML syntax errors are diagnostics with positions; several at once', () => {
+  const ds = diags('version: 1\ntunnels:\n  gre1:\n    mode: gre\n   local: [192.0.2.1\n')
+  assert.ok(ds.length >= 1)
+  for (const d of ds) assert.match(d.message, /^YAML syntax error: /)
+  assert.equal(where(ds), [
+    [5, 4, 'YAML syntax error: All mapping items must start at the same column'],
+    [5, 21, 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+  ])
+  const dup = diags('version: 1\ntunnels:\n  g:\n    mode: gre\n    mode: ipip\n')
+  assert.equal(where(dup), [[5, 5, 'YAML syntax error: Map keys must be unique']])
+})
+
+test('every error in the file is reported at once, sorted by position', () => {
+  const ds = diags(tunnels('  g2:\n    mode: gre\n    local: 192.0.2.1\n    ttl: 0\n  g1:\n    mode: bogus\n  verylongtunnelname:\n    mode: sit\n    local: 192.0.2.9\n    addresses: [10.0.0.1/8]\n'))
+  assert.equal(ds.map((d) => d.line), [6, 8, 9, 12])
+  const err = new SpecError(ds)
+  assert.is(err.exitCode, EXIT.DATAERR)
+  assert.is(err.message.split('\n').filter((l) => /^t\.yaml:\d+:\d+: /.test(l)).length, 4)
+})
+
+test('the schema is consulted for every tunnel even when another has errors', () => {
+  const ds = diags(tunnels('  a:\n    mode: gre\n    mtu: 1\n  b:\n    mode: gre\n    mtu: 2\n'))
+  assert.equal(ds.map((d) => [d.line, d.pointer]), [
+    [5, '/tunnels/a/mtu'],
+    [8, '/tunnels/b/mtu'],
+  ])
+})
+
+// ---------- inputs ----------
+
+test('readInput: a file, a missing file (exit 66), a directory (exit 66)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tunctl-spec-'))
+  try {
+    const f = join(dir, 'a.yaml')
+    writeFileSync(f, 'version: 1\ntunnels: {}\n')
+    assert.equal(await readInput(f), {file: f, text: 'version: 1\ntunnels: {}\n'})
+    assert.equal(await loadSpec(f), {file: f, tunnels: []})
+    for (const bad of [join(dir, 'missing.yaml'), dir]) {
+      try {
+        await readInput(bad)
+        assert.unreachable()
+      } catch (e) {
+        assert.instance(e, InputError)
+        assert.is((e as InputError).exitCode, 66)
+        assert.match((e as Error).message, bad)
+      }
+    }
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('readInput("-") reads stdin and names it <stdin>', () => {
+  const code = `import {loadSpec} from './src/spec/load.ts'; const s = await loadSpec('-'); console.log(JSON.stringify(s))`
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    input: 'version: 1\ntunnels:\n  g:\n    mode: gre\n    local: 192.0.2.1\n',
+    encoding: 'utf8',
+  })
+  assert.is(r.status, 0, r.stderr)
+  const s = JSON.parse(r.stdout)
+  assert.is(s.file, STDIN_NAME)
+  assert.equal(s.tunnels.map((t: DesiredTunnel) => t.name), ['g'])
+})
+
+// ---------- normalisation: one valid file per mode ----------
+
+function only(text: string): DesiredTunnel {
+  const s = parseSpec('t.yaml', text, {rtTables: new Map([['vpn', 100]])})
+  assert.is(s.tunnels.length, 1)
+  return s.tunnels[0]
+}
+
+test('ipip normalises: defaults, canonical addresses and routes', () => {
+  const t = only(tunnels('  ipip1:\n    mode: ipip\n    local: 192.0.2.1\n    remote: 198.51.100.2\n    ttl: 64\n    addresses: [10.10.1.1/30, 10.9.0.1/32]\n    routes:\n      - to: 10.20.1.0/24\n        via: 10.10.1.2\n        metric: 100\n      - {to: default, table: vpn}\n'))
+  assert.equal(t, {
+    name: 'ipip1',
+    state: 'present',
+    params: {mode: 'ipip', local: '192.0.2.1', remote: '198.51.100.2', ttl: 64, tos: 1, pmtudisc: true, fwmark: 0, proto: 'ipip', up: true},
+    addresses: ['10.10.1.1/30', '10.9.0.1/32'],
+    // sorted by table, then destination
+    routes: [
+      {to: '0.0.0.0/0', table: 100},
+      {to: '10.20.1.0/24', via: '10.10.1.2', metric: 100, table: 254},
+    ],
+    driver: 'auto',
+    pointer: '/tunnels/ipip1',
+  })
+})
+
+test('gre normalises: keys (dotted quad), csum/seq pairs, IPv6 canonical form', () => {
+  const t = only(tunnels('  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    input-key: 0.0.1.0\n    output-key: 7\n    csum: true\n    seq: {input: true}\n    mtu: 1400\n    up: false\n    fwmark: 9\n    driver: kernel\n    addresses: [2001:DB8:2:0::1/64, 10.10.2.1/30]\n    routes: [{to: "2001:db8:9::/48"}, {to: default, via: "2001:db8:2::2"}]\n'))
+  assert.equal(t.params, {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', ttl: 0, tos: 1, pmtudisc: true, ignoreDf: false, ikey: 256, okey: 7, icsum: true, ocsum: true, iseq: true, oseq: false, fwmark: 9, mtu: 1400, up: false})
+  assert.equal(t.addresses, ['10.10.2.1/30', '2001:db8:2::1/64'])
+  assert.equal(t.routes, [
+    {to: '2001:db8:9::/48', table: 254},
+    {to: '::/0', via: '2001:db8:2::2', table: 254},
+  ])
+  assert.is(t.driver, 'kernel')
+})
+
+test('sit normalises: 6rd, encapsulated any', () => {
+  const t = only(tunnels('  sit1:\n    mode: sit\n    local: 198.51.100.1\n    encapsulated: any\n    6rd-prefix: 2001:DB8::/32\n    addresses: [2001:db8:3::1/64, 10.0.0.1/30]\n    routes: [{to: default, via: 10.0.0.2}]\n'))
+  assert.is(t.params.mode, 'sit')
+  assert.is(t.params.proto, 'any')
+  assert.is(t.params.remote, 'any')
+  assert.is(t.params.sixrdPrefix, '2001:db8::/32')
+  assert.equal(t.addresses, ['10.0.0.1/30', '2001:db8:3::1/64'])
+  assert.equal(t.routes, [{to: '0.0.0.0/0', via: '10.0.0.2', table: 254}])
+})
+
+test('isatap normalises: routers, default route is IPv6', () => {
+  const t = only(tunnels('  isatap1:\n    mode: isatap\n    local: 198.51.100.1\n    routers: [198.51.100.3, {address: 198.51.100.2, default: true}]\n    addresses: [2001:db8:4::5efe:c633:6401/64]\n    routes: [{to: default}]\n'))
+  assert.is(t.params.mode, 'isatap')
+  assert.is(t.params.remote, 'any')
+  // sorted by address; a bare address is a default router (the drivers' convention)
+  assert.equal(t.params.routers, [
+    {address: '198.51.100.2', default: true},
+    {address: '198.51.100.3', default: true},
+  ])
+  assert.equal(t.routes, [{to: '::/0', table: 254}])
+})
+
+test('vti normalises: key, no ttl/tos/pmtudisc', () => {
+  const t = only(tunnels('  vti1:\n    mode: vti\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    key: 7\n    addresses: [10.10.5.1/30]\n'))
+  assert.equal(t.params, {mode: 'vti', local: '198.51.100.1', remote: '198.51.100.2', ikey: 7, okey: 7, fwmark: 0, up: true})
+})
+
+test('state absent needs only mode', () => {
+  const t = only(tunnels('  old:\n    mode: gre\n    state: absent\n'))
+  assert.equal([t.name, t.state, t.addresses, t.routes], ['old', 'absent', [], []])
+})
+
+test('tunnels: {} is a valid, empty spec', () => {
+  assert.equal(parseSpec('t.yaml', 'version: 1\ntunnels: {}\n'), {file: 't.yaml', tunnels: []})
+})
+
+test.run()
