@@ -80,5 +80,5 @@ export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
 
 export function exportSpec(tunnels: ObservedTunnel[]): string {
   const doc = {version: 1, tunnels: Object.fromEntries(tunnels.map((t) => [t.name, exportEntry(t)]))}
-  return YAML.stringify(doc, {flowLevel: 3})
+  return YAML.stringify(doc)
 }
