@@ -82,7 +82,8 @@ export function inline(s: string): string {
     .replace(/\\-/g, '-')
     .replace(/\\&/g, '')
     .replace(/\\e/g, '\\')
-    .replace(/\\ /g, ' ')
+    .replace(/\\[ ~]/g, ' ')
+    .replace(/\\[%:]/g, '')
 }
 
 /** Macro arguments, honouring double quotes. */
