@@ -8,7 +8,7 @@ import {IptunVariant, makeIptunDriver} from './iptun.js'
 export const SIXRD_DEFAULT = {prefix: '2002::/16', relay: '0.0.0.0/0'}
 
 export function sitFamilies(p: InnerProto): Family[] {
-  return p === 'ip6ip' ? [6] : p === 'any' ? [4, 6] : [4]
+  return p === 'ip6ip' ? [6] : p === 'ipip' ? [4] : [4, 6]
 }
 
 function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
