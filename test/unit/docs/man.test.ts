@@ -10,6 +10,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {EXIT_TABLE} from '../../../src/lib/errors.js'
 import {COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
+import {maxMtu, minMtu} from '../../../src/drivers/common.js'
 import {MODES} from '../../../src/model/types.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -366,6 +367,16 @@ test('documented defaults match what the drivers fill in', () => {
   for (const s of ['ttl: inherit', 'tos: inherit', 'pmtudisc: true', 'up: true', 'driver: auto', 'state: present', '1480', '1476']) {
     assert.ok(defaults.includes(s), `DEFAULTS lacks "${s}"`)
   }
+})
+
+test('the mtu ranges in tunctl.yaml(5) are the ones the drivers enforce', () => {
+  const text = roffText(keyItems.find((k) => k.tag === 'mtu')!.body)
+  assert.ok(text.includes(`ipip and vti ${minMtu('ipip')}..${maxMtu('ipip')}`), text)
+  assert.is(maxMtu('vti'), maxMtu('ipip'))
+  assert.ok(text.includes(`gre ${minMtu('gre')}..${maxMtu('gre')}, less 4 for each`), text)
+  assert.is(maxMtu('gre', 8), maxMtu('gre') - 4)
+  assert.ok(text.includes(`sit and isatap ${minMtu('sit')}..65535`), text) // the schema caps every mtu at 65535
+  assert.is(minMtu('isatap'), minMtu('sit'))
 })
 
 test('KERNEL RULES, replacements and diagnostics are described', () => {
