@@ -288,7 +288,9 @@ export function checkTunnels(
         else if (typeof r.table === 'string') {
           const t = /^\d+$/.test(r.table) ? Number(r.table) : rtTables.get(r.table)
           if (t === undefined) {
-            const known = [...rtTables].filter(([, v]) => v > 0).map(([k]) => k)
+            const builtin = BUILTIN_TABLES.map(([k]) => k)
+            const others = [...rtTables].filter(([k, v]) => v > 0 && !builtin.includes(k)).map(([k]) => k).sort()
+            const known = [...builtin, ...others]
             push(rel + '/table', `unknown routing table "${r.table}" (known: ${known.join(', ')}; or use a number 1..4294967295)`)
             ok = false
           } else if (t < 1 || t > 0xffffffff) {

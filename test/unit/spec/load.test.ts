@@ -192,7 +192,7 @@ test('routes: bad destination, host bits, via family, unknown table, route twice
     [8, 13, 'tunnel "g": route destination 10.1.2.3/16 has host bits set (did you mean 10.1.0.0/16?)'],
     [10, 14, 'tunnel "g": via 2001:db8::1 is IPv6 but the route to 10.2.0.0/16 is IPv4'],
     [11, 13, 'tunnel "g": route destination "nowhere" is not a CIDR prefix or "default"'],
-    [13, 16, 'tunnel "g": unknown routing table "vpn" (known: mgmt, main, local, default; or use a number 1..4294967295)'],
+    [13, 16, 'tunnel "g": unknown routing table "vpn" (known: main, local, default, mgmt; or use a number 1..4294967295)'],
     [15, 9, 'tunnel "g": route to 10.4.0.0/16 (table 254, metric 0) is listed twice'],
     [21, 14, 'tunnel "h": route to 10.4.0.0/16 (table 254, metric 0) is also defined in tunnel "g"; the kernel keeps one'],
   ])

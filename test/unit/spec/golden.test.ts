@@ -1,0 +1,43 @@
+// Golden error cases: test/fixtures/errors/<case>/{spec.yaml, stderr.txt}. stderr.txt is exactly what
+// `tunctl validate spec.yaml` prints (run from the case folder). UPDATE_GOLDEN=1 rewrites stderr.txt.
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseSpec} from '../../../src/spec/load.js'
+import {SpecError} from '../../../src/lib/errors.js'
+
+export const GOLDEN_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/errors')
+const update = process.env.UPDATE_GOLDEN === '1'
+
+/** What the CLI prints on stderr for this case (handleError: `tunctl: ` + message). */
+export function renderCase(dir: string): string {
+  const text = readFileSync(join(dir, 'spec.yaml'), 'utf8')
+  try {
+    parseSpec('spec.yaml', text, {rtTables: new Map()})
+  } catch (e) {
+    if (e instanceof SpecError) return `tunctl: ${e.message}\n`
+    throw e
+  }
+  return '(valid)\n'
+}
+
+const cases = readdirSync(GOLDEN_ROOT).filter((c) => existsSync(join(GOLDEN_ROOT, c, 'spec.yaml'))).sort()
+
+test('there are golden error cases', () => {
+  assert.ok(cases.length >= 12, `only ${cases.length} cases`)
+})
+
+for (const c of cases) {
+  test(`golden error: ${c}`, () => {
+    const dir = join(GOLDEN_ROOT, c)
+    const got = renderCase(dir)
+    const file = join(dir, 'stderr.txt')
+    if (update || !existsSync(file)) writeFileSync(file, got)
+    assert.not.equal(got, '(valid)\n', `${c}/spec.yaml is valid; an error case must be invalid`)
+    assert.fixture(got, readFileSync(file, 'utf8'))
+  })
+}
+
+test.run()
