@@ -1,0 +1,202 @@
+// Pure part of observe: raw `ip -j` JSON (+ encapsulator states) → ObservedState. No system access (unit-testable).
+import ipaddr from 'ipaddr.js'
+import type {Counters, ObservedState, ObservedTunnel, RouteSpec, Router, TunnelParams} from '../model/types.js'
+import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+
+export interface ObserveOptions {
+  netns?: string
+}
+
+/** What observe needs from the userspace encapsulator control (src/userspace/control.ts observeEncaps). */
+export interface EncapInfo {
+  params: TunnelParams
+  pid?: number
+  alive: boolean
+  counters?: Counters
+}
+
+export interface RawState {
+  links: any[] // ip -j -d -s link show
+  addrs: any[] // ip -j addr show
+  routes: any[] // ip -j route show table all
+  /** `ip tunnel show` text (only needed when an isatap tunnel exists) */
+  tunnelShow?: string
+  encaps?: Map<string, EncapInfo>
+}
+
+const FALLBACK = new Set<string>(FALLBACK_DEVICES)
+
+/** Table names iproute2 prints → numbers (others are numeric strings or names from rt_tables). */
+export const TABLES: Record<string, number> = {main: 254, local: 255, default: 253, unspec: 0}
+
+export function tableNumber(t: unknown, names?: Map<string, number>): number {
+  if (t === undefined || t === null) return 254
+  if (typeof t === 'number') return t
+  const s = String(t)
+  if (s in TABLES) return TABLES[s]!
+  if (/^\d+$/.test(s)) return Number(s)
+  const n = names?.get(s)
+  if (n !== undefined) return n
+  return -1 // unknown name: keep it distinct rather than guessing
+}
+
+/** Parses `ip tunnel show` text: the ISATAP potential router list per tunnel ("pdr A" = default, "pr A"). */
+export function parsePrl(text: string): Map<string, Router[]> {
+  const m = new Map<string, Router[]>()
+  for (const line of text.split('\n')) {
+    const h = /^(\S+?):\s/.exec(line)
+    if (!h) continue
+    const rs: Router[] = []
+    const re = /\b(pdr|pr) (\d+\.\d+\.\d+\.\d+)/g
+    let x
+    while ((x = re.exec(line))) rs.push({address: x[2]!, default: x[1] === 'pdr'})
+    m.set(h[1]!, rs)
+  }
+  return m
+}
+
+function isLinkLocal6(a: ipaddr.IPv6): boolean {
+  return a.range() === 'linkLocal'
+}
+
+/** Addresses of one interface from `ip -j addr show`: canonical CIDRs, sorted, IPv6 link-local excluded. */
+export function addressesOf(addrs: any[], ifname: string): string[] {
+  const e = addrs.find((a) => a.ifname === ifname)
+  const out: string[] = []
+  for (const ai of e?.addr_info ?? []) {
+    if (ai.family !== 'inet' && ai.family !== 'inet6') continue
+    if (typeof ai.local !== 'string') continue
+    const a = ipaddr.parse(ai.local)
+    if (a.kind() === 'ipv6') {
+      if (isLinkLocal6(a as ipaddr.IPv6)) continue
+      out.push(`${(a as ipaddr.IPv6).toRFC5952String()}/${ai.prefixlen}`)
+    } else out.push(`${a.toString()}/${ai.prefixlen}`)
+  }
+  return [...new Set(out)].sort()
+}
+
+function routeFamily(r: any): 4 | 6 {
+  if (typeof r.dst === 'string' && r.dst.includes(':')) return 6
+  if (typeof r.gateway === 'string' && r.gateway.includes(':')) return 6
+  if (typeof r.via === 'object' && r.via?.family === 'inet6') return 6
+  if ('pref' in r) return 6 // only IPv6 routes carry a router preference
+  return 4
+}
+
+function canonicalDst(dst: string, fam: 4 | 6): string {
+  if (dst === 'default') return fam === 6 ? '::/0' : '0.0.0.0/0'
+  const [a, l] = dst.split('/')
+  const addr = ipaddr.parse(a!)
+  const text = addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString()
+  return `${text}/${l ?? (fam === 6 ? 128 : 32)}`
+}
+
+function compareRoutes(a: RouteSpec, b: RouteSpec): number {
+  const c = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0)
+  return a.table - b.table || c(a.to, b.to) || (a.metric ?? -1) - (b.metric ?? -1) || c(a.via ?? '', b.via ?? '')
+}
+
+/**
+ * Routes through one interface that a user could have configured: not proto kernel, not local/broadcast/multicast
+ * types, not the local table, not IPv6 link-local or multicast destinations. metric is always set (IPv4 default 0).
+ */
+export function routesOf(routes: any[], ifname: string, tableNames?: Map<string, number>): RouteSpec[] {
+  const out: RouteSpec[] = []
+  for (const r of routes) {
+    if (r.dev !== ifname) continue
+    if (r.protocol === 'kernel') continue
+    if (r.type && r.type !== 'unicast') continue
+    const table = tableNumber(r.table, tableNames)
+    if (table === 255) continue
+    const fam = routeFamily(r)
+    if (typeof r.dst !== 'string') continue
+    const to = canonicalDst(r.dst, fam)
+    if (fam === 6) {
+      const [a] = to.split('/')
+      const range = ipaddr.IPv6.parse(a!).range()
+      if (range === 'linkLocal' || range === 'multicast') continue
+    }
+    const rt: RouteSpec = {to, table, metric: typeof r.metric === 'number' ? r.metric : 0}
+    if (typeof r.gateway === 'string') {
+      const g = ipaddr.parse(r.gateway)
+      rt.via = g.kind() === 'ipv6' ? (g as ipaddr.IPv6).toRFC5952String() : g.toString()
+    }
+    out.push(rt)
+  }
+  return out.sort(compareRoutes)
+}
+
+export function countersOf(link: any): Counters | undefined {
+  const s = link.stats64
+  if (!s?.rx || !s?.tx) return undefined
+  return {
+    rxPackets: s.rx.packets ?? 0,
+    rxBytes: s.rx.bytes ?? 0,
+    txPackets: s.tx.packets ?? 0,
+    txBytes: s.tx.bytes ?? 0,
+    rxErrors: s.rx.errors ?? 0,
+    txErrors: s.tx.errors ?? 0,
+    rxDropped: s.rx.dropped ?? 0,
+    txDropped: s.tx.dropped ?? 0,
+  }
+}
+
+export function isOwned(link: any): boolean {
+  return typeof link.ifalias === 'string' && link.ifalias.startsWith('tunctl')
+}
+
+export function hasIsatap(links: any[]): boolean {
+  return links.some((l) => l?.linkinfo?.info_kind === 'sit' && l.linkinfo.info_data?.isatap && !FALLBACK.has(l.ifname))
+}
+
+/** Pure: raw `ip` JSON (+ encapsulator states) → ObservedState. */
+export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?: Map<string, number>} = {}): ObservedState {
+  const byIndex = new Map<number, string>(raw.links.map((l) => [l.ifindex, l.ifname]))
+  const ctx: DecodeContext = {byIndex, prl: raw.tunnelShow !== undefined ? parsePrl(raw.tunnelShow) : undefined}
+  const tunnels: ObservedTunnel[] = []
+  const kinds: Record<string, string> = {}
+  for (const link of raw.links) {
+    const name: string = link.ifname
+    kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
+    if (FALLBACK.has(name)) continue
+    const common = {
+      name,
+      ifindex: link.ifindex,
+      addresses: addressesOf(raw.addrs, name),
+      routes: routesOf(raw.routes, name, opts.tableNames),
+      owned: isOwned(link),
+      operstate: link.operstate ?? 'UNKNOWN',
+    }
+    let params: TunnelParams | undefined
+    for (const d of Object.values(DRIVERS)) {
+      params = d.decode(link, ctx)
+      if (params) break
+    }
+    if (params) {
+      const counters = countersOf(link)
+      tunnels.push({...common, driver: 'kernel', params, ...(counters ? {counters} : {})})
+      continue
+    }
+    // a userspace tunnel: tunctl's TUN device plus its encapsulator state
+    if (link?.linkinfo?.info_kind === 'tun' && isOwned(link)) {
+      const e = raw.encaps?.get(name)
+      if (!e) continue
+      const params: TunnelParams = {...e.params, up: Array.isArray(link.flags) && link.flags.includes('UP')}
+      if (typeof link.mtu === 'number') params.mtu = link.mtu
+      const counters = e.counters ?? countersOf(link)
+      tunnels.push({
+        ...common,
+        driver: 'userspace',
+        params,
+        ...(counters ? {counters} : {}),
+        ...(e.pid !== undefined ? {pid: e.pid} : {}),
+        alive: e.alive,
+      })
+    }
+  }
+  tunnels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const state: ObservedState = {tunnels, links: raw.links.map((l) => l.ifname as string), kinds}
+  if (opts.netns) state.netns = opts.netns
+  return state
+}
+
