@@ -6,14 +6,9 @@ import {readInput, parseSpec} from '../spec/load.js'
 
 export default class Validate extends BaseCommand {
   static override summary = 'Check a spec file (schema and kernel rules) without touching the system.'
-  static override description = `Reads FILE (or standard input for -), checks it against the version-1 file format and
-the kernel's rules for each mode, and reports every problem at once as FILE:LINE:COLUMN with the
-source line and a caret. Nothing on the host is read or changed (except /etc/iproute2/rt_tables
-when a route names a table).
+  static override description = `Reads FILE (or standard input for -), checks it against the version-1 file format and the kernel's rules for each mode, and reports every problem at once as FILE:LINE:COLUMN with the source line and a caret. Nothing on the host is read or changed (except /etc/iproute2/rt_tables when a route names a table by name).
 
-With --json, stdout carries one object (schemas/validate-output.schema.json):
-  valid:   {"ok": true,  "file": F, "tunnels": N, "diagnostics": []}
-  invalid: {"ok": false, "file": F, "tunnels": null, "diagnostics": [{file, line, column, pointer, message, excerpt}], "error": {code, exitCode, message, …}}
+With --json, stdout carries one object (schemas/validate-output.schema.json): {"ok": true, "file", "tunnels": N, "diagnostics": []} when valid; {"ok": false, "file", "tunnels": null, "diagnostics": [{file, line, column, pointer, message, excerpt}], "error": {code, exitCode, message}} otherwise.
 
 ${BaseCommand.exitCodesHelp}`
 
