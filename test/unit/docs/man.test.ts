@@ -12,6 +12,7 @@ import {EXIT_TABLE} from '../../../src/lib/errors.js'
 import {COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
 import {maxMtu, minMtu} from '../../../src/drivers/common.js'
 import {MODES} from '../../../src/model/types.js'
+import {parseSpec} from '../../../src/spec/load.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const MAN8 = join(repo, 'man', 'tunctl.8')
@@ -387,10 +388,27 @@ test('KERNEL RULES, replacements and diagnostics are described', () => {
   const repl = roffText(SH5.get('CHANGES IN PLACE AND REPLACEMENTS')!)
   for (const s of ['mode', 'isatap flag', 'inner protocol', 'any and an address']) assert.ok(repl.includes(s), `replacements lack "${s}"`)
   const diag = SH5.get('DIAGNOSTICS')!
-  assert.match(roffText(diag), /tunnels\.yaml:\d+:\d+: /)
   assert.match(diag, /^ +\\\(ha$/m) // a caret line in the example
   const names = roffText(SH5.get('TUNNEL NAMES')!)
   for (const n of ['tunl0', 'gre0', 'gretap0', 'erspan0', 'sit0', 'ip_vti0']) assert.ok(names.includes(n), `TUNNEL NAMES lacks ${n}`)
+})
+
+/** The .EX … .EE blocks of a fragment, as text. */
+function exBlocks(src: string): string[] {
+  return [...src.matchAll(/^\.EX\n([\s\S]*?)^\.EE/gm)].map((m) => m[1]!.split('\n').map(inline).join('\n').trimEnd())
+}
+
+test('the DIAGNOSTICS example is what the parser really prints for the example file', () => {
+  const [input, output] = exBlocks(SH5.get('DIAGNOSTICS')!)
+  assert.ok(input && output, 'DIAGNOSTICS needs two .EX blocks: the file and the report')
+  let message: string | undefined
+  try {
+    parseSpec('tunnels.yaml', input + '\n')
+  } catch (e: any) {
+    message = e.message
+  }
+  assert.ok(message, 'the example file is valid, so it shows no diagnostic')
+  assert.fixture(output!, message!.trimEnd())
 })
 
 test('EXAMPLES has one subsection per mode, identical to examples/<mode>.yaml without comments', () => {
@@ -398,9 +416,8 @@ test('EXAMPLES has one subsection per mode, identical to examples/<mode>.yaml wi
   for (const mode of MODES) {
     const body = ss.get(mode)
     assert.ok(body, `no .SS ${mode} in EXAMPLES`)
-    const ex = /^\.EX\n([\s\S]*?)^\.EE/m.exec(body!)?.[1]
-    assert.ok(ex, `.SS ${mode}: no .EX block`)
-    const shown = ex!.split('\n').map(inline).join('\n').trimEnd()
+    const shown = exBlocks(body!)[0]
+    assert.ok(shown, `.SS ${mode}: no .EX block`)
     const file = readFileSync(join(repo, 'examples', `${mode}.yaml`), 'utf8')
     const expected = file.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n').trimEnd()
     assert.fixture(shown, expected)
