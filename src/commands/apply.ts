@@ -18,19 +18,11 @@ export const driverFlag = Flags.string({
 
 export default class Apply extends BaseCommand {
   static override summary = 'Make the host match a spec file (verified, rolled back on any failure).'
-  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock
-(/run/tunctl/<netns|default>/lock), observes the tunnels, prints the plan and executes it as ONE
-\`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or
-stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any
-failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled
-back to its state before the apply and the command exits 1 — or 3 if the rollback could not
-restore everything (the message lists what is left). A second apply of the same file prints
-"No changes." and runs no mutating command. Tunnels tunctl does not own are never changed.
+  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock (/run/tunctl/<netns|default>/lock), observes the tunnels, prints the plan and executes it as ONE \`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled back to its state before the apply and the command exits 1 — or 3 if the rollback could not restore everything (the message lists what is left). A second apply of the same file prints "No changes." and runs no mutating command. Tunnels tunctl does not own are never changed.
 
 --json prints {ok, plan, applied, verified, rolledBack} (schemas/apply-output.schema.json).
 
-Testing hook: TUNCTL_FAIL_AT_LINE=N replaces line N of the batch with a line that fails
-(\`link set dev tunctl-injected-failure up\`), to exercise the rollback.
+Testing hook: TUNCTL_FAIL_AT_LINE=N replaces line N of the batch with a line that fails (\`link set dev tunctl-injected-failure up\`), to exercise the rollback.
 
 ${BaseCommand.exitCodesHelp}`
 
@@ -98,7 +90,7 @@ ${BaseCommand.exitCodesHelp}`
     if (result.applied) {
       const c = plan.counts
       process.stdout.write(
-        `Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted (${result.lines} ip line${result.lines === 1 ? '' : 's'} in one batch); verified.\n`,
+        `Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted (${result.lines ? `${result.lines} ip line${result.lines === 1 ? '' : 's'} in one batch` : 'userspace encapsulator actions only'}); verified.\n`,
       )
     }
   }

@@ -9,10 +9,7 @@ import {stopEncap} from '../userspace/control.js'
 
 export default class Del extends BaseCommand {
   static override summary = 'Delete tunnels (and their addresses and routes; stops userspace encapsulators).'
-  static override description = `Deletes each NAME in one \`ip -batch\` (userspace tunnels: the encapsulator is stopped too).
-Every NAME is checked before anything is deleted: a name that does not exist is an error unless
---ignore-missing; a tunnel tunctl does not own is refused unless --force; a link that is not a
-tunnel (e.g. a veth) is always refused. Takes the namespace lock like apply.
+  static override description = `Deletes each NAME in one \`ip -batch\` (userspace tunnels: the encapsulator is stopped too). Every NAME is checked before anything is deleted: a name that does not exist is an error unless --ignore-missing; a tunnel tunctl does not own is refused unless --force; a link that is not a tunnel (e.g. a veth) is always refused. Takes the namespace lock like apply.
 
 --json prints {ok, deleted, missing} (schemas/del-output.schema.json).
 

@@ -15,10 +15,7 @@ export function capNetAdmin(status: string): boolean {
 
 export default class Doctor extends BaseCommand {
   static override summary = 'Report what this host can do: iproute2, each mode per driver, privileges, /dev/net/tun.'
-  static override description = `Checks the iproute2 version (ip -V), for each mode whether the kernel driver is available
-(fallback device present, module loaded or loadable) and whether the userspace encapsulator can
-run (native addon built, /dev/net/tun present), which driver auto would pick and why, whether the
-process has root / CAP_NET_ADMIN, and whether /dev/net/tun exists. Changes nothing.
+  static override description = `Checks the iproute2 version (ip -V), for each mode whether the kernel driver is available (fallback device present, module loaded or loadable) and whether the userspace encapsulator can run (native addon built, /dev/net/tun present), which driver auto would pick and why, whether the process has root / CAP_NET_ADMIN, and whether /dev/net/tun exists. Changes nothing.
 
 --json prints {ok, iproute2, modes, privileges, tun} (schemas/doctor-output.schema.json).
 

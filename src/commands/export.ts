@@ -6,10 +6,7 @@ import {exportSpec} from '../plan/export.js'
 
 export default class Export extends BaseCommand {
   static override summary = 'Print the current tunnels as a spec file.'
-  static override description = `Writes a version-1 spec (YAML) of the tunnels tunctl owns (--all: also the others) to stdout,
-with only the keys that differ from the defaults. Applying it to the same host reports no changes.
-Note that apply refuses to manage tunnels tunctl does not own, so a file exported with --all is
-for reference (or for another host) unless those tunnels are deleted first.
+  static override description = `Writes a version-1 spec (YAML) of the tunnels tunctl owns (--all: also the others) to stdout, with only the keys that differ from the defaults. Applying it to the same host reports no changes. Note that apply refuses to manage tunnels tunctl does not own, so a file exported with --all is for reference (or for another host) unless those tunnels are deleted first.
 
 ${BaseCommand.exitCodesHelp}`
 

@@ -12,11 +12,7 @@ import {driverFlag} from './apply.js'
 
 export default class PlanCmd extends BaseCommand {
   static override summary = 'Show what apply would change; never changes anything.'
-  static override description = `Reads FILE (- for standard input), observes the host and prints each change:
-create (+), update in place (~, with every field change), replace (-/+, with the reason it cannot
-be done in place) and delete (-), the driver chosen for each tunnel and why, and finally
-"Plan: N to create, N to update, N to replace, N to delete." --show-commands adds the exact ip
-lines apply would run in its one batch (and the userspace encapsulator actions).
+  static override description = `Reads FILE (- for standard input), observes the host and prints each change: create (+), update in place (~, with every field change), replace (-/+, with the reason it cannot be done in place) and delete (-), the driver chosen for each tunnel and why, and finally "Plan: N to create, N to update, N to replace, N to delete." --show-commands adds the exact ip lines apply would run in its one batch (and the userspace encapsulator actions).
 
 --json prints {ok, file, plan: {steps, counts, changes}} (schemas/plan-output.schema.json).
 

@@ -5,7 +5,7 @@ import {TunctlError} from '../lib/errors.js'
 import {table} from '../lib/render.js'
 import type {ObservedTunnel} from '../model/types.js'
 import {observe} from '../observe/index.js'
-import {formatRoute, formatValue} from '../plan/render.js'
+import {fieldLabel, formatRoute, formatValue} from '../plan/render.js'
 
 function keyText(t: ObservedTunnel): string {
   const p = t.params
@@ -42,10 +42,7 @@ export function tunnelJSON(t: ObservedTunnel): Record<string, unknown> {
 
 export default class Show extends BaseCommand {
   static override summary = 'List tunnels (tunctl-owned by default) or show one in detail.'
-  static override description = `Without NAME: one row per tunnel tunctl owns (--all: every tunnel of the five modes) with mode,
-driver (kernel/userspace), local, remote, key, ttl, mtu, state, addresses, routes, whether tunctl
-owns it and rx/tx packet counters (userspace: also the encapsulator pid). With NAME: every
-attribute of that tunnel, including drop counters by reason for userspace tunnels.
+  static override description = `Without NAME: one row per tunnel tunctl owns (--all: every tunnel of the five modes) with mode, driver (kernel/userspace), local, remote, key, ttl, mtu, state, addresses, routes, whether tunctl owns it and rx/tx packet counters (userspace: also the encapsulator pid). With NAME: every attribute of that tunnel, including drop counters by reason for userspace tunnels.
 
 --json prints {ok, tunnels: [...]} (schemas/show-output.schema.json).
 
@@ -119,7 +116,7 @@ function detail(t: ObservedTunnel): string {
   add('state', `${t.params.up ? 'up' : 'down'} (operstate ${t.operstate})`)
   for (const [k, v] of Object.entries(t.params)) {
     if (k === 'mode' || k === 'up' || v === undefined) continue
-    add(k, formatValue(k, v))
+    add(fieldLabel(k), formatValue(k, v))
   }
   add('addresses', t.addresses.join(', ') || '-')
   add('routes', t.routes.map(formatRoute).join(', ') || '-')

@@ -4,9 +4,8 @@ import {DRIVERS} from '../drivers/index.js'
 import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
 import {deepEqual} from './diff.js'
 
-/** Kernel default mtu of a tunnel without an underlay device (1500 minus the outer headers). */
-export function defaultMtu(p: TunnelParams, driver: string): number | undefined {
-  if (driver === 'userspace') return 1500
+/** Default mtu of a tunnel without an underlay device (1500 minus the outer headers; the userspace TUN device mimics it). */
+export function defaultMtu(p: TunnelParams, _driver: string): number | undefined {
   if (p.dev) return undefined
   if (p.mode === 'gre') return 1500 - 20 - 4 - 4 * Number(Boolean(p.ocsum)) - 4 * Number(p.okey !== undefined) - 4 * Number(Boolean(p.oseq))
   return 1480
