@@ -1,0 +1,136 @@
+// buildObserved over captured `ip -j` outputs (UML): tunnels, ownership, addresses, routes, counters, userspace TUN.
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {readFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {addressesOf, buildObserved, parsePrl, routesOf, tableNumber} from '../../../src/observe/parse.js'
+
+const FX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'ip')
+const read = (f: string) => JSON.parse(readFileSync(join(FX, f), 'utf8'))
+const links = read('link-all.json')
+const addrs = read('addr.json')
+const routes = read('route.json')
+const encap = {params: {mode: 'gre' as const, local: '192.0.2.1', remote: '198.51.100.9', fwmark: 0, up: true}, pid: 1234, alive: true}
+
+test('fallback devices and non-tunnels are not reported; links and kinds cover everything', () => {
+  const st = buildObserved({links, addrs, routes}, {netns: 'ns1'})
+  assert.equal(st.tunnels.map((t) => t.name), ['gre1', 'sitq'])
+  assert.is(st.netns, 'ns1')
+  for (const n of ['lo', 'tunl0', 'gre0', 'gretap0', 'erspan0', 'sit0', 'ip_vti0', 'u0', 'u1', 'tun9']) assert.ok(st.links.includes(n), n)
+  assert.is(st.kinds.u0, 'veth')
+  assert.is(st.kinds.tun9, 'tun')
+  assert.is(st.kinds.gre1, 'gre')
+})
+
+test('gre1: params, ownership by ifalias, addresses without link-local, routes, counters', () => {
+  const g = buildObserved({links, addrs, routes}).tunnels.find((t) => t.name === 'gre1')!
+  assert.is(g.driver, 'kernel')
+  assert.is(g.owned, true)
+  assert.is(g.operstate, 'UNKNOWN')
+  assert.equal(g.params.ikey, 1)
+  assert.is(g.params.mtu, 1472)
+  assert.is(g.params.up, true)
+  assert.equal(g.addresses, ['10.0.0.1/30', '2001:db8:1::1/64'])
+  assert.equal(g.routes, [
+    {to: '10.2.0.0/16', table: 100, metric: 0},
+    {to: '0.0.0.0/0', table: 200, metric: 0},
+    {to: '::/0', table: 200, metric: 1024},
+    {to: '10.1.0.0/16', table: 254, metric: 100, via: '10.0.0.2'},
+    {to: '2001:db8:2::/48', table: 254, metric: 1024, via: '2001:db8:1::2'},
+  ])
+  assert.ok(g.counters)
+  assert.is(typeof g.counters!.txErrors, 'number')
+  const sitq = buildObserved({links, addrs, routes}).tunnels.find((t) => t.name === 'sitq')!
+  assert.is(sitq.owned, false)
+  assert.equal(sitq.routes, []) // only the kernel's prefix route and fe80::/64
+})
+
+test('a tunctl TUN device with an encapsulator becomes a userspace tunnel; without one it is ignored', () => {
+  const st = buildObserved({links, addrs, routes, encaps: new Map([['tun9', encap]])})
+  const u = st.tunnels.find((t) => t.name === 'tun9')!
+  assert.is(u.driver, 'userspace')
+  assert.is(u.pid, 1234)
+  assert.is(u.alive, true)
+  assert.is(u.params.remote, '198.51.100.9')
+  assert.is(u.params.mtu, 1500) // from the link
+  assert.is(u.params.up, true)
+  assert.ok(!buildObserved({links, addrs, routes}).tunnels.some((t) => t.name === 'tun9'))
+})
+
+test('every captured single-tunnel fixture is observed with its mode', () => {
+  for (const f of ['ipip-basic', 'gre-key', 'sit-basic', 'isatap-prl', 'vti-key']) {
+    const link = read(f + '.json')
+    const st = buildObserved({links: [link], addrs: [], routes: [], tunnelShow: readOr(f + '.tunnel.txt')})
+    assert.is(st.tunnels.length, 1, f)
+    assert.is(st.tunnels[0]!.params.mode, f.split('-')[0], f)
+    assert.is(st.tunnels[0]!.owned, true, f)
+  }
+  const isa = buildObserved({links: [read('isatap-prl.json')], addrs: [], routes: [], tunnelShow: readOr('isatap-prl.tunnel.txt')})
+  assert.equal(isa.tunnels[0]!.params.routers, [
+    {address: '192.0.2.3', default: false},
+    {address: '192.0.2.254', default: true},
+  ])
+})
+
+test('parsePrl reads pdr/pr from ip tunnel show', () => {
+  const m = parsePrl('isa: ipv6/ip remote any local 192.0.2.1 pdr 192.0.2.254 pr 192.0.2.3 dev u0 ttl inherit\ngre1: gre/ip remote 1.2.3.4 local any\n')
+  assert.equal(m.get('isa'), [
+    {address: '192.0.2.254', default: true},
+    {address: '192.0.2.3', default: false},
+  ])
+  assert.equal(m.get('gre1'), [])
+})
+
+test('tables: names to numbers', () => {
+  assert.is(tableNumber('main'), 254)
+  assert.is(tableNumber('local'), 255)
+  assert.is(tableNumber('default'), 253)
+  assert.is(tableNumber('100'), 100)
+  assert.is(tableNumber(undefined), 254)
+  assert.is(tableNumber('vpn', new Map([['vpn', 7]])), 7)
+})
+
+test('routes: local table, proto kernel, broadcast and IPv6 link-local/multicast excluded', () => {
+  const rs = routesOf(
+    [
+      {type: 'local', dst: '10.0.0.1', dev: 't', table: 'local', protocol: 'kernel'},
+      {dst: '10.0.0.0/30', dev: 't', protocol: 'kernel', scope: 'link'},
+      {dst: 'fe80::/64', dev: 't', protocol: 'kernel', metric: 256, pref: 'medium'},
+      {type: 'multicast', dst: 'ff00::/8', dev: 't', table: 'local', protocol: 'kernel', metric: 256, pref: 'medium'},
+      {dst: '10.9.0.0/16', dev: 't', protocol: 'static'},
+      {dst: 'default', dev: 't', protocol: 'boot', metric: 1024, pref: 'medium', table: '300'},
+      {dst: '10.8.0.0/16', dev: 'other', protocol: 'boot'},
+      {dst: '2001:db8::5', dev: 't', protocol: 'boot', metric: 1024, pref: 'medium'},
+    ],
+    't',
+  )
+  assert.equal(rs, [
+    {to: '10.9.0.0/16', table: 254, metric: 0},
+    {to: '2001:db8::5/128', table: 254, metric: 1024},
+    {to: '::/0', table: 300, metric: 1024},
+  ])
+})
+
+test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated', () => {
+  const a = addressesOf(
+    [{ifname: 't', addr_info: [
+      {family: 'inet6', local: '2001:0db8:0000::1', prefixlen: 64},
+      {family: 'inet6', local: 'fe80::1', prefixlen: 64},
+      {family: 'inet', local: '10.0.0.1', prefixlen: 30},
+      {family: 'inet', local: '10.0.0.1', prefixlen: 30},
+    ]}],
+    't',
+  )
+  assert.equal(a, ['10.0.0.1/30', '2001:db8::1/64'])
+})
+
+function readOr(f: string): string | undefined {
+  try {
+    return readFileSync(join(FX, f), 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+test.run()
