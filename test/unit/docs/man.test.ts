@@ -13,6 +13,7 @@ import {COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
 import {maxMtu, minMtu} from '../../../src/drivers/common.js'
 import {MODES} from '../../../src/model/types.js'
 import {parseSpec} from '../../../src/spec/load.js'
+import {makePlan, renderPlan} from '../../../src/plan/index.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const MAN8 = join(repo, 'man', 'tunctl.8')
@@ -170,6 +171,11 @@ function allTpTags(src: string): Set<string> {
   return tags
 }
 
+/** The .EX … .EE blocks of a fragment, as text. */
+function exBlocks(src: string): string[] {
+  return [...src.matchAll(/^\.EX\n([\s\S]*?)^\.EE/gm)].map((m) => m[1]!.split('\n').map(inline).join('\n').trimEnd())
+}
+
 const SH8 = sections(man8, 'SH')
 const SS8 = sections(man8, 'SS')
 const SH5 = sections(man5, 'SH')
@@ -279,6 +285,17 @@ test('EXAMPLES cover apply, plan --detailed-exitcode, show --json | jq, del, exp
   for (const re of [/tunctl apply /, /tunctl plan --detailed-exitcode/, /tunctl show --json.*\| jq/, /tunctl del /, /tunctl export > \S+/, /tunctl doctor/]) {
     assert.match(ex, re)
   }
+})
+
+test('the plan shown in EXAMPLES is what tunctl plan really prints for examples/gre.yaml', () => {
+  const cmd = '$ tunctl plan --show-commands examples/gre.yaml'
+  const block = exBlocks(SH8.get('EXAMPLES')!).find((b) => b.startsWith(cmd + '\n'))
+  assert.ok(block, `no example starting with "${cmd}"`)
+  const file = 'examples/gre.yaml'
+  const desired = parseSpec(file, readFileSync(join(repo, file), 'utf8'))
+  const support = {gre: {kernel: true, userspace: true, reason: 'module ip_gre loaded (fallback device gre0 exists)'}}
+  const plan = makePlan(desired, {tunnels: [], links: [], kinds: {}}, {prune: false, support})
+  assert.fixture(block!.slice(cmd.length + 1), renderPlan(plan, {color: false, showCommands: true, file}).trimEnd())
 })
 
 // ---------- command classes (src/commands/*.ts) ----------
@@ -392,11 +409,6 @@ test('KERNEL RULES, replacements and diagnostics are described', () => {
   const names = roffText(SH5.get('TUNNEL NAMES')!)
   for (const n of ['tunl0', 'gre0', 'gretap0', 'erspan0', 'sit0', 'ip_vti0']) assert.ok(names.includes(n), `TUNNEL NAMES lacks ${n}`)
 })
-
-/** The .EX … .EE blocks of a fragment, as text. */
-function exBlocks(src: string): string[] {
-  return [...src.matchAll(/^\.EX\n([\s\S]*?)^\.EE/gm)].map((m) => m[1]!.split('\n').map(inline).join('\n').trimEnd())
-}
 
 test('the DIAGNOSTICS example is what the parser really prints for the example file', () => {
   const [input, output] = exBlocks(SH5.get('DIAGNOSTICS')!)
