@@ -54,6 +54,9 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   const {diagnostics, tunnels} = checkTunnels(data, schemaDiags, {drivers: opts.drivers, rtTables: opts.rtTables})
   const all = [...schemaDiags, ...diagnostics]
   if (all.length > 0) throw new SpecError(locate(file, map, all))
+  // file order (an object's integer-like keys would otherwise come first)
+  const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
+  tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
   return {file, tunnels}
 }
 

@@ -78,7 +78,7 @@ export function schemaDiagnostics(data: unknown): RawDiagnostic[] {
       const prop = String((e.params as any).additionalProperty)
       const node = schemaAt(schema, splitPointer(e.instancePath))
       const known = Object.keys(node?.properties ?? {})
-      let hint = didYouMean(prop, known)
+      let hint = prop === '<<' ? ' (YAML merge keys are not supported; write the settings out)' : didYouMean(prop, known)
       if (!hint && splitPointer(e.instancePath).length === 0 && !('tunnels' in (data as any))) {
         hint = ' (tunnels go under "tunnels:")'
       }

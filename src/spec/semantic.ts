@@ -326,7 +326,11 @@ export function checkTunnels(
       }
     }
 
-    // identity: (kind, local, remote, dev, key) must be unique; any/any/no dev/no key is the fallback device's
+    // identity: (kind, local, remote, dev, key) must be unique; any/any/no dev/no key is the fallback device's.
+    // Measured in UML (6.1): `ip link add` answers "File exists" for ipip/gre/sit/vti with local and remote
+    // any and no dev (gre: and no key), for isatap with local any (sit0), for a sit after an isatap with the
+    // same local, and for two vti with the same endpoints whatever their keys; gre key 0 ≠ no key, and gre
+    // matches on the input key only.
     if (mode && present && !schemaBad && !nameProblem && !Object.hasOwn(RESERVED_NAMES, name)) {
       const kind = mode === 'isatap' ? 'sit' : mode
       const local = entry.local ?? 'any'
@@ -348,7 +352,7 @@ export function checkTunnels(
         diags.push({
           pointer: ptr,
           target: 'key',
-          message: `tunnel "${name}" has local any, remote any, no dev and no key: that is the kernel's fallback device ${fb}, so it cannot be created; set local, remote${kind === 'gre' ? ', key' : ''} or dev`,
+          message: `tunnel "${name}" has local any, remote any, no dev and no key: that is the kernel's fallback device ${fb}, so it cannot be created; set ${mode === 'gre' ? 'local, remote, key or dev' : mode === 'isatap' ? 'local or dev' : 'local, remote or dev'}`,
         })
       }
     }

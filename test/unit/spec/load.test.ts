@@ -214,6 +214,19 @@ test('duplicate endpoints: same mode/local/remote/dev/key twice; a different key
   assert.match(one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n  i:\n    mode: isatap\n    local: 192.0.2.1\n')).message, 'tunnel "i" has the same')
 })
 
+test('identity rules measured in UML: vti keys do not count, gre key 0 is not "no key", gre matches on the input key', () => {
+  assert.match(one(tunnels('  v1:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 5\n  v2:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 6\n')).message, 'tunnel "v2" has the same mode')
+  parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 0\n'), {rtTables: NO_TABLES})
+  assert.match(one(tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    input-key: 7\n    output-key: 8\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    input-key: 7\n    output-key: 9\n')).message, 'tunnel "g2" has the same mode')
+  parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    input-key: 10\n    output-key: 7\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    input-key: 7\n    output-key: 7\n'), {rtTables: NO_TABLES})
+})
+
+test('fallback identity per mode: vti with only a key, isatap with local any', () => {
+  assert.is(one(tunnels('  v:\n    mode: vti\n    key: 5\n')).message, 'tunnel "v" has local any, remote any, no dev and no key: that is the kernel\'s fallback device ip_vti0, so it cannot be created; set local, remote or dev')
+  assert.match(one(tunnels('  i:\n    mode: isatap\n')).message, "fallback device sit0, so it cannot be created; set local or dev")
+  parseSpec('t.yaml', tunnels('  g:\n    mode: gre\n    key: 5\n  i:\n    mode: ipip\n    dev: eth0\n'), {rtTables: NO_TABLES})
+})
+
 test('an absent tunnel does not clash with a present one', () => {
   const s = parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30]\n  g2:\n    mode: gre\n    state: absent\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30]\n'), {rtTables: NO_TABLES})
   assert.equal(s.tunnels.map((t) => [t.name, t.state]), [['g1', 'present'], ['g2', 'absent']])
@@ -388,6 +401,16 @@ test('vti normalises: key, no ttl/tos/pmtudisc', () => {
 test('state absent needs only mode', () => {
   const t = only(tunnels('  old:\n    mode: gre\n    state: absent\n'))
   assert.equal([t.name, t.state, t.addresses, t.routes], ['old', 'absent', [], []])
+})
+
+test('tunnels keep file order, also with numeric names', () => {
+  const s = parseSpec('t.yaml', tunnels('  zz:\n    mode: gre\n    local: 192.0.2.1\n  10:\n    mode: gre\n    local: 192.0.2.2\n  aa:\n    mode: gre\n    local: 192.0.2.3\n'), {rtTables: NO_TABLES})
+  assert.equal(s.tunnels.map((t) => t.name), ['zz', '10', 'aa'])
+})
+
+test('YAML merge keys are reported as unsupported', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    <<: {local: 192.0.2.1}\n'))
+  assert.is(d.message, 'tunnel "g": unknown key "<<" (YAML merge keys are not supported; write the settings out)')
 })
 
 test('tunnels: {} is a valid, empty spec', () => {
