@@ -57,7 +57,8 @@ export class SourceMap {
       const last = i === segs.length - 1
       if (isMap(node)) {
         const pair = node.items.find((p) => keyText(p.key) === seg)
-        if (!pair) break
+        // a member that is not there (a required key, or a driver rule about a missing setting): the entry's key
+        if (!pair) return rangeStart(keyNode) ?? rangeStart(node as YNode) ?? 0
         keyNode = (pair.key as YNode) ?? keyNode
         if (last && target === 'key') return rangeStart(keyNode) ?? 0
         node = pair.value

@@ -271,6 +271,17 @@ test('a driver diagnostic with a relative pointer and an entry-level one are pla
   }
 })
 
+test('a driver diagnostic about a key that is not in the file points at the tunnel', () => {
+  const drivers = fakeDrivers((s) => (s.mode === 'vti' ? [{pointer: '/remote', message: 'vti needs a remote'}] : []))
+  try {
+    parseSpecWith('t.yaml', tunnels('  v:\n    mode: vti\n    local: 192.0.2.2\n'), {drivers, rtTables: NO_TABLES})
+    assert.unreachable()
+  } catch (e) {
+    assert.instance(e, SpecError)
+    assert.equal(where((e as SpecError).diagnostics), [[3, 3, 'tunnel "v": vti needs a remote']])
+  }
+})
+
 test('YAML syntax errors are diagnostics with positions; several at once', () => {
   const ds = diags('version: 1\ntunnels:\n  gre1:\n    mode: gre\n   local: [192.0.2.1\n')
   assert.ok(ds.length >= 1)
