@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in iproute2 user-mode-linux kmod iputils-ping iperf3 procps gcc make g++ python3; do
+for p in iproute2 user-mode-linux kmod iputils-ping iperf3 procps gcc make g++ python3 groff-base; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
