@@ -122,8 +122,9 @@ export function hexNum(v: unknown): number {
   if (v === undefined || v === null) return 0
   if (typeof v === 'number') return v
   const n = Number(v)
-  if (!Number.isFinite(n)) throw new Error(`bad number ${String(v)}`)
-  return n
+  // an unparsable value (older iproute2 printed vti's fwmark from the wrong buffer) decodes as 0: a visible
+  // difference the plan shows, rather than a crash of every command that observes the namespace
+  return Number.isFinite(n) ? n : 0
 }
 
 /** iproute2 keyword values */

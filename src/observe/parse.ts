@@ -169,7 +169,11 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     }
     let params: TunnelParams | undefined
     for (const d of Object.values(DRIVERS)) {
-      params = d.decode(link, ctx)
+      try {
+        params = d.decode(link, ctx)
+      } catch {
+        params = undefined // output this iproute2 prints differently: not reported as a tunnel (kinds still has it)
+      }
       if (params) break
     }
     if (params) {

@@ -125,6 +125,14 @@ test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated',
   assert.equal(a, ['10.0.0.1/30', '2001:db8::1/64'])
 })
 
+test('a link whose output cannot be decoded is skipped, not fatal', () => {
+  const bad = read('gre-key.json')
+  bad.linkinfo.info_data.ikey = 'not-a-key'
+  const st = buildObserved({links: [bad, read('vti-key.json')], addrs: [], routes: []})
+  assert.equal(st.tunnels.map((t) => t.name), ['vtix'])
+  assert.is(st.kinds.grex, 'gre')
+})
+
 function readOr(f: string): string | undefined {
   try {
     return readFileSync(join(FX, f), 'utf8')
