@@ -19,6 +19,8 @@ export interface ExecOptions {
   snapshot?: ObservedState
   /** 1-based batch line to replace with a failing one (TUNCTL_FAIL_AT_LINE, a testing hook) */
   failAtLine?: number
+  /** delays before re-observing when verification finds differences (default [100, 400]) */
+  verifyRetryMs?: number[]
 }
 
 export interface ApplyResult {
@@ -163,8 +165,13 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   let lines = 0
   try {
     lines = await runCompiled(sys, compiled, opts.failAtLine)
-    const after = await sys.observe()
-    const residual = verifyPlan(plan, after)
+    let residual = verifyPlan(plan, await sys.observe())
+    // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
+    for (const ms of residual.length ? (opts.verifyRetryMs ?? [100, 400]) : []) {
+      await new Promise((r) => setTimeout(r, ms))
+      residual = verifyPlan(plan, await sys.observe())
+      if (!residual.length) break
+    }
     if (residual.length) {
       const text = residual.map((r) => `${r.name}: ${r.changes.map((c) => `${c.field} is ${JSON.stringify(c.from)}, wanted ${JSON.stringify(c.to)}`).join('; ')}`)
       throw new VerifyError(`verification failed after apply (the kernel did not take every change):\n  ${text.join('\n  ')}`, residual)
