@@ -142,10 +142,11 @@ export function snapshotDesired(snapshot: ObservedState): DesiredState {
  * Plan from the state after a failed apply back to the snapshot: owned tunnels restored, tunnels created by the
  * failed apply deleted (even if their ownership alias was never set), foreign tunnels never touched.
  */
-export function rollbackPlan(current: ObservedState, snapshot: ObservedState, drivers: Drivers): Plan {
+export function rollbackPlan(current: ObservedState, snapshot: ObservedState, drivers: Drivers, touched?: Set<string>): Plan {
   const before = new Set(snapshot.tunnels.map((t) => t.name))
   const override = new Set<string>()
-  for (const t of current.tunnels) if (!before.has(t.name)) override.add(t.name)
+  // a new alias-less link is ours only if the failed plan touched that name (never a link someone else made meanwhile)
+  for (const t of current.tunnels) if (!before.has(t.name) && (!touched || touched.has(t.name))) override.add(t.name)
   for (const t of snapshot.tunnels) if (t.owned) override.add(t.name)
   return computePlan(snapshotDesired(snapshot), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override}, drivers)
 }
@@ -178,22 +179,22 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
     }
     return {applied: true, lines, verified: true, rolledBack: false}
   } catch (err) {
-    await rollback(sys, snapshot, err, opts.drivers)
+    await rollback(sys, snapshot, err, opts.drivers, new Set(plan.steps.map((s) => s.name)))
     throw err // unreachable: rollback always throws
   }
 }
 
 /** Restores `snapshot`; throws the original error (host restored) or a RollbackError (exit 3). */
-export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers): Promise<never> {
+export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, touched?: Set<string>): Promise<never> {
   const causeMsg = cause instanceof Error ? cause.message : String(cause)
   let leftovers: string[] = []
   let rbError: unknown
   try {
     const current = await sys.observe()
-    const rb = rollbackPlan(current, snapshot, drivers)
+    const rb = rollbackPlan(current, snapshot, drivers, touched)
     if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
     const after = await sys.observe()
-    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers))
+    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers, touched))
   } catch (e) {
     rbError = e
     leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)

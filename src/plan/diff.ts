@@ -294,7 +294,7 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       conflicts.push({
         name: s.name,
         pointer: s.desired!.pointer,
-        message: `same mode, local, remote, dev and key as existing ${isOwned(clash) ? 'tunctl-managed' : 'foreign'} tunnel ${clash.name}; the kernel would refuse it`,
+        message: `same mode, local, remote, dev and key as existing ${isOwned(clash) ? 'tunctl-managed' : 'foreign'} tunnel ${clash.name}; the kernel would refuse it${isOwned(clash) ? ` (list ${clash.name} with state: absent, or use --prune)` : ''}`,
       })
     }
   }

@@ -150,6 +150,9 @@ test('rollbackPlan: created (even alias-less) deleted, changed restored, deleted
   )
   assert.equal(p.steps[1]!.changes, [{field: 'ttl', from: 64, to: 0}])
   assert.is(p.steps[2]!.desired!.params.mtu, 1480)
+  // an alias-less link the failed plan did not touch (made by someone else meanwhile) is left alone
+  const p2 = rollbackPlan(current, snapshot, D, new Set(['a', 'gone']))
+  assert.equal(p2.steps.map((s) => [s.kind, s.name]), [['update', 'a'], ['create', 'gone']])
 })
 
 test('userspace: start before the batch for creates, stop after it for deletes; failed start rolls back', async () => {
