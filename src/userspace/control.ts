@@ -44,11 +44,13 @@ const here = dirname(fileURLToPath(import.meta.url))
 
 /** argv running the daemon: the compiled daemon.js beside this file, else dist/, else the TypeScript source via tsx. */
 function daemonArgv(stateFile: string): string[] {
+  // TUNCTL_DAEMON_NODE: another node binary or wrapper for the daemon (e.g. inside user-mode-linux)
+  const node = process.env.TUNCTL_DAEMON_NODE || process.execPath
   const js = join(here, 'daemon.js')
-  if (existsSync(js)) return [process.execPath, js, stateFile]
+  if (existsSync(js)) return [node, js, stateFile]
   const dist = join(here, '..', '..', 'dist', 'userspace', 'daemon.js')
-  if (existsSync(dist)) return [process.execPath, dist, stateFile]
-  return [process.execPath, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
+  if (existsSync(dist)) return [node, dist, stateFile]
+  return [node, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
 }
 
 function writeAtomic(path: string, data: unknown) {
