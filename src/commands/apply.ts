@@ -10,6 +10,12 @@ import {loadSpec} from '../spec/load.js'
 import {executePlan, type ApplyResult} from '../execute/index.js'
 import {gatherSupport} from '../execute/support.js'
 
+export const adoptFlag = Flags.string({
+  description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
+  multiple: true,
+  helpValue: 'NAME',
+})
+
 export const driverFlag = Flags.string({
   description: 'driver for every tunnel, overriding the file: auto (kernel if it supports the mode, else userspace), kernel, userspace',
   options: ['auto', 'kernel', 'userspace'],
@@ -18,7 +24,7 @@ export const driverFlag = Flags.string({
 
 export default class Apply extends BaseCommand {
   static override summary = 'Make the host match a spec file (verified, rolled back on any failure).'
-  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock (/run/tunctl/<netns|default>/lock), observes the tunnels, prints the plan and executes it as ONE \`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled back to its state before the apply and the command exits 1 — or 3 if the rollback could not restore everything (the message lists what is left). A second apply of the same file prints "No changes." and runs no mutating command. Tunnels tunctl does not own are never changed.
+  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock (/run/tunctl/<netns|default>/lock), observes the tunnels, prints the plan and executes it as ONE \`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled back to its state before the apply and the command exits 1 — or 3 if the rollback could not restore everything (the message lists what is left). A second apply of the same file prints "No changes." and runs no mutating command. Tunnels tunctl does not own are never changed, unless named with --adopt (a rollback restores them and gives them back).
 
 --json prints {ok, plan, applied, verified, rolledBack} (schemas/apply-output.schema.json).
 
@@ -31,6 +37,7 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'Show what would change, exit 2 if anything would', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --dry-run --detailed-exitcode'},
     {description: 'Apply inside a namespace, delete tunnels no longer listed, echo every ip line', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --netns blue --prune --verbose'},
     {description: 'Force the userspace encapsulator', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --driver userspace'},
+    {description: 'Take over a tunnel created by hand (listed in the file as legacy0)', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --adopt legacy0'},
   ]
 
   static override args = {
@@ -42,6 +49,7 @@ ${BaseCommand.exitCodesHelp}`
     prune: Flags.boolean({description: 'also delete tunctl-owned tunnels the file does not list', default: false}),
     netns: commonFlags.netns,
     driver: driverFlag,
+    adopt: adoptFlag,
     json: commonFlags.json,
     verbose: Flags.boolean({char: 'v', description: 'echo each ip line as "[#] ip …" on stderr', default: false}),
     'lock-timeout': Flags.integer({description: 'seconds to wait for another tunctl holding the namespace lock', default: 30, min: 0, helpValue: 'SECONDS'}),
@@ -60,7 +68,7 @@ ${BaseCommand.exitCodesHelp}`
       const observed = await observe({netns})
       const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
       const support = await gatherSupport(modes, netns)
-      const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support})
+      const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})
       this.plan = plan
       return {observed, plan}
     }
@@ -80,7 +88,7 @@ ${BaseCommand.exitCodesHelp}`
       const {observed, plan} = await compute()
       show(plan)
       this.result = {applied: false, verified: false, rolledBack: false}
-      return executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed})
+      return executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? [])})
     })
     const plan = this.plan!
     if (this.jsonMode) {

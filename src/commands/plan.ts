@@ -8,7 +8,7 @@ import {makePlan, renderPlan, planToJSON, compilePlan} from '../plan/index.js'
 import {DRIVERS} from '../drivers/index.js'
 import {loadSpec} from '../spec/load.js'
 import {gatherSupport} from '../execute/support.js'
-import {driverFlag} from './apply.js'
+import {adoptFlag, driverFlag} from './apply.js'
 
 export default class PlanCmd extends BaseCommand {
   static override summary = 'Show what apply would change; never changes anything.'
@@ -35,6 +35,7 @@ ${BaseCommand.exitCodesHelp}`
     netns: commonFlags.netns,
     'show-commands': Flags.boolean({description: 'print the ip lines apply would run', default: false}),
     driver: driverFlag,
+    adopt: adoptFlag,
   }
 
   async run(): Promise<void> {
@@ -44,7 +45,7 @@ ${BaseCommand.exitCodesHelp}`
     const observed = await observe({netns: flags.netns})
     const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
     const support = await gatherSupport(modes, flags.netns)
-    const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support})
+    const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})
     if (this.jsonMode) {
       const out: Record<string, unknown> = {ok: true, file: desired.file, plan: planToJSON(plan)}
       if (flags['show-commands']) out.commands = compilePlan(plan, DRIVERS).lines.map((l) => ['ip', ...l].join(' '))

@@ -16,6 +16,8 @@ export interface ExecuteOptions {
   lockTimeout?: number
   /** the observed state the plan was computed from (rollback target) */
   snapshot?: ObservedState
+  /** --adopt names: foreign tunnels this apply hands to tunctl (a rollback gives them back) */
+  adopted?: Set<string>
 }
 
 export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
@@ -40,6 +42,7 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<App
   return executeWith(realSystem(opts), plan, {
     drivers: DRIVERS as Drivers,
     snapshot: opts.snapshot,
+    adopted: opts.adopted,
     failAtLine: failAtLineFromEnv(),
   })
 }

@@ -19,6 +19,8 @@ export interface ExecOptions {
   snapshot?: ObservedState
   /** 1-based batch line to replace with a failing one (TUNCTL_FAIL_AT_LINE, a testing hook) */
   failAtLine?: number
+  /** --adopt: foreign tunnels handed to tunctl by this apply (a rollback gives them back) */
+  adopted?: Set<string>
   /** delays before re-observing when verification finds differences (default [100, 400]) */
   verifyRetryMs?: number[]
 }
@@ -121,11 +123,11 @@ export function verifyPlan(plan: Plan, after: ObservedState): Residual {
 }
 
 /** The owned part of a snapshot as a desired state (rollback target). */
-export function snapshotDesired(snapshot: ObservedState): DesiredState {
+export function snapshotDesired(snapshot: ObservedState, adopted?: Set<string>): DesiredState {
   return {
     file: '(state before apply)',
     tunnels: snapshot.tunnels
-      .filter((t) => t.owned)
+      .filter((t) => t.owned || adopted?.has(t.name))
       .map((t) => ({
         name: t.name,
         state: 'present' as const,
@@ -142,13 +144,16 @@ export function snapshotDesired(snapshot: ObservedState): DesiredState {
  * Plan from the state after a failed apply back to the snapshot: owned tunnels restored, tunnels created by the
  * failed apply deleted (even if their ownership alias was never set), foreign tunnels never touched.
  */
-export function rollbackPlan(current: ObservedState, snapshot: ObservedState, drivers: Drivers, touched?: Set<string>): Plan {
+export function rollbackPlan(current: ObservedState, snapshot: ObservedState, drivers: Drivers, touched?: Set<string>, adopted?: Set<string>): Plan {
   const before = new Set(snapshot.tunnels.map((t) => t.name))
   const override = new Set<string>()
   // a new alias-less link is ours only if the failed plan touched that name (never a link someone else made meanwhile)
   for (const t of current.tunnels) if (!before.has(t.name) && (!touched || touched.has(t.name))) override.add(t.name)
   for (const t of snapshot.tunnels) if (t.owned) override.add(t.name)
-  return computePlan(snapshotDesired(snapshot), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override}, drivers)
+  // adopted tunnels are restored too, and handed back (ownership alias cleared)
+  const disown = new Set(snapshot.tunnels.filter((t) => !t.owned && adopted?.has(t.name)).map((t) => t.name))
+  for (const n of disown) override.add(n)
+  return computePlan(snapshotDesired(snapshot, adopted), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override, disown}, drivers)
 }
 
 function describeResidual(plan: Plan): string[] {
@@ -179,22 +184,22 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
     }
     return {applied: true, lines, verified: true, rolledBack: false}
   } catch (err) {
-    await rollback(sys, snapshot, err, opts.drivers, new Set(plan.steps.map((s) => s.name)))
+    await rollback(sys, snapshot, err, opts.drivers, new Set(plan.steps.map((s) => s.name)), opts.adopted)
     throw err // unreachable: rollback always throws
   }
 }
 
 /** Restores `snapshot`; throws the original error (host restored) or a RollbackError (exit 3). */
-export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, touched?: Set<string>): Promise<never> {
+export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, touched?: Set<string>, adopted?: Set<string>): Promise<never> {
   const causeMsg = cause instanceof Error ? cause.message : String(cause)
   let leftovers: string[] = []
   let rbError: unknown
   try {
     const current = await sys.observe()
-    const rb = rollbackPlan(current, snapshot, drivers, touched)
+    const rb = rollbackPlan(current, snapshot, drivers, touched, adopted)
     if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
     const after = await sys.observe()
-    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers, touched))
+    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers, touched, adopted))
   } catch (e) {
     rbError = e
     leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)

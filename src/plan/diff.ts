@@ -33,6 +33,10 @@ export interface PlanOptions {
   trustDrivers?: boolean
   /** internal (rollback): names to treat as owned even if the system does not say so */
   ownedOverride?: Set<string>
+  /** --adopt: foreign tunnels the user hands over to tunctl (they get the ownership alias) */
+  adopt?: Set<string>
+  /** internal (rollback of an adoption): owned tunnels to give back (ownership alias cleared) */
+  disown?: Set<string>
 }
 
 /** A tunnel in the file cannot be reconciled with what exists (foreign tunnel, non-tunnel link, endpoint clash). */
@@ -209,7 +213,7 @@ export function countSteps(steps: PlanStep[]): Plan['counts'] {
 /** Pure: desired + observed → ordered steps (deletes, replaces, updates, creates). */
 export function computePlan(desired: DesiredState, observed: ObservedState, opts: PlanOptions, drivers: Drivers): Plan {
   const byName = new Map(observed.tunnels.map((t) => [t.name, t]))
-  const isOwned = (t: ObservedTunnel) => t.owned || Boolean(opts.ownedOverride?.has(t.name))
+  const isOwned = (t: ObservedTunnel) => t.owned || Boolean(opts.ownedOverride?.has(t.name) || opts.adopt?.has(t.name))
   const listed = new Set(desired.tunnels.map((t) => t.name))
   const conflicts: Array<{name: string; pointer?: string; message: string}> = []
   const unavailable: string[] = []
@@ -223,7 +227,7 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
         conflicts.push({
           name: t.name,
           pointer: t.pointer,
-          message: `exists but is not managed by tunctl (ifalias is not 'tunctl'); tunctl never deletes it — use 'tunctl del --force ${t.name}'`,
+          message: `exists but is not managed by tunctl (ifalias is not 'tunctl'); tunctl never deletes it — use 'tunctl del --force ${t.name}' (or --adopt ${t.name})`,
         })
       } else if (!o && observed.links.includes(t.name)) {
         // a non-tunnel link of that name: nothing of ours to delete
@@ -236,7 +240,7 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       conflicts.push({
         name: t.name,
         pointer: t.pointer,
-        message: `a ${o.params.mode} tunnel of that name exists but is not managed by tunctl (ifalias is not 'tunctl'); delete it with 'tunctl del --force ${t.name}' or choose another name`,
+        message: `a ${o.params.mode} tunnel of that name exists but is not managed by tunctl (ifalias is not 'tunctl'); adopt it with --adopt ${t.name}, delete it with 'tunctl del --force ${t.name}', or choose another name`,
       })
       continue
     }
@@ -255,11 +259,15 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       }
       throw e
     }
+    const disown = Boolean(opts.disown?.has(t.name))
     if (!o) {
-      steps.push({kind: 'create', name: t.name, driver: choice.driver, driverReason: choice.reason, changes: [], desired: t})
+      const changes = disown ? [{field: 'owned', from: undefined, to: false}] : []
+      steps.push({kind: 'create', name: t.name, driver: choice.driver, driverReason: choice.reason, changes, desired: t})
       continue
     }
     const changes = diffTunnel(o, t, choice.driver)
+    if (!o.owned && !disown) changes.push({field: 'owned', from: false, to: true})
+    if (o.owned && disown) changes.push({field: 'owned', from: true, to: false})
     if (changes.length === 0) continue
     const reason = replaceReasonFor(o, t, choice.driver, changes, drivers)
     steps.push({

@@ -57,9 +57,13 @@ export function linkDelLine(name: string): string[] {
 }
 
 /** Lines bringing a freshly made link (kernel: after encodeCreate; userspace: the TUN device) to the desired state. */
+export function disowns(s: PlanStep): boolean {
+  return s.changes.some((c) => c.field === 'owned' && c.to === false)
+}
+
 function createTail(s: PlanStep, userspace: boolean): string[][] {
   const t = s.desired!
-  const lines: string[][] = [['link', 'set', 'dev', s.name, 'alias', OWNER_ALIAS]]
+  const lines: string[][] = disowns(s) ? [] : [['link', 'set', 'dev', s.name, 'alias', OWNER_ALIAS]]
   if (userspace && t.params.mtu !== undefined) lines.push(['link', 'set', 'dev', s.name, 'mtu', String(t.params.mtu)])
   for (const a of t.addresses) lines.push(addrAddLine(s.name, a))
   if (t.params.up) lines.push(['link', 'set', 'dev', s.name, 'up'])
@@ -113,7 +117,8 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
       prog.lines.push(['link', 'set', 'dev', name, 'mtu', String(to.mtu)])
     }
   }
-  if (!o.owned) prog.lines.push(['link', 'set', 'dev', name, 'alias', OWNER_ALIAS])
+  if (!o.owned && !disowns(s)) prog.lines.push(['link', 'set', 'dev', name, 'alias', OWNER_ALIAS])
+  if (o.owned && disowns(s)) prog.lines.push(['link', 'set', 'dev', name, 'alias', ''])
   const a = diffAddresses(o.addresses, t.addresses)
   for (const x of a.del) prog.lines.push(addrDelLine(name, x))
   for (const x of a.add) prog.lines.push(addrAddLine(name, x))

@@ -198,4 +198,29 @@ test('userspace parameter change → update that reloads the running encapsulato
   assert.is(r.verified, true)
 })
 
+test('--adopt: a foreign tunnel gets the alias; a failed apply restores it and hands it back', async () => {
+  const initial = [observed('legacy', 'gre', {owned: false, addresses: ['10.0.0.1/30']})]
+  const spec = [desired('legacy', 'gre', {p: {ttl: 64}, addresses: ['10.0.0.2/30']})]
+  const sys = new FakeSystem(initial)
+  const adopt = new Set(['legacy'])
+  const p = await planFor(sys, spec, {adopt})
+  assert.is(p.steps[0]!.kind, 'update')
+  assert.equal(p.steps[0]!.changes.map((c) => c.field), ['ttl', 'addresses', 'owned'])
+  assert.ok(text(compilePlan(p, D).lines).includes('link set dev legacy alias tunctl'))
+  const before = await sys.observe()
+  try {
+    await executeWith(sys, p, {drivers: D, failAtLine: 4, adopted: adopt})
+    assert.unreachable()
+  } catch (e: any) {
+    assert.match(e.message, /restored/)
+  }
+  assert.equal(essence(await sys.observe()), essence(before))
+  assert.ok(text(sys.batches[1]!).includes('link set dev legacy alias '), 'alias cleared by the rollback')
+  // and the successful path
+  const r = await executeWith(sys, await planFor(sys, spec, {adopt}), {drivers: D, adopted: adopt})
+  assert.is(r.verified, true)
+  assert.is((await sys.observe()).tunnels[0]!.owned, true)
+  assert.is((await planFor(sys, spec)).steps.length, 0, 'owned now: no --adopt needed any more')
+})
+
 test.run()

@@ -25,7 +25,7 @@ function render(dir: string): string {
   const observed = JSON.parse(readFileSync(join(dir, 'observed.json'), 'utf8'))
   const o = existsSync(join(dir, 'options.json')) ? JSON.parse(readFileSync(join(dir, 'options.json'), 'utf8')) : {}
   try {
-    const plan = makePlan(desired, observed, {prune: Boolean(o.prune), driver: o.driver, support: {...SUPPORT, ...o.support}})
+    const plan = makePlan(desired, observed, {prune: Boolean(o.prune), driver: o.driver, support: {...SUPPORT, ...o.support}, adopt: new Set(o.adopt ?? [])})
     return renderPlan(plan, {color: false, showCommands: true, file})
   } catch (e) {
     if (e instanceof TunctlError) return `error (exit ${e.exitCode}): ${e.message}\n`
