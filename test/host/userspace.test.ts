@@ -203,7 +203,7 @@ for (const c of cases) {
     })
   }
 
-  t('a killed daemon is reported dead; stopEncap removes the left-over device', async () => {
+  t('a killed daemon is reported dead; startEncap restarts it on the same device; stopEncap removes a left-over device', async () => {
     const m = await observeEncaps({netns: pair!.b})
     const pid = m.get('tun0')!.pid!
     process.kill(pid, 'SIGKILL')
@@ -211,6 +211,15 @@ for (const c of cases) {
     const m2 = await observeEncaps({netns: pair!.b})
     assert.is(m2.get('tun0')?.alive, false)
     assert.is(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0, 'persistent TUN left behind')
+    // restart (what apply does for a dead encapsulator): reattaches to the device, addresses kept
+    const cur = (await observeEncaps({netns: pair!.b})).get('tun0')!.params
+    const {pid: pid2} = await startEncap('tun0', cur, {netns: pair!.b})
+    assert.is.not(pid2, pid)
+    assert.ok((await observeEncaps({netns: pair!.b})).get('tun0')!.alive)
+    const r = ping(pair!.a, c.pingTargets[0])
+    assert.ok(r.ok, r.out)
+    process.kill(pid2, 'SIGKILL')
+    await sleep(200)
     await stopEncap('tun0', {netns: pair!.b})
     assert.is.not(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0)
     assert.is((await observeEncaps({netns: pair!.b})).size, 0)
