@@ -62,26 +62,28 @@ s('all errors are reported at once (validate --json: every diagnostic with line 
   assert.is(r.code, 65, show(r))
   const j = json(r)
   const diags: any[] = j.diagnostics ?? j.error?.diagnostics ?? []
-  const lines = diags.map((d) => d.line).sort()
+  const lines = diags.map((d) => d.line).sort((x, y) => x - y)
   assert.equal(lines, [6, 10], 'one diagnostic per problem, at lines 6 and 10' + show(r))
   for (const d of diags) assert.ok(d.column >= 1, 'every diagnostic has a column' + show(r))
 })
 
-s('a tunnel that clashes with an existing one (same mode, endpoints and key) is rejected by plan and apply', (st) => {
-  const a = st.pair!.a
-  // hand1 exists (gre 198.51.100.1 → .9, key 99); gre1 exists (→ .2 key 42)
-  const f = specFile('bad-clash', head +
-    '  g9:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.9\n    key: 99\n' +
-    '  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    key: 42\n    csum: true\n    ttl: 64\n    mtu: 1400\n    addresses: [10.10.2.1/30, 2001:db8:2::1/64]\n' +
-    '  g8:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    key: 42\n')
-  for (const cmd of ['plan', 'apply']) {
-    const r = tunctl([cmd, '--netns', a, f])
-    assert.is(r.code, 65, `${cmd}: a clash with an existing tunnel is an invalid spec` + show(r))
-    assert.match(r.stderr, /g9/, `${cmd} names the clashing tunnel g9` + show(r))
-    assert.match(r.stderr, /g8/, `${cmd} names the clashing tunnel g8 (same as gre1)` + show(r))
-  }
-  assert.is(snapshotDiff(st.before!, snapshot(a)), '', 'nothing changed')
-})
+// hand1 exists (foreign: gre 198.51.100.1 → .9, key 99); gre1 exists (owned: → .2, key 42) and is not in these files
+const CLASHES: Array<[string, string, string]> = [
+  ['a hand-made tunnel', 'g9', '  g9:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.9\n    key: 99\n'],
+  ['an owned tunnel the file does not list', 'g8', '  g8:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    key: 42\n'],
+]
+for (const [what, name, body] of CLASHES) {
+  s(`a tunnel with the same mode, endpoints and key as ${what} is rejected by plan and apply`, (st) => {
+    const a = st.pair!.a
+    const f = specFile('bad-clash', head + body)
+    for (const cmd of ['plan', 'apply']) {
+      const r = tunctl([cmd, '--netns', a, f])
+      assert.is(r.code, 65, `${cmd}: a clash with an existing tunnel is an invalid spec` + show(r))
+      assert.match(r.stderr, new RegExp(`${f.replace(/[.]/g, '\\.')}:3:\\d+`), `${cmd} points at ${name}'s entry` + show(r))
+    }
+    assert.is(snapshotDiff(st.before!, snapshot(a)), '', 'nothing changed')
+  })
+}
 
 s('a missing file exits 66 and changes nothing', (st) => {
   const a = st.pair!.a

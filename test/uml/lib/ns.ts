@@ -21,6 +21,9 @@ export function makeNs(tag: string): string {
   const ns = newName(tag)
   must('ip', ['netns', 'add', ns])
   live.add(ns)
+  // no IPv6 duplicate address detection: addresses would otherwise flip from "tentative" to final
+  // between two snapshots, and pings right after an apply could find them unusable
+  must('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'])
   ipn(ns, 'link', 'set', 'lo', 'up')
   return ns
 }

@@ -16,9 +16,12 @@ export function assertInUml(): void {
 }
 
 export function run(cmd: string, args: string[], opts: {input?: string; env?: Record<string, string>; timeoutMs?: number} = {}): Run {
+  // as from a plain non-interactive shell: no colour forcing inherited from the test runner
+  const env: Record<string, string | undefined> = {...process.env, ...opts.env}
+  delete env.FORCE_COLOR
   const r = spawnSync(cmd, args, {
     input: opts.input,
-    env: {...process.env, ...opts.env},
+    env,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 120_000,
     maxBuffer: 256 * 1024 * 1024,
