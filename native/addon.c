@@ -174,10 +174,10 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
-/* start(name, params) → handle */
+/* start(name, params, {offload}) → handle */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[32], err[256];
   size_t n;
@@ -202,7 +202,20 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ECONFIG", e);
     return NULL;
   }
-  dp->tun_fd = tunctl_open_tun(name, 0, err, sizeof err);
+  /* offloads unless start(name, params, {offload: false}) */
+  int want_vnet = 1;
+  if (argc > 2) {
+    napi_valuetype t;
+    napi_typeof(env, argv[2], &t);
+    if (t == napi_object) want_vnet = get_bool(env, argv[2], "offload", 1);
+  }
+  dp->vnet = 0;
+  dp->tun_fd = -1;
+  if (want_vnet) {
+    dp->tun_fd = tunctl_open_tun(name, 1, err, sizeof err);
+    if (dp->tun_fd >= 0) dp->vnet = 1;
+  }
+  if (dp->tun_fd < 0) dp->tun_fd = tunctl_open_tun(name, 0, err, sizeof err);
   if (dp->tun_fd < 0) {
     free(dp);
     napi_throw_error(env, "ETUN", err);
@@ -251,6 +264,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set(env, o, "rxDropped", num(env, (double)s.rx_dropped));
   set(env, o, "txDropped", num(env, (double)s.tx_dropped));
   set(env, o, "icmpSent", num(env, (double)s.icmp_sent));
+  set(env, o, "tsoSegments", num(env, (double)s.tso_segments));
+  set(env, o, "groMerged", num(env, (double)s.gro_merged));
+  napi_value off;
+  napi_get_boolean(env, dp->vnet, &off);
+  set(env, o, "offload", off);
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
   set(env, o, "drops", drops);

@@ -2,6 +2,7 @@
  * (TUN reads drained into one sendmmsg; recvmmsg batches written to TUN). */
 #define _GNU_SOURCE
 #include "dataplane.h"
+#include "offload.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -34,6 +36,11 @@ int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
   strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     snprintf(err, errlen, "TUNSETIFF %s: %s", name, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (vnet_hdr && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0) {
+    snprintf(err, errlen, "TUNSETOFFLOAD %s: %s", name, strerror(errno));
     close(fd);
     return -1;
   }
@@ -86,17 +93,98 @@ static int open_raw(struct tunctl_dp *dp, int proto) {
   return fd;
 }
 
-static void *tx_main(void *arg) {
-  struct tunctl_dp *dp = arg;
-  struct tunctl_stats *s = &dp->txs;
-  struct tunctl_txstate tx = {0};
-  uint8_t *bufs = malloc((size_t)BATCH * SLOT);
-  static __thread uint8_t icmpbuf[2048];
+struct txctx {
+  struct tunctl_dp *dp;
+  struct tunctl_stats *s;
+  struct tunctl_txstate tx;
+  uint8_t *bufs;
+  uint8_t icmpbuf[2048];
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_in sa[BATCH];
   size_t inlen[BATCH];
-  if (!bufs) return NULL;
+  int n;
+};
+
+static void tun_write(struct tunctl_dp *dp, const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
+                      struct tunctl_stats *s) {
+  struct virtio_net_hdr zero;
+  struct iovec v[2];
+  int k = 0;
+  if (dp->vnet) {
+    if (!vh) {
+      memset(&zero, 0, sizeof zero);
+      vh = &zero;
+    }
+    v[k].iov_base = (void *)vh;
+    v[k++].iov_len = sizeof *vh;
+  }
+  v[k].iov_base = (void *)pkt;
+  v[k++].iov_len = len;
+  if (writev(dp->tun_fd, v, k) < 0) ADD(s->rx_errors, 1);
+}
+
+static void tx_flush(struct txctx *c) {
+  int i = 0;
+  while (i < c->n) {
+    int k = sendmmsg(c->dp->raw_fd[0], c->msgs + i, (unsigned)(c->n - i), 0);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      ADD(c->s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE */
+      i++;
+      continue;
+    }
+    uint64_t bytes = 0;
+    for (int j = i; j < i + k; j++) bytes += c->inlen[j];
+    ADD(c->s->tx_packets, (uint64_t)k);
+    ADD(c->s->tx_bytes, bytes);
+    i += k;
+  }
+  c->n = 0;
+}
+
+/* encapsulates the inner packet in slot c->n and queues it */
+static void tx_add(struct txctx *c, size_t len) {
+  uint8_t *b = c->bufs + (size_t)c->n * SLOT;
+  uint8_t *out;
+  size_t outlen;
+  uint32_t dst;
+  int why;
+  int res = tunctl_encap(&c->dp->cfg, &c->tx, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
+  int n = c->n;
+  if (res == TX_SEND) {
+    memset(&c->sa[n], 0, sizeof c->sa[n]);
+    c->sa[n].sin_family = AF_INET;
+    c->sa[n].sin_addr.s_addr = dst;
+    c->iov[n].iov_base = out;
+    c->iov[n].iov_len = outlen;
+    memset(&c->msgs[n], 0, sizeof c->msgs[n]);
+    c->msgs[n].msg_hdr.msg_name = &c->sa[n];
+    c->msgs[n].msg_hdr.msg_namelen = sizeof c->sa[n];
+    c->msgs[n].msg_hdr.msg_iov = &c->iov[n];
+    c->msgs[n].msg_hdr.msg_iovlen = 1;
+    c->inlen[n] = len;
+    c->n++;
+    if (c->n == BATCH) tx_flush(c);
+  } else if (res == TX_ICMP) {
+    tun_write(c->dp, NULL, out, outlen, c->s);
+    ADD(c->s->icmp_sent, 1);
+    ADD(c->s->tx_dropped, 1);
+  } else {
+    ADD(c->s->txdrops[why], 1);
+    ADD(c->s->tx_dropped, 1);
+  }
+}
+
+static void *tx_main(void *arg) {
+  struct tunctl_dp *dp = arg;
+  struct txctx *c = calloc(1, sizeof *c);
+  uint8_t *gbuf = malloc(65536 + 64);
+  if (!c || !gbuf) return NULL;
+  c->dp = dp;
+  c->s = &dp->txs;
+  c->bufs = malloc((size_t)BATCH * SLOT);
+  if (!c->bufs) return NULL;
   struct pollfd pfd[2] = {{.fd = dp->tun_fd, .events = POLLIN}, {.fd = dp->stop_fd, .events = POLLIN}};
   for (;;) {
     if (poll(pfd, 2, -1) < 0) {
@@ -104,65 +192,70 @@ static void *tx_main(void *arg) {
       break;
     }
     if (pfd[1].revents) break;
-    int n = 0;
-    while (n < BATCH) {
-      uint8_t *b = bufs + (size_t)n * SLOT;
-      ssize_t r = read(dp->tun_fd, b + TUNCTL_HEADROOM, 65535);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) ADD(s->tx_errors, 1);
-        break;
-      }
-      uint8_t *out;
-      size_t outlen;
-      uint32_t dst;
-      int why;
-      int res = tunctl_encap(&dp->cfg, &tx, b, (size_t)r, &out, &outlen, &dst, icmpbuf, &why);
-      if (res == TX_SEND) {
-        memset(&sa[n], 0, sizeof sa[n]);
-        sa[n].sin_family = AF_INET;
-        sa[n].sin_addr.s_addr = dst;
-        iov[n].iov_base = out;
-        iov[n].iov_len = outlen;
-        memset(&msgs[n], 0, sizeof msgs[n]);
-        msgs[n].msg_hdr.msg_name = &sa[n];
-        msgs[n].msg_hdr.msg_namelen = sizeof sa[n];
-        msgs[n].msg_hdr.msg_iov = &iov[n];
-        msgs[n].msg_hdr.msg_iovlen = 1;
-        inlen[n] = (size_t)r;
-        n++;
-      } else if (res == TX_ICMP) {
-        if (write(dp->tun_fd, out, outlen) > 0) ADD(s->icmp_sent, 1);
-        ADD(s->tx_dropped, 1);
-      } else {
-        ADD(s->txdrops[why], 1);
-        ADD(s->tx_dropped, 1);
-      }
-    }
-    int i = 0;
-    while (i < n) {
-      int k = sendmmsg(dp->raw_fd[0], msgs + i, (unsigned)(n - i), 0);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        ADD(s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE */
-        i++;
+    for (int reads = 0; reads < BATCH; reads++) {
+      ssize_t r;
+      if (!dp->vnet) {
+        r = read(dp->tun_fd, c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM, 65535);
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
+          break;
+        }
+        tx_add(c, (size_t)r);
         continue;
       }
-      uint64_t bytes = 0;
-      for (int j = i; j < i + k; j++) bytes += inlen[j];
-      ADD(s->tx_packets, (uint64_t)k);
-      ADD(s->tx_bytes, bytes);
-      i += k;
+      struct virtio_net_hdr vh;
+      struct iovec v[2] = {{&vh, sizeof vh}, {gbuf, 65535}};
+      r = readv(dp->tun_fd, v, 2);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
+        break;
+      }
+      if ((size_t)r < sizeof vh) continue;
+      size_t plen = (size_t)r - sizeof vh;
+      int gso = vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+      struct tunctl_tso t;
+      if ((gso == VIRTIO_NET_HDR_GSO_TCPV4 || gso == VIRTIO_NET_HDR_GSO_TCPV6) && vh.gso_size &&
+          tunctl_tso_parse(gbuf, plen, &t) == 0) {
+        for (unsigned i = 0;; i++) {
+          size_t sl = tunctl_tso_segment(gbuf, &t, vh.gso_size, i, c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM);
+          if (!sl) break;
+          ADD(c->s->tso_segments, 1);
+          tx_add(c, sl);
+        }
+        continue;
+      }
+      if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+        ADD(c->s->txdrops[TXD_MALFORMED], 1); /* UFO etc. are never enabled */
+        ADD(c->s->tx_dropped, 1);
+        continue;
+      }
+      if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) tunctl_finish_csum(gbuf, plen, vh.csum_start, vh.csum_offset);
+      memcpy(c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM, gbuf, plen);
+      tx_add(c, plen);
     }
+    tx_flush(c);
   }
-  free(bufs);
+  free(c->bufs);
+  free(c);
+  free(gbuf);
   return NULL;
+}
+
+static void rx_flush_gro(struct tunctl_dp *dp, struct tunctl_gro *g, struct tunctl_stats *s) {
+  struct virtio_net_hdr vh;
+  size_t len = tunctl_gro_finish(g, &vh);
+  if (len) tun_write(dp, &vh, g->buf, len, s);
+  if (g->nseg > 1) ADD(s->gro_merged, g->nseg);
+  tunctl_gro_reset(g);
 }
 
 static void *rx_main(void *arg) {
   struct tunctl_dp *dp = arg;
   struct tunctl_stats *s = &dp->rxs;
   struct tunctl_rxstate rx = {0};
+  struct tunctl_gro *gro = dp->vnet ? calloc(1, sizeof *gro) : NULL;
   uint8_t *bufs = malloc((size_t)BATCH * 65536);
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -204,18 +297,25 @@ static void *rx_main(void *arg) {
             if (res == DR_BAD_CSUM || res == DR_CSUM_FLAGS || res == DR_SEQ || res == DR_SPOOFED) ADD(s->rx_errors, 1);
             continue;
           }
-          if (write(dp->tun_fd, inner, ilen) < 0) {
-            ADD(s->rx_errors, 1);
-            continue;
-          }
           ADD(s->rx_packets, 1);
           ADD(s->rx_bytes, ilen);
+          if (!gro) {
+            tun_write(dp, NULL, inner, ilen, s);
+            continue;
+          }
+          int g = tunctl_gro_add(gro, inner, ilen);
+          if (g == 1) continue;
+          rx_flush_gro(dp, gro, s);
+          if (g == -1 && tunctl_gro_add(gro, inner, ilen) == 1) continue;
+          tun_write(dp, NULL, inner, ilen, s);
         }
+        if (gro) rx_flush_gro(dp, gro, s);
         if (k < BATCH) break;
       }
     }
   }
   free(bufs);
+  free(gro);
   return NULL;
 }
 
@@ -263,6 +363,8 @@ void tunctl_dp_stats(struct tunctl_dp *dp, struct tunctl_stats *o) {
   o->tx_errors = LD(dp->txs.tx_errors);
   o->tx_dropped = LD(dp->txs.tx_dropped);
   o->icmp_sent = LD(dp->txs.icmp_sent);
+  o->tso_segments = LD(dp->txs.tso_segments);
+  o->gro_merged = LD(dp->rxs.gro_merged);
   for (int i = 0; i < TXD__COUNT; i++) o->txdrops[i] = LD(dp->txs.txdrops[i]);
   o->rx_packets = LD(dp->rxs.rx_packets);
   o->rx_bytes = LD(dp->rxs.rx_bytes);

@@ -10,6 +10,8 @@ struct tunctl_stats {
   uint64_t tx_packets, tx_bytes, tx_errors, tx_dropped;
   uint64_t rx_packets, rx_bytes, rx_errors, rx_dropped;
   uint64_t icmp_sent;
+  uint64_t tso_segments; /* TX: segments cut from TSO packets */
+  uint64_t gro_merged;   /* RX: segments written to TUN as part of a coalesced packet */
   uint64_t drops[DR__COUNT];
   uint64_t txdrops[TXD__COUNT];
 };
@@ -19,6 +21,7 @@ struct tunctl_dp {
   int tun_fd;
   int raw_fd[2]; /* second socket: sit carrying IPv4 (protocol 4) */
   int nraw;
+  int vnet; /* TUN opened with IFF_VNET_HDR + offloads: TSO segmentation on TX, TCP coalescing on RX */
   char dev[16]; /* underlay device (SO_BINDTODEVICE); empty = none */
   int stop_fd; /* eventfd */
   pthread_t tx_thread, rx_thread;

@@ -15,6 +15,10 @@ export interface NativeCounters {
   rxDropped: number
   txDropped: number
   icmpSent: number
+  /** TUN opened with IFF_VNET_HDR (TSO segmentation on TX, TCP coalescing on RX) */
+  offload: boolean
+  tsoSegments: number
+  groMerged: number
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
@@ -40,7 +44,7 @@ export type NativeParams = Partial<TunnelParams> & {mode: TunnelParams['mode']}
 
 export interface NativeAddon {
   openTun(name: string, opts?: {vnetHdr?: boolean}): number
-  start(name: string, params: NativeParams): number
+  start(name: string, params: NativeParams, opts?: {offload?: boolean}): number
   stats(handle: number): NativeCounters
   stop(handle: number, removeDevice: boolean): void
   removeTun(name: string): void

@@ -24,6 +24,8 @@ export interface ObservedEncap {
   error?: string
   /** ISO time of the last counters update */
   updatedAt?: string
+  /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the daemon) */
+  offload?: boolean
 }
 
 const USERSPACE_MODES: readonly Mode[] = ['ipip', 'gre', 'sit', 'isatap']
@@ -213,9 +215,10 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     const alive = isDaemonAlive(pid)
     const o: ObservedEncap = {params: state.params, alive, ...(pid ? {pid} : {})}
     if (st?.counters) {
-      const {icmpSent: _i, ...c} = st.counters
+      const {icmpSent: _i, tsoSegments: _t, groMerged: _g, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
       o.counters = c
       o.updatedAt = st.updatedAt
+      if (offload !== undefined) o.offload = offload
     }
     if (st?.error) o.error = st.error
     out.set(state.name, o)

@@ -16,7 +16,9 @@ function writeAtomic(path: string, data: unknown) {
   renameSync(tmp, path)
 }
 
-function toCounters(n: NativeCounters): Counters & {icmpSent: number} {
+type DaemonCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; offload?: boolean}
+
+function toCounters(n: NativeCounters): DaemonCounters {
   const drops: Record<string, number> = {}
   for (const [k, v] of Object.entries(n.drops)) if (v) drops[k] = v
   return {
@@ -29,6 +31,9 @@ function toCounters(n: NativeCounters): Counters & {icmpSent: number} {
     rxDropped: n.rxDropped,
     txDropped: n.txDropped,
     icmpSent: n.icmpSent,
+    tsoSegments: n.tsoSegments,
+    groMerged: n.groMerged,
+    offload: n.offload,
     drops,
   }
 }
@@ -50,11 +55,13 @@ function main() {
     process.exit(64)
   }
   const statsFile = stateFile.replace(/\.json$/, '.stats.json')
+  // TUNCTL_OFFLOAD=0: plain TUN without IFF_VNET_HDR (no TSO segmentation / coalescing)
+  const offload = process.env.TUNCTL_OFFLOAD !== '0'
   const addon = loadAddon()
   let state = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
   const startedAt = new Date().toISOString()
   let handle: number
-  let base: Counters & {icmpSent: number} = emptyCounters()
+  let base: DaemonCounters = emptyCounters()
 
   const stats = (): EncapStats => ({
     name: state.name,
@@ -66,7 +73,7 @@ function main() {
   })
 
   try {
-    handle = addon.start(state.name, state.params)
+    handle = addon.start(state.name, state.params, {offload})
   } catch (e: any) {
     log(`start failed: ${e.message}`)
     writeAtomic(statsFile, {name: state.name, pid: process.pid, generation: state.generation, startedAt, updatedAt: startedAt, error: e.message})
@@ -92,7 +99,7 @@ function main() {
       base = add(base, toCounters(addon.stats(handle)))
       addon.stop(handle, false) // keep the device (and its addresses)
       state = {...next, pid: process.pid}
-      handle = addon.start(state.name, state.params)
+      handle = addon.start(state.name, state.params, {offload})
       writeAtomic(stateFile, state)
       isatapLinkLocal(state)
       writeAtomic(statsFile, stats())
@@ -119,11 +126,11 @@ function main() {
   process.on('SIGINT', () => shutdown('SIGINT'))
 }
 
-function emptyCounters(): Counters & {icmpSent: number} {
+function emptyCounters(): DaemonCounters {
   return {rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxErrors: 0, txErrors: 0, rxDropped: 0, txDropped: 0, icmpSent: 0, drops: {}}
 }
 
-function add(a: Counters & {icmpSent: number}, b: Counters & {icmpSent: number}): Counters & {icmpSent: number} {
+function add(a: DaemonCounters, b: DaemonCounters): DaemonCounters {
   const drops: Record<string, number> = {...a.drops}
   for (const [k, v] of Object.entries(b.drops ?? {})) drops[k] = (drops[k] ?? 0) + v
   return {
@@ -136,6 +143,9 @@ function add(a: Counters & {icmpSent: number}, b: Counters & {icmpSent: number})
     rxDropped: a.rxDropped + b.rxDropped,
     txDropped: a.txDropped + b.txDropped,
     icmpSent: a.icmpSent + b.icmpSent,
+    tsoSegments: (a.tsoSegments ?? 0) + (b.tsoSegments ?? 0),
+    groMerged: (a.groMerged ?? 0) + (b.groMerged ?? 0),
+    offload: b.offload,
     drops,
   }
 }

@@ -1,12 +1,14 @@
 // Host e2e of the userspace encapsulator: for gre, ipip, sit and isatap, two namespaces joined by veth run a
 // daemon each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
 // match the tunnel and check the drop counters, kill a daemon and check it is reported dead.
+import {readFileSync} from 'node:fs'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
+import {statsPath} from '../../src/userspace/paths.js'
 import type {Counters, TunnelParams} from '../../src/model/types.js'
-import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, ping, rawSendFrom, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, ping, rawSendFrom, removePair, run, sleep, tcpTransfer, whyNoHost} from './lib/netns.js'
 import {icmp4, icmp6} from '../unit/userspace/packets.js'
 
 const why = whyNoHost() ?? (addonAvailable() ? undefined : 'native addon not built (node scripts/build-native.mjs)')
@@ -177,7 +179,20 @@ for (const c of cases) {
     const after = await waitCounters(pair!.a, (x) => x.txBytes > before.txBytes + 10e6)
     assert.ok(after.txPackets > before.txPackets + 1000, `tx ${before.txPackets} → ${after.txPackets}`)
     assert.ok(after.rxPackets > before.rxPackets, `rx ${before.rxPackets} → ${after.rxPackets}`)
+    // offloads: the sender's daemon cut TSO packets, the receiver's coalesced segments into GSO writes
+    const statsA = JSON.parse(readFileSync(statsPath('tun0', pair!.a), 'utf8')).counters
+    const statsB = JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).counters
+    assert.is(statsA.offload, true)
+    assert.ok(statsA.tsoSegments > 1000, `tsoSegments ${statsA.tsoSegments}`)
+    assert.ok(statsB.groMerged > 1000, `groMerged ${statsB.groMerged}`)
     console.log(`    ${c.mode}: ${(bps / 1e9).toFixed(2)} Gbit/s`)
+  })
+
+  t('32 MB over TCP arrive intact both ways (TSO segmentation and coalescing keep the bytes)', async () => {
+    const ab = tcpTransfer(pair!.a, pair!.b, c.pingTargets[0], 32 << 20)
+    assert.is(ab.received, ab.sent)
+    const ba = tcpTransfer(pair!.b, pair!.a, c.pingTargets[1], 32 << 20)
+    assert.is(ba.received, ba.sent)
   })
 
   t('packets that do not match the tunnel are dropped and counted by reason', async () => {

@@ -108,3 +108,35 @@ export function whyNoHost(): string | undefined {
   for (const c of ['iperf3', 'python3', 'ping']) if (run('sh', ['-c', `command -v ${c}`]).code !== 0) return `${c} missing`
   return undefined
 }
+
+/**
+ * Sends `bytes` random bytes over TCP from ns `from` to `addr` (listening in ns `to`) and returns the SHA-256 of
+ * what was sent and of what arrived (payload integrity through offloads, segmentation and coalescing).
+ */
+export function tcpTransfer(from: string, to: string, addr: string, bytes: number): {sent: string; received: string} {
+  const fam = addr.includes(':') ? 'AF_INET6' : 'AF_INET'
+  const server = `import socket,hashlib,sys
+s=socket.socket(socket.${fam},socket.SOCK_STREAM);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('${addr}',5201));s.listen(1);s.settimeout(20);c,_=s.accept();h=hashlib.sha256()
+while True:
+  d=c.recv(1<<20)
+  if not d: break
+  h.update(d)
+print(h.hexdigest())`
+  const client = `import socket,hashlib,os,time
+data=os.urandom(${bytes});h=hashlib.sha256(data).hexdigest()
+for i in range(50):
+  try:
+    c=socket.create_connection(('${addr}',5201),timeout=10);break
+  except OSError: time.sleep(0.1)
+c.sendall(data);c.shutdown(socket.SHUT_WR);c.recv(1);c.close();print(h)`
+  const srv = spawnSync('sh', ['-c', `ip netns exec ${to} python3 -c "$S" & sleep 0.3; ip netns exec ${from} python3 -c "$C"; wait`], {
+    encoding: 'utf8',
+    env: {...process.env, S: server, C: client},
+    timeout: 60_000,
+  })
+  const lines = (srv.stdout ?? '').trim().split('\n')
+  // the client prints after the server finished hashing; order the two by who printed what
+  if (lines.length < 2) throw new Error(`transfer failed: ${srv.stdout} ${srv.stderr}`)
+  return {received: lines[0]!, sent: lines[1]!}
+}
