@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../native/tunctl.h"
+#include "../native/offload.h"
 
 static uint32_t htonl_(uint32_t v) { return __builtin_bswap32(v); }
 
@@ -100,5 +101,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (outlen > 1280 + 48 || outlen < 28) __builtin_trap();
   }
   free(buf);
+
+  /* offloads: TSO segmentation of the input as a TCP packet, then coalescing the segments back */
+  struct tunctl_tso t;
+  uint8_t *tso = malloc(len ? len : 1);
+  memcpy(tso, pkt, len);
+  if (len <= 65535 && tunctl_tso_parse(tso, len, &t) == 0) {
+    unsigned mss = 1 + (unsigned)data[3] * 8u;
+    static uint8_t seg[65536 + 64];
+    static struct tunctl_gro g;
+    tunctl_gro_reset(&g);
+    size_t total = 0;
+    for (unsigned i = 0; i < 256; i++) {
+      size_t sl = tunctl_tso_segment(tso, &t, mss, i, seg);
+      if (!sl) break;
+      if (sl > t.hl + mss) __builtin_trap();
+      total += sl - t.hl;
+      int r = tunctl_gro_add(&g, seg, sl);
+      if (r == -1) {
+        struct virtio_net_hdr vh;
+        tunctl_gro_finish(&g, &vh);
+        tunctl_gro_reset(&g);
+        tunctl_gro_add(&g, seg, sl);
+      }
+      if (g.len > TUNCTL_GRO_MAX) __builtin_trap();
+    }
+    struct virtio_net_hdr vh;
+    size_t glen = tunctl_gro_finish(&g, &vh);
+    if (glen > TUNCTL_GRO_MAX) __builtin_trap();
+    (void)total;
+  }
+  if (len > 4) tunctl_finish_csum(tso, len, data[2], data[3]);
+  free(tso);
   return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harness for the codecs (clang -fsanitize=fuzzer,address,undefined) and runs it.
+# Builds the libFuzzer harness for the codecs and offload helpers (clang -fsanitize=fuzzer,address,undefined) and runs it.
 # Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes; exits 1 if a crash was found.
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
 set -euo pipefail
@@ -9,7 +9,7 @@ repo=$(cd "$here/.." && pwd)
 work=${FUZZ_WORK:-$repo/build/fuzz}
 mkdir -p "$work/corpus" "$here/crashes"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$repo/native" "$here/decap_fuzzer.c" "$repo/native/codec.c" -o "$work/decap_fuzzer"
+  -I"$repo/native" "$here/decap_fuzzer.c" "$repo/native/codec.c" "$repo/native/offload.c" -o "$work/decap_fuzzer"
 # seed corpus: every fixture packet under each mode/flag selector
 n=0
 for f in "$repo"/test/fixtures/packets/*.hex; do
@@ -22,6 +22,7 @@ for f in "$repo"/test/fixtures/packets/*.hex; do
   done
   n=$((n + 1))
 done
+cp "$here"/seeds/* "$work/corpus/" 2>/dev/null || true # TCP packets for the offload paths
 log="$work/fuzz.log"
 set +e
 "$work/decap_fuzzer" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/" \

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dataplane.h"
+#include "offload.h"
 
 #define MAX_HANDLES 64
 static struct tunctl_dp *handles[MAX_HANDLES];
@@ -438,6 +439,83 @@ static napi_value js_default_mtu(napi_env env, napi_callback_info info) {
   return num(env, tunctl_default_mtu(&cfg));
 }
 
+/* tsoForTest(packet, mss) → Buffer[] (segments with fixed headers and checksums), or null if not TCP */
+static napi_value js_tso(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  double mss;
+  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || napi_get_value_double(env, argv[1], &mss) != napi_ok ||
+      mss < 1 || len > 65535) {
+    napi_throw_type_error(env, NULL, "tsoForTest(packet, mss)");
+    return NULL;
+  }
+  struct tunctl_tso t;
+  napi_value arr;
+  if (tunctl_tso_parse(data, len, &t) != 0) {
+    napi_get_null(env, &arr);
+    return arr;
+  }
+  napi_create_array(env, &arr);
+  uint8_t *seg = malloc(65536 + 64);
+  for (unsigned i = 0;; i++) {
+    size_t sl = tunctl_tso_segment(data, &t, (unsigned)mss, i, seg);
+    if (!sl) break;
+    napi_set_element(env, arr, i, make_buffer(env, seg, sl));
+  }
+  free(seg);
+  return arr;
+}
+
+/* groForTest(packets[]) → [{packet, gsoType, gsoSize, hdrLen, csumStart, csumOffset, segments}] as written to TUN */
+static napi_value js_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  struct tunctl_gro *g = calloc(1, sizeof *g);
+  napi_value out;
+  napi_create_array(env, &out);
+  uint32_t k = 0;
+#define EMIT(ptr, len, vhp, nseg)                                                                                     \
+  do {                                                                                                                 \
+    napi_value o;                                                                                                      \
+    napi_create_object(env, &o);                                                                                       \
+    set(env, o, "packet", make_buffer(env, (ptr), (len)));                                                             \
+    set(env, o, "gsoType", num(env, (vhp)->gso_type));                                                                 \
+    set(env, o, "gsoSize", num(env, (vhp)->gso_size));                                                                 \
+    set(env, o, "hdrLen", num(env, (vhp)->hdr_len));                                                                   \
+    set(env, o, "csumStart", num(env, (vhp)->csum_start));                                                             \
+    set(env, o, "csumOffset", num(env, (vhp)->csum_offset));                                                           \
+    set(env, o, "flags", num(env, (vhp)->flags));                                                                      \
+    set(env, o, "segments", num(env, (nseg)));                                                                         \
+    napi_set_element(env, out, k++, o);                                                                                \
+  } while (0)
+  struct virtio_net_hdr vh, zero;
+  memset(&zero, 0, sizeof zero);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value b;
+    napi_get_element(env, argv[0], i, &b);
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, b, &data, &len) != napi_ok || len > 65535) continue;
+    int r = tunctl_gro_add(g, data, len);
+    if (r == 1) continue;
+    size_t gl = tunctl_gro_finish(g, &vh);
+    if (gl) EMIT(g->buf, gl, &vh, g->nseg);
+    tunctl_gro_reset(g);
+    if (r == -1 && tunctl_gro_add(g, data, len) == 1) continue;
+    EMIT((uint8_t *)data, len, &zero, 1);
+  }
+  size_t gl = tunctl_gro_finish(g, &vh);
+  if (gl) EMIT(g->buf, gl, &vh, g->nseg);
+  free(g);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openTun", NULL, js_open_tun, NULL, NULL, NULL, napi_default, NULL},
@@ -449,6 +527,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},
       {"defaultMtu", NULL, js_default_mtu, NULL, NULL, NULL, napi_default, NULL},
+      {"tsoForTest", NULL, js_tso, NULL, NULL, NULL, napi_default, NULL},
+      {"groForTest", NULL, js_gro, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

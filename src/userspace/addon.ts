@@ -52,6 +52,21 @@ export interface NativeAddon {
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
   rawSend(packet: Buffer): number
   defaultMtu(params: NativeParams): number
+  /** TSO segmentation of a TCP packet as the TX thread does it; null if not TCP */
+  tsoForTest(packet: Buffer, mss: number): Buffer[] | null
+  /** what the RX thread writes to TUN for consecutive inner packets (coalesced GSO writes or single packets) */
+  groForTest(packets: Buffer[]): GroWrite[]
+}
+
+export interface GroWrite {
+  packet: Buffer
+  gsoType: number // 0 none, 1 TCPv4, 4 TCPv6
+  gsoSize: number
+  hdrLen: number
+  csumStart: number
+  csumOffset: number
+  flags: number // 1 = NEEDS_CSUM
+  segments: number
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')

@@ -67,3 +67,65 @@ export function icmp6(src: string, dst: string, opts: {hop?: number; tclass?: nu
 }
 
 export {v4 as v4bytes, v6 as v6bytes}
+
+/** IPv4 or IPv6 TCP segment with a valid checksum. */
+export function tcp(
+  src: string,
+  dst: string,
+  payload: Buffer,
+  opts: {seq?: number; ack?: number; flags?: number; options?: Buffer; id?: number; tos?: number} = {},
+): Buffer {
+  const six = src.includes(':')
+  const options = opts.options ?? Buffer.alloc(0)
+  const th = Buffer.alloc(20 + options.length)
+  th.writeUInt16BE(40000, 0)
+  th.writeUInt16BE(5201, 2)
+  th.writeUInt32BE((opts.seq ?? 1000) >>> 0, 4)
+  th.writeUInt32BE(opts.ack ?? 2000, 8)
+  th[12] = (th.length / 4) << 4
+  th[13] = opts.flags ?? 0x10
+  th.writeUInt16BE(502, 14)
+  options.copy(th, 20)
+  const seg = Buffer.concat([th, payload])
+  const s = six ? v6(src) : v4(src)
+  const d = six ? v6(dst) : v4(dst)
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(seg.length)
+  const pseudo = six ? Buffer.concat([s, d, len, Buffer.from([0, 0, 0, 6])]) : Buffer.concat([s, d, Buffer.from([0, 6]), len.subarray(2)])
+  seg.writeUInt16BE(csum(Buffer.concat([pseudo, seg])), 16)
+  if (six) {
+    const h = Buffer.alloc(40)
+    h.writeUInt32BE((6 << 28) >>> 0, 0)
+    h.writeUInt16BE(seg.length, 4)
+    h[6] = 6
+    h[7] = 64
+    s.copy(h, 8)
+    d.copy(h, 24)
+    return Buffer.concat([h, seg])
+  }
+  const h = Buffer.alloc(20)
+  h[0] = 0x45
+  h[1] = opts.tos ?? 0
+  h.writeUInt16BE(20 + seg.length, 2)
+  h.writeUInt16BE(opts.id ?? 7, 4)
+  h.writeUInt16BE(0x4000, 6)
+  h[8] = 64
+  h[9] = 6
+  s.copy(h, 12)
+  d.copy(h, 16)
+  h.writeUInt16BE(csum(h), 10)
+  return Buffer.concat([h, seg])
+}
+
+/** 0 when the TCP checksum of an IPv4/IPv6 TCP packet verifies */
+export function tcpCsum(pkt: Buffer): number {
+  const isV6 = pkt[0]! >> 4 === 6
+  const iphl = isV6 ? 40 : (pkt[0]! & 15) * 4
+  const seg = pkt.subarray(iphl)
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(seg.length)
+  const pseudo = isV6
+    ? Buffer.concat([pkt.subarray(8, 40), len, Buffer.from([0, 0, 0, 6])])
+    : Buffer.concat([pkt.subarray(12, 20), Buffer.from([0, 6]), len.subarray(2)])
+  return csum(Buffer.concat([pseudo, seg]))
+}
