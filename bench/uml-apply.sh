@@ -79,6 +79,24 @@ for n in $sizes; do
     [ "$rc_a" = 0 ] || { echo "# apply failed:" >&2; tail -5 "$work/apply-$n.txt" >&2; }
     R[$n,batch]+="$batch_s " R[$n,apply]+="$apply_s " R[$n,noop]+="$noop_s " R[$n,plan]+="$plan_s "
     R[$n,lines]=$lines R[$n,ok]+="$rc_a/$rc_n/$made/$mutating "
+    if [ "$run" = 1 ]; then
+      # where the time goes: observe's three dumps with N tunnels present, and the batch split by kind of line
+      obs=""
+      for q in "-d link show" "addr show" "route show table all"; do
+        t0=$(now); ip -n "$A" -j $q >"$work/dump.json"; t1=$(now)
+        obs+="ip -j ${q}: $(secs "$t0" "$t1")s ($(($(wc -c <"$work/dump.json") / 1024)) KiB); "
+      done
+      echo "# n=$n observe dumps: $obs" >&2
+      C=tunctl-bench-c; fresh_ns "$C"; split=""
+      for kind in "link add" "link set" "addr add"; do
+        grep "^$kind " "$work/batch-$n.txt" >"$work/part.txt"
+        t0=$(now); ip -n "$C" -batch "$work/part.txt"; t1=$(now)
+        split+="$kind x$(wc -l <"$work/part.txt"): $(secs "$t0" "$t1")s; "
+      done
+      echo "# n=$n ip -batch split by line kind (fresh namespace): $split" >&2
+      ip netns del "$C"
+      R[$n,obs]=$obs R[$n,split]=$split
+    fi
     ip netns del "$A"; ip netns del "$B"
   done
 done
@@ -93,4 +111,5 @@ for n in $sizes; do
     printf "| %d | %d | %.2f s | %.2f s | %.2f s | %.2f ms | %.2f× | %.2f s | %.2f s | %s |\n", n, l, b, a, a - st, 1000 * a / n, (b > 0 ? a / b : 0), o, p, ok }'
 done
 echo
+for n in $sizes; do echo "- n=$n: observe dumps: ${R[$n,obs]}"; echo "- n=$n: ip -batch by line kind: ${R[$n,split]}"; done
 echo "node + oclif startup inside UML (tunctl --version): ${startup} s; runs per size: $runs (median shown)"

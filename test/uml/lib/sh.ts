@@ -1,5 +1,5 @@
 // Runs commands inside the UML guest (synchronously: tests are sequential and processes here are slow anyway).
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 
 export interface Run {
   code: number
@@ -28,6 +28,20 @@ export function run(cmd: string, args: string[], opts: {input?: string; env?: Re
   })
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`)
   return {code: r.status ?? 128 + (r.signal ? 9 : 0), stdout: r.stdout ?? '', stderr: r.stderr ?? '', argv: [cmd, ...args]}
+}
+
+/** run(), but in the background (for concurrent invocations). */
+export function runAsync(cmd: string, args: string[], opts: {env?: Record<string, string>} = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = {...process.env, ...opts.env}
+  delete env.FORCE_COLOR
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, {env, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = '', stderr = ''
+    c.stdout.on('data', (d) => (stdout += d))
+    c.stderr.on('data', (d) => (stderr += d))
+    c.on('error', reject)
+    c.on('close', (code, sig) => resolve({code: code ?? 128 + (sig ? 9 : 0), stdout, stderr, argv: [cmd, ...args]}))
+  })
 }
 
 /** Like run, but throws (with stderr) unless the exit status is 0. */

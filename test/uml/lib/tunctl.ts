@@ -1,7 +1,7 @@
 // Runs the built CLI (node bin/run) as a user would, capturing exit code, stdout and stderr.
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {run, type Run} from './sh.js'
+import {run, runAsync, type Run} from './sh.js'
 
 export const REPO = process.env.TUNCTL_REPO ?? process.cwd()
 const BIN = process.env.TUNCTL_BIN ?? join(REPO, 'bin', 'run')
@@ -14,13 +14,26 @@ export interface TunctlOptions {
   timeoutMs?: number
 }
 
+let daemonNode: string | undefined
+function baseEnv(): Record<string, string> {
+  // the userspace encapsulator is started with process.execPath unless told otherwise; inside UML that
+  // must be the PATH's node wrapper (V8 kept off AVX), not /usr/bin/node itself
+  daemonNode ??= run('sh', ['-c', 'command -v node']).stdout.trim() || 'node'
+  return {NO_COLOR: '1', TUNCTL_DAEMON_NODE: process.env.TUNCTL_DAEMON_NODE ?? daemonNode}
+}
+
 /** `tunctl ARGS...`; `node` is resolved through PATH (inside UML a wrapper that keeps V8 off AVX). */
 export function tunctl(args: string[], opts: TunctlOptions = {}): Run {
   return run('node', [BIN, ...args], {
-    env: {NO_COLOR: '1', ...opts.env},
+    env: {...baseEnv(), ...opts.env},
     input: opts.input,
     timeoutMs: opts.timeoutMs ?? 180_000,
   })
+}
+
+/** tunctl() in the background. */
+export function tunctlAsync(args: string[], opts: {env?: Record<string, string>} = {}): Promise<Run> {
+  return runAsync('node', [BIN, ...args], {env: {...baseEnv(), ...opts.env}})
 }
 
 /** Formats a run for assertion messages. */
