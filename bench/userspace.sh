@@ -23,7 +23,7 @@ cleanup() {
   set +e
   for p in "${ovpn_pids[@]}"; do kill "$p" 2>/dev/null; done
   for ns in $A $B; do
-    for n in ugre uipip; do "${cli[@]}" stop $n $ns >/dev/null 2>&1; done
+    for n in ugre uipip ugrenooff; do "${cli[@]}" stop $n $ns >/dev/null 2>&1; done
     ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
     ip netns del $ns 2>/dev/null
     rm -rf /run/tunctl/$ns
@@ -59,6 +59,11 @@ fi
 "${cli[@]}" start ugre '{"mode":"gre","local":"198.51.100.2","remote":"198.51.100.1","ikey":42,"okey":42,"icsum":true,"ocsum":true}' $B >/dev/null
 "${cli[@]}" start uipip '{"mode":"ipip","local":"198.51.100.1","remote":"198.51.100.2","proto":"ipip"}' $A >/dev/null
 "${cli[@]}" start uipip '{"mode":"ipip","local":"198.51.100.2","remote":"198.51.100.1","proto":"ipip"}' $B >/dev/null
+# the same GRE without TUN offloads (batching only), for comparison
+TUNCTL_OFFLOAD=0 "${cli[@]}" start ugrenooff '{"mode":"gre","local":"198.51.100.1","remote":"198.51.100.2","ikey":43,"okey":43,"icsum":true,"ocsum":true}' $A >/dev/null
+TUNCTL_OFFLOAD=0 "${cli[@]}" start ugrenooff '{"mode":"gre","local":"198.51.100.2","remote":"198.51.100.1","ikey":43,"okey":43,"icsum":true,"ocsum":true}' $B >/dev/null
+ip -n $A addr add 10.60.0.1/30 dev ugrenooff; ip -n $A link set ugrenooff up
+ip -n $B addr add 10.60.0.2/30 dev ugrenooff; ip -n $B link set ugrenooff up
 ip -n $A addr add 10.40.0.1/30 dev ugre; ip -n $A link set ugre up
 ip -n $B addr add 10.40.0.2/30 dev ugre; ip -n $B link set ugre up
 ip -n $A addr add 10.50.0.1/30 dev uipip; ip -n $A link set uipip up
@@ -89,6 +94,7 @@ measure kernel-vxlan 10.20.0.2
 measure openvpn-p2p-nocrypto 10.30.0.2
 measure tunctl-userspace-gre-key-csum 10.40.0.2
 measure tunctl-userspace-ipip 10.50.0.2
+measure tunctl-userspace-gre-no-offload 10.60.0.2
 "${cli[@]}" observe $A >"$out/counters-a.json"
 echo
 ovpn=$(awk '$1=="openvpn-p2p-nocrypto"{print $2}' "$out/summary.txt")

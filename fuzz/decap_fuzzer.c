@@ -43,7 +43,17 @@ static void make_cfg(struct tunctl_cfg *c, const uint8_t *sel) {
   }
 }
 
+/* byte-wise RFC 1071 reference for the word-at-a-time tunctl_sum */
+static uint16_t ref_csum(const uint8_t *p, size_t len) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)((p[i] << 8) | p[i + 1]);
+  if (len & 1) sum += (uint32_t)(p[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (tunctl_csum(data, size, 0) != ref_csum(data, size)) __builtin_trap();
   if (size < 4) return 0;
   struct tunctl_cfg cfg;
   make_cfg(&cfg, data);

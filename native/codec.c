@@ -39,16 +39,46 @@ static inline uint32_t ld32n(const uint8_t *p) {
   return v;
 }
 
-static uint32_t csum_add(const void *data, size_t len, uint32_t sum) {
+/* ones-complement sum of data added to sum (both as big-endian 16-bit words); word-at-a-time in native
+ * order (RFC 1071: the sum is byte-order independent), swapped once at the end */
+uint32_t tunctl_sum(const void *data, size_t len, uint32_t sum) {
   const uint8_t *p = data;
-  while (len > 1) {
-    sum += (uint32_t)((p[0] << 8) | p[1]);
+  uint64_t acc = 0;
+  while (len >= 16) {
+    uint32_t w[4];
+    memcpy(w, p, 16);
+    acc += (uint64_t)w[0] + w[1] + w[2] + w[3];
+    p += 16;
+    len -= 16;
+  }
+  while (len >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    acc += w;
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    acc += w;
     p += 2;
     len -= 2;
   }
-  if (len) sum += (uint32_t)(p[0] << 8);
-  return sum;
+  if (len) {
+    uint16_t w = 0;
+    memcpy(&w, p, 1);
+    acc += w;
+  }
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t v = (uint16_t)acc;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  v = (uint16_t)((v >> 8) | (v << 8));
+#endif
+  return sum + v;
 }
+#define csum_add tunctl_sum
+
 static uint16_t csum_fold(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return (uint16_t)~sum;

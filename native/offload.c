@@ -1,6 +1,7 @@
 /* TUN offloads in user space: finishing partial checksums and segmenting TSO packets read from a TUN device
  * with IFF_VNET_HDR (TX), coalescing consecutive TCP segments into one GSO write (RX). Pure functions. */
 #include "offload.h"
+#include "tunctl.h"
 
 #include <string.h>
 
@@ -19,15 +20,7 @@ static inline void wr32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum) {
-  while (len > 1) {
-    sum += (uint32_t)((p[0] << 8) | p[1]);
-    p += 2;
-    len -= 2;
-  }
-  if (len) sum += (uint32_t)(p[0] << 8);
-  return sum;
-}
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum) { return tunctl_sum(p, len, sum); }
 static uint16_t fold(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return (uint16_t)sum;

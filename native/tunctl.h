@@ -95,6 +95,8 @@ int tunctl_encap(const struct tunctl_cfg *cfg, struct tunctl_txstate *tx, uint8_
 int tunctl_default_mtu(const struct tunctl_cfg *cfg);
 int tunctl_outer_proto(const struct tunctl_cfg *cfg);
 uint16_t tunctl_csum(const void *data, size_t len, uint32_t sum);
+/* ones-complement partial sum (unfolded, big-endian word values) */
+uint32_t tunctl_sum(const void *data, size_t len, uint32_t sum);
 void tunctl_cfg_init(struct tunctl_cfg *cfg);
 
 #endif
