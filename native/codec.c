@@ -446,3 +446,14 @@ int tunctl_encap(const struct tunctl_cfg *cfg, struct tunctl_txstate *tx, uint8_
   *dst = d;
   return TX_SEND;
 }
+
+size_t tunctl_icmp_too_big(const uint8_t *inner, size_t len, int mtu, uint8_t *out) {
+  if (len < 1) return 0;
+  int v6 = (inner[0] >> 4) == 6;
+  if (v6) {
+    if (len < 40 || mtu < 1280) return 0;
+  } else {
+    if ((inner[0] >> 4) != 4 || len < 20 || !(inner[6] & 0x40)) return 0; /* only DF packets get "frag needed" */
+  }
+  return build_icmp(inner, len, v6, mtu, out);
+}

@@ -124,12 +124,44 @@ static void tun_write(struct tunctl_dp *dp, const struct virtio_net_hdr *vh, con
   if (writev(dp->tun_fd, v, k) < 0) ADD(s->rx_errors, 1);
 }
 
+/* MTU of the route to dst (what the kernel uses to refuse IP_HDRINCL packets with EMSGSIZE) */
+static int route_mtu(uint32_t dst) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(9)};
+  sa.sin_addr.s_addr = dst;
+  int mtu = -1;
+  socklen_t l = sizeof mtu;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &l) < 0) mtu = -1;
+  close(fd);
+  return mtu;
+}
+
+/* the underlay refused message i as too big: lower the tunnel's effective MTU to what fits and tell the inner
+ * sender (ICMP frag needed / packet too big), as the kernel's tnl_update_pmtu does */
+static void tx_too_big(struct txctx *c, int i) {
+  size_t outlen = c->iov[i].iov_len, ilen = c->inlen[i];
+  const uint8_t *inner = (const uint8_t *)c->iov[i].iov_base + (outlen - ilen);
+  int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
+  int overhead = (int)(outlen - ilen);
+  if (pmtu <= overhead + 68) return;
+  int mtu = pmtu - overhead;
+  int cur = c->dp->cfg.mtu > 0 ? c->dp->cfg.mtu : tunctl_default_mtu(&c->dp->cfg);
+  if (mtu < cur) c->dp->cfg.mtu = mtu; /* later packets get the ICMP from tunctl_encap directly */
+  size_t n = tunctl_icmp_too_big(inner, ilen, mtu, c->icmpbuf);
+  if (n) {
+    tun_write(c->dp, NULL, c->icmpbuf, n, c->s);
+    ADD(c->s->icmp_sent, 1);
+  }
+}
+
 static void tx_flush(struct txctx *c) {
   int i = 0;
   while (i < c->n) {
     int k = sendmmsg(c->dp->raw_fd[0], c->msgs + i, (unsigned)(c->n - i), 0);
     if (k < 0) {
       if (errno == EINTR) continue;
+      if (errno == EMSGSIZE) tx_too_big(c, i);
       ADD(c->s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE */
       i++;
       continue;

@@ -91,6 +91,10 @@ int tunctl_decap(const struct tunctl_cfg *cfg, struct tunctl_rxstate *rx, uint8_
 int tunctl_encap(const struct tunctl_cfg *cfg, struct tunctl_txstate *tx, uint8_t *buf, size_t len,
                  uint8_t **out, size_t *out_len, uint32_t *dst, uint8_t *icmpbuf, int *why);
 
+/* ICMP "fragmentation needed" (IPv4 with DF) / "packet too big" (IPv6) for inner with the given MTU, written to out
+ * (>= 1328 bytes); 0 if none is due */
+size_t tunctl_icmp_too_big(const uint8_t *inner, size_t len, int mtu, uint8_t *out);
+
 /* kernel default MTU for the configuration (ipip/sit 1480, gre 1476 - 4 per option) */
 int tunctl_default_mtu(const struct tunctl_cfg *cfg);
 int tunctl_outer_proto(const struct tunctl_cfg *cfg);

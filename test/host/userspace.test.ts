@@ -8,7 +8,7 @@ import {observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
 import {statsPath} from '../../src/userspace/paths.js'
 import type {Counters, TunnelParams} from '../../src/model/types.js'
-import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, ping, rawSendFrom, removePair, run, sleep, tcpTransfer, whyNoHost} from './lib/netns.js'
+import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, nsExec, ping, rawSendFrom, removePair, run, sleep, tcpTransfer, whyNoHost} from './lib/netns.js'
 import {icmp4, icmp6} from '../unit/userspace/packets.js'
 
 const why = whyNoHost() ?? (addonAvailable() ? undefined : 'native addon not built (node scripts/build-native.mjs)')
@@ -217,6 +217,23 @@ for (const c of cases) {
       assert.ok(r.ok, r.out)
     })
   }
+
+  t('underlay MTU too small for a DF packet: ICMP frag needed / packet too big with the MTU that fits', () => {
+    ipn(pair!.a, 'link', 'set', 'ul0', 'mtu', '1400')
+    try {
+      const target = c.pingTargets[0]
+      const r = nsExec(pair!.a, 'ping', [target.includes(':') ? '-6' : '-4', '-c', '2', '-i', '0.3', '-W', '1', '-M', 'do', '-s', '1400', target])
+      const want = 1400 - 20 - (c.mode === 'gre' ? 12 : 0) // outer IPv4 header (+ GRE with key and checksum)
+      const m = /mtu ?[=:] ?(\d+)/.exec(r.out + r.err)
+      assert.ok(m, r.out + r.err)
+      assert.is(Number(m![1]), want)
+      // smaller packets still pass
+      const ok = ping(pair!.a, target)
+      assert.ok(ok.ok, ok.out)
+    } finally {
+      ipn(pair!.a, 'link', 'set', 'ul0', 'mtu', '1500')
+    }
+  })
 
   t('a killed daemon is reported dead; startEncap restarts it on the same device; stopEncap removes a left-over device', async () => {
     const m = await observeEncaps({netns: pair!.b})
