@@ -267,9 +267,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set(env, o, "icmpSent", num(env, (double)s.icmp_sent));
   set(env, o, "tsoSegments", num(env, (double)s.tso_segments));
   set(env, o, "groMerged", num(env, (double)s.gro_merged));
-  napi_value off;
+  napi_value off, gone;
   napi_get_boolean(env, dp->vnet, &off);
   set(env, o, "offload", off);
+  napi_get_boolean(env, __atomic_load_n(&dp->gone, __ATOMIC_RELAXED), &gone);
+  set(env, o, "deviceGone", gone);
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
   set(env, o, "drops", drops);

@@ -224,13 +224,19 @@ static void *tx_main(void *arg) {
       break;
     }
     if (pfd[1].revents) break;
+    if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      /* the TUN device was deleted under us (ip link del): stop; the daemon notices and exits */
+      __atomic_store_n(&dp->gone, 1, __ATOMIC_RELAXED);
+      break;
+    }
     for (int reads = 0; reads < BATCH; reads++) {
       ssize_t r;
       if (!dp->vnet) {
         r = read(dp->tun_fd, c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM, 65535);
         if (r < 0) {
           if (errno == EINTR) continue;
-          if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
+          if (errno == EBADFD || errno == EIO) __atomic_store_n(&dp->gone, 1, __ATOMIC_RELAXED);
+          else if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
           break;
         }
         tx_add(c, (size_t)r);
@@ -241,7 +247,8 @@ static void *tx_main(void *arg) {
       r = readv(dp->tun_fd, v, 2);
       if (r < 0) {
         if (errno == EINTR) continue;
-        if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
+        if (errno == EBADFD || errno == EIO) __atomic_store_n(&dp->gone, 1, __ATOMIC_RELAXED);
+        else if (errno != EAGAIN) ADD(c->s->tx_errors, 1);
         break;
       }
       if ((size_t)r < sizeof vh) continue;
@@ -268,6 +275,7 @@ static void *tx_main(void *arg) {
       tx_add(c, plen);
     }
     tx_flush(c);
+    if (__atomic_load_n(&dp->gone, __ATOMIC_RELAXED)) break;
   }
   free(c->bufs);
   free(c);

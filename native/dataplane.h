@@ -21,6 +21,7 @@ struct tunctl_dp {
   int tun_fd;
   int raw_fd[2]; /* second socket: sit carrying IPv4 (protocol 4) */
   int nraw;
+  int gone; /* the TUN device disappeared (set by the TX thread) */
   int vnet; /* TUN opened with IFF_VNET_HDR + offloads: TSO segmentation on TX, TCP coalescing on RX */
   char dev[16]; /* underlay device (SO_BINDTODEVICE); empty = none */
   int stop_fd; /* eventfd */

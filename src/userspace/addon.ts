@@ -17,6 +17,8 @@ export interface NativeCounters {
   icmpSent: number
   /** TUN opened with IFF_VNET_HDR (TSO segmentation on TX, TCP coalescing on RX) */
   offload: boolean
+  /** the TUN device was deleted under the daemon; it exits */
+  deviceGone: boolean
   tsoSegments: number
   groMerged: number
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,

@@ -87,6 +87,7 @@ function main() {
 
   const timer = setInterval(() => {
     try {
+      if (addon.stats(handle).deviceGone) return deviceGone()
       writeAtomic(statsFile, stats())
     } catch (e: any) {
       log(`writing stats failed: ${e.message}`)
@@ -120,6 +121,20 @@ function main() {
     try {
       unlinkSync(statsFile)
     } catch {}
+    process.exit(0)
+  }
+  // the device was deleted by someone else (ip link del): the tunnel is gone, so is its record
+  const deviceGone = () => {
+    clearInterval(timer)
+    log(`${state.name} was deleted; exiting`)
+    try {
+      addon.stop(handle, false)
+    } catch {}
+    for (const f of [statsFile, stateFile]) {
+      try {
+        unlinkSync(f)
+      } catch {}
+    }
     process.exit(0)
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))

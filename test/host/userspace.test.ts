@@ -270,5 +270,27 @@ for (const c of cases) {
     assert.is(alive, false)
   })
 
+  if (c.mode === 'gre') {
+    t('the device deleted under a running daemon (ip link del): the daemon exits and forgets the tunnel', async () => {
+      const {pid} = await startEncap('tun0', c.a, {netns: pair!.a})
+      ipn(pair!.a, 'link', 'del', 'dev', 'tun0')
+      const end = Date.now() + 4000
+      let m = await observeEncaps({netns: pair!.a})
+      while (m.size && Date.now() < end) {
+        await sleep(200)
+        m = await observeEncaps({netns: pair!.a})
+      }
+      assert.is(m.size, 0)
+      let alive = true
+      try {
+        process.kill(pid, 0)
+        alive = !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+      } catch {
+        alive = false
+      }
+      assert.is(alive, false)
+    })
+  }
+
   t.run()
 }
