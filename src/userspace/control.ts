@@ -165,7 +165,7 @@ async function linkExists(name: string, netns?: string): Promise<boolean> {
   }
 }
 
-/** Stops the encapsulator (SIGTERM, then SIGKILL after 3 s), deletes its device if left behind, forgets its state. */
+/** Stops the encapsulator (SIGTERM, then SIGKILL after 3 s), deletes its device if left behind, removes its state, counters and log. */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
   const netns = opts.netns
   const sf = statePath(name, netns)
@@ -188,7 +188,7 @@ export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<
       if (await linkExists(name, netns)) throw new CommandError(`deleting ${name}: ${String(e.stderr).trim()}`, ['ip', 'link', 'del', name], String(e.stderr))
     }
   }
-  for (const f of [sf, statsPath(name, netns)]) {
+  for (const f of [sf, statsPath(name, netns), logPath(name, netns)]) {
     try {
       unlinkSync(f)
     } catch {}
