@@ -169,6 +169,30 @@ if (skipAll) {
     assert.is(a.encapForTest(c, icmp4('10.0.0.1', '10.0.0.2')).reason, 'tx_inner_proto')
   })
 
+  enc('sit with encapsulated any/ipip carries IPv4 as protocol 4 and IPv6 as 41; ip6ip refuses IPv4', () => {
+    const a = loadAddon()
+    const any = p('sit', {proto: 'any'})
+    const e4 = a.encapForTest(any, icmp4('10.0.0.1', '10.0.0.2'))
+    assert.is(e4.packet![9], 4)
+    assert.is(a.encapForTest(any, icmp6('2001:db8::1', '2001:db8::2')).packet![9], 41)
+    assert.is(a.decapForTest(peer(any), e4.packet!).reason, 'ok')
+    assert.is(a.decapForTest(peer(p('sit', {proto: 'ip6ip'})), e4.packet!).reason, 'bad_proto')
+    assert.is(a.encapForTest(p('sit', {proto: 'ip6ip'}), icmp4('10.0.0.1', '10.0.0.2')).reason, 'tx_inner_proto')
+    assert.is(a.encapForTest(p('sit', {proto: 'ipip'}), icmp6('2001:db8::1', '2001:db8::2')).reason, 'tx_inner_proto')
+  })
+
+  enc('GRE carries IPv4 and IPv6 with their EtherTypes; IPIP only IPv4', () => {
+    const a = loadAddon()
+    assert.is(a.encapForTest(p('gre'), icmp4('10.0.0.1', '10.0.0.2')).packet!.readUInt16BE(22), 0x0800)
+    assert.is(a.encapForTest(p('gre'), icmp6('2001:db8::1', '2001:db8::2')).packet!.readUInt16BE(22), 0x86dd)
+  })
+
+  enc('remote any with IPv4 inside (NBMA ipip/gre): the inner destination is the next hop', () => {
+    const a = loadAddon()
+    assert.is(a.encapForTest(p('ipip', {remote: 'any'}), icmp4('10.0.0.1', '203.0.113.9')).dst, '203.0.113.9')
+    assert.is(a.encapForTest(p('gre', {remote: 'any'}), icmp6('2001:db8::1', '2001:db8::2')).reason, 'tx_no_route')
+  })
+
   enc('ipip carries only IPv4; unknown packets are dropped with a reason', () => {
     const a = loadAddon()
     assert.is(a.encapForTest(p('ipip', {proto: 'ipip'}), icmp6('2001:db8::1', '2001:db8::2')).reason, 'tx_inner_proto')
@@ -264,6 +288,15 @@ if (skipAll) {
     assert.is(r.inner![1]! & 3, 3)
     assert.is(csum(r.inner!.subarray(0, 20)), 0)
   })
+  dec('sit 6rd with a relay prefix: the embedded low bits plus the relay prefix must give the outer source', () => {
+    const rd = p('sit', {remote: 'any', sixrdPrefix: '2001:db8::/32', sixrdRelayPrefix: '198.51.0.0/16'})
+    const rx = {...rd, local: B}
+    assert.is(reason(rx, send(rd, icmp6('2001:db8:6401::1', '2001:db8:6402::1'))), 'ok')
+    assert.is(reason(rx, send(rd, icmp6('2001:db8:6409::1', '2001:db8:6402::1'))), 'spoofed')
+    // with a fixed remote (point-to-point) no embedding is required
+    assert.is(reason(peer(p('sit')), send(p('sit'), icmp6('2001:db8:6409::1', '2001:db8:6402::1'))), 'ok')
+  })
+
   dec('sit/isatap spoofing: 6to4/6rd or ISATAP addresses must embed the outer source', () => {
     const nbma = p('sit', {remote: 'any'})
     const rx = {...nbma, local: B}
