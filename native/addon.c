@@ -267,6 +267,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set(env, o, "icmpSent", num(env, (double)s.icmp_sent));
   set(env, o, "tsoSegments", num(env, (double)s.tso_segments));
   set(env, o, "groMerged", num(env, (double)s.gro_merged));
+  set(env, o, "otherTunnel", num(env, (double)s.rx_other));
   napi_value off, gone;
   napi_get_boolean(env, dp->vnet, &off);
   set(env, o, "offload", off);
@@ -295,6 +296,27 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   handles[(int)d] = NULL;
   free(dp);
   return NULL;
+}
+
+/* setSiblings(handle, params[]): the namespace's other userspace tunnels (their packets are not our drops) */
+static napi_value js_set_siblings(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_dp *dp = get_handle(env, argv[0]);
+  if (!dp) return NULL;
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  struct tunctl_cfg *cfgs = calloc(n ? n : 1, sizeof *cfgs);
+  int k = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_get_element(env, argv[1], i, &v);
+    if (!parse_cfg(env, v, &cfgs[k], NULL)) k++; /* unparsable siblings are ignored */
+  }
+  tunctl_dp_set_siblings(dp, cfgs, k);
+  free(cfgs);
+  return num(env, k);
 }
 
 /* removeTun(name): attach to a left-over persistent device and clear persist so it disappears */
@@ -525,6 +547,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"setSiblings", NULL, js_set_siblings, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

@@ -291,6 +291,35 @@ static void rx_flush_gro(struct tunctl_dp *dp, struct tunctl_gro *g, struct tunc
   tunctl_gro_reset(g);
 }
 
+/* does another userspace tunnel of the namespace accept this packet? (its raw socket got a copy too) */
+static int sibling_takes(struct tunctl_dp *dp, uint8_t *pkt, size_t len) {
+  if (!__atomic_load_n(&dp->nsibs, __ATOMIC_RELAXED)) return 0;
+  int taken = 0;
+  pthread_mutex_lock(&dp->sib_lock);
+  for (int i = 0; i < dp->nsibs && !taken; i++) {
+    struct tunctl_rxstate rx = {0};
+    uint8_t *inner;
+    size_t ilen;
+    int r = tunctl_decap(&dp->sibs[i], &rx, pkt, len, &inner, &ilen);
+    /* the sibling would take it, or would count it as its own drop (it matches the sibling's addresses and key) */
+    taken = r == DR_OK || r == DR_BAD_CSUM || r == DR_CSUM_FLAGS || r == DR_SEQ || r == DR_ECN || r == DR_SPOOFED ||
+            r == DR_INNER_PROTO || r == DR_INNER_MALFORMED;
+  }
+  pthread_mutex_unlock(&dp->sib_lock);
+  return taken;
+}
+
+void tunctl_dp_set_siblings(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, int n) {
+  struct tunctl_cfg *copy = n ? malloc(sizeof *copy * (size_t)n) : NULL;
+  if (n && !copy) return;
+  if (n) memcpy(copy, sibs, sizeof *copy * (size_t)n);
+  pthread_mutex_lock(&dp->sib_lock);
+  free(dp->sibs);
+  dp->sibs = copy;
+  __atomic_store_n(&dp->nsibs, n, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&dp->sib_lock);
+}
+
 static void *rx_main(void *arg) {
   struct tunctl_dp *dp = arg;
   struct tunctl_stats *s = &dp->rxs;
@@ -331,6 +360,10 @@ static void *rx_main(void *arg) {
           int res;
           if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) res = DR_TRUNCATED;
           else res = tunctl_decap(&dp->cfg, &rx, iov[j].iov_base, msgs[j].msg_len, &inner, &ilen);
+          if (res != DR_OK && sibling_takes(dp, iov[j].iov_base, msgs[j].msg_len)) {
+            ADD(s->rx_other, 1);
+            continue;
+          }
           if (res != DR_OK) {
             ADD(s->drops[res], 1);
             ADD(s->rx_dropped, 1);
@@ -372,6 +405,7 @@ int tunctl_dp_start(struct tunctl_dp *dp) {
     }
     dp->nraw++;
   }
+  pthread_mutex_init(&dp->sib_lock, NULL);
   dp->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int fl = fcntl(dp->tun_fd, F_GETFL);
   fcntl(dp->tun_fd, F_SETFL, fl | O_NONBLOCK);
@@ -392,6 +426,10 @@ void tunctl_dp_stop(struct tunctl_dp *dp) {
   pthread_join(dp->rx_thread, NULL);
   for (int i = 0; i < dp->nraw; i++) close(dp->raw_fd[i]);
   close(dp->stop_fd);
+  free(dp->sibs);
+  dp->sibs = NULL;
+  dp->nsibs = 0;
+  pthread_mutex_destroy(&dp->sib_lock);
   dp->running = 0;
 }
 
@@ -405,6 +443,7 @@ void tunctl_dp_stats(struct tunctl_dp *dp, struct tunctl_stats *o) {
   o->icmp_sent = LD(dp->txs.icmp_sent);
   o->tso_segments = LD(dp->txs.tso_segments);
   o->gro_merged = LD(dp->rxs.gro_merged);
+  o->rx_other = LD(dp->rxs.rx_other);
   for (int i = 0; i < TXD__COUNT; i++) o->txdrops[i] = LD(dp->txs.txdrops[i]);
   o->rx_packets = LD(dp->rxs.rx_packets);
   o->rx_bytes = LD(dp->rxs.rx_bytes);

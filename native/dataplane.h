@@ -12,6 +12,7 @@ struct tunctl_stats {
   uint64_t icmp_sent;
   uint64_t tso_segments; /* TX: segments cut from TSO packets */
   uint64_t gro_merged;   /* RX: segments written to TUN as part of a coalesced packet */
+  uint64_t rx_other;     /* RX: packets for another userspace tunnel of the namespace (not counted as drops) */
   uint64_t drops[DR__COUNT];
   uint64_t txdrops[TXD__COUNT];
 };
@@ -22,6 +23,10 @@ struct tunctl_dp {
   int raw_fd[2]; /* second socket: sit carrying IPv4 (protocol 4) */
   int nraw;
   int gone; /* the TUN device disappeared (set by the TX thread) */
+  /* the other userspace tunnels of the namespace: a packet one of them takes is not a drop of ours */
+  pthread_mutex_t sib_lock;
+  struct tunctl_cfg *sibs;
+  int nsibs;
   int vnet; /* TUN opened with IFF_VNET_HDR + offloads: TSO segmentation on TX, TCP coalescing on RX */
   char dev[16]; /* underlay device (SO_BINDTODEVICE); empty = none */
   int stop_fd; /* eventfd */
@@ -39,5 +44,7 @@ int tunctl_set_mtu(const char *name, int mtu);
 int tunctl_dp_start(struct tunctl_dp *dp);
 void tunctl_dp_stop(struct tunctl_dp *dp);
 void tunctl_dp_stats(struct tunctl_dp *dp, struct tunctl_stats *out);
+/* replaces the sibling list (copied) */
+void tunctl_dp_set_siblings(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, int n);
 
 #endif

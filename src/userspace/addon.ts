@@ -21,6 +21,8 @@ export interface NativeCounters {
   deviceGone: boolean
   tsoSegments: number
   groMerged: number
+  /** received packets another userspace tunnel of the namespace takes (not counted as drops) */
+  otherTunnel: number
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
@@ -50,6 +52,8 @@ export interface NativeAddon {
   stats(handle: number): NativeCounters
   stop(handle: number, removeDevice: boolean): void
   removeTun(name: string): void
+  /** the namespace's other userspace tunnels; returns how many were accepted */
+  setSiblings(handle: number, params: NativeParams[]): number
   encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
   rawSend(packet: Buffer): number

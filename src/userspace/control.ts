@@ -215,7 +215,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     const alive = isDaemonAlive(pid)
     const o: ObservedEncap = {params: state.params, alive, ...(pid ? {pid} : {})}
     if (st?.counters) {
-      const {icmpSent: _i, tsoSegments: _t, groMerged: _g, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
+      const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
       o.counters = c
       o.updatedAt = st.updatedAt
       if (offload !== undefined) o.offload = offload

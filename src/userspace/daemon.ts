@@ -1,7 +1,8 @@
 // The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
 // for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
 import {execFileSync} from 'node:child_process'
-import {readFileSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
+import {readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import type {EncapState, EncapStats} from './paths.js'
@@ -16,7 +17,7 @@ function writeAtomic(path: string, data: unknown) {
   renameSync(tmp, path)
 }
 
-type DaemonCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; offload?: boolean}
+type DaemonCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; otherTunnel?: number; offload?: boolean}
 
 function toCounters(n: NativeCounters): DaemonCounters {
   const drops: Record<string, number> = {}
@@ -33,6 +34,7 @@ function toCounters(n: NativeCounters): DaemonCounters {
     icmpSent: n.icmpSent,
     tsoSegments: n.tsoSegments,
     groMerged: n.groMerged,
+    otherTunnel: n.otherTunnel,
     offload: n.offload,
     drops,
   }
@@ -46,6 +48,27 @@ function isatapLinkLocal(state: EncapState) {
   } catch (e: any) {
     log(`adding the ISATAP link-local address failed: ${String(e.stderr ?? e.message).trim()}`)
   }
+}
+
+/** params of the namespace's other userspace tunnels (their state files beside ours) */
+function siblingParams(stateFile: string): EncapState['params'][] {
+  const dir = dirname(stateFile)
+  const own = basename(stateFile)
+  const out: EncapState['params'][] = []
+  let files: string[] = []
+  try {
+    files = readdirSync(dir)
+  } catch {
+    return out
+  }
+  for (const f of files.sort()) {
+    if (f === own || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+    try {
+      const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as EncapState
+      if (st?.params?.mode) out.push(st.params)
+    } catch {}
+  }
+  return out
 }
 
 function main() {
@@ -79,6 +102,19 @@ function main() {
     writeAtomic(statsFile, {name: state.name, pid: process.pid, generation: state.generation, startedAt, updatedAt: startedAt, error: e.message})
     process.exit(1)
   }
+  let siblings = ''
+  const refreshSiblings = (force = false) => {
+    const sib = siblingParams(stateFile)
+    const key = JSON.stringify(sib)
+    if (!force && key === siblings) return
+    siblings = key
+    try {
+      addon.setSiblings(handle, sib)
+    } catch (e: any) {
+      log(`sibling tunnels: ${e.message}`)
+    }
+  }
+  refreshSiblings(true)
   state.pid = process.pid
   writeAtomic(stateFile, state)
   isatapLinkLocal(state)
@@ -88,6 +124,7 @@ function main() {
   const timer = setInterval(() => {
     try {
       if (addon.stats(handle).deviceGone) return deviceGone()
+      refreshSiblings()
       writeAtomic(statsFile, stats())
     } catch (e: any) {
       log(`writing stats failed: ${e.message}`)
@@ -101,6 +138,7 @@ function main() {
       addon.stop(handle, false) // keep the device (and its addresses)
       state = {...next, pid: process.pid}
       handle = addon.start(state.name, state.params, {offload})
+      refreshSiblings(true)
       writeAtomic(stateFile, state)
       isatapLinkLocal(state)
       writeAtomic(statsFile, stats())
@@ -160,6 +198,7 @@ function add(a: DaemonCounters, b: DaemonCounters): DaemonCounters {
     icmpSent: a.icmpSent + b.icmpSent,
     tsoSegments: (a.tsoSegments ?? 0) + (b.tsoSegments ?? 0),
     groMerged: (a.groMerged ?? 0) + (b.groMerged ?? 0),
+    otherTunnel: (a.otherTunnel ?? 0) + (b.otherTunnel ?? 0),
     offload: b.offload,
     drops,
   }

@@ -218,6 +218,34 @@ for (const c of cases) {
     })
   }
 
+  if (c.mode === 'gre') {
+    t('a second GRE tunnel in the same namespaces (other key): both carry traffic, neither counts the other as drops', async () => {
+      const k = {ikey: 43, okey: 43}
+      await startEncap('tun1', {...c.a, ...k}, {netns: pair!.a})
+      await startEncap('tun1', {...c.b, ...k}, {netns: pair!.b})
+      try {
+        ipn(pair!.a, 'addr', 'add', '10.1.1.1/30', 'dev', 'tun1')
+        ipn(pair!.b, 'addr', 'add', '10.1.1.2/30', 'dev', 'tun1')
+        ipn(pair!.a, 'link', 'set', 'tun1', 'up')
+        ipn(pair!.b, 'link', 'set', 'tun1', 'up')
+        await sleep(1300) // the daemons pick up their sibling within a second
+        const before = await counters(pair!.b)
+        const r1 = ping(pair!.a, '10.1.1.2', 5)
+        assert.ok(r1.ok, r1.out)
+        const r0 = ping(pair!.a, c.pingTargets[0], 5)
+        assert.ok(r0.ok, r0.out)
+        await sleep(1300)
+        const after = await counters(pair!.b)
+        assert.is(after.rxDropped, before.rxDropped, JSON.stringify(after.drops))
+        const raw = JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).counters
+        assert.ok(raw.otherTunnel >= 5, `otherTunnel ${raw.otherTunnel}`)
+      } finally {
+        await stopEncap('tun1', {netns: pair!.a})
+        await stopEncap('tun1', {netns: pair!.b})
+      }
+    })
+  }
+
   t('underlay MTU too small for a DF packet: ICMP frag needed / packet too big with the MTU that fits', () => {
     ipn(pair!.a, 'link', 'set', 'ul0', 'mtu', '1400')
     try {
