@@ -46,13 +46,15 @@ const here = dirname(fileURLToPath(import.meta.url))
 
 /** argv running the daemon: the compiled daemon.js beside this file, else dist/, else the TypeScript source via tsx. */
 function daemonArgv(stateFile: string): string[] {
-  // TUNCTL_DAEMON_NODE: another node binary or wrapper for the daemon (e.g. inside user-mode-linux)
-  const node = process.env.TUNCTL_DAEMON_NODE || process.execPath
+  // TUNCTL_DAEMON_NODE: another node binary or wrapper for the daemon. Otherwise this node, with the V8 flags
+  // it was started with (e.g. --no-enable-avx inside user-mode-linux), but not loaders or the inspector.
+  const envNode = process.env.TUNCTL_DAEMON_NODE
+  const node = envNode ? [envNode] : [process.execPath, ...process.execArgv.filter((a) => /^--(no-|max-|stack-size)/.test(a))]
   const js = join(here, 'daemon.js')
-  if (existsSync(js)) return [node, js, stateFile]
+  if (existsSync(js)) return [...node, js, stateFile]
   const dist = join(here, '..', '..', 'dist', 'userspace', 'daemon.js')
-  if (existsSync(dist)) return [node, dist, stateFile]
-  return [node, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
+  if (existsSync(dist)) return [...node, dist, stateFile]
+  return [...node, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
 }
 
 function writeAtomic(path: string, data: unknown) {

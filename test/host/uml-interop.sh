@@ -4,7 +4,6 @@
 # other both ways. Prints "INTEROP <mode> ok|FAIL …" lines and the userspace drop counters.
 set -u
 cd "${TUNCTL_REPO:?}"
-export TUNCTL_DAEMON_NODE=$(command -v node) # the UML wrapper (V8 without AVX)
 cli="node dist/userspace/cli.js"
 [ -f dist/userspace/cli.js ] || cli="node --import tsx src/userspace/cli.ts"
 K=io-k U=io-u
