@@ -1,0 +1,116 @@
+// The CLI end to end on this host, where the kernel has no tunnel modules: `tunctl apply` of each example (and its
+// mirror in the peer namespace) picks the userspace driver by itself, traffic flows, `show` reports the running
+// encapsulator with counters, a second apply changes nothing, a killed encapsulator is restarted by apply, and
+// `del` stops it and removes its device and state.
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {addonAvailable} from '../../src/userspace/addon.js'
+import {isDaemonAlive} from '../../src/userspace/control.js'
+import {statePath} from '../../src/userspace/paths.js'
+import {example, exampleName, examplePath, mirror, yaml, type Mode} from '../uml/lib/spec.js'
+import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+
+const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
+const bin = join(repo, 'bin', 'run')
+const scratch = mkdtempSync(join(tmpdir(), 'tunctl-cli-'))
+
+function tunctl(args: string[]): {code: number; out: string; err: string} {
+  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}, timeout: 60_000})
+  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
+}
+function ok(args: string[]): {code: number; out: string; err: string} {
+  const r = tunctl(args)
+  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
+  return r
+}
+function showJson(ns: string): any[] {
+  const j = JSON.parse(ok(['show', '--json', '--netns', ns]).out)
+  return Array.isArray(j) ? j : j.tunnels
+}
+
+const kernelHas = (mod: string) => existsSync(`/sys/module/${mod}`)
+function whyNot(): string | undefined {
+  const h = whyNoHost()
+  if (h) return h
+  if (!addonAvailable()) return 'native addon not built'
+  if (!existsSync(join(repo, 'dist', 'commands'))) return 'CLI not built (npx tsc -p .)'
+  if (kernelHas('ip_gre') || kernelHas('ipip') || kernelHas('sit')) return 'this kernel has tunnel modules: auto would not pick the userspace driver'
+  return undefined
+}
+
+const CASES: Array<[Mode, string, string]> = [
+  ['gre', '10.10.2.2', '10.10.2.1'],
+  ['ipip', '10.10.1.2', '10.10.1.1'],
+  ['sit', '2001:db8:3::2', '2001:db8:3::1'],
+  ['isatap', '2001:db8:4::5efe:c633:6402', '2001:db8:4::5efe:c633:6401'],
+]
+
+const why = whyNot()
+for (const [mode, innerB, innerA] of CASES) {
+  const t = suite(`tunctl CLI with the userspace driver: ${mode}`)
+  if (why) {
+    t.skip(`cli userspace ${mode}: skipped: ${why}`, () => {})
+    t.run()
+    continue
+  }
+  let pair: Pair | undefined
+  const name = exampleName(mode)
+  const mirrorFile = join(scratch, `${mode}-mirror.yaml`)
+  t.before(() => {
+    pair = makePair(`c${mode.slice(0, 3)}`)
+    writeFileSync(mirrorFile, yaml(mirror(example(mode))))
+  })
+  t.after(() => removePair(pair))
+
+  t('apply (auto driver) in both namespaces picks userspace; traffic flows both ways', () => {
+    const p = ok(['plan', '--netns', pair!.a, examplePath(mode)])
+    assert.match(p.out, new RegExp(`\\+ ${name} \\(${mode}, userspace\\)`))
+    ok(['apply', '--netns', pair!.a, examplePath(mode)])
+    ok(['apply', '--netns', pair!.b, mirrorFile])
+    const ab = ping(pair!.a, innerB)
+    assert.ok(ab.ok, ab.out)
+    const ba = ping(pair!.b, innerA)
+    assert.ok(ba.ok, ba.out)
+  })
+
+  t('show reports the userspace driver, a live encapsulator and counters; a second apply changes nothing', async () => {
+    await sleep(1200)
+    const tun = showJson(pair!.a).find((x) => x.name === name)
+    assert.ok(tun, JSON.stringify(showJson(pair!.a)))
+    assert.is(tun.driver, 'userspace')
+    assert.is(tun.alive, true)
+    assert.ok(tun.pid > 0)
+    assert.ok(tun.counters?.txPackets > 0 && tun.counters?.rxPackets > 0, JSON.stringify(tun.counters))
+    const again = ok(['apply', '--netns', pair!.a, examplePath(mode)])
+    assert.match(again.out, /No changes/)
+  })
+
+  t('a killed encapsulator shows as dead and the next apply restarts it', async () => {
+    const pid = showJson(pair!.a).find((x) => x.name === name).pid
+    process.kill(pid, 'SIGKILL')
+    await sleep(200)
+    assert.is(showJson(pair!.a).find((x) => x.name === name).alive, false)
+    ok(['apply', '--netns', pair!.a, examplePath(mode)])
+    const tun = showJson(pair!.a).find((x) => x.name === name)
+    assert.is(tun.alive, true)
+    assert.is.not(tun.pid, pid)
+    const ab = ping(pair!.a, innerB)
+    assert.ok(ab.ok, ab.out)
+  })
+
+  t('del stops the encapsulator and removes its device and state', () => {
+    const pid = showJson(pair!.a).find((x) => x.name === name).pid
+    ok(['del', '--netns', pair!.a, name])
+    assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', name]).code, 0, 'device')
+    assert.is(existsSync(statePath(name, pair!.a)), false, 'state file')
+    assert.is(isDaemonAlive(pid), false, 'daemon process')
+  })
+
+  t.run()
+}
+
+process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
