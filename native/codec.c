@@ -424,7 +424,9 @@ int tunctl_encap(const struct tunctl_cfg *cfg, struct tunctl_txstate *tx, uint8_
   }
 
   uint8_t ids = v6 ? (uint8_t)(((in[0] & 0x0f) << 4) | (in[1] >> 4)) : in[1];
-  uint8_t tos = (cfg->tos & 1) ? ids : cfg->tos;
+  /* ip_tunnel_xmit inherits when bit 0 is set; sit's IPv6 path (ipip6_tunnel_xmit) only for exactly 1 */
+  int inherit = (v6 && (cfg->mode == TM_SIT || cfg->mode == TM_ISATAP)) ? cfg->tos == 1 : (cfg->tos & 1);
+  uint8_t tos = inherit ? ids : cfg->tos;
   uint8_t iecn = ids & 3;
   tos = (uint8_t)((tos & ~3) | (iecn == 3 ? 2 : iecn)); /* INET_ECN_encapsulate */
   uint8_t ttl = cfg->ttl ? cfg->ttl : (v6 ? in[7] : in[8]);

@@ -84,6 +84,9 @@ if (skipAll) {
     assert.is(a.encapForTest(p('gre'), icmp4('10.0.0.1', '10.0.0.2', {tos: 0xbb})).packet![1], 0xba)
     assert.is(a.encapForTest(p('gre', {tos: 0x10}), icmp4('10.0.0.1', '10.0.0.2', {tos: 0xb9})).packet![1], 0x11)
     assert.is(a.encapForTest(p('sit'), icmp6('2001:db8::1', '2001:db8::2', {tclass: 0x2a})).packet![1], 0x2a)
+    // any odd tos inherits in ip_tunnel (gre, ipip); sit's IPv6 path inherits only for exactly 1
+    assert.is(a.encapForTest(p('gre', {tos: 0x21}), icmp4('10.0.0.1', '10.0.0.2', {tos: 0xb8})).packet![1], 0xb8)
+    assert.is(a.encapForTest(p('sit', {tos: 0x21}), icmp6('2001:db8::1', '2001:db8::2', {tclass: 0xb8})).packet![1], 0x20)
   })
 
   enc('DF: always with pmtudisc; without, copied from the inner packet unless ignore-df', () => {
