@@ -144,7 +144,19 @@ function main() {
       writeAtomic(statsFile, stats())
       log(`reloaded generation ${state.generation}`)
     } catch (e: any) {
+      // the data plane is stopped: report the error for this generation (startEncap throws it) and exit;
+      // the persistent device stays, so a later start can take over
       log(`reload failed: ${e.message}`)
+      clearInterval(timer)
+      let generation = state.generation
+      try {
+        generation = (JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState).generation
+      } catch {}
+      const now = new Date().toISOString()
+      try {
+        writeAtomic(statsFile, {name: state.name, pid: process.pid, generation, startedAt, updatedAt: now, error: e.message})
+      } catch {}
+      process.exit(1)
     }
   })
 

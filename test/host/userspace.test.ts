@@ -4,7 +4,7 @@
 import {readFileSync} from 'node:fs'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
+import {isDaemonAlive, observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
 import {statsPath} from '../../src/userspace/paths.js'
 import type {Counters, TunnelParams} from '../../src/model/types.js'
@@ -317,6 +317,22 @@ for (const c of cases) {
         alive = false
       }
       assert.is(alive, false)
+    })
+
+    t('a reconfiguration the data plane refuses fails startEncap with the reason; stopEncap cleans up', async () => {
+      const {pid} = await startEncap('tun0', c.a, {netns: pair!.a})
+      let err: any
+      try {
+        await startEncap('tun0', {...c.a, local: '300.1.1.1'}, {netns: pair!.a})
+      } catch (e) {
+        err = e
+      }
+      assert.match(String(err?.message), /bad local address/)
+      await sleep(100)
+      assert.is((await observeEncaps({netns: pair!.a})).get('tun0')?.alive, false)
+      assert.is(isDaemonAlive(pid), false)
+      await stopEncap('tun0', {netns: pair!.a})
+      assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', 'tun0']).code, 0)
     })
   }
 
