@@ -137,14 +137,48 @@ static int route_mtu(uint32_t dst) {
   return mtu;
 }
 
-/* the underlay refused message i as too big: lower the tunnel's effective MTU to what fits and tell the inner
- * sender (ICMP frag needed / packet too big), as the kernel's tnl_update_pmtu does */
-static void tx_too_big(struct txctx *c, int i) {
+/* an outer packet without DF that does not fit the underlay: send it as IPv4 fragments (the kernel's tunnels
+ * let ip_fragment do this when pmtudisc is off); returns 0 when all fragments were sent */
+static int tx_fragment(struct txctx *c, int i, int pmtu) {
+  const uint8_t *o = c->iov[i].iov_base;
+  size_t outlen = c->iov[i].iov_len;
+  if (pmtu < 68) return -1;
+  size_t step = ((size_t)pmtu - 20) & ~(size_t)7;
+  static __thread uint16_t ident;
+  if (!ident) ident = (uint16_t)(getpid() ^ (uintptr_t)&ident);
+  uint16_t id = ++ident ? ident : ++ident;
+  uint8_t frag[65536];
+  for (size_t off = 0; off < outlen - 20; off += step) {
+    size_t n = outlen - 20 - off < step ? outlen - 20 - off : step;
+    int more = off + n < outlen - 20;
+    memcpy(frag, o, 20);
+    memcpy(frag + 20, o + 20 + off, n);
+    frag[2] = (uint8_t)((20 + n) >> 8);
+    frag[3] = (uint8_t)(20 + n);
+    frag[4] = (uint8_t)(id >> 8);
+    frag[5] = (uint8_t)id;
+    uint16_t fo = (uint16_t)((off / 8) | (more ? 0x2000 : 0));
+    frag[6] = (uint8_t)(fo >> 8);
+    frag[7] = (uint8_t)fo;
+    frag[10] = frag[11] = 0;
+    uint16_t ck = tunctl_csum(frag, 20, 0);
+    frag[10] = (uint8_t)(ck >> 8);
+    frag[11] = (uint8_t)ck;
+    if (sendto(c->dp->raw_fd[0], frag, 20 + n, 0, (struct sockaddr *)&c->sa[i], sizeof c->sa[i]) < 0) return -1;
+  }
+  return 0;
+}
+
+/* the underlay refused message i as too big: without DF, fragment it; with DF, lower the tunnel's effective
+ * MTU to what fits and tell the inner sender (ICMP frag needed / packet too big), as tnl_update_pmtu does.
+ * Returns 1 if the packet went out after all. */
+static int tx_too_big(struct txctx *c, int i) {
   size_t outlen = c->iov[i].iov_len, ilen = c->inlen[i];
   const uint8_t *inner = (const uint8_t *)c->iov[i].iov_base + (outlen - ilen);
   int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
+  if (!(((const uint8_t *)c->iov[i].iov_base)[6] & 0x40)) return tx_fragment(c, i, pmtu) == 0;
   int overhead = (int)(outlen - ilen);
-  if (pmtu <= overhead + 68) return;
+  if (pmtu <= overhead + 68) return 0;
   int mtu = pmtu - overhead;
   int cur = c->dp->cfg.mtu > 0 ? c->dp->cfg.mtu : tunctl_default_mtu(&c->dp->cfg);
   if (mtu < cur) c->dp->cfg.mtu = mtu; /* later packets get the ICMP from tunctl_encap directly */
@@ -153,6 +187,7 @@ static void tx_too_big(struct txctx *c, int i) {
     tun_write(c->dp, NULL, c->icmpbuf, n, c->s);
     ADD(c->s->icmp_sent, 1);
   }
+  return 0;
 }
 
 static void tx_flush(struct txctx *c) {
@@ -161,8 +196,12 @@ static void tx_flush(struct txctx *c) {
     int k = sendmmsg(c->dp->raw_fd[0], c->msgs + i, (unsigned)(c->n - i), 0);
     if (k < 0) {
       if (errno == EINTR) continue;
-      if (errno == EMSGSIZE) tx_too_big(c, i);
-      ADD(c->s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE */
+      if (errno == EMSGSIZE && tx_too_big(c, i)) {
+        ADD(c->s->tx_packets, 1);
+        ADD(c->s->tx_bytes, c->inlen[i]);
+      } else {
+        ADD(c->s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE with DF */
+      }
       i++;
       continue;
     }

@@ -246,6 +246,23 @@ for (const c of cases) {
     })
   }
 
+  if (c.mode === 'ipip') {
+    t('pmtudisc off: an outer packet too big for the underlay is sent as IPv4 fragments', async () => {
+      await startEncap('tun0', {...c.a, pmtudisc: false}, {netns: pair!.a})
+      await startEncap('tun0', {...c.b, pmtudisc: false}, {netns: pair!.b})
+      for (const ns of [pair!.a, pair!.b]) ipn(ns, 'link', 'set', 'ul0', 'mtu', '1400')
+      try {
+        const r = nsExec(pair!.a, 'ping', ['-c', '3', '-i', '0.3', '-W', '2', '-M', 'dont', '-s', '1440', c.pingTargets[0]])
+        assert.is(r.code, 0, r.out + r.err)
+        assert.match(r.out, /3 received/)
+      } finally {
+        for (const ns of [pair!.a, pair!.b]) ipn(ns, 'link', 'set', 'ul0', 'mtu', '1500')
+        await startEncap('tun0', c.a, {netns: pair!.a})
+        await startEncap('tun0', c.b, {netns: pair!.b})
+      }
+    })
+  }
+
   t('underlay MTU too small for a DF packet: ICMP frag needed / packet too big with the MTU that fits', () => {
     ipn(pair!.a, 'link', 'set', 'ul0', 'mtu', '1400')
     try {
