@@ -5,7 +5,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import type {Counters, Mode, TunnelParams} from '../model/types.js'
-import {BugError, CommandError, UnavailableError} from '../lib/errors.js'
+import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {type EncapState, type EncapStats, logPath, nsDir, statePath, statsPath} from './paths.js'
 
@@ -211,7 +211,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
     const state = readJson<EncapState>(join(dir, f))
     if (!state?.name || !state.params) continue
-    if (`${state.name}.json` !== f) throw new BugError(`state file ${f} names tunnel ${state.name}`)
+    if (`${state.name}.json` !== f) continue // not one of ours
     const st = readJson<EncapStats>(statsPath(state.name, opts.netns))
     const pid = state.pid ?? st?.pid
     const alive = isDaemonAlive(pid)
