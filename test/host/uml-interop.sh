@@ -13,7 +13,7 @@ ip -n $K link add ul0 type veth peer name ul0 netns $U
 ip -n $K addr add 198.51.100.1/24 dev ul0; ip -n $K link set ul0 up
 ip -n $U addr add 198.51.100.2/24 dev ul0; ip -n $U link set ul0 up
 # a kernel sender on veth leaves GRE checksums to "hardware": compute them in software like a real NIC would
-ip netns exec $K ethtool -K ul0 tx off >/dev/null 2>&1 || true
+ip netns exec $K ethtool -K ul0 tx off >/dev/null || { echo "INTEROP setup FAIL: ethtool -K ul0 tx off did not work (apt-get install ethtool)"; exit 1; }
 sleep 1
 
 check() { # MODE KTARGET UTARGET

@@ -27,7 +27,10 @@ s('namespaces joined by a veth', (st) => {
   assertInUml()
   st.pair = makePair('uspeer')
   // a kernel sender on veth leaves GRE checksums to the "NIC": have them computed in software
-  for (const ns of [st.pair.a, st.pair.b]) nsExec(ns, 'ethtool', ['-K', 'ul0', 'tx', 'off'])
+  for (const ns of [st.pair.a, st.pair.b]) {
+    const r = nsExec(ns, 'ethtool', ['-K', 'ul0', 'tx', 'off'])
+    assert.is(r.code, 0, `ethtool -K ul0 tx off in ${ns} (apt-get install ethtool): ${r.stderr}`)
+  }
 })
 
 for (const [mode, innerA, innerB] of CASES) {

@@ -2,16 +2,13 @@
 import {existsSync} from 'node:fs'
 import {ipn, must} from './sh.js'
 
-/** Modules test/uml/uml.sh must load (MODULES) for the whole suite, ESP for vti included. */
-export const SUITE_MODULES =
-  'ipip ip_gre sit ip_vti veth tun esp4 xfrm_user aes_ti ctr ghash-generic gcm hmac sha512_generic jitterentropy_rng drbg seqiv echainiv'
 
 const KEY = '0x' + '0123456789abcdef'.repeat(2) + '01234567' // 128-bit AES key + 32-bit salt
 
 /** In namespace ns (address self, peer address peer): SAs both ways and in/out policies, all marked `mark`. */
 export function installEsp(ns: string, self: string, peer: string, mark: number): void {
   for (const m of ['esp4', 'xfrm_user', 'gcm']) {
-    if (!existsSync(`/sys/module/${m}`)) throw new Error(`module ${m} not loaded: boot UML with MODULES="${SUITE_MODULES}"`)
+    if (!existsSync(`/sys/module/${m}`)) throw new Error(`module ${m} not loaded (test/uml/suite.sh loads the ESP modules)`)
   }
   const m = String(mark)
   // SPIs are direction-specific and identical on both sides: 0x100 + last octet of the sender
