@@ -16,8 +16,28 @@ export function isIPv4(s: unknown): s is string {
   return typeof s === 'string' && ipaddr.IPv4.isValidFourPartDecimal(s)
 }
 
+/**
+ * IPv6 text with a dotted-quad tail spelled as two hex groups (an optional /len kept): ipaddr.js 2.5 reads the
+ * IPv4-compatible form ::a.b.c.d as the IPv4-mapped ::ffff:a.b.c.d, a different address (iproute2 prints the
+ * kernel's own ::a.b.c.d/96 on sit devices in exactly that form).
+ */
+function v6Text(s: string): string {
+  return s.replace(/:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/\d+)?$/, (m, a, b, c, d, len = '') => {
+    const q = [a, b, c, d].map(Number)
+    if (q.some((x) => x > 255)) return m
+    return `:${((q[0]! << 8) | q[1]!).toString(16)}:${((q[2]! << 8) | q[3]!).toString(16)}${len}`
+  })
+}
+
 export function isIPv6(s: unknown): s is string {
-  return typeof s === 'string' && ipaddr.IPv6.isValid(s) && !ipaddr.IPv4.isValid(s)
+  return typeof s === 'string' && !s.includes('%') && ipaddr.IPv6.isValid(v6Text(s)) && !ipaddr.IPv4.isValid(s)
+}
+
+/** A strict IP address (dotted quad for IPv4, no zone for IPv6), or undefined. Every address tunctl reads goes through here. */
+export function parseIP(s: unknown): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (isIPv4(s)) return ipaddr.IPv4.parse(s)
+  if (isIPv6(s)) return ipaddr.IPv6.parse(v6Text(s))
+  return undefined
 }
 
 /** 'any' or an IPv4 dotted quad; 0.0.0.0 is 'any' (the kernel cannot tell them apart). */
@@ -30,12 +50,18 @@ export function isEndpoint(v: unknown): boolean {
   return v === undefined || v === 'any' || isIPv4(v)
 }
 
+/** The IPv4-compatible ::a.b.c.d/96 the kernel adds to a sit device without a remote (addrconf's sit_add_v4_addrs). */
+export function isSitV4Compat(a: ipaddr.IPv6, prefixlen: number): boolean {
+  const p = a.parts
+  return prefixlen === 96 && p.slice(0, 6).every((x) => x === 0) && (p[6]! !== 0 || p[7]! > 1)
+}
+
 /** Parse 'a.b.c.d/len' / 'x::/len'; undefined if invalid. Returns address family, address, prefix length. */
 export function parseCidr(s: unknown): {family: 4 | 6; addr: ipaddr.IPv4 | ipaddr.IPv6; len: number} | undefined {
   if (typeof s !== 'string') return undefined
   try {
     if (s.includes(':')) {
-      const [a, l] = ipaddr.IPv6.parseCIDR(s)
+      const [a, l] = ipaddr.IPv6.parseCIDR(v6Text(s))
       return {family: 6, addr: a, len: l}
     }
     if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(s)) return undefined
@@ -98,6 +124,17 @@ export function printedKey(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v === 'number') return v
   return keyFromDottedQuad(String(v))
+}
+
+/**
+ * What the kernel tells tunnels of a namespace apart by (ip_tunnel_lookup / ip_tunnel_find), measured in UML
+ * 6.1: the device kind (isatap is a sit device), local, remote and underlay dev, and for gre the input key
+ * (key 0 differs from no key); a vti key is only a mark. Two tunnels with the same identity cannot coexist.
+ * local/remote: 'any' or a dotted quad.
+ */
+export function tunnelIdentity(mode: Mode, local: string, remote: string, dev: string | undefined, ikey: number | undefined): string {
+  const kind = mode === 'isatap' ? 'sit' : mode
+  return [kind, local, remote, dev ?? '', mode === 'gre' ? (ikey ?? 'nokey') : 'nokey'].join('|')
 }
 
 export function ttlOf(v: unknown): number {
@@ -179,7 +216,8 @@ export function minMtu(mode: Mode): number {
 
 /** Maximum mtu: IP_MAX_MTU minus the outer IPv4 header (sit: IP6_MAX_MTU − 20 = 65555; gre also minus its header). */
 export function maxMtu(mode: Mode, greHeader = 4): number {
-  if (mode === 'sit' || mode === 'isatap') return 65555
+  // the kernel takes up to 65555 here (IP6_MAX_MTU - 20), but the schema caps every mtu at 65535
+  if (mode === 'sit' || mode === 'isatap') return 65535
   if (mode === 'gre') return 65535 - 20 - greHeader
   return 65515
 }

@@ -59,6 +59,15 @@ export interface DesiredTunnel {
   routes: RouteSpec[] // sorted
   driver: DriverChoice
   pointer: string
+  /** where the tunnel's key stands in the file (for errors found after parsing, e.g. plan conflicts) */
+  at?: SourceLocation
+}
+
+export interface SourceLocation {
+  line: number // 1-based
+  column: number // 1-based
+  /** the source line and a caret under the column */
+  excerpt: string
 }
 
 export interface DesiredState {

@@ -1,6 +1,7 @@
 // Pure part of observe: raw `ip -j` JSON (+ encapsulator states) → ObservedState. No system access (unit-testable).
 import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteSpec, Router, TunnelParams} from '../model/types.js'
+import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
 import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
 
 export interface ObserveOptions {
@@ -59,18 +60,22 @@ function isLinkLocal6(a: ipaddr.IPv6): boolean {
   return a.range() === 'linkLocal'
 }
 
-/** Addresses of one interface from `ip -j addr show`: canonical CIDRs, sorted, IPv6 link-local excluded. */
-export function addressesOf(addrs: any[], ifname: string): string[] {
+/**
+ * Addresses of one interface from `ip -j addr show`: canonical CIDRs, sorted, without the ones the kernel makes
+ * itself (IPv6 link-local; on sit devices the IPv4-compatible ::a.b.c.d/96).
+ */
+export function addressesOf(addrs: any[], ifname: string, opts: {sit?: boolean} = {}): string[] {
   const e = addrs.find((a) => a.ifname === ifname)
   const out: string[] = []
   for (const ai of e?.addr_info ?? []) {
     if (ai.family !== 'inet' && ai.family !== 'inet6') continue
-    if (typeof ai.local !== 'string') continue
-    const a = ipaddr.parse(ai.local)
+    const a = parseIP(ai.local)
+    if (!a) continue
     if (a.kind() === 'ipv6') {
       if (isLinkLocal6(a as ipaddr.IPv6)) continue
-      out.push(`${(a as ipaddr.IPv6).toRFC5952String()}/${ai.prefixlen}`)
-    } else out.push(`${a.toString()}/${ai.prefixlen}`)
+      if (opts.sit && isSitV4Compat(a as ipaddr.IPv6, ai.prefixlen)) continue
+    }
+    out.push(`${addrText(a)}/${ai.prefixlen}`)
   }
   return [...new Set(out)].sort()
 }
@@ -86,9 +91,7 @@ function routeFamily(r: any): 4 | 6 {
 function canonicalDst(dst: string, fam: 4 | 6): string {
   if (dst === 'default') return fam === 6 ? '::/0' : '0.0.0.0/0'
   const [a, l] = dst.split('/')
-  const addr = ipaddr.parse(a!)
-  const text = addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString()
-  return `${text}/${l ?? (fam === 6 ? 128 : 32)}`
+  return `${addrText(parseIP(a)!)}/${l ?? (fam === 6 ? 128 : 32)}`
 }
 
 function compareRoutes(a: RouteSpec, b: RouteSpec): number {
@@ -113,13 +116,12 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
     const to = canonicalDst(r.dst, fam)
     if (fam === 6) {
       const [a] = to.split('/')
-      const range = ipaddr.IPv6.parse(a!).range()
+      const range = parseIP(a)!.range()
       if (range === 'linkLocal' || range === 'multicast') continue
     }
     const rt: RouteSpec = {to, table, metric: typeof r.metric === 'number' ? r.metric : 0}
     if (typeof r.gateway === 'string') {
-      const g = ipaddr.parse(r.gateway)
-      rt.via = g.kind() === 'ipv6' ? (g as ipaddr.IPv6).toRFC5952String() : g.toString()
+      rt.via = addrText(parseIP(r.gateway)!)
     }
     out.push(rt)
   }
@@ -162,7 +164,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     const common = {
       name,
       ifindex: link.ifindex,
-      addresses: addressesOf(raw.addrs, name),
+      addresses: addressesOf(raw.addrs, name, {sit: link?.linkinfo?.info_kind === 'sit'}),
       routes: routesOf(raw.routes, name, opts.tableNames),
       owned: isOwned(link),
       operstate: link.operstate ?? 'UNKNOWN',

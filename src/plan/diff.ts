@@ -1,4 +1,5 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
+import {tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
 import type {
@@ -13,6 +14,7 @@ import type {
   Plan,
   PlanStep,
   RouteSpec,
+  SourceLocation,
   TunnelParams,
 } from '../model/types.js'
 
@@ -39,15 +41,37 @@ export interface PlanOptions {
   disown?: Set<string>
 }
 
-/** A tunnel in the file cannot be reconciled with what exists (foreign tunnel, non-tunnel link, endpoint clash). */
+export interface Conflict {
+  name: string
+  pointer?: string
+  message: string
+  /** the tunnel's place in the file, when it came from one */
+  at?: SourceLocation
+}
+
+/**
+ * A tunnel in the file cannot be reconciled with what exists (foreign tunnel, non-tunnel link, endpoint clash).
+ * Rendered like a spec error: file:line:col, the message, the source line and a caret.
+ */
 export class ConflictError extends TunctlError {
   override exitCode: number = EXIT.DATAERR
   override code = 'conflict'
-  constructor(public conflicts: Array<{name: string; pointer?: string; message: string}>, file?: string) {
-    super(conflicts.map((c) => `${file ? file + ': ' : ''}${c.name}: ${c.message}`).join('\n'))
+  constructor(public conflicts: Conflict[], public file?: string) {
+    super(
+      conflicts
+        .map((c) =>
+          c.at && file
+            ? `${file}:${c.at.line}:${c.at.column}: tunnel "${c.name}": ${c.message}\n${c.at.excerpt}`
+            : `${file ? file + ': ' : ''}${c.name}: ${c.message}`,
+        )
+        .join('\n'),
+    )
   }
   override toJSON() {
-    return {...super.toJSON(), conflicts: this.conflicts}
+    return {
+      ...super.toJSON(),
+      conflicts: this.conflicts.map(({at, ...c}) => (at && this.file ? {...c, file: this.file, line: at.line, column: at.column} : c)),
+    }
   }
 }
 
@@ -198,9 +222,6 @@ export function chooseDriver(
   throw new UnavailableError(`${t.name}: mode ${mode} is unavailable: kernel: ${s.reason}; no userspace driver for ${mode}`)
 }
 
-function endpointKey(kind: string, p: TunnelParams): string {
-  return [kind, p.local, p.remote, p.dev ?? '', p.ikey ?? '', p.okey ?? ''].join('|')
-}
 
 const ORDER: Record<PlanStep['kind'], number> = {delete: 0, replace: 1, update: 2, create: 3}
 
@@ -215,7 +236,7 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   const byName = new Map(observed.tunnels.map((t) => [t.name, t]))
   const isOwned = (t: ObservedTunnel) => t.owned || Boolean(opts.ownedOverride?.has(t.name) || opts.adopt?.has(t.name))
   const listed = new Set(desired.tunnels.map((t) => t.name))
-  const conflicts: Array<{name: string; pointer?: string; message: string}> = []
+  const conflicts: Conflict[] = []
   const unavailable: string[] = []
   const steps: PlanStep[] = []
 
@@ -227,6 +248,7 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
         conflicts.push({
           name: t.name,
           pointer: t.pointer,
+          at: t.at,
           message: `exists but is not managed by tunctl (ifalias is not 'tunctl'); tunctl never deletes it — use 'tunctl del --force ${t.name}' (or --adopt ${t.name})`,
         })
       } else if (!o && observed.links.includes(t.name)) {
@@ -240,13 +262,14 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       conflicts.push({
         name: t.name,
         pointer: t.pointer,
+        at: t.at,
         message: `a ${o.params.mode} tunnel of that name exists but is not managed by tunctl (ifalias is not 'tunctl'); adopt it with --adopt ${t.name}, delete it with 'tunctl del --force ${t.name}', or choose another name`,
       })
       continue
     }
     if (!o && observed.links.includes(t.name)) {
       const kind = observed.kinds[t.name] ?? 'unknown'
-      conflicts.push({name: t.name, pointer: t.pointer, message: `a non-tunnel link of that name exists (kind ${kind}); choose another name`})
+      conflicts.push({name: t.name, pointer: t.pointer, at: t.at, message: `a non-tunnel link of that name exists (kind ${kind}); choose another name`})
       continue
     }
     let choice: {driver: DriverName; reason: string}
@@ -288,21 +311,24 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
     }
   }
 
-  // (kind, local, remote, dev, key) must stay unique against tunnels that survive the plan
-  const kindOf = (m: Mode) => drivers[m]?.kind ?? m
+  // (kind, local, remote, dev, key) must stay unique against tunnels that survive the plan, whatever their
+  // drivers: the kernel refuses a second kernel tunnel, and a userspace one would receive the same packets as
+  // the other (raw sockets see every packet of their protocol, before any kernel tunnel takes it)
+  const identity = (p: TunnelParams) => tunnelIdentity(p.mode, p.local, p.remote, p.dev, p.ikey)
   const touched = new Set(steps.map((s) => s.name))
   const survivors = observed.tunnels.filter((o) => !listed.has(o.name) && !touched.has(o.name))
   for (const s of steps) {
     if (s.kind !== 'create' && s.kind !== 'replace' && s.kind !== 'update') continue
     const p = s.desired!.params
-    if (s.driver !== 'kernel') continue
-    const key = endpointKey(kindOf(p.mode), p)
-    const clash = survivors.find((o) => o.driver === 'kernel' && endpointKey(kindOf(o.params.mode), o.params) === key)
+    const key = identity(p)
+    const clash = survivors.find((o) => identity(o.params) === key)
     if (clash) {
+      const why = s.driver === 'kernel' && clash.driver === 'kernel' ? 'the kernel would refuse it' : 'both would receive the same packets'
       conflicts.push({
         name: s.name,
         pointer: s.desired!.pointer,
-        message: `same mode, local, remote, dev and key as existing ${isOwned(clash) ? 'tunctl-managed' : 'foreign'} tunnel ${clash.name}; the kernel would refuse it${isOwned(clash) ? ` (list ${clash.name} with state: absent, or use --prune)` : ''}`,
+        at: s.desired!.at,
+        message: `same kind, local, remote, dev${p.mode === 'gre' ? ' and input key' : ''} as existing ${isOwned(clash) ? 'tunctl-managed' : 'foreign'} tunnel ${clash.name}; ${why}${isOwned(clash) ? ` (list ${clash.name} with state: absent, or use --prune)` : ''}`,
       })
     }
   }

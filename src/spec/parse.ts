@@ -57,6 +57,10 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   // file order (an object's integer-like keys would otherwise come first)
   const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
   tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  for (const t of tunnels) {
+    const pos = map.posOf(at.get(t.name)!)
+    t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+  }
   return {file, tunnels}
 }
 

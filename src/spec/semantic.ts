@@ -2,9 +2,10 @@
 // uniqueness across the file; then per-mode driver checks and normalisation into DesiredTunnel.
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import ipaddr from 'ipaddr.js'
+import {addrText, isSitV4Compat, parseIP, tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
-import {joinPointer} from './pointer.js'
+import {joinPointer, splitPointer} from './pointer.js'
 import type {RawDiagnostic} from './schema.js'
 
 export type Family = 4 | 6
@@ -54,16 +55,10 @@ export interface ParsedCidr {
   address: string
 }
 
-export function addrText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString()
-}
-
 /** An IP address (strict: dotted quad for IPv4, no zone for IPv6), or undefined. */
 export function parseAddress(s: unknown): {family: Family; addr: ipaddr.IPv4 | ipaddr.IPv6} | undefined {
-  if (typeof s !== 'string') return undefined
-  if (ipaddr.IPv4.isValidFourPartDecimal(s)) return {family: 4, addr: ipaddr.IPv4.parse(s)}
-  if (!s.includes('%') && ipaddr.IPv6.isValid(s)) return {family: 6, addr: ipaddr.IPv6.parse(s)}
-  return undefined
+  const addr = parseIP(s)
+  return addr && {family: addr.kind() === 'ipv4' ? 4 : 6, addr}
 }
 
 /** 'a.b.c.d/len' or 'x::y/len'; a bare address means a host prefix (/32, /128) when allowBare. */
@@ -166,8 +161,9 @@ interface RouteCheck {
 }
 
 /**
- * Common semantic checks over the whole (parsed) document. Tunnels with schema errors are checked for
- * names, addresses and routes but not by their driver, and never normalised.
+ * Common semantic checks over the whole (parsed) document. A tunnel with schema errors is still checked
+ * (by its driver too) without the keys the schema rejected, so all errors are reported at once; it is never
+ * normalised.
  */
 export function checkTunnels(
   data: unknown,
@@ -179,7 +175,7 @@ export function checkTunnels(
   if (!isObject(data) || !isObject(data.tunnels)) return {diagnostics: diags, tunnels}
   const rtTables = new Map([...(opts.rtTables ?? defaultRtTables()), ...BUILTIN_TABLES])
 
-  const identities = new Map<string, string>() // identity → first tunnel
+  const identities = new Map<string, {name: string; mode: Mode}>() // identity → first tunnel
   const addressOwner = new Map<string, {tunnel: string; text: string}>() // address → first tunnel
   const routeOwner = new Map<string, string>() // table|to|metric → first tunnel
 
@@ -196,8 +192,14 @@ export function checkTunnels(
       diags.push({pointer: ptr, target: 'key', message: `tunnel name "${name}" is reserved: the kernel's ${RESERVED_NAMES[name]} module creates it as its fallback device`})
     }
     if (!isObject(entry)) continue
-    const schemaBad = schemaDiags.some((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/'))
-    const mode: Mode | undefined = (MODES as readonly string[]).includes(entry.mode) ? entry.mode : undefined
+    // the entry's keys the schema rejected (the tunnel schema has no combinators: each error names a key or deeper)
+    const badKeys = new Set(
+      schemaDiags.filter((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/')).map((d) => splitPointer(d.pointer)[2] ?? ''),
+    )
+    const schemaBad = badKeys.size > 0
+    // what the driver and identity checks see: the entry without those keys, so every other error is still reported
+    const valid: Record<string, any> = Object.fromEntries(Object.entries(entry).filter(([k]) => !badKeys.has(k)))
+    const mode: Mode | undefined = (MODES as readonly string[]).includes(valid.mode) ? valid.mode : undefined
     const present = entry.state !== 'absent'
 
     if (typeof entry.dev === 'string' && entry.dev !== '') {
@@ -222,6 +224,9 @@ export function checkTunnels(
           return push(rel, `address "${a}" is not a valid IPv4 or IPv6 address with prefix length (CIDR)`)
         }
         if (fam && !fam.families.includes(c.family)) return push(rel, `${famName(c.family)} address ${c.text} cannot be used: ${fam.why}`)
+        if ((mode === 'sit' || mode === 'isatap') && c.family === 6 && isSitV4Compat(c.addr as ipaddr.IPv6, c.prefix)) {
+          return push(rel, `${c.text} is an IPv4-compatible address: the kernel adds those to sit devices itself (for remote any), so tunctl does not manage them`)
+        }
         if (seenHere.has(c.address)) return push(rel, `address ${c.address} is listed twice`)
         seenHere.set(c.address, i)
         addresses.push(c.text)
@@ -317,9 +322,9 @@ export function checkTunnels(
 
     // per-mode rules: the driver, pointers relative to the entry
     const common = new Set(diags.slice(before).map((d) => d.pointer))
-    if (mode && !schemaBad) {
+    if (mode) {
       const driver = opts.drivers[mode]
-      for (const d of driver.validate(entry as RawTunnelSpec)) {
+      for (const d of driver.validate(valid as RawTunnelSpec)) {
         const p = ptr + (d.pointer === '' || d.pointer.startsWith('/') ? d.pointer : '/' + d.pointer)
         if (common.has(p)) continue // already reported by the common checks, in their words
         diags.push({pointer: p, message: withTunnel(d.message, name), target: targetFor(d.pointer)})
@@ -331,22 +336,30 @@ export function checkTunnels(
     // any and no dev (gre: and no key), for isatap with local any (sit0), for a sit after an isatap with the
     // same local, and for two vti with the same endpoints whatever their keys; gre key 0 ≠ no key, and gre
     // matches on the input key only.
-    if (mode && present && !schemaBad && !nameProblem && !Object.hasOwn(RESERVED_NAMES, name)) {
+    const identityValid = !['local', 'remote', 'dev', 'key', 'input-key', 'driver', ''].some((k) => badKeys.has(k))
+    if (mode && present && identityValid && !nameProblem && !Object.hasOwn(RESERVED_NAMES, name)) {
       const kind = mode === 'isatap' ? 'sit' : mode
       const local = entry.local ?? 'any'
       const remote = entry.remote ?? 'any'
       const dev = entry.dev ?? ''
-      // gre matches on the input key (and whether there is one); vti's key is a mark, not part of its identity
       const ikey = mode === 'gre' ? keyNumber(entry['input-key'] ?? entry.key) : undefined
-      const id = `${kind}|${normEndpoint(local)}|${normEndpoint(remote)}|${dev}|${ikey ?? 'nokey'}`
-      const other = identities.get(id)
-      if (other) {
+      const id = tunnelIdentity(mode, normEndpoint(local), normEndpoint(remote), dev, ikey)
+      const first = identities.get(id)
+      const other = first?.name
+      if (first) {
+        // say what the kernel compares: gre adds the input key; a vti key is a mark; isatap is a sit device
+        const fields = mode === 'gre' ? 'local, remote, dev and input key' : 'local, remote and dev'
+        const same = first.mode === mode ? `the same mode (${mode}), ${fields}` : `the same ${fields}`
+        const note =
+          mode === 'vti' ? ' (a vti key only marks packets; it does not tell tunnels apart)'
+          : first.mode !== mode ? ` (${first.mode} and ${mode} are both sit devices)`
+          : ''
         diags.push({
           pointer: ptr,
           target: 'key',
-          message: `tunnel "${name}" has the same mode, local, remote, dev and key as tunnel "${other}"; the kernel cannot tell them apart`,
+          message: `tunnel "${name}" has ${same} as tunnel "${other}"${note}; the kernel cannot tell them apart`,
         })
-      } else identities.set(id, name)
+      } else identities.set(id, {name, mode})
       const fb = FALLBACK_BY_KIND[kind]
       if (!other && entry.driver !== 'userspace' && normEndpoint(local) === 'any' && normEndpoint(remote) === 'any' && !dev && ikey === undefined) {
         diags.push({

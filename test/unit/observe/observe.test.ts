@@ -142,3 +142,19 @@ function readOr(f: string): string | undefined {
 }
 
 test.run()
+
+test('sit without a remote: the kernel\'s own ::a.b.c.d/96 is not a configured address (captured in UML 6.1)', () => {
+  // `ip -j addr show dev s1` for `ip link add s1 type sit local 198.51.100.1 ttl 64` + one configured address
+  const raw = [
+    {
+      ifname: 's1',
+      addr_info: [
+        {family: 'inet6', local: '::198.51.100.1', prefixlen: 96, scope: 'global'},
+        {family: 'inet6', local: '2001:db8:3::1', prefixlen: 64, scope: 'global'},
+      ],
+    },
+  ]
+  assert.equal(addressesOf(raw, 's1', {sit: true}), ['2001:db8:3::1/64'])
+  // on any other device it is an address like any other, and read as ::c633:6401 (not the IPv4-mapped ::ffff:…)
+  assert.equal(addressesOf(raw, 's1'), ['2001:db8:3::1/64', '::c633:6401/96'])
+})

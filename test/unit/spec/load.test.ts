@@ -206,12 +206,20 @@ test('routes: "default" needs a family when the tunnel carries both', () => {
 test('duplicate endpoints: same mode/local/remote/dev/key twice; a different key or dev makes them distinct', () => {
   const d = one(tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n'))
   assert.equal([d.line, d.column, d.pointer], [7, 3, '/tunnels/g2'])
-  assert.is(d.message, 'tunnel "g2" has the same mode, local, remote, dev and key as tunnel "g1"; the kernel cannot tell them apart')
+  assert.is(d.message, 'tunnel "g2" has the same mode (gre), local, remote, dev and input key as tunnel "g1"; the kernel cannot tell them apart')
   parseSpec('t.yaml', tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 7\n  g3:\n    mode: gre\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    dev: eth1\n  i1:\n    mode: ipip\n    local: 192.0.2.1\n    remote: 192.0.2.2\n'), {rtTables: NO_TABLES})
   // key 0.0.0.7 is key 7
   assert.match(one(tunnels('  g1:\n    mode: gre\n    local: 192.0.2.1\n    key: 7\n  g2:\n    mode: gre\n    local: 192.0.2.1\n    key: 0.0.0.7\n')).message, 'the kernel cannot tell them apart')
   // sit and isatap share the sit module's table
-  assert.match(one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n  i:\n    mode: isatap\n    local: 192.0.2.1\n')).message, 'tunnel "i" has the same')
+  assert.is(
+    one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n  i:\n    mode: isatap\n    local: 192.0.2.1\n')).message,
+    'tunnel "i" has the same local, remote and dev as tunnel "s" (sit and isatap are both sit devices); the kernel cannot tell them apart',
+  )
+  // vti keys do not count, and the message says so
+  assert.match(
+    one(tunnels('  v1:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 1\n  v2:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 2\n')).message,
+    'has the same mode (vti), local, remote and dev as tunnel "v1" (a vti key only marks packets',
+  )
 })
 
 test('identity rules measured in UML: vti keys do not count, gre key 0 is not "no key", gre matches on the input key', () => {
@@ -303,11 +311,28 @@ test('every error in the file is reported at once, sorted by position', () => {
 })
 
 test('the schema is consulted for every tunnel even when another has errors', () => {
-  const ds = diags(tunnels('  a:\n    mode: gre\n    mtu: 1\n  b:\n    mode: gre\n    mtu: 2\n'))
+  const ds = diags(tunnels('  a:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1\n  b:\n    mode: gre\n    local: 192.0.2.2\n    mtu: 2\n'))
   assert.equal(ds.map((d) => [d.line, d.pointer]), [
-    [5, '/tunnels/a/mtu'],
-    [8, '/tunnels/b/mtu'],
+    [6, '/tunnels/a/mtu'],
+    [10, '/tunnels/b/mtu'],
   ])
+})
+
+test('a schema error does not hide the tunnel\'s other problems: driver rules and identity still checked', () => {
+  // a: unknown key + a key ipip does not take + fixed ttl without pmtudisc; b: bad mtu and the same identity as c
+  const ds = diags(
+    tunnels('  a:\n    mode: ipip\n    local: 192.0.2.1\n    kye: 5\n    key: 5\n    ttl: 64\n    pmtudisc: false\n  b:\n    mode: gre\n    local: 192.0.2.3\n    mtu: 10\n  c:\n    mode: gre\n    local: 192.0.2.3\n'),
+  )
+  assert.equal(ds.map((d) => [d.line, d.pointer]), [
+    [6, '/tunnels/a/kye'],
+    [7, '/tunnels/a/key'],
+    [8, '/tunnels/a/ttl'],
+    [13, '/tunnels/b/mtu'],
+    [14, '/tunnels/c'],
+  ])
+  // a bad endpoint is not taken for "any": no false duplicate
+  const d2 = diags(tunnels('  a:\n    mode: gre\n    local: 192.0.2.300\n  b:\n    mode: gre\n'))
+  assert.not.ok(d2.some((d) => /same mode/.test(d.message)), d2.map((d) => d.message).join('\n'))
 })
 
 // ---------- inputs ----------
@@ -368,6 +393,8 @@ test('ipip normalises: defaults, canonical addresses and routes', () => {
     ],
     driver: 'auto',
     pointer: '/tunnels/ipip1',
+    // where the tunnel's key stands (plan-time conflicts are reported there)
+    at: {line: 3, column: 3, excerpt: '    ipip1:\n    ^'},
   })
 })
 
@@ -420,7 +447,7 @@ test('tunnels keep file order, also with numeric names', () => {
 })
 
 test('YAML merge keys are reported as unsupported', () => {
-  const d = one(tunnels('  g:\n    mode: gre\n    <<: {local: 192.0.2.1}\n'))
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    <<: {remote: 192.0.2.2}\n'))
   assert.is(d.message, 'tunnel "g": unknown key "<<" (YAML merge keys are not supported; write the settings out)')
 })
 
@@ -429,3 +456,11 @@ test('tunnels: {} is a valid, empty spec', () => {
 })
 
 test.run()
+
+test('IPv6 with an embedded IPv4 tail keeps its meaning (::a.b.c.d is not ::ffff:a.b.c.d)', () => {
+  const t = parseSpec('t.yaml', tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    addresses: ["2001:db8::192.0.2.1/64", "::ffff:192.0.2.9/128"]\n'), {rtTables: NO_TABLES}).tunnels[0]!
+  assert.equal(t.addresses, ['2001:db8::c000:201/64', '::ffff:c000:209/128'])
+  // the IPv4-compatible form on a sit device is the kernel's own address: refused with a reason
+  const d = one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    addresses: ["::198.51.100.1/96"]\n'))
+  assert.is(d.message, 'tunnel "s": ::c633:6401/96 is an IPv4-compatible address: the kernel adds those to sit devices itself (for remote any), so tunctl does not manage them')
+})

@@ -88,9 +88,9 @@ test('stdin: "-" reads standard input and names it <stdin>', () => {
   const ok = run(['-'], {input: 'version: 1\ntunnels:\n  g:\n    mode: gre\n    local: 192.0.2.1\n  h:\n    mode: gre\n    local: 192.0.2.2\n'})
   assert.is(ok.code, 0, ok.stderr)
   assert.is(ok.stdout, '<stdin>: valid (2 tunnels)\n')
-  const bad = run(['-'], {input: 'version: 1\ntunnels:\n  g:\n    mode: gre\n    ttl: 0\n'})
+  const bad = run(['-'], {input: 'version: 1\ntunnels:\n  g:\n    mode: gre\n    local: 192.0.2.1\n    ttl: 0\n'})
   assert.is(bad.code, 65)
-  assert.is(bad.stderr, 'tunctl: <stdin>:5:10: tunnel "g": ttl must be 1..255 or "inherit"\n      ttl: 0\n           ^\n')
+  assert.is(bad.stderr, 'tunctl: <stdin>:6:10: tunnel "g": ttl must be 1..255 or "inherit"\n      ttl: 0\n           ^\n')
 })
 
 test('missing file: exit 66 (and --json says no-input)', () => {
