@@ -13,6 +13,7 @@ import {gatherSupport} from '../execute/support.js'
 export const adoptFlag = Flags.string({
   description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
   multiple: true,
+  multipleNonGreedy: true, // `--adopt a FILE` takes one name, not FILE too; repeat the flag for more
   helpValue: 'NAME',
 })
 

@@ -2,6 +2,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {execa} from 'execa'
 import {BaseCommand, commonFlags} from '../lib/base.js'
+import {ipJson} from '../lib/ip.js'
 import {table} from '../lib/render.js'
 import {MODES, type Mode} from '../model/types.js'
 import {allModes, type ModeReport} from '../execute/support.js'
@@ -43,6 +44,8 @@ ${BaseCommand.exitCodesHelp}`
     } catch (e: any) {
       iproute2 = {found: false, version: null, text: String(e?.message ?? e)}
     }
+    // a namespace that does not exist is a usage error (64), not a host without tunnel support
+    if (flags.netns) await ipJson(['link', 'show', 'dev', 'lo'], {netns: flags.netns})
     const reports = await allModes(flags.netns)
     const modes = {} as Record<Mode, ModeReport & {auto: string}>
     for (const m of MODES) {

@@ -2,28 +2,32 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
 import {observe} from '../observe/index.js'
-import {exportSpec} from '../plan/export.js'
+import {exportDoc, exportSpec} from '../plan/export.js'
 
 export default class Export extends BaseCommand {
   static override summary = 'Print the current tunnels as a spec file.'
-  static override description = `Writes a version-1 spec (YAML) of the tunnels tunctl owns (--all: also the others) to stdout, with only the keys that differ from the defaults. Applying it to the same host reports no changes. Note that apply refuses to manage tunnels tunctl does not own, so a file exported with --all is for reference (or for another host) unless those tunnels are deleted first.
+  static override description = `Writes a version-1 spec (YAML) of the tunnels tunctl owns (--all: also the others) to stdout, with only the keys that differ from the defaults. Applying it to the same host reports no changes. --json prints the same spec as JSON (which is YAML too, so apply reads it back). Note that apply refuses to manage tunnels tunctl does not own, so a file exported with --all is for reference (or for another host) unless those tunnels are deleted first.
 
 ${BaseCommand.exitCodesHelp}`
 
   static override examples = [
     {description: 'Save the managed tunnels', command: '<%= config.bin %> <%= command.id %> > tunnels.yaml'},
     {description: 'Everything in a namespace', command: '<%= config.bin %> <%= command.id %> --all --netns blue'},
+    {description: 'The same spec as JSON', command: '<%= config.bin %> <%= command.id %> --json > tunnels.json'},
   ]
 
   static override flags = {
     all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
     netns: commonFlags.netns,
+    json: commonFlags.json,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Export)
+    this.jsonMode = flags.json
     const observed = await observe({netns: flags.netns})
     const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
-    process.stdout.write(exportSpec(tunnels))
+    if (flags.json) this.printJSON(exportDoc(tunnels))
+    else process.stdout.write(exportSpec(tunnels))
   }
 }

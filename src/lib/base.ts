@@ -1,9 +1,23 @@
 // Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
 import {Command, Flags} from '@oclif/core'
-import {EXIT, TunctlError, exitTableText} from './errors.js'
+import {EXIT, TunctlError, UsageError, exitTableText} from './errors.js'
+
+/** An `ip netns` name: a file name under /run/netns (it also names tunctl's state directory, so no path tricks). */
+export function netnsNameProblem(ns: string): string | undefined {
+  if (ns === '' || ns === '.' || ns === '..' || ns.includes('/') || ns.includes('\0')) return `"${ns}" is not a network namespace name (ip netns names are plain file names)`
+  return undefined
+}
 
 export const commonFlags = {
-  netns: Flags.string({description: 'operate inside this network namespace (ip netns name)', helpValue: 'NS'}),
+  netns: Flags.string({
+    description: 'operate inside this network namespace (ip netns name)',
+    helpValue: 'NS',
+    parse: async (ns) => {
+      const why = netnsNameProblem(ns)
+      if (why) throw new UsageError(why)
+      return ns
+    },
+  }),
   json: Flags.boolean({description: 'machine-readable JSON on stdout (schemas/ describes each shape)', default: false}),
 }
 

@@ -1,6 +1,6 @@
 // Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
 import {execa} from 'execa'
-import {CommandError, PermissionError} from './errors.js'
+import {CommandError, PermissionError, UsageError} from './errors.js'
 
 export interface IpOptions {
   netns?: string
@@ -16,6 +16,8 @@ function echo(opts: IpOptions, argv: string[]) {
 }
 
 function classify(argv: string[], stderr: string, batchLine?: number): Error {
+  const ns = /Cannot open network namespace "([^"]*)": No such file or directory/.exec(stderr)
+  if (ns) return new UsageError(`network namespace "${ns[1]}" does not exist (see ip netns list)`)
   if (/Operation not permitted|Permission denied/.test(stderr)) {
     return new PermissionError(`ip ${argv.join(' ')}: ${stderr.trim()} (tunctl needs root / CAP_NET_ADMIN)`)
   }

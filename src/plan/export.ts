@@ -77,7 +77,11 @@ export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
   return entry
 }
 
+/** The spec document itself (what --json prints; JSON is YAML, so apply reads it back too). */
+export function exportDoc(tunnels: ObservedTunnel[]): {version: 1; tunnels: Record<string, Record<string, unknown>>} {
+  return {version: 1, tunnels: Object.fromEntries(tunnels.map((t) => [t.name, exportEntry(t)]))}
+}
+
 export function exportSpec(tunnels: ObservedTunnel[]): string {
-  const doc = {version: 1, tunnels: Object.fromEntries(tunnels.map((t) => [t.name, exportEntry(t)]))}
-  return YAML.stringify(doc)
+  return YAML.stringify(exportDoc(tunnels))
 }

@@ -89,6 +89,27 @@ for (const [mode, innerB, innerA] of CASES) {
     assert.match(again.out, /No changes/)
   })
 
+  t('export --json is a spec apply reads back: no changes', () => {
+    const exported = JSON.parse(ok(['export', '--json', '--netns', pair!.a]).out)
+    assert.is(exported.version, 1)
+    assert.is(exported.tunnels[name]?.mode, mode, JSON.stringify(exported))
+    const f = join(scratch, `${mode}-export.json`)
+    writeFileSync(f, JSON.stringify(exported))
+    assert.is(tunctl(['plan', '--detailed-exitcode', '--netns', pair!.a, f]).code, 0, 'plan of the export: no changes')
+    assert.match(ok(['apply', '--netns', pair!.a, f]).out, /No changes/)
+  })
+
+  t('a second userspace tunnel with the same identity is refused at its file:line:col (exit 65)', () => {
+    const spec = example(mode)
+    const twin = {...spec.tunnels[name], addresses: []} as any
+    const f = join(scratch, `${mode}-twin.yaml`)
+    writeFileSync(f, yaml({version: 1, tunnels: {[`${name}b`]: twin}}))
+    const r = tunctl(['plan', '--netns', pair!.a, f])
+    assert.is(r.code, 65, r.out + r.err)
+    assert.match(r.err, new RegExp(`${f.replace(/[.]/g, '\\.')}:3:3: tunnel "${name}b": same kind, local, remote, dev`), r.err)
+    assert.match(r.err, new RegExp(`existing tunctl-managed tunnel ${name}; both would receive the same packets`), r.err)
+  })
+
   t('a killed encapsulator shows as dead and the next apply restarts it', async () => {
     const pid = showJson(pair!.a).find((x) => x.name === name).pid
     process.kill(pid, 'SIGKILL')

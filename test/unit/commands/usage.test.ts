@@ -1,0 +1,58 @@
+// Usage errors of the system-facing commands exit 64 before anything is observed or changed: a --netns value
+// that is no namespace name, a namespace that does not exist; and `--adopt NAME FILE` leaves FILE an argument.
+// Safe anywhere: `ip -n MISSING …` fails without touching any namespace.
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {netnsNameProblem} from '../../../src/lib/base.js'
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const bin = join(repo, 'bin', 'run')
+const scratch = mkdtempSync(join(tmpdir(), 'tunctl-usage-'))
+const spec = join(scratch, 'empty.yaml')
+writeFileSync(spec, 'version: 1\ntunnels: {}\n')
+const MISSING = `tunctl-no-such-ns-${process.pid}`
+
+function tunctl(args: string[]) {
+  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
+  delete env.FORCE_COLOR
+  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env, timeout: 30_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+test('netnsNameProblem: plain file names only', () => {
+  for (const ok of ['blue', 'ns-1', 'default', '.hidden']) assert.is(netnsNameProblem(ok), undefined, ok)
+  for (const bad of ['', '.', '..', '../x', 'a/b']) assert.ok(netnsNameProblem(bad), bad)
+})
+
+test('--netns with a path in it: exit 64 for every command that takes it', () => {
+  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['del', 'x']]) {
+    const r = tunctl([...args, '--netns', '../x'])
+    assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, 'is not a network namespace name')
+  }
+})
+
+test('a namespace that does not exist: exit 64 naming it (not 1, "host restored")', () => {
+  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['del', 'x']]) {
+    const r = tunctl([...args, '--netns', MISSING])
+    assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, `network namespace "${MISSING}" does not exist`)
+  }
+  const j = tunctl(['show', '--json', '--netns', MISSING])
+  assert.is(JSON.parse(j.stdout).error.exitCode, 64)
+})
+
+test('--adopt takes one name per flag: FILE after it is still the argument', () => {
+  // without multipleNonGreedy oclif would take FILE as a second name and report a missing argument
+  const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
+  assert.not.match(r.stderr, 'Missing 1 required arg')
+  assert.match(r.stderr, 'does not exist')
+})
+
+test.after(() => rmSync(scratch, {recursive: true, force: true}))
+test.run()
