@@ -99,6 +99,9 @@ export const PARAM_FIELDS: Array<keyof TunnelParams> = [
   'up',
 ]
 
+/** Fields every mode has (the spec's common keys). */
+const COMMON_PARAM_FIELDS = new Set<string>(['local', 'remote', 'dev', 'fwmark', 'mtu', 'up'])
+
 /** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
 export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
 
@@ -168,8 +171,9 @@ export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, dri
   if (observed.driver !== driver) changes.push({field: 'driver', from: observed.driver, to: driver})
   const modeChange = observed.params.mode !== desired.params.mode
   for (const c of diffParams(observed.params, effectiveParams(desired.params, observed.params))) {
-    // across a mode change, fields only one of the modes has are not changes worth listing
-    if (modeChange && (c.from === undefined || c.to === undefined)) continue
+    // across a mode change, fields only one of the modes has are not changes worth listing (every mode has
+    // the common ones: dev none → lo is a change)
+    if (modeChange && !COMMON_PARAM_FIELDS.has(c.field) && (c.from === undefined || c.to === undefined)) continue
     changes.push(c)
   }
   const a = diffAddresses(observed.addresses, desired.addresses)

@@ -43,6 +43,13 @@ test('mode change → replace', () => {
   assert.match(p.steps[0]!.reason!, /mode gre → ipip/)
 })
 
+test('mode change lists the common fields that change, not the other mode\'s own fields', () => {
+  const p = plan([desired('t1', 'ipip', {p: {dev: 'lo'}})], state([observed('t1', 'gre', {p: {ikey: 5}})]))
+  const fields = p.steps[0]!.changes.map((c) => c.field)
+  assert.ok(fields.includes('dev'), `dev none → lo is listed: ${fields}`)
+  assert.not.ok(fields.includes('ikey'), `gre's key is not an ipip field: ${fields}`)
+})
+
 test('driver change kernel → userspace → replace', () => {
   const p = plan([desired('t1', 'gre', {driver: 'userspace'})], state([observed('t1', 'gre')]))
   assert.is(p.steps[0]!.kind, 'replace')
