@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT, TunctlError} from '../lib/errors.js'
 import {withLock} from '../lib/lock.js'
+import {mark} from '../lib/timing.js'
 import type {DriverChoice, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import {makePlan, renderPlan, planToJSON} from '../plan/index.js'
@@ -61,16 +62,21 @@ ${BaseCommand.exitCodesHelp}`
   private result?: Partial<ApplyResult>
 
   async run(): Promise<void> {
+    mark('command loaded')
     const {args, flags} = await this.parse(Apply)
     this.jsonMode = flags.json
     const desired = await loadSpec(args.file)
+    mark('spec parsed')
     const netns = flags.netns
     const compute = async () => {
       const observed = await observe({netns})
+      mark('observed')
       const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
       const support = await gatherSupport(modes, netns)
+      mark('support checked')
       const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})
       this.plan = plan
+      mark('planned')
       return {observed, plan}
     }
     const show = (plan: Plan) => {
@@ -91,6 +97,7 @@ ${BaseCommand.exitCodesHelp}`
       this.result = {applied: false, verified: false, rolledBack: false}
       return executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? [])})
     })
+    mark('executed')
     const plan = this.plan!
     if (this.jsonMode) {
       this.printJSON({ok: true, plan: planToJSON(plan), ...result})

@@ -12,8 +12,12 @@ export const OUTER_HEADER_KEYS = ['ttl', 'tos', 'pmtudisc'] as const
 export const TTL_INHERIT = 0
 export const TOS_INHERIT = 1
 
+/** A dotted quad without leading zeros (what ipaddr.js's isValidFourPartDecimal accepts), by one regex: that one
+ * parses by throwing on failure, which costs milliseconds per thousand addresses. */
+const DOTTED_QUAD = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+
 export function isIPv4(s: unknown): s is string {
-  return typeof s === 'string' && ipaddr.IPv4.isValidFourPartDecimal(s)
+  return typeof s === 'string' && DOTTED_QUAD.test(s)
 }
 
 /**
@@ -30,12 +34,12 @@ function v6Text(s: string): string {
 }
 
 export function isIPv6(s: unknown): s is string {
-  return typeof s === 'string' && !s.includes('%') && ipaddr.IPv6.isValid(v6Text(s)) && !ipaddr.IPv4.isValid(s)
+  return typeof s === 'string' && s.includes(':') && !s.includes('%') && ipaddr.IPv6.isValid(v6Text(s))
 }
 
 /** A strict IP address (dotted quad for IPv4, no zone for IPv6), or undefined. Every address tunctl reads goes through here. */
 export function parseIP(s: unknown): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (isIPv4(s)) return ipaddr.IPv4.parse(s)
+  if (isIPv4(s)) return new ipaddr.IPv4(s.split('.').map(Number))
   if (isIPv6(s)) return ipaddr.IPv6.parse(v6Text(s))
   return undefined
 }

@@ -23,7 +23,7 @@ export interface ExecuteOptions {
 export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
   const o = {netns: opts.netns, verbose: opts.verbose}
   return {
-    observe: () => observe({netns: opts.netns}),
+    observe: (o) => observe({netns: opts.netns, ...o}),
     ipBatch: (lines) => ipBatch(lines, o),
     ip: (args) => ip(args, o),
     startEncap: async (name, params) => {

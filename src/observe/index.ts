@@ -35,14 +35,14 @@ function tableNamesFromSystem(): Map<string, number> {
   return m
 }
 
-/** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all`
+/** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all` (not with routes: false)
  * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators. */
-export async function observe(opts: ObserveOptions = {}): Promise<ObservedState> {
+export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): Promise<ObservedState> {
   const o = {netns: opts.netns}
   const [links, addrs, routes] = await Promise.all([
     ipJson<any[]>(['-s', 'link', 'show'], o),
     ipJson<any[]>(['addr', 'show'], o),
-    ipJson<any[]>(['route', 'show', 'table', 'all'], o),
+    opts.routes === false ? [] : ipJson<any[]>(['route', 'show', 'table', 'all'], o),
   ])
   const raw: RawState = {links, addrs, routes}
   if (hasIsatap(links)) {

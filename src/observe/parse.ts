@@ -157,6 +157,15 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   const ctx: DecodeContext = {byIndex, prl: raw.tunnelShow !== undefined ? parsePrl(raw.tunnelShow) : undefined}
   const tunnels: ObservedTunnel[] = []
   const kinds: Record<string, string> = {}
+  // each link's addresses and routes, grouped once (not a scan of every route per link: thousands of tunnels)
+  const addrsOf = new Map<string, any[]>()
+  for (const a of raw.addrs) if (!addrsOf.has(a.ifname)) addrsOf.set(a.ifname, [a])
+  const routesByDev = new Map<string, any[]>()
+  for (const r of raw.routes) {
+    const list = routesByDev.get(r.dev)
+    if (list) list.push(r)
+    else routesByDev.set(r.dev, [r])
+  }
   for (const link of raw.links) {
     const name: string = link.ifname
     kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
@@ -164,8 +173,8 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     const common = {
       name,
       ifindex: link.ifindex,
-      addresses: addressesOf(raw.addrs, name, {sit: link?.linkinfo?.info_kind === 'sit'}),
-      routes: routesOf(raw.routes, name, opts.tableNames),
+      addresses: addressesOf(addrsOf.get(name) ?? [], name, {sit: link?.linkinfo?.info_kind === 'sit'}),
+      routes: routesOf(routesByDev.get(name) ?? [], name, opts.tableNames),
       owned: isOwned(link),
       operstate: link.operstate ?? 'UNKNOWN',
     }

@@ -1,5 +1,5 @@
 // YAML text → validated DesiredState with every problem positioned (file:line:col + excerpt); drivers injected.
-import {LineCounter, parseDocument} from 'yaml'
+import {isScalar, LineCounter, parseDocument, visit, type Document} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
 import type {DesiredState, Mode} from '../model/types.js'
 import {SpecError, type Diagnostic} from '../lib/errors.js'
@@ -25,16 +25,35 @@ export function locate(file: string, map: SourceMap, raw: RawDiagnostic[]): Diag
   return out.filter((d, i) => i === 0 || !(d.line === out[i - 1].line && d.column === out[i - 1].column && d.message === out[i - 1].message))
 }
 
+/** Every later key of a mapping equal to an earlier one (as yaml's uniqueKeys: same scalar value), at the later key. */
+function duplicateKeys(doc: Document): Array<{offset: number; message: string}> {
+  const out: Array<{offset: number; message: string}> = []
+  visit(doc, {
+    Map(_, node) {
+      const seen = new Set<unknown>()
+      for (const pair of node.items) {
+        if (!isScalar(pair.key)) continue
+        if (seen.has(pair.key.value)) out.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
+        else seen.add(pair.key.value)
+      }
+    },
+  })
+  return out
+}
+
 /** Parses and validates a spec. Pure (apart from reading rt_tables when a route names a table). Throws SpecError with every problem. */
 export function parseSpecWith(file: string, text: string, opts: ParseOptions): DesiredState {
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true, strict: true})
+  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
+  // tunnels); duplicateKeys does the same check in one pass
+  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
   const map = new SourceMap(text, doc, lineCounter)
+  const errors = [...doc.errors.map((e) => ({offset: e.pos[0], message: e.message})), ...duplicateKeys(doc)]
 
-  if (doc.errors.length > 0) {
+  if (errors.length > 0) {
     // the data of a document with syntax errors is unreliable: report only those
-    const diags = doc.errors.map((e) => {
-      const pos = map.syntaxPos(e.pos[0])
+    const diags = errors.map((e) => {
+      const pos = map.syntaxPos(e.offset)
       const message = 'YAML syntax error: ' + e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
       return {file, line: pos.line, column: pos.column, pointer: '', message, excerpt: map.excerpt(pos)}
     })

@@ -1,5 +1,5 @@
 // Maps JSON pointers into a parsed YAML document back to source positions, and renders excerpts with a caret.
-import {isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YNode} from 'yaml'
+import {isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
 import {splitPointer} from './pointer.js'
 
 /** What of the addressed element a diagnostic points at: its key (`kye:`) or its value (`300`). */
@@ -56,7 +56,7 @@ export class SourceMap {
       const seg = segs[i]
       const last = i === segs.length - 1
       if (isMap(node)) {
-        const pair = node.items.find((p) => keyText(p.key) === seg)
+        const pair = this.pairOf(node, seg)
         // a member that is not there (a required key, or a driver rule about a missing setting): the entry's key
         if (!pair) return rangeStart(keyNode) ?? rangeStart(node as YNode) ?? 0
         keyNode = (pair.key as YNode) ?? keyNode
@@ -90,6 +90,22 @@ export class SourceMap {
     const pad = src.slice(0, pos.column - 1).replace(/[^\t]/g, ' ')
     return `  ${src}\n  ${pad}^`
   }
+
+  /** The first pair of a mapping with that key; each mapping indexed once (a spec may list thousands of tunnels). */
+  private pairOf(map: YAMLMap, key: string): Pair | undefined {
+    let index = this.pairIndex.get(map)
+    if (!index) {
+      index = new Map()
+      for (const p of map.items as Pair[]) {
+        const k = keyText(p.key)
+        if (k !== undefined && !index.has(k)) index.set(k, p)
+      }
+      this.pairIndex.set(map, index)
+    }
+    return index.get(key)
+  }
+
+  private readonly pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>()
 
   private resolve(node: unknown): unknown {
     if (isAlias(node) && this.doc) return node.resolve(this.doc)

@@ -223,4 +223,25 @@ test('--adopt: a foreign tunnel gets the alias; a failed apply restores it and h
   assert.is((await planFor(sys, spec)).steps.length, 0, 'owned now: no --adopt needed any more')
 })
 
+test('verification skips the route dump only when no step has routes before or after', async () => {
+  // run with the snapshot given, so the only observe after planning is verification's
+  const run = async (sys: FakeSystem, tunnels: any[]) => {
+    const snapshot = await sys.observe()
+    const plan = await planFor(sys, tunnels)
+    sys.observeRoutes = []
+    await executeWith(sys, plan, {drivers: D, verifyRetryMs: [], snapshot})
+    return sys.observeRoutes
+  }
+  const none = new FakeSystem([observed('a', 'gre', {addresses: ['10.0.0.1/30']})])
+  assert.equal(await run(none, [desired('a', 'gre', {p: {ttl: 64}, addresses: ['10.0.0.1/30']}), desired('b', 'ipip')]), [false], 'verify observed without routes')
+  // a route only in the desired state, or only in the observed one: routes are verified
+  for (const [obs, want] of [
+    [[], [{to: '10.9.0.0/16', table: 254}]],
+    [[{to: '10.9.0.0/16', table: 254}], []],
+  ]) {
+    const sys = new FakeSystem([observed('a', 'gre', {routes: obs})])
+    assert.equal(await run(sys, [desired('a', 'gre', {p: {ttl: 64}, routes: want})]), [true], JSON.stringify({obs, want}))
+  }
+})
+
 test.run()

@@ -22,8 +22,13 @@ export class FakeSystem implements System {
     for (const t of initial) this.tunnels.set(t.name, structuredClone(t))
   }
 
-  async observe(): Promise<ObservedState> {
+  /** the routes option of every observe call, in order */
+  observeRoutes: Array<boolean | undefined> = []
+
+  async observe(opts: {routes?: boolean} = {}): Promise<ObservedState> {
+    this.observeRoutes.push(opts.routes)
     const tunnels = [...this.tunnels.values()].map((t) => structuredClone(t)).sort((a, b) => a.name.localeCompare(b.name))
+    if (opts.routes === false) for (const t of tunnels) t.routes = [] // like observe() skipping the route dump
     const kinds: Record<string, string> = {...this.others}
     for (const t of tunnels) kinds[t.name] = t.driver === 'userspace' ? 'tun' : t.params.mode
     return {tunnels, links: Object.keys(kinds), kinds}
