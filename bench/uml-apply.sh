@@ -47,6 +47,7 @@ if [ -z "${UML_OUT:-}" ]; then
   echo
   for n in $sizes; do
     echo "- n=$n, inside tunctl apply's boot: node+oclif startup $(med "tunctl $n" startup) s; observe dumps with N tunnels: ip -j -d link $(med "tunctl $n" dlink) s, ip -j addr $(med "tunctl $n" daddr) s, ip -j route show table all $(med "tunctl $n" droute) s"
+    echo "- n=$n, tunctl apply by phase (TUNCTL_TIMING): node + CLI loaded $(med "tunctl $n" p_load) s, spec parsed $(med "tunctl $n" p_parse) s, observed $(med "tunctl $n" p_observe) s, planned $(med "tunctl $n" p_plan) s, ip -batch $(med "tunctl $n" p_batch) s, verified $(med "tunctl $n" p_verify) s"
     echo "- n=$n, the same batch split by line kind (fresh boot): link add $(med "split $n" add) s, link set (alias, up) $(med "split $n" set) s, addr add $(med "split $n" addr) s"
   done
   echo "- runs: $runs (median shown); every figure from its own boot"
@@ -95,7 +96,12 @@ batch)
 tunctl)
   t0=$(now); tunctl --version >/dev/null; t1=$(now); startup=$(secs "$t0" "$t1")
   fresh_ns tunctl-bench-a
-  t0=$(now); tunctl apply --netns tunctl-bench-a "$spec" >"$work/apply.txt" 2>&1; rc=$?; t1=$(now); apply=$(secs "$t0" "$t1")
+  t0=$(now); TUNCTL_TIMING=1 tunctl apply --netns tunctl-bench-a "$spec" >"$work/apply.txt" 2>&1; rc=$?; t1=$(now); apply=$(secs "$t0" "$t1")
+  # phases from the [timing] marks (ms since the process started): loaded, parse, observe, plan, batch, verify
+  phases=$(awk '/^\[timing\]/ { t[$4] = $2 } END {
+    printf "p_load=%.3f p_parse=%.3f p_observe=%.3f p_plan=%.3f p_batch=%.3f p_verify=%.3f", t["command"] / 1000,
+      (t["spec"] - t["command"]) / 1000, (t["observed"] - t["spec"]) / 1000, (t["planned"] - t["observed"]) / 1000,
+      (t["batch"] - t["planned"]) / 1000, (t["verified"] - t["batch"]) / 1000 }' "$work/apply.txt")
   [ "$rc" = 0 ] || { echo "# apply failed (exit $rc):" >&2; tail -5 "$work/apply.txt" >&2; }
   made=$(ip -n tunctl-bench-a -o link show type gre | grep -vc ' gre0[@:]')
   t0=$(now); tunctl apply --verbose --netns tunctl-bench-a "$spec" >"$work/noop.txt" 2>&1; rc2=$?; t1=$(now); noop=$(secs "$t0" "$t1")
@@ -105,7 +111,7 @@ tunctl)
     t0=$(now); ip -n tunctl-bench-a -j $q >/dev/null; t1=$(now); d+=("$(secs "$t0" "$t1")")
   done
   echo "# n=$n tunctl apply: ${apply} s (exit $rc, $made gre links); no-op: ${noop} s (exit $rc2, $mutating mutating lines); startup ${startup} s" >&2
-  echo "RESULT tunctl $n apply=$apply noop=$noop startup=$startup rc=$rc noop_rc=$rc2 links=$made noop_lines=$mutating dlink=${d[0]} daddr=${d[1]} droute=${d[2]}"
+  echo "RESULT tunctl $n apply=$apply noop=$noop startup=$startup rc=$rc noop_rc=$rc2 links=$made noop_lines=$mutating dlink=${d[0]} daddr=${d[1]} droute=${d[2]} $phases"
   ;;
 split)
   batch
