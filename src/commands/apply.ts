@@ -123,6 +123,7 @@ ${BaseCommand.exitCodesHelp}`
         rolledBack,
         error: err.toJSON(),
       })
+      ;(err as any).jsonPrinted = true
       throw err
     }
     return super.catch(err)

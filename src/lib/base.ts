@@ -52,6 +52,7 @@ export abstract class BaseCommand extends Command {
       else if (err?.oclif) payload = {code: 'usage', exitCode: EXIT.USAGE, message: err.message}
       else payload = {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(err?.stack ?? err)}
       this.printJSON({ok: false, error: payload})
+      if (err && typeof err === 'object') err.jsonPrinted = true
     }
     throw err
   }

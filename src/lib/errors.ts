@@ -131,10 +131,20 @@ export class BugError extends TunctlError {
   override code = 'internal'
 }
 
-/** Maps any thrown value to an exit code, printing it on stderr. oclif's own exit 2 becomes 64. */
-export function handleError(error: unknown): number {
+/**
+ * Maps any thrown value to an exit code, printing it on stderr. oclif's own exit 2 becomes 64. With --json,
+ * an error no command printed as JSON (an unknown command, say) is printed as {ok: false, error} too.
+ */
+export function handleError(error: unknown, argv: string[] = process.argv): number {
   const e = error as any
   if (e?.oclif && typeof e.oclif.exit === 'number' && e.code === 'EEXIT') return e.oclif.exit // this.exit(n)
+  if (argv.includes('--json') && !e?.jsonPrinted) {
+    const payload =
+      error instanceof TunctlError ? error.toJSON()
+      : e?.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
+      : {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(e?.stack ?? error)}
+    process.stdout.write(JSON.stringify({ok: false, error: payload}, null, 2) + '\n')
+  }
   if (error instanceof TunctlError) {
     if (!(e as any).reported) process.stderr.write(`tunctl: ${error.message}\n`)
     return error.exitCode

@@ -1,6 +1,6 @@
 // Usage errors of the system-facing commands exit 64 before anything is observed or changed: a --netns value
 // that is no namespace name, a namespace that does not exist; and `--adopt NAME FILE` leaves FILE an argument.
-// Safe anywhere: `ip -n MISSING …` fails without touching any namespace.
+// With --json each is one JSON document on stdout. Safe anywhere: `ip -n MISSING …` fails without touching any namespace.
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -52,6 +52,15 @@ test('--adopt takes one name per flag: FILE after it is still the argument', () 
   const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
   assert.not.match(r.stderr, 'Missing 1 required arg')
   assert.match(r.stderr, 'does not exist')
+})
+
+test('--json: every usage error is one JSON document on stdout, unknown commands included', () => {
+  for (const args of [['nosuch', '--json'], ['apply', '--json'], ['show', '--json', '--bogus']]) {
+    const r = tunctl(args)
+    assert.is(r.code, 64, args.join(' '))
+    const j = JSON.parse(r.stdout) // throws on no output or on two documents
+    assert.equal([j.ok, j.error.exitCode], [false, 64], r.stdout)
+  }
 })
 
 test.after(() => rmSync(scratch, {recursive: true, force: true}))
