@@ -123,7 +123,6 @@ ${BaseCommand.exitCodesHelp}`
         rolledBack,
         error: err.toJSON(),
       })
-      ;(err as any).jsonPrinted = true
       throw err
     }
     return super.catch(err)

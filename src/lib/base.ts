@@ -1,6 +1,6 @@
 // Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
 import {Command, Flags} from '@oclif/core'
-import {EXIT, TunctlError, UsageError, exitTableText} from './errors.js'
+import {EXIT, TunctlError, UsageError, exitTableText, stdoutState} from './errors.js'
 
 /** An `ip netns` name: a file name under /run/netns (it also names tunctl's state directory, so no path tricks). */
 export function netnsNameProblem(ns: string): string | undefined {
@@ -35,6 +35,7 @@ export abstract class BaseCommand extends Command {
   protected jsonMode = false
 
   protected printJSON(value: unknown): void {
+    stdoutState.json = true
     process.stdout.write(JSON.stringify(value, null, 2) + '\n')
   }
 
@@ -52,7 +53,6 @@ export abstract class BaseCommand extends Command {
       else if (err?.oclif) payload = {code: 'usage', exitCode: EXIT.USAGE, message: err.message}
       else payload = {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(err?.stack ?? err)}
       this.printJSON({ok: false, error: payload})
-      if (err && typeof err === 'object') err.jsonPrinted = true
     }
     throw err
   }

@@ -131,14 +131,17 @@ export class BugError extends TunctlError {
   override code = 'internal'
 }
 
+/** Whether a JSON document went to stdout (BaseCommand.printJSON): --json output is one document, never two. */
+export const stdoutState = {json: false}
+
 /**
  * Maps any thrown value to an exit code, printing it on stderr. oclif's own exit 2 becomes 64. With --json,
- * an error no command printed as JSON (an unknown command, say) is printed as {ok: false, error} too.
+ * an error before any command printed JSON (an unknown command, say) is printed as {ok: false, error} too.
  */
 export function handleError(error: unknown, argv: string[] = process.argv): number {
   const e = error as any
   if (e?.oclif && typeof e.oclif.exit === 'number' && e.code === 'EEXIT') return e.oclif.exit // this.exit(n)
-  if (argv.includes('--json') && !e?.jsonPrinted) {
+  if (argv.includes('--json') && !stdoutState.json) {
     const payload =
       error instanceof TunctlError ? error.toJSON()
       : e?.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
