@@ -10,6 +10,14 @@ repo=$(cd "$here/.." && pwd)
 cd "$repo"
 [ "$(id -u)" = 0 ] || { echo "bench/userspace.sh needs root" >&2; exit 77; }
 for c in iperf3 ping; do command -v $c >/dev/null || { echo "$c missing" >&2; exit 69; }; done
+# the comparison needs OpenVPN: installed from Debian when missing (it is never started outside the namespaces)
+if ! command -v openvpn >/dev/null; then
+  echo "bench: installing openvpn (Debian)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvpn >/dev/null; } ||
+    { echo "bench: could not install openvpn" >&2; exit 69; }
+  # the package enables no tunnel by itself; make sure no service was started for one
+  systemctl disable --now openvpn >/dev/null 2>&1 || true
+fi
 [ -f build/Release/tunctl_native.node ] || node scripts/build-native.mjs
 cli=(node dist/userspace/cli.js)
 [ -f dist/userspace/cli.js ] || cli=(node --import tsx src/userspace/cli.ts)
@@ -23,7 +31,7 @@ cleanup() {
   set +e
   for p in "${ovpn_pids[@]}"; do kill "$p" 2>/dev/null; done
   for ns in $A $B; do
-    for n in ugre uipip ugrenooff; do "${cli[@]}" stop $n $ns >/dev/null 2>&1; done
+    for n in ugre ugrek uipip ugrenooff; do "${cli[@]}" stop $n $ns >/dev/null 2>&1; done
     ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
     ip netns del $ns 2>/dev/null
     rm -rf /run/tunctl/$ns
@@ -59,6 +67,11 @@ fi
 "${cli[@]}" start ugre '{"mode":"gre","local":"198.51.100.2","remote":"198.51.100.1","ikey":42,"okey":42,"icsum":true,"ocsum":true}' $B >/dev/null
 "${cli[@]}" start uipip '{"mode":"ipip","local":"198.51.100.1","remote":"198.51.100.2","proto":"ipip"}' $A >/dev/null
 "${cli[@]}" start uipip '{"mode":"ipip","local":"198.51.100.2","remote":"198.51.100.1","proto":"ipip"}' $B >/dev/null
+# GRE with a key but no checksums (what most GRE deployments run)
+"${cli[@]}" start ugrek '{"mode":"gre","local":"198.51.100.1","remote":"198.51.100.2","ikey":44,"okey":44}' $A >/dev/null
+"${cli[@]}" start ugrek '{"mode":"gre","local":"198.51.100.2","remote":"198.51.100.1","ikey":44,"okey":44}' $B >/dev/null
+ip -n $A addr add 10.70.0.1/30 dev ugrek; ip -n $A link set ugrek up
+ip -n $B addr add 10.70.0.2/30 dev ugrek; ip -n $B link set ugrek up
 # the same GRE without TUN offloads (batching only), for comparison
 TUNCTL_OFFLOAD=0 "${cli[@]}" start ugrenooff '{"mode":"gre","local":"198.51.100.1","remote":"198.51.100.2","ikey":43,"okey":43,"icsum":true,"ocsum":true}' $A >/dev/null
 TUNCTL_OFFLOAD=0 "${cli[@]}" start ugrenooff '{"mode":"gre","local":"198.51.100.2","remote":"198.51.100.1","ikey":43,"okey":43,"icsum":true,"ocsum":true}' $B >/dev/null
@@ -93,6 +106,7 @@ measure veth 198.51.100.2
 measure kernel-vxlan 10.20.0.2
 measure openvpn-p2p-nocrypto 10.30.0.2
 measure tunctl-userspace-gre-key-csum 10.40.0.2
+measure tunctl-userspace-gre-key 10.70.0.2
 measure tunctl-userspace-ipip 10.50.0.2
 measure tunctl-userspace-gre-no-offload 10.60.0.2
 "${cli[@]}" observe $A >"$out/counters-a.json"
