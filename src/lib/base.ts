@@ -45,6 +45,11 @@ export abstract class BaseCommand extends Command {
   }
 
   protected override async catch(err: any): Promise<any> {
+    // oclif's missing-argument note ("--adopt allows multiple values … provide all arguments before that flag")
+    // ignores multipleNonGreedy; every multiple flag of tunctl is non-greedy, so the note is wrong here
+    if (err?.oclif && typeof err.message === 'string') {
+      err.message = err.message.replace(/\n\nNote: [^\n]* multiple values\.[^\n]*(\nAlternatively, you can use "--"[^\n]*)?/, '')
+    }
     const json = this.jsonMode || this.argv.includes('--json')
     if (err?.code === 'EEXIT') throw err
     if (json) {

@@ -52,6 +52,11 @@ test('--adopt takes one name per flag: FILE after it is still the argument', () 
   const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
   assert.not.match(r.stderr, 'Missing 1 required arg')
   assert.match(r.stderr, 'does not exist')
+  // and a missing FILE is not blamed on --adopt (oclif's note ignores non-greedy flags)
+  const m = tunctl(['apply'])
+  assert.is(m.code, 64)
+  assert.match(m.stderr, 'Missing 1 required arg')
+  assert.not.match(m.stderr, 'multiple values')
 })
 
 test('--json: every usage error is one JSON document on stdout, unknown commands included', () => {
