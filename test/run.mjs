@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // Runs every test suite (unit, host e2e in namespaces, kernel e2e inside user-mode-linux) and ends with
 // one line `N passed, N failed, N skipped`. Usage: node test/run.mjs [unit|host|uml ...]  (default: all)
-// A suite whose prerequisites are missing is reported as one titled skip that says why, except with
-// CI=true, where a missing prerequisite is a failure (CI must have them all).
+// Each suite runs under test/lib/runner.mjs, which counts honestly and prints a RESULT line; test/lib/tally.mjs
+// sums them. A suite whose prerequisites are missing is reported as one titled skip that says why, except with
+// CI=true, where a missing prerequisite is a failure (CI must have them all), and so is any skipped test not
+// listed with its reason in test/skips.json.
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, readdirSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
+import {tally} from './lib/tally.mjs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..')
-const uvu = join(repo, 'node_modules', 'uvu', 'bin.js')
+const runner = join(repo, 'test', 'lib', 'runner.mjs')
+const allowedSkips = JSON.parse(readFileSync(join(repo, 'test', 'skips.json'), 'utf8'))
 const strict = process.env.CI === 'true'
 
 const totals = {passed: 0, failed: 0, skipped: 0}
@@ -31,7 +35,7 @@ function whyNotUml() {
   return whyNotRoot()
 }
 
-/** Runs a command, streams its output, and parses uvu's "Total/Passed/Skipped" summaries from it. */
+/** Runs a command, streams its output, and counts it with tally(): its RESULT lines, skips and exit code. */
 function runCounted(name, cmd, args, opts = {}) {
   return new Promise((resolve) => {
     process.stdout.write(`\n=== suite ${name}: ${cmd} ${args.join(' ')}\n`)
@@ -43,21 +47,12 @@ function runCounted(name, cmd, args, opts = {}) {
     }
     child.stdout.on('data', onData(process.stdout))
     child.stderr.on('data', onData(process.stderr))
-    child.on('close', (code) => {
-      // eslint-disable-next-line no-control-regex
-      const plain = text.replace(/\x1b\[[0-9;]*m/g, '')
-      let total = 0, passed = 0, skipped = 0, seen = 0
-      for (const m of plain.matchAll(/Total:\s+(\d+)\s+Passed:\s+(\d+)\s+Skipped:\s+(\d+)/g)) {
-        total += Number(m[1]); passed += Number(m[2]); skipped += Number(m[3]); seen++
-      }
-      let failed = total - passed - skipped
-      if (seen === 0 || (code !== 0 && failed === 0)) {
-        failed += 1 // the suite crashed or exited non-zero without a failing test: count it
-        failures.push(`${name}: exited ${code} ${seen === 0 ? 'without a test summary' : 'after its tests'}`)
-      } else if (failed > 0) failures.push(`${name}: ${failed} failing`)
-      totals.passed += passed
-      totals.failed += failed
-      totals.skipped += skipped
+    child.on('close', (code, signal) => {
+      const t = tally(text, code ?? signal, {strict, allowedSkips})
+      for (const p of t.problems) failures.push(`${name}: ${p}`)
+      totals.passed += t.passed
+      totals.failed += t.failed
+      totals.skipped += t.skipped
       resolve()
     })
   })
@@ -76,13 +71,13 @@ function skip(name, why) {
 
 const suites = {
   async unit() {
-    await runCounted('unit', process.execPath, ['--import', 'tsx', uvu, 'test/unit', '\\.test\\.ts$'])
+    await runCounted('unit', process.execPath, ['--import', 'tsx', runner, 'test/unit'])
   },
   async host() {
     if (!hasTests(join(repo, 'test/host'))) return skip('host', 'no host tests present')
     const why = whyNotRoot()
     if (why) return skip('host', why)
-    await runCounted('host', process.execPath, ['--import', 'tsx', uvu, 'test/host', '\\.test\\.ts$'])
+    await runCounted('host', process.execPath, ['--import', 'tsx', runner, 'test/host'])
   },
   async uml() {
     if (!hasTests(join(repo, 'test/uml'))) return skip('uml', 'no user-mode-linux tests present')

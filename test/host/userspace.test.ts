@@ -2,7 +2,7 @@
 // daemon each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
 // match the tunnel and check the drop counters, kill a daemon and check it is reported dead.
 import {readFileSync} from 'node:fs'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {isDaemonAlive, observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'

@@ -1,6 +1,6 @@
 // `tunctl export` → `tunctl apply` round trip in a real kernel: every mode at once, deleted, re-applied
 // from the export (read from stdin), ends in the same state.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, makePair, removePair, linkExists, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'

@@ -3,7 +3,7 @@
 // concurrent applies of the same file all succeed, exactly one of them creating the tunnel.
 import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {linkExists, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml} from './lib/sh.js'

@@ -1,6 +1,6 @@
 // Ownership in a real kernel: --prune deletes only tunnels tunctl created; hand-made tunnels survive
 // prune, are hidden from `show` without --all, and `del` refuses them without --force.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, ifindex, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'

@@ -1,6 +1,6 @@
 // A failure injected at every line of a mixed apply batch (update, replace, delete, create) leaves the
 // namespace exactly as it was (see lib/snapshot.ts for what "exactly" means) and exits 1.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, ifindex, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'

@@ -1,7 +1,7 @@
 // A kernel tunnel in A and tunctl's userspace encapsulator (--driver userspace) in B, from the same examples:
 // the peers cannot tell the difference, so traffic flows both ways; show reports the userspace driver;
 // del stops the encapsulator. (vti has no userspace driver.)
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {linkExists, makePair, pingOk, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, nsExec} from './lib/sh.js'

@@ -1,7 +1,7 @@
 // The per-mode kernel scenario: two namespaces, the example applied on both sides, traffic, show, no-op
 // re-apply, an in-place update (same ifindex), a replace (new ifindex), delete by `state: absent` and by `del`.
 import * as assert from 'uvu/assert'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import {A_ADDR, B_ADDR, ifindex, linkExists, makePair, pingOk, removePair, type Pair} from './ns.js'
 import {assertInUml} from './sh.js'
 import {snapshot, snapshotDiff} from './snapshot.js'

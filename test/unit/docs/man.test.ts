@@ -2,7 +2,7 @@
 // of the file format in tunctl.yaml(5) with the modes the drivers really accept, examples identical to
 // examples/*.yaml, the flags of each command class documented (and nothing documented that does not
 // exist), and groff renders both pages without a warning.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {spawnSync} from 'node:child_process'

@@ -1,5 +1,5 @@
 // Execute: batch line generation and line→step mapping, verify, injected failures and rollback (in-memory kernel).
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {CommandError, RollbackError, VerifyError} from '../../../src/lib/errors.js'
 import {computePlan} from '../../../src/plan/diff.js'

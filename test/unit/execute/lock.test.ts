@@ -1,5 +1,5 @@
 // The per-namespace lock: exclusive, released after fn (also on throw), stale pids taken over, timeout → LockError 75.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {mkdtempSync, existsSync, mkdirSync, writeFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'

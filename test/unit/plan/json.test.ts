@@ -1,5 +1,5 @@
 // planToJSON output of every golden case validates against schemas/plan-output.schema.json (and apply's).
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join, dirname} from 'node:path'

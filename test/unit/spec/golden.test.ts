@@ -1,6 +1,6 @@
 // Golden error cases: test/fixtures/errors/<case>/{spec.yaml, stderr.txt}. stderr.txt is exactly what
 // `tunctl validate spec.yaml` prints (run from the case folder). UPDATE_GOLDEN=1 rewrites stderr.txt.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'

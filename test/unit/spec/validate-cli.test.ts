@@ -1,5 +1,5 @@
 // `tunctl validate` end to end through bin/run (the built dist/): exit codes, stdout/stderr, --json shape.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {spawnSync} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
