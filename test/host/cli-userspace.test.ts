@@ -7,6 +7,7 @@ import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
+import {shownTunnels} from '../lib/schemas.js'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {isDaemonAlive} from '../../src/userspace/control.js'
@@ -28,8 +29,7 @@ function ok(args: string[]): {code: number; out: string; err: string} {
   return r
 }
 function showJson(ns: string): any[] {
-  const j = JSON.parse(ok(['show', '--json', '--netns', ns]).out)
-  return Array.isArray(j) ? j : j.tunnels
+  return Object.values(shownTunnels(JSON.parse(ok(['show', '--json', '--netns', ns]).out)))
 }
 
 const kernelHas = (mod: string) => existsSync(`/sys/module/${mod}`)

@@ -43,6 +43,7 @@ for (const [i, file] of files.entries()) {
   } catch (e) {
     failed++
     failures.push({where: name, why: `failed to load: ${errText(e)}`})
+    say(`\n✘ ${name} failed to load:\n  ${errText(e).split('\n').join('\n  ')}\n`)
   }
 }
 for (const s of registry.suites) {

@@ -5,6 +5,6 @@
 # drbg needs hmac + sha512. Modules are never auto-loaded here, so each is named.
 cd "${TUNCTL_REPO:?}" || exit 70
 for m in esp4 xfrm_user aes_ti ctr ghash-generic gcm hmac sha512_generic jitterentropy_rng drbg seqiv echainiv; do
-  [ -d "/sys/module/${m//-/_}" ] || modprobe -d /run/mods "$m" || echo "suite: modprobe $m failed"
+  [ -d "/sys/module/${m//-/_}" ] || modprobe -d /run/mods "$m" || { echo "suite: modprobe $m failed (the vti traffic test needs it)"; exit 70; }
 done
 exec node --import tsx test/lib/runner.mjs test/uml

@@ -60,15 +60,14 @@ for (const [mode, innerA, innerB] of CASES) {
       const pid: number | undefined = t.pid
       tunctlOk(['del', '--netns', b, name])
       assert.not.ok(linkExists(b, name), 'the TUN device is gone')
-      if (pid) {
-        let alive = true
-        try {
-          process.kill(pid, 0)
-        } catch {
-          alive = false
-        }
-        assert.not.ok(alive, `encapsulator pid ${pid} stopped by del`)
+      assert.type(pid, 'number', 'show --json gives the encapsulator pid of a userspace tunnel')
+      let alive = true
+      try {
+        process.kill(pid!, 0)
+      } catch {
+        alive = false
       }
+      assert.not.ok(alive, `encapsulator pid ${pid} stopped by del`)
     } finally {
       tunctlOk(['del', '--ignore-missing', '--netns', b, name])
       tunctlOk(['del', '--ignore-missing', '--netns', a, name])

@@ -42,6 +42,8 @@ function assertShown(ns: string, name: string, expect: Record<string, any>) {
   const t = shownTunnels(json(r))[name]
   assert.ok(t, `show --json should list ${name}` + show(r))
   assert.is(t.owned, true, `${name} should be owned by tunctl` + show(r))
+  // a kernel scenario must run on the kernel driver: if the module were missing, auto would fall back to userspace
+  assert.is(t.driver, 'kernel', `${name} should run on the kernel driver` + show(r))
   for (const [k, v] of Object.entries(expect)) {
     if (k === 'addresses') {
       const got: string[] = t.addresses ?? []

@@ -14,6 +14,7 @@ import {maxMtu, minMtu} from '../../../src/drivers/common.js'
 import {MODES} from '../../../src/model/types.js'
 import {parseSpec} from '../../../src/spec/load.js'
 import {makePlan, renderPlan} from '../../../src/plan/index.js'
+import {COMMANDS} from '../../../src/cli.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const MAN8 = join(repo, 'man', 'tunctl.8')
@@ -23,17 +24,26 @@ const man5 = readFileSync(MAN5, 'utf8')
 
 // ---------- the contract ----------
 
-/** PRODUCT.md: in the repo if copied there, else the shared contract of this project. */
-const PRODUCT_CANDIDATES = [join(repo, 'docs', 'PRODUCT.md'), join(repo, 'PRODUCT.md'), join(repo, '..', 'shared', 'PRODUCT.md')]
-const productPath = PRODUCT_CANDIDATES.find((p) => existsSync(p))
-const product = productPath ? readFileSync(productPath, 'utf8') : undefined
+/** The contract: docs/PRODUCT.md, a copy of the project's shared contract (../shared/PRODUCT.md, checked below). */
+const productPath = join(repo, 'docs', 'PRODUCT.md')
+const sharedProduct = join(repo, '..', 'shared', 'PRODUCT.md')
+const product = readFileSync(productPath, 'utf8')
+
+/**
+ * Contract items not built yet, each with the issue that builds it. Everything else of the contract is checked;
+ * a test below fails as soon as one of these exists, so the list cannot go stale.
+ */
+const NOT_YET = {
+  commands: {confirm: 'issue #8 (apply --confirm SECONDS and tunctl confirm)'} as Record<string, string>,
+  keys: Object.fromEntries(['ipsec', 'spi-out', 'spi-in', 'aead', 'cipher', 'auth', 'key-file', 'replay-window'].map((k) => [k, 'issue #7 (vti ipsec: block)'])) as Record<string, string>,
+}
 
 /** `| \`tunctl apply FILE\` | does | key flags |` rows → command → flags named in the row's last column. */
 export function commandTable(md: string): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const line of md.split('\n')) {
     const m = /^\|\s*`tunctl ([a-z]+)[^`]*`\s*\|.*\|(.*)\|\s*$/.exec(line)
-    if (!m) continue
+    if (!m || /`\s*\(planned\)\s*\|/.test(line)) continue // planned commands are not asked for yet
     out.set(m[1]!, [...new Set([...m[2]!.matchAll(/--[a-z][a-z-]*/g)].map((x) => x[0]))])
   }
   return out
@@ -206,13 +216,24 @@ function synopsisOf(cmd: string): string | undefined {
 
 // ---------- tunctl(8) ----------
 
-test('PRODUCT.md is found (for the contract checks)', () => {
-  assert.ok(product, `PRODUCT.md not found in ${PRODUCT_CANDIDATES.join(', ')}`)
+test('docs/PRODUCT.md is the current shared contract', () => {
+  assert.ok(existsSync(sharedProduct), `${sharedProduct} is missing: the contract lives there`)
+  assert.fixture(product, readFileSync(sharedProduct, 'utf8'), 'copy ../shared/PRODUCT.md to docs/PRODUCT.md')
+})
+
+test('the contract\'s commands (not planned) are exactly the CLI\'s commands and those not built yet', () => {
+  const t = commandTable(product)
+  assert.equal([...t.keys()].sort(), [...Object.keys(COMMANDS), ...Object.keys(NOT_YET.commands)].sort())
+})
+
+test('what NOT_YET lists is really not built (the list cannot go stale)', () => {
+  for (const c of Object.keys(NOT_YET.commands)) assert.not.ok(c in COMMANDS, `tunctl ${c} exists now: remove it from NOT_YET`)
+  const schema = schemaKeys(JSON.parse(readFileSync(join(repo, 'schemas', 'tunnels.schema.json'), 'utf8')))
+  for (const k of Object.keys(NOT_YET.keys)) assert.not.ok(schema.has(k), `key ${k} is in the schema now: remove it from NOT_YET`)
 })
 
 test('parsers: the command table and the file-format keys are read from PRODUCT.md', () => {
   const t = commandTable(product!)
-  assert.equal([...t.keys()].sort(), ['apply', 'del', 'doctor', 'export', 'plan', 'show', 'validate'])
   assert.ok(t.get('apply')!.includes('--lock-timeout'))
   const keys = formatKeys(product!)
   for (const k of ['version', 'tunnels', 'mode', 'ignore-df', '6rd-relay-prefix', 'to', 'table', 'input-key', 'output-key', 'address', 'default', 'input', 'output']) {
@@ -232,6 +253,7 @@ test('tunctl(8) has the required sections', () => {
 test('every command and flag of PRODUCT.md is in its COMMANDS subsection and its SYNOPSIS', () => {
   const table = commandTable(product!)
   for (const [cmd, flags] of table) {
+    if (cmd in NOT_YET.commands) continue
     const body = commandSection(cmd)
     assert.ok(body, `no .SS "tunctl ${cmd} …" subsection in COMMANDS`)
     const documented = documentedFlags(body!)
@@ -331,7 +353,7 @@ test('tunctl.yaml(5) has the required sections', () => {
 
 test('every key of the PRODUCT.md file format and of the JSON schema is a documented item', () => {
   const tags = allTpTags(man5)
-  const keys = new Set(formatKeys(product!))
+  const keys = new Set(formatKeys(product!).filter((k) => !(k in NOT_YET.keys)))
   const schemaFile = join(repo, 'schemas', 'tunnels.schema.json')
   if (existsSync(schemaFile)) for (const k of schemaKeys(JSON.parse(readFileSync(schemaFile, 'utf8')))) keys.add(k)
   for (const k of keys) assert.ok(tags.has(k), `key "${k}" is not a .TP item of tunctl.yaml(5)`)
