@@ -134,6 +134,26 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
     pid = child.pid ?? 0
   }
 
+  try {
+    return await awaitStart(name, sf, stf, generation, pid, () => exited, netns)
+  } catch (e) {
+    // a start that failed leaves nothing of its own behind: the process we spawned is killed; a brand-new
+    // tunnel's device, state, counters and log are removed; a restart (of a dead daemon) gets its old state back
+    if (child) {
+      if (exited === null && pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
+      if (prev) writeAtomic(sf, prev)
+      else await stopEncap(name, opts).catch(() => {})
+    }
+    throw e
+  }
+}
+
+/** Waits until the daemon reports this generation running (resolves its pid) or failed (throws, with its log). */
+async function awaitStart(name: string, sf: string, stf: string, generation: number, pid: number, exited: () => number | null, netns?: string): Promise<{pid: number}> {
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
     const st = readJson<EncapStats>(stf)
@@ -141,9 +161,9 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
       throw new CommandError(`userspace encapsulator for ${name} failed to start: ${st.error}`, ['daemon', sf], st.error)
     }
     if (st && st.generation === generation && !st.error) return {pid: st.pid}
-    if (exited !== null) {
-      const tail = readLog(name, netns)
-      throw new CommandError(`userspace encapsulator for ${name} exited (${exited}) before starting`, ['daemon', sf], tail)
+    const code = exited()
+    if (code !== null) {
+      throw new CommandError(`userspace encapsulator for ${name} exited (${code}) before starting`, ['daemon', sf], readLog(name, netns))
     }
     await sleep(50)
   }

@@ -1,6 +1,7 @@
 // control.ts without root: which modes have a userspace driver, and observeEncaps reading state/stats files
 // (alive only for a live daemon process, counters from the stats file) in a temporary run directory.
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {waitFor} from '../../lib/wait.js'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {spawn} from 'node:child_process'
@@ -31,7 +32,7 @@ t('observeEncaps: params and counters from the files; alive only for a live daem
   // a live process whose command line names a daemon (stands in for dist/userspace/daemon.js)
   const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', 'daemon'], {stdio: 'ignore'})
   try {
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (c) => c.includes('daemon'), {what: 'the stand-in daemon process'})
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', netns: 'ns1', params, generation: 1, pid: child.pid}))
     writeFileSync(
       join(dir, 'gre1.stats.json'),
