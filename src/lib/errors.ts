@@ -1,5 +1,6 @@
 // The typed error tree and the one exit-code table that --help, the man page and the code all use.
 import type {FieldChange} from '../model/types.js'
+import {visibleText} from './text.js'
 
 export const EXIT = {
   OK: 0,
@@ -126,6 +127,11 @@ export class LockError extends TunctlError {
   override code = 'locked'
 }
 
+/** A word ip -batch cannot carry (names are checked at validate; this guards names observed on the system). */
+export class BatchWordError extends TunctlError {
+  override code = 'unquotable'
+}
+
 export class BugError extends TunctlError {
   override exitCode: number = EXIT.SOFTWARE
   override code = 'internal'
@@ -149,14 +155,15 @@ export function handleError(error: unknown, argv: string[] = process.argv): numb
     process.stdout.write(JSON.stringify({ok: false, error: payload}, null, 2) + '\n')
   }
   if (error instanceof TunctlError) {
-    if (!(e as any).reported) process.stderr.write(`tunctl: ${error.message}\n`)
+    // names and aliases from the system or the file never reach the terminal raw
+    if (!(e as any).reported) process.stderr.write(`tunctl: ${visibleText(error.message)}\n`)
     return error.exitCode
   }
   if (e?.oclif) {
     // oclif parse/usage errors (unknown flag, missing argument, unknown command)
-    process.stderr.write(`tunctl: ${e.message}\n`)
+    process.stderr.write(`tunctl: ${visibleText(String(e.message))}\n`)
     return EXIT.USAGE
   }
-  process.stderr.write(`tunctl: internal error: ${e?.stack ?? String(error)}\n`)
+  process.stderr.write(`tunctl: internal error: ${visibleText(String(e?.stack ?? error))}\n`)
   return EXIT.SOFTWARE
 }

@@ -3,6 +3,8 @@ import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteSpec, Router, TunnelParams} from '../model/types.js'
 import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
 import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+import {manageableName} from '../lib/names.js'
+import {tableNumber} from '../lib/rttables.js'
 
 export interface ObserveOptions {
   netns?: string
@@ -27,19 +29,7 @@ export interface RawState {
 
 const FALLBACK = new Set<string>(FALLBACK_DEVICES)
 
-/** Table names iproute2 prints → numbers (others are numeric strings or names from rt_tables). */
-export const TABLES: Record<string, number> = {main: 254, local: 255, default: 253, unspec: 0}
-
-export function tableNumber(t: unknown, names?: Map<string, number>): number {
-  if (t === undefined || t === null) return 254
-  if (typeof t === 'number') return t
-  const s = String(t)
-  if (s in TABLES) return TABLES[s]!
-  if (/^\d+$/.test(s)) return Number(s)
-  const n = names?.get(s)
-  if (n !== undefined) return n
-  return -1 // unknown name: keep it distinct rather than guessing
-}
+export {tableNumber} from '../lib/rttables.js'
 
 /** Parses `ip tunnel show` text: the ISATAP potential router list per tunnel ("pdr A" = default, "pr A"). */
 export function parsePrl(text: string): Map<string, Router[]> {
@@ -143,8 +133,9 @@ export function countersOf(link: any): Counters | undefined {
   }
 }
 
+/** tunctl's exact mark (alias `tunctl`) on a link whose name tunctl can manage (see manageableName). */
 export function isOwned(link: any): boolean {
-  return typeof link.ifalias === 'string' && link.ifalias.startsWith('tunctl')
+  return link?.ifalias === 'tunctl' && manageableName(link.ifname)
 }
 
 export function hasIsatap(links: any[]): boolean {
