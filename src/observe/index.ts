@@ -29,7 +29,7 @@ export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): P
     ipJson<any[]>(['addr', 'show'], o),
     opts.routes === false ? [] : ipJson<any[]>(['route', 'show', 'table', 'all'], o),
   ])
-  const raw: RawState = {links, addrs, routes}
+  const raw: RawState = {links, addrs, routes, routesObserved: opts.routes !== false}
   if (hasIsatap(links)) {
     const r = await execa('ip', [...(opts.netns ? ['-n', opts.netns] : []), 'tunnel', 'show'], {reject: false})
     raw.tunnelShow = String(r.stdout)

@@ -79,6 +79,12 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   for (const t of tunnels) {
     const pos = map.posOf(at.get(t.name)!)
     t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+    if (t.routePointers?.length) {
+      t.routeAt = t.routePointers.map((p) => {
+        const rp = map.posOf(map.offsetOf(p, 'value'))
+        return {line: rp.line, column: rp.column, excerpt: map.excerpt(rp)}
+      })
+    }
   }
   return {file, tunnels}
 }

@@ -333,12 +333,14 @@ export function checkTunnels(
     if (mode && !schemaBad && diags.length === before) {
       const driver = opts.drivers[mode]
       const params = driver.normalize(entry as RawTunnelSpec)
+      routes.sort((a, b) => compareRoutes(a.route, b.route))
       tunnels.push({
         name,
         state: present ? 'present' : 'absent',
         params,
         addresses: [...addresses].sort(),
-        routes: routes.map((r) => r.route).sort(compareRoutes),
+        routes: routes.map((r) => r.route),
+        routePointers: routes.map((r) => `${ptr}/routes/${r.index}`),
         driver: (entry.driver ?? 'auto') as DriverChoice,
         pointer: ptr,
       })
