@@ -53,14 +53,26 @@ export interface Diagnostic {
   excerpt?: string
 }
 
+/** The most diagnostics a SpecError lists (text and --json); the rest are counted (output stays bounded). */
+export const MAX_DIAGNOSTICS = 100
+
 export class SpecError extends TunctlError {
   override exitCode: number = EXIT.DATAERR
   override code = 'invalid-spec'
+  /** diagnostics beyond MAX_DIAGNOSTICS, not listed */
+  omitted: number
   constructor(public diagnostics: Diagnostic[]) {
-    super(diagnostics.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n'))
+    const omitted = Math.max(0, diagnostics.length - MAX_DIAGNOSTICS)
+    const shown = omitted ? diagnostics.slice(0, MAX_DIAGNOSTICS) : diagnostics
+    super(
+      shown.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n') +
+        (omitted ? `\n… and ${omitted} more error${omitted === 1 ? '' : 's'} (only the first ${MAX_DIAGNOSTICS} are listed)` : ''),
+    )
+    this.diagnostics = shown
+    this.omitted = omitted
   }
   override toJSON() {
-    return {...super.toJSON(), diagnostics: this.diagnostics}
+    return {...super.toJSON(), diagnostics: this.diagnostics, ...(this.omitted ? {omitted: this.omitted} : {})}
   }
 }
 
