@@ -1,6 +1,6 @@
 // The typed error tree and the one exit-code table that --help, the man page and the code all use.
 import type {FieldChange} from '../model/types.js'
-import {visibleText} from './text.js'
+import {jsonText, visibleText} from './text.js'
 
 export const EXIT = {
   OK: 0,
@@ -164,7 +164,7 @@ export function handleError(error: unknown, argv: string[] = process.argv): numb
       error instanceof TunctlError ? error.toJSON()
       : e?.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
       : {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(e?.stack ?? error)}
-    process.stdout.write(JSON.stringify({ok: false, error: payload}, null, 2) + '\n')
+    process.stdout.write(jsonText({ok: false, error: payload}) + '\n')
   }
   if (error instanceof TunctlError) {
     // names and aliases from the system or the file never reach the terminal raw

@@ -47,6 +47,15 @@ export function quoteName(s: string): string {
   return `"${visible(s).replace(/"/g, '\\"')}"`
 }
 
+/**
+ * JSON as tunctl prints it: JSON.stringify escapes C0 controls; DEL, C1 controls (a terminal may take U+009B as
+ * CSI) and bidirectional overrides in names or aliases from the system are escaped too (still the same JSON).
+ */
+export function jsonText(value: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+}
+
 // ---------- iproute2 batch words ----------
 
 /**

@@ -62,8 +62,8 @@ export function formatValue(field: string, v: unknown): string {
   if (field === 'routers' && Array.isArray(v)) {
     return '[' + v.map((r: any) => (r.default ? `${r.address} (default)` : r.address)).join(', ') + ']'
   }
-  if (Array.isArray(v)) return '[' + v.map((x) => String(x)).join(', ') + ']'
-  return String(v)
+  if (Array.isArray(v)) return '[' + v.map((x) => visible(String(x))).join(', ') + ']'
+  return visible(String(v)) // a foreign underlay name, say: never raw
 }
 
 /** One line per field change; addresses and routes as per-item +/- lines. */

@@ -4,7 +4,8 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {batchLine, parseIpJson, sanitizeJsonStrings} from '../../../src/lib/ip.js'
 import {interfaceNameProblem, manageableName} from '../../../src/lib/names.js'
-import {BatchWordError, makeargs, quoteBatchWord, visible, visibleText} from '../../../src/lib/text.js'
+import {BatchWordError, jsonText, makeargs, quoteBatchWord, visible, visibleText} from '../../../src/lib/text.js'
+import {formatValue} from '../../../src/plan/render.js'
 import {isOwned} from '../../../src/observe/parse.js'
 
 test('makeargs model: quote only at a word start, no escapes, # cuts the line', () => {
@@ -102,6 +103,19 @@ test('visible: escapes control, C1 and bidi characters, keeps the rest', () => {
   assert.is(visible('a\x9bb\u202ec\x00'), 'a\\x9bb\\u202ec\\x00')
   assert.is(visible('a\tb\nc'), 'a\\tb\\nc')
   assert.is(visibleText('a\tb\nc\x07'), 'a\tb\nc\\x07')
+})
+
+test('JSON output: C1 controls and bidi overrides escaped too, still the same JSON', () => {
+  const v = {name: 'a\u009b2Jb\u202ec\x1b', ok: 'tün'}
+  const text = jsonText(v)
+  assert.not.ok(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/.test(text), text)
+  assert.equal(JSON.parse(text), v)
+  assert.match(text, /tün/)
+})
+
+test('plan/show values: a foreign underlay name is never printed raw', () => {
+  assert.is(formatValue('dev', 'eth\x1b[2J0'), 'eth\\e[2J0')
+  assert.is(formatValue('dev', 'eth0'), 'eth0')
 })
 
 test.run()
