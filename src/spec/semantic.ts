@@ -172,6 +172,7 @@ export function checkTunnels(
 
     // addresses
     const addresses: string[] = []
+    const prefixRoutes = new Map<string, string>() // key of the route the kernel makes for an address → the address
     const seenHere = new Map<string, number>()
     if (Array.isArray(entry.addresses)) {
       entry.addresses.forEach((a: unknown, i: number) => {
@@ -190,6 +191,8 @@ export function checkTunnels(
         if (seenHere.has(c.address)) return push(rel, `address ${c.address} is listed twice`)
         seenHere.set(c.address, i)
         addresses.push(c.text)
+        // the kernel adds a prefix route for it (not for a host address): main table, metric 0 (IPv4) / 256 (IPv6)
+        if (c.prefix < (c.family === 4 ? 32 : 128)) prefixRoutes.set(`254|${networkOf(c)}|${c.family === 4 ? 0 : 256}`, c.text)
         if (present) {
           const other = addressOwner.get(c.address)
           if (other) push(rel, `address ${c.address} is also assigned to tunnel "${other.tunnel}"`)
@@ -271,6 +274,11 @@ export function checkTunnels(
         const rkey = `${table}|${to}|${metric}`
         const dup = routes.find((x) => `${x.route.table}|${x.route.to}|${x.route.metric ?? (x.route.to.includes(':') ? 1024 : 0)}` === rkey)
         if (dup) return push(rel, `route to ${to} (table ${table}, metric ${metric}) is listed twice`)
+        const connected = prefixRoutes.get(rkey)
+        if (connected) {
+          // `route add` would find the kernel's own route there (tunctl never replaces a route it did not make)
+          return push(rel, `route to ${to} (table main, metric ${metric}) is the prefix route the kernel adds for address ${connected}; leave it out, or give it another metric`)
+        }
         if (present) {
           const other = routeOwner.get(rkey)
           if (other) push(rel, `route to ${to} (table ${table}, metric ${metric}) is also defined in tunnel "${other}"; the kernel keeps one`)
