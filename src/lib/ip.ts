@@ -1,6 +1,7 @@
 // Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
 import {execa} from 'execa'
-import {CommandError, PermissionError, UsageError} from './errors.js'
+import {BugError, CommandError, PermissionError, UsageError} from './errors.js'
+import {quoteBatchWord, visible} from './text.js'
 
 export interface IpOptions {
   netns?: string
@@ -12,7 +13,15 @@ function base(opts: IpOptions): string[] {
 }
 
 function echo(opts: IpOptions, argv: string[]) {
-  if (opts.verbose) process.stderr.write(`[#] ip ${argv.join(' ')}\n`)
+  if (opts.verbose) process.stderr.write(`[#] ip ${visible(argv.map(echoWord).join(' '))}\n`)
+}
+
+function echoWord(w: string): string {
+  try {
+    return quoteBatchWord(w)
+  } catch {
+    return JSON.stringify(w)
+  }
 }
 
 function classify(argv: string[], stderr: string, batchLine?: number): Error {
@@ -24,13 +33,63 @@ function classify(argv: string[], stderr: string, batchLine?: number): Error {
   return new CommandError(`ip ${argv.join(' ')}: ${stderr.trim()}`, ['ip', ...argv], stderr, batchLine)
 }
 
-/** `ip -j -d <args>` parsed; read-only, never echoed. */
+/** `ip -j -d <args>` parsed (parseIpJson); read-only, never echoed. */
 export async function ipJson<T = any>(args: string[], opts: IpOptions = {}): Promise<T> {
   const argv = [...base(opts), '-j', '-d', ...args]
-  const r = await execa('ip', argv, {reject: false})
-  if (r.exitCode !== 0) throw classify(argv, String(r.stderr))
-  const out = String(r.stdout).trim()
-  return (out ? JSON.parse(out) : []) as T
+  const r = await execa('ip', argv, {reject: false, encoding: 'buffer'})
+  if (r.exitCode !== 0) throw classify(argv, Buffer.from(r.stderr as Uint8Array).toString('utf8'))
+  try {
+    return parseIpJson(r.stdout as Uint8Array) as T
+  } catch (e: any) {
+    throw new BugError(`ip ${argv.join(' ')} printed JSON tunctl cannot read: ${e?.message ?? e}`)
+  }
+}
+
+/**
+ * Reads what `ip -j` prints, whatever bytes the system's names and aliases hold. iproute2's JSON writer escapes
+ * only tab, newline, CR, form feed, backspace, `\` and `"` (older versions also `'` as `\'`, which JSON has not)
+ * and copies every other byte as it is. So: invalid UTF-8 becomes U+FFFD (a name holding it is never one tunctl
+ * manages), and inside strings a raw control character becomes its \u escape and `\'` becomes `'`.
+ */
+export function parseIpJson(out: Uint8Array | string): unknown {
+  const text = (typeof out === 'string' ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8')).trim()
+  if (!text) return []
+  try {
+    return JSON.parse(text)
+  } catch {
+    return JSON.parse(sanitizeJsonStrings(text))
+  }
+}
+
+/** Raw control characters inside JSON strings escaped, `\'` turned into `'` (see parseIpJson). */
+export function sanitizeJsonStrings(text: string): string {
+  let out = ''
+  let inString = false
+  let from = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (!inString) {
+      if (c === 0x22) inString = true
+      continue
+    }
+    if (c === 0x5c) {
+      // an escape: keep valid ones, drop the backslash of \' (and of any other escape JSON does not know)
+      const n = text[i + 1]
+      if (n !== undefined && '"\\/bfnrtu'.includes(n)) {
+        i++
+        continue
+      }
+      out += text.slice(from, i)
+      from = i + 1
+      continue
+    }
+    if (c === 0x22) inString = false
+    else if (c < 0x20 || c === 0x7f) {
+      out += text.slice(from, i) + '\\u' + c.toString(16).padStart(4, '0')
+      from = i + 1
+    }
+  }
+  return out + text.slice(from)
 }
 
 /** One mutating ip command. */
@@ -41,9 +100,11 @@ export async function ip(args: string[], opts: IpOptions = {}): Promise<void> {
   if (r.exitCode !== 0) throw classify(argv, String(r.stderr))
 }
 
-/** Quote one argv word for an ip -batch line (ip's batch parser understands double quotes). */
-export function quoteBatchWord(w: string): string {
-  return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(w) ? w : '"' + w.replace(/(["\\])/g, '\\$1') + '"'
+export {quoteBatchWord} from './text.js'
+
+/** One batch line as ip -batch reads it back (every word quoted by quoteBatchWord; throws for one it cannot carry). */
+export function batchLine(words: string[]): string {
+  return words.map(quoteBatchWord).join(' ')
 }
 
 /**
@@ -52,8 +113,9 @@ export function quoteBatchWord(w: string): string {
  */
 export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<void> {
   if (lines.length === 0) return
+  // quoted before anything runs: a word ip -batch cannot carry fails the whole batch, not one line of it
+  const text = lines.map(batchLine).join('\n') + '\n'
   for (const l of lines) echo(opts, l)
-  const text = lines.map((l) => l.map(quoteBatchWord).join(' ')).join('\n') + '\n'
   const argv = [...base(opts), '-batch', '-']
   const r = await execa('ip', argv, {input: text, reject: false})
   if (r.exitCode !== 0) {

@@ -4,6 +4,7 @@ import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {readFileSync, readdirSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
+import {legacyRunDir} from '../../../src/lib/rundir.js'
 import {nsDir} from '../../../src/userspace/paths.js'
 import {waitForSync} from '../../lib/wait.js'
 
@@ -66,6 +67,7 @@ export function removeNs(ns: string): void {
   } catch {}
   run('ip', ['netns', 'del', ns])
   rmSync(dir, {recursive: true, force: true})
+  rmSync(legacyRunDir(ns), {recursive: true, force: true}) // the lock's directory (src/lib/lock.ts)
   live.delete(ns)
 }
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {parseSpec} from '../../../src/spec/load.js'
+import {decodeSpec, parseSpec} from '../../../src/spec/load.js'
 import {SpecError} from '../../../src/lib/errors.js'
 
 export const GOLDEN_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/errors')
@@ -13,8 +13,9 @@ const update = process.env.UPDATE_GOLDEN === '1'
 
 /** What the CLI prints on stderr for this case (handleError: `tunctl: ` + message). */
 export function renderCase(dir: string): string {
-  const text = readFileSync(join(dir, 'spec.yaml'), 'utf8')
   try {
+    // the bytes as validate reads them (a file that is not UTF-8 is refused before parsing)
+    const text = decodeSpec('spec.yaml', readFileSync(join(dir, 'spec.yaml')))
     parseSpec('spec.yaml', text, {rtTables: new Map()})
   } catch (e) {
     if (e instanceof SpecError) return `tunctl: ${e.message}\n`

@@ -393,6 +393,12 @@ test('ipip normalises: defaults, canonical addresses and routes', () => {
     ],
     driver: 'auto',
     pointer: '/tunnels/ipip1',
+    // each route's entry in the file (same order as routes: plan-time route conflicts are reported there)
+    routePointers: ['/tunnels/ipip1/routes/1', '/tunnels/ipip1/routes/0'],
+    routeAt: [
+      {line: 13, column: 9, excerpt: '        - {to: default, table: vpn}\n          ^'},
+      {line: 10, column: 9, excerpt: '        - to: 10.20.1.0/24\n          ^'},
+    ],
     // where the tunnel's key stands (plan-time conflicts are reported there)
     at: {line: 3, column: 3, excerpt: '    ipip1:\n    ^'},
   })
