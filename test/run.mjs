@@ -118,7 +118,8 @@ function sweepLeftovers() {
       } catch {}
     }
     spawnSync('ip', ['netns', 'del', ns])
-    rmSync(join(process.env.TUNCTL_RUN_DIR ?? '/run/tunctl', ns), {recursive: true, force: true})
+    const root = process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'
+    for (const dir of [join(root, 'ns', ns), join(root, ns)]) rmSync(dir, {recursive: true, force: true}) // src/lib/rundir.ts, and its legacy layout
     process.stdout.write(`swept the namespace ${ns} left by an earlier run (pid ${m[1]}, ${pids.length} processes)\n`)
   }
 }

@@ -1,6 +1,6 @@
 // Hostile bytes: quoting for iproute2's batch reader (checked against a model of lib/utils.c makeargs), the
 // `ip -j` reader over raw control characters / `\'` / invalid UTF-8, terminal-safe printing, the name rule.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {batchLine, parseIpJson, sanitizeJsonStrings} from '../../../src/lib/ip.js'
 import {interfaceNameProblem, manageableName} from '../../../src/lib/names.js'

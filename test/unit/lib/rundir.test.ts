@@ -1,6 +1,6 @@
 // The run directory: host/ and ns/NAME/ (a netns named "default" or "host" never shares the root namespace's
 // directory), 0700 directories and 0600 files whatever the umask, no symlink followed, atomic writes.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'

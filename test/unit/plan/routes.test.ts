@@ -1,6 +1,6 @@
 // Routes never replace another device's route: plan refuses a route whose (table, prefix, metric) a surviving
 // route holds, at the route's place in the file; routes freed by the same plan are not conflicts.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'

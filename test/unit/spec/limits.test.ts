@@ -1,6 +1,6 @@
 // The spec reader's limits: file size, UTF-8, alias expansion, positions resolved once, bounded diagnostics and
 // excerpts, keys as written. The 17 KB anchored-list file of issue #8 must exit 65 quickly with bounded output.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
