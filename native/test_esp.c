@@ -1,6 +1,6 @@
 /* Tests of the ESP codec (esp.c), run by test/unit/userspace/esp.test.ts:
  *   cc -O1 -o test_esp native/test_esp.c native/esp.c -lcrypto && ./test_esp test/fixtures/esp/kernel-esp.txt
- * Prints one line per case, `ok NAME` or `not ok NAME: WHY`, then `done N`. Exit status 1 if a case failed.
+ * Prints one line per case, `ok NAME` or `not ok NAME<tab>WHY`, then `done CASES FAILED`. Exit status 1 if a case failed.
  * Interop: every packet the Linux kernel sent in test/fixtures/esp/kernel-esp.txt is decapsulated, and encapsulated
  * again (same sequence number and IV) to the same bytes, outer IPv4 header included. */
 #include "esp.h"
@@ -27,7 +27,7 @@ static void report(const char *name, int failed) {
   ncases++;
   if (failed) {
     nfailed++;
-    printf("not ok %s: %s\n", name, why);
+    printf("not ok %s\t%s\n", name, why);
   } else {
     printf("ok %s\n", name);
   }
