@@ -211,6 +211,13 @@ void tunctl_esp_test_next_iv(struct tunctl_esp_sa *sa, const uint8_t *iv) {
   sa->tx.have_test_iv = 1;
 }
 
+void tunctl_esp_test_reset(struct tunctl_esp_sa *sa) {
+  sa->tx.seq = 0;
+  sa->tx.have_test_iv = 0;
+  sa->rx.top = 0;
+  memset(sa->rx.bmp, 0, sizeof(sa->rx.bmp));
+}
+
 int tunctl_esp_set_tx_seq(struct tunctl_esp_sa *sa, uint32_t last_sent) {
   if (last_sent < sa->tx.seq) return -1;
   sa->tx.seq = last_sent;

@@ -133,6 +133,9 @@ size_t tunctl_esp_outer_ipv4(uint8_t *o, size_t esp_len, const uint8_t *inner, c
 /* Tests and fuzzing only. The next encap uses iv (8 bytes for GCM, 16 for CBC) as its explicit IV instead of
  * the generated one (to reproduce known packets byte for byte). */
 void tunctl_esp_test_next_iv(struct tunctl_esp_sa *sa, const uint8_t *iv);
+/* Forgets the sequence numbers sent and received (the next packet is seq 1, the replay window is empty); the IV
+ * counter keeps going. */
+void tunctl_esp_test_reset(struct tunctl_esp_sa *sa);
 /* Encrypts and authenticates payload (inner packet, padding and trailer already in place; CBC: whole blocks) as
  * the next outbound packet, without the checks encap makes: builds packets with bad padding or next headers. */
 int tunctl_esp_test_seal(struct tunctl_esp_sa *sa, const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
