@@ -460,3 +460,29 @@ size_t tunctl_esp_outer_ipv4(uint8_t *o, size_t esp_len, const uint8_t *inner, c
   o[11] = (uint8_t)c;
   return 20;
 }
+
+int tunctl_esp_ecn_decap(uint8_t outer_tos, uint8_t *inner, size_t len) {
+  if ((outer_tos & 3) != 3) return 0;
+  if ((inner[0] >> 4) == 4 && len >= 20) {
+    uint8_t ecn = inner[1] & 3;
+    if (ecn == 0 || ecn == 3) return 0;
+    /* IP_ECN_set_ce: incremental checksum update (RFC 1624) for the tos byte going from ECT to CE */
+    uint16_t old = (uint16_t)(inner[0] << 8 | inner[1]), neu = (uint16_t)(old | 3);
+    uint32_t c = (uint16_t)~(inner[10] << 8 | inner[11]);
+    c += (uint16_t)~old;
+    c += neu;
+    while (c >> 16) c = (c & 0xffff) + (c >> 16);
+    c = ~c & 0xffff;
+    inner[1] |= 3;
+    inner[10] = (uint8_t)(c >> 8);
+    inner[11] = (uint8_t)c;
+    return 1;
+  }
+  if ((inner[0] >> 4) == 6 && len >= 40) {
+    uint8_t ecn = (inner[1] >> 4) & 3;
+    if (ecn == 0 || ecn == 3) return 0;
+    inner[1] |= 0x30;
+    return 1;
+  }
+  return 0;
+}

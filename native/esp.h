@@ -130,6 +130,11 @@ struct tunctl_esp_outer {
  * total would exceed 65535. */
 size_t tunctl_esp_outer_ipv4(uint8_t *o, size_t esp_len, const uint8_t *inner, const struct tunctl_esp_outer *oh);
 
+/* On receive, as xfrm tunnel mode (ipip_ecn_decapsulate, unless the SA has noecn): an outer CE mark sets CE on
+ * an ECN-capable (ECT) inner packet (IPv4 header checksum updated); a not-ECT inner packet is left alone. inner is
+ * a decapsulated packet (IPv4 >= 20 / IPv6 >= 40 bytes). Returns 1 if it marked the packet. */
+int tunctl_esp_ecn_decap(uint8_t outer_tos, uint8_t *inner, size_t len);
+
 /* Tests and fuzzing only. The next encap uses iv (8 bytes for GCM, 16 for CBC) as its explicit IV instead of
  * the generated one (to reproduce known packets byte for byte). */
 void tunctl_esp_test_next_iv(struct tunctl_esp_sa *sa, const uint8_t *iv);

@@ -665,6 +665,32 @@ static int outer_fields(void) {
   return 0;
 }
 
+static int ecn_decap(void) {
+  uint8_t in4[40], in6[60];
+  for (int ecn = 0; ecn < 4; ecn++)
+    for (int outer = 0; outer < 4; outer++) {
+      mkinner(in4, 0, 40, 9);
+      in4[1] = (uint8_t)(0x88 | ecn);
+      in4[10] = in4[11] = 0;
+      uint32_t s = 0;
+      for (int i = 0; i < 20; i += 2) s += (uint32_t)(in4[i] << 8 | in4[i + 1]);
+      while (s >> 16) s = (s & 0xffff) + (s >> 16);
+      in4[10] = (uint8_t)(~s >> 8), in4[11] = (uint8_t)~s;
+      int want = outer == 3 && (ecn == 1 || ecn == 2);
+      CHECK(tunctl_esp_ecn_decap((uint8_t)(0x20 | outer), in4, 40) == want, "IPv4 ecn %d outer %d", ecn, outer);
+      CHECK(in4[1] == (want ? 0x8b : (0x88 | ecn)), "IPv4 tos %02x", in4[1]);
+      s = 0;
+      for (int i = 0; i < 20; i += 2) s += (uint32_t)(in4[i] << 8 | in4[i + 1]);
+      while (s >> 16) s = (s & 0xffff) + (s >> 16);
+      CHECK(s == 0xffff, "IPv4 checksum after marking");
+      mkinner(in6, 1, 60, 9);
+      in6[0] = 0x6a, in6[1] = (uint8_t)(ecn << 4 | 5);
+      CHECK(tunctl_esp_ecn_decap((uint8_t)outer, in6, 60) == want, "IPv6 ecn %d outer %d", ecn, outer);
+      CHECK(in6[0] == 0x6a && in6[1] == (uint8_t)((want ? 3 : ecn) << 4 | 5), "IPv6 traffic class");
+    }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   char name[160];
   if (argc > 1) kernel_tests(argv[1]);
@@ -730,6 +756,7 @@ int main(int argc, char **argv) {
     report(name, replay_model(mw[i], 17 + (unsigned)i));
   }
   report("SA parameters: key lengths, SPI 0, window > 4096, auth keys refused with a reason", params_checked());
+  report("receive: outer CE marks an ECT inner packet CE (checksum updated), never a not-ECT one", ecn_decap());
   report("outer IPv4 header: DSCP/ECN, DF, ttl, noecn, dont_encap_dscp, nopmtudisc, checksum", outer_fields());
   printf("done %d %d\n", ncases, nfailed);
   return nfailed ? 1 : 0;
