@@ -667,9 +667,11 @@ static int outer_fields(void) {
 
 static int ecn_decap(void) {
   uint8_t in4[40], in6[60];
+  for (unsigned seed = 0; seed < 512; seed++) /* checksums with every low byte: borrows into the high byte */
   for (int ecn = 0; ecn < 4; ecn++)
     for (int outer = 0; outer < 4; outer++) {
-      mkinner(in4, 0, 40, 9);
+      mkinner(in4, 0, 40, seed);
+      in4[12] = (uint8_t)seed, in4[13] = (uint8_t)(seed >> 8);
       in4[1] = (uint8_t)(0x88 | ecn);
       in4[10] = in4[11] = 0;
       uint32_t s = 0;
