@@ -8,7 +8,7 @@
  *                    bytes 2-3 of data say which bit to flip (or none), then decapsulated, 3 data is a series of
  *                    records (seq 4 bytes, flags 1 byte) of packets delivered in that order: the anti-replay verdicts
  *                    are checked against a model
- *   byte 1 bit 0     the key set: the fixture's "out" keys (test/fixtures/esp/kernel-esp.txt) or its "in" keys
+ *   byte 1 bit 0     the key set (and the whole byte: the outer tos whose ECN goes onto the inner packet): the fixture's "out" keys (test/fixtures/esp/kernel-esp.txt) or its "in" keys
  *                    (first byte ff), so the kernel's packets are valid seeds; SPI 0x1001.. / 0x2001.. by algorithm.
  * Any result is fine for hostile input; what must hold: no memory error (ASan), no undefined behaviour (UBSan),
  * a decapsulated inner packet lies within the output and is what was sealed (modes 1-2), verdicts match the model
@@ -64,12 +64,16 @@ static struct tunctl_esp_sa *make_sa_new(int alg, unsigned window, int inkeys) {
 
 static uint8_t out[70000], back[70000];
 
-static void check_ok(int r, size_t n, int nh, size_t cap) {
+static uint8_t outer_tos;
+
+static void check_ok(int r, size_t n, int nh, size_t cap, uint8_t *inner) {
   if (r != ESP_OK) {
     if (n != 0 || nh != 0) abort();
     return;
   }
   if (n > cap || n < 20 || (nh != 4 && nh != 41)) abort();
+  /* what the receive path does next: the outer ECN onto the inner packet */
+  if (tunctl_esp_ecn_decap(outer_tos, inner, n) && (inner[0] >> 4 == 4 ? inner[1] & 3 : inner[1] >> 4 & 3) != 3) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -79,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int alg = 1 + (sel & 3), mode = (sel >> 4) & 3;
   unsigned w = windows[(sel >> 2) & 3];
   struct tunctl_esp_sa *sa = make_sa(alg, w, data[1] & 1);
+  outer_tos = data[1];
   data += 2, size -= 2;
   size_t hl = tunctl_esp_header_len(sa), n = 0, olen;
   int nh = 0, r;
@@ -94,12 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if ((sel & 0x80) && size >= hl) {
       size_t cap = size - hl;
       r = tunctl_esp_decap(sa, pkt, size, pkt + hl, cap, &n, &nh);
-      check_ok(r, n, nh, cap);
+      check_ok(r, n, nh, cap, pkt + hl);
     } else {
       size_t cap = size;
       uint8_t *o = malloc(cap ? cap : 1);
       r = tunctl_esp_decap(sa, pkt, size, o, cap, &n, &nh);
-      check_ok(r, n, nh, cap);
+      check_ok(r, n, nh, cap, o);
       free(o);
     }
     free(pkt);
@@ -109,8 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     r = tunctl_esp_test_seal(sa, data, size, out, sizeof(out), &olen);
     if (r == ESP_OK) {
       r = tunctl_esp_decap(sa, out, olen, back, sizeof(back), &n, &nh);
-      check_ok(r, n, nh, size);
       if (r == ESP_OK && memcmp(back, data, n)) abort();
+      check_ok(r, n, nh, size, back);
       if (r == ESP_BAD_ICV || r == ESP_REPLAY || r == ESP_TOO_OLD || r == ESP_BAD_SPI) abort(); /* it is authentic */
     }
   } else if (mode == 2) {
@@ -122,8 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (r != ESP_OK) goto done;
     if (flip < olen * 8) out[flip / 8] ^= (uint8_t)(1 << (flip % 8));
     r = tunctl_esp_decap(sa, out, olen, back, sizeof(back), &n, &nh);
-    check_ok(r, n, nh, size);
     if (flip >= olen * 8 && r == ESP_OK && (n > size || memcmp(back, data, n))) abort();
+    check_ok(r, n, nh, size, back);
     if (flip >= olen * 8 && r != ESP_OK && r != ESP_INNER_MALFORMED && r != ESP_BAD_NEXT_HEADER) abort();
     if (flip < olen * 8 && flip >= 32 && r == ESP_OK) abort(); /* only a flipped SPI bit is not an ICV failure */
   } else {
