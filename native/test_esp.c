@@ -1,11 +1,12 @@
 /* Tests of the ESP codec (esp.c), run by test/unit/userspace/esp.test.ts:
- *   cc -O1 -o test_esp native/test_esp.c native/esp.c -lcrypto && ./test_esp test/fixtures/esp/kernel-esp.txt
+ *   cc -O1 -pthread -o test_esp native/test_esp.c native/esp.c -lcrypto && ./test_esp test/fixtures/esp/kernel-esp.txt
  * Prints one line per case, `ok NAME` or `not ok NAME<tab>WHY`, then `done CASES FAILED`. Exit status 1 if a case failed.
  * Interop: every packet the Linux kernel sent in test/fixtures/esp/kernel-esp.txt is decapsulated, and encapsulated
  * again (same sequence number and IV) to the same bytes, outer IPv4 header included. */
 #include "esp.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -693,6 +694,73 @@ static int ecn_decap(void) {
   return 0;
 }
 
+/* one thread encapsulating on an SA while another decapsulates on it (the data plane's two threads) */
+struct thr {
+  struct tunctl_esp_sa *sa, *peer;
+  int fail;
+  uint8_t (*pk)[256];
+  size_t *pl;
+  int n;
+};
+static void *tx_thread(void *arg) {
+  struct thr *t = arg;
+  uint8_t in[200], o[300];
+  size_t ol;
+  for (int i = 0; i < t->n; i++) {
+    mkinner(in, i & 1, 200, (unsigned)i);
+    if (tunctl_esp_encap(t->sa, in, 200, o, sizeof(o), &ol) != ESP_OK) t->fail = 1;
+  }
+  return NULL;
+}
+static void *rx_thread(void *arg) {
+  struct thr *t = arg;
+  uint8_t o[300], want[200];
+  size_t n;
+  int nh;
+  for (int i = 0; i < t->n; i++) {
+    mkinner(want, i & 1, 200, (unsigned)i + 7);
+    if (tunctl_esp_decap(t->sa, t->pk[i], t->pl[i], o, sizeof(o), &n, &nh) != ESP_OK || n != 200 || memcmp(o, want, 200))
+      t->fail = 1;
+  }
+  return NULL;
+}
+static int threads(int alg) {
+  enum { N = 4000 };
+  static uint8_t pk[N][256];
+  static size_t pl[N];
+  uint8_t k1[36], k2[36];
+  memcpy(k1, K32, 32), memcpy(k1 + 32, "salt", 4);
+  memcpy(k2, KA, 32), memcpy(k2 + 32, "SALT", 4);
+  size_t kl = aes_len(alg) + (is_gcm(alg) ? 4 : 0);
+  struct tunctl_esp_params pa = {.alg = alg, .spi_out = 0x100, .spi_in = 0x200, .key_out = k1, .key_in = k2,
+                                 .key_out_len = kl, .key_in_len = kl, .replay_window = 64};
+  struct tunctl_esp_params pb = {.alg = alg, .spi_out = 0x200, .spi_in = 0x100, .key_out = k2, .key_in = k1,
+                                 .key_out_len = kl, .key_in_len = kl, .replay_window = 64};
+  if (!is_gcm(alg)) {
+    pa.auth_out = pb.auth_in = KA, pa.auth_in = pb.auth_out = K32;
+    pa.auth_out_len = pa.auth_in_len = pb.auth_out_len = pb.auth_in_len = 32;
+  }
+  struct tunctl_esp_sa *a = tunctl_esp_sa_new(&pa, NULL), *b = tunctl_esp_sa_new(&pb, NULL);
+  CHECK(a && b, "sa");
+  uint8_t in[200];
+  for (int i = 0; i < N; i++) {
+    mkinner(in, i & 1, 200, (unsigned)i + 7);
+    CHECK(tunctl_esp_encap(b, in, 200, pk[i], sizeof(pk[i]), &pl[i]) == ESP_OK, "peer encap");
+  }
+  struct thr t = {.sa = a, .pk = pk, .pl = pl, .n = N}, r = t;
+  pthread_t pt, pr;
+  pthread_create(&pt, NULL, tx_thread, &t);
+  pthread_create(&pr, NULL, rx_thread, &r);
+  pthread_join(pt, NULL);
+  pthread_join(pr, NULL);
+  struct tunctl_esp_stats st;
+  tunctl_esp_stats(a, &st);
+  tunctl_esp_sa_free(a), tunctl_esp_sa_free(b);
+  CHECK(!t.fail && !r.fail, "a thread failed (tx %d, rx %d)", t.fail, r.fail);
+  CHECK(st.tx_packets == N && st.rx_packets == N && st.tx_seq == N && st.rx_seq == N, "counters");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   char name[160];
   if (argc > 1) kernel_tests(argv[1]);
@@ -749,6 +817,8 @@ int main(int argc, char **argv) {
     report(name, seq_exhaustion(alg));
     snprintf(name, sizeof(name), "%s: no IV repeats in 2 x 2000 packets of two SAs with the same keys", an);
     report(name, iv_unique(alg));
+    snprintf(name, sizeof(name), "%s: one thread encapsulates while another decapsulates on the same SA", an);
+    report(name, threads(alg));
     snprintf(name, sizeof(name), "%s: max inner size per MTU (esp4_get_mtu), no room, too big, not IP", an);
     report(name, sizes(alg));
   }

@@ -15,13 +15,21 @@ const t = suite('ESP codec (native/esp.c): kernel interop, tampering, anti-repla
 
 const dir = mkdtempSync(join(tmpdir(), 'tunctl-esp-test-'))
 const bin = join(dir, 'test_esp')
-const cc = spawnSync(
-  process.env.CC ?? 'cc',
-  ['-std=gnu11', '-O1', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-I', join(repo, 'native'), '-o', bin,
-    join(repo, 'native', 'test_esp.c'), join(repo, 'native', 'esp.c'), '-lcrypto'],
-  {encoding: 'utf8'},
-)
+const sources = [join(repo, 'native', 'test_esp.c'), join(repo, 'native', 'esp.c'), '-lcrypto']
+const flags = ['-std=gnu11', '-O1', '-pthread', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-I', join(repo, 'native')]
+const cc = spawnSync(process.env.CC ?? 'cc', [...flags, '-o', bin, ...sources], {encoding: 'utf8'})
 const run = cc.status === 0 ? spawnSync(bin, [fixture], {encoding: 'utf8', timeout: 120_000}) : undefined
+// the same cases under the sanitizers (clang): memory errors, undefined behaviour, leaks, and data races between
+// the encapsulating and the decapsulating thread
+const hasClang = spawnSync('clang', ['--version']).status === 0
+const sanitized = (['address,undefined', 'thread'] as const).map((san) => {
+  if (!hasClang) return {san, cc: undefined, run: undefined}
+  const out = join(dir, `test_esp_${san.replace(',', '_')}`)
+  const c = spawnSync('clang', [...flags, '-g', `-fsanitize=${san}`, '-fno-sanitize-recover=undefined', '-o', out, ...sources],
+    {encoding: 'utf8'})
+  const r = c.status === 0 ? spawnSync(out, [fixture], {encoding: 'utf8', timeout: 300_000}) : undefined
+  return {san, cc: c, run: r}
+})
 rmSync(dir, {recursive: true, force: true})
 
 if (cc.status !== 0) {
@@ -50,6 +58,21 @@ if (cc.status !== 0) {
     assert.ok(packets.length >= 80, 'fixture packets')
     assert.is(cases.filter((c) => /^kernel .* packet \d+ /.test(c.name)).length, packets.length, 'kernel packet cases')
     assert.ok(cases.length > 200, 'case count')
+  })
+}
+
+for (const {san, cc: c, run: r} of sanitized) {
+  const title = `test_esp under -fsanitize=${san}: every case passes, no sanitizer report`
+  if (!c) {
+    t.skip(`${title} (skipped: clang not installed)`, () => {})
+    continue
+  }
+  t(title, () => {
+    assert.is(c.status, 0, `clang: ${c.stderr}`)
+    const report = /(ERROR: (Address|Leak)Sanitizer|runtime error|WARNING: ThreadSanitizer)[^\n]*/.exec(r!.stderr)
+    assert.not.ok(report, report?.[0])
+    assert.ok(/^done \d+ 0$/m.test(r!.stdout), `exit ${r!.status}: ${r!.stderr.slice(0, 2000)}`)
+    assert.is(r!.status, 0)
   })
 }
 
