@@ -174,3 +174,42 @@ int tunctl_select(const struct tunctl_table *tab, const uint8_t *pkt, size_t len
   *why = SEL_OK;
   return r;
 }
+
+int tunctl_uses_proto(const struct tunctl_cfg *c, int proto) {
+  return tunctl_outer_proto(c) == proto || (proto == 4 && c->mode == TM_SIT && (c->inner & TP_IPV4));
+}
+
+int tunctl_receive(const struct tunctl_table *tab, int self, struct tunctl_rxstate *rx, uint8_t *pkt, size_t len,
+                   int ifindex, uint8_t **inner, size_t *inner_len, int *drop) {
+  int why;
+  *drop = DR_OK;
+  int sel = tunctl_select(tab, pkt, len, ifindex, &why);
+  if (sel == self) {
+    struct tunctl_cfg cfg = tab->entries[self].cfg;
+    cfg.dispatched = 1;
+    int r = tunctl_decap(&cfg, rx, pkt, len, inner, inner_len);
+    if (r == DR_OK) return RXV_DELIVER;
+    *drop = r;
+    return RXV_DROP;
+  }
+  if (sel != TUNCTL_SEL_NONE) return RXV_SIBLING;
+  /* nobody's: counted once, by the oldest tunnel listening on this protocol */
+  int proto = len >= 20 ? pkt[9] : -1;
+  for (int i = 0; i < tab->n; i++) {
+    if (proto >= 0 && !tunctl_uses_proto(&tab->entries[i].cfg, proto)) continue;
+    if (i != self) return RXV_IGNORE;
+    break;
+  }
+  if (why == SEL_MALFORMED) {
+    /* the codec says how (truncated vs malformed) */
+    struct tunctl_cfg cfg = tab->entries[self].cfg;
+    uint8_t *in;
+    size_t il;
+    struct tunctl_rxstate scratch = {0};
+    int r = tunctl_decap(&cfg, &scratch, pkt, len, &in, &il);
+    *drop = r == DR_TRUNCATED ? DR_TRUNCATED : DR_MALFORMED;
+  } else {
+    *drop = DR_NO_TUNNEL;
+  }
+  return RXV_NO_TUNNEL;
+}

@@ -37,4 +37,24 @@ enum tunctl_sel_why {
  * (tunctl_decap); they never move the packet to another tunnel. */
 int tunctl_select(const struct tunctl_table *tab, const uint8_t *pkt, size_t len, int ifindex, int *why);
 
+/* does a tunnel of cfg's mode listen on outer protocol proto? (sit carrying IPv4 also takes protocol 4) */
+int tunctl_uses_proto(const struct tunctl_cfg *cfg, int proto);
+
+/* What one tunnel's receive path does with a packet its raw socket got (every raw socket of a protocol gets a copy). */
+enum tunctl_rx_verdict {
+  RXV_DELIVER = 0, /* selected for `self` and decapsulated: *inner, *inner_len point into pkt */
+  RXV_DROP,        /* selected for `self`, dropped by its checks: *drop is the tunctl_drop reason */
+  RXV_SIBLING,     /* selected for another tunnel of the table: left to it, not counted here */
+  RXV_NO_TUNNEL,   /* no tunnel takes it and `self` is the tunnel that counts such packets: *drop = DR_NO_TUNNEL,
+                      or DR_MALFORMED / DR_TRUNCATED when the outer header has no usable identity */
+  RXV_IGNORE,      /* no tunnel takes it and another tunnel counts it */
+};
+
+/* The receive path of tunnel `self` (an index into tab): tunctl_select, then, if self is selected, tunctl_decap with
+ * the identity checks skipped (the lookup made them). Packets no tunnel takes are counted by exactly one tunnel:
+ * the oldest (lowest index) that listens on the packet's outer protocol. Pure except rx->i_seqno and the ECN
+ * marking of the inner header, as tunctl_decap. */
+int tunctl_receive(const struct tunctl_table *tab, int self, struct tunctl_rxstate *rx, uint8_t *pkt, size_t len,
+                   int ifindex, uint8_t **inner, size_t *inner_len, int *drop);
+
 #endif

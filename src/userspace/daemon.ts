@@ -1,10 +1,10 @@
 // The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
 // for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
 import {execFileSync} from 'node:child_process'
-import {readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
-import {basename, dirname, join} from 'node:path'
+import {readFileSync, readdirSync, renameSync, unlinkSync, watch, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 import type {Counters} from '../model/types.js'
-import {loadAddon, type NativeCounters} from './addon.js'
+import {loadAddon, type NativeCounters, type TableEntry} from './addon.js'
 import type {EncapState, EncapStats} from './paths.js'
 
 function log(msg: string) {
@@ -50,25 +50,41 @@ function isatapLinkLocal(state: EncapState) {
   }
 }
 
-/** params of the namespace's other userspace tunnels (their state files beside ours) */
-function siblingParams(stateFile: string): EncapState['params'][] {
+function sysNet(dev: string, attr: string): number | undefined {
+  try {
+    const v = readFileSync(`/sys/class/net/${dev}/${attr}`, 'utf8').trim()
+    return attr === 'flags' ? parseInt(v, 16) : Number(v)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The namespace's userspace tunnel table for the receive dispatch: every state file beside ours whose TUN device
+ * exists, in creation order (the kernel's ifindex order), with its device's IFF_UP and its `dev`'s ifindex.
+ * Returns the entries and our index in them (-1 if our device is missing).
+ */
+function tunnelTable(stateFile: string, ownName: string): {table: TableEntry[]; self: number} {
   const dir = dirname(stateFile)
-  const own = basename(stateFile)
-  const out: EncapState['params'][] = []
+  const rows: {ifindex: number; name: string; entry: TableEntry}[] = []
   let files: string[] = []
   try {
     files = readdirSync(dir)
-  } catch {
-    return out
-  }
-  for (const f of files.sort()) {
-    if (f === own || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+  } catch {}
+  for (const f of files) {
+    if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
     try {
       const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as EncapState
-      if (st?.params?.mode) out.push(st.params)
+      if (!st?.params?.mode || !st.name || `${st.name}.json` !== f) continue
+      const ifindex = sysNet(st.name, 'ifindex')
+      if (ifindex === undefined) continue
+      const flags = sysNet(st.name, 'flags') ?? 0
+      const link = st.params.dev ? (sysNet(st.params.dev, 'ifindex') ?? 0) : 0
+      rows.push({ifindex, name: st.name, entry: {name: st.name, params: st.params, link, up: (flags & 1) === 1}})
     } catch {}
   }
-  return out
+  rows.sort((a, b) => a.ifindex - b.ifindex)
+  return {table: rows.map((r) => r.entry), self: rows.findIndex((r) => r.name === ownName)}
 }
 
 function main() {
@@ -104,17 +120,34 @@ function main() {
   }
   let siblings = ''
   const refreshSiblings = (force = false) => {
-    const sib = siblingParams(stateFile)
-    const key = JSON.stringify(sib)
+    const {table, self} = tunnelTable(stateFile, state.name)
+    const key = JSON.stringify([table, self])
     if (!force && key === siblings) return
     siblings = key
+    if (self < 0) return
     try {
-      addon.setSiblings(handle, sib)
+      addon.setTable(handle, table, self)
     } catch (e: any) {
-      log(`sibling tunnels: ${e.message}`)
+      log(`tunnel table: ${e.message}`)
     }
   }
   refreshSiblings(true)
+  // a sibling started or stopped: re-read the table now rather than at the next tick (up/down and deleted
+  // devices are seen by the data plane itself, see TUNCTL_FLAGS_MS)
+  let watchTimer: NodeJS.Timeout | undefined
+  try {
+    watch(dirname(stateFile), {persistent: false}, (_ev, f) => {
+      if (!f || !String(f).endsWith('.json') || String(f).endsWith('.stats.json') || watchTimer) return
+      watchTimer = setTimeout(() => {
+        watchTimer = undefined
+        try {
+          refreshSiblings()
+        } catch {}
+      }, 20)
+    })
+  } catch (e: any) {
+    log(`watching the state directory: ${e.message}`)
+  }
   state.pid = process.pid
   writeAtomic(stateFile, state)
   isatapLinkLocal(state)
