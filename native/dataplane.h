@@ -45,6 +45,9 @@ struct tunctl_dp {
   char err[256];
 };
 
+/* tunctl's ownership mark (src/plan/lines.ts OWNER_ALIAS), set as the TUN device's ifalias */
+#define TUNCTL_OWNER_ALIAS "tunctl"
+/* opens (creating if needed) the persistent TUN device; a device it creates gets TUNCTL_OWNER_ALIAS first */
 int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen);
 int tunctl_set_persist(int fd, int on);
 /* sets the device MTU (SIOCSIFMTU) */

@@ -63,17 +63,39 @@ function writeAtomic(path: string, data: unknown) {
   renameSync(tmp, path)
 }
 
+function isParams(p: any): p is TunnelParams {
+  return !!p && typeof p === 'object' && typeof p.mode === 'string' && USERSPACE_MODES.includes(p.mode)
+}
+
 function readJson<T>(path: string): T | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T
+    const v = JSON.parse(readFileSync(path, 'utf8'))
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as T) : undefined
   } catch {
     return undefined
   }
 }
 
-/** A live process that is our daemon (guards against pid reuse). */
-export function isDaemonAlive(pid: number | undefined): boolean {
-  if (!pid || pid <= 0) return false
+/** /proc/PID/stat field 22 (start time in clock ticks since boot), or undefined */
+export function procStartTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after the command name (which may hold spaces and parentheses): state is field 3
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const v = Number(rest[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A live (not zombie) process that is a tunctl encapsulator daemon: its command line runs daemon.js/daemon.ts, and
+ * — when `stateFile` is given — for that state file, and — when `startTicks` is given — it started at that time.
+ * The CLI signals only processes this proves to be the daemon of the tunnel (a reused pid fails the check).
+ */
+export function isDaemonAlive(pid: number | undefined, stateFile?: string, startTicks?: number): boolean {
+  if (!pid || pid <= 0 || !Number.isInteger(pid)) return false
   try {
     process.kill(pid, 0)
   } catch (e: any) {
@@ -82,11 +104,23 @@ export function isDaemonAlive(pid: number | undefined): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     if (/\) Z /.test(stat)) return false // zombie
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    return cmd.includes('daemon')
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    if (!argv.some((a) => /(^|\/)daemon\.[jt]s$/.test(a))) return false
+    if (stateFile !== undefined && !argv.includes(stateFile)) return false
+    if (startTicks !== undefined && procStartTicks(pid) !== startTicks) return false
+    return true
   } catch {
     return false
   }
+}
+
+/** The daemon of tunnel `name` as recorded in its state file (else its stats file), if that process is it. */
+function recordedDaemon(name: string, netns?: string): number | undefined {
+  const sf = statePath(name, netns)
+  for (const rec of [readJson<EncapState>(sf), readJson<EncapStats>(statsPath(name, netns))]) {
+    if (rec && typeof rec.pid === 'number' && isDaemonAlive(rec.pid, sf, typeof rec.startTicks === 'number' ? rec.startTicks : undefined)) return rec.pid
+  }
+  return undefined
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -105,9 +139,10 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
   const sf = statePath(name, netns)
   const stf = statsPath(name, netns)
   const prev = readJson<EncapState>(sf)
-  const generation = (prev?.generation ?? 0) + 1
-  const running = prev && isDaemonAlive(prev.pid) ? prev.pid : undefined
-  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running} : {})}
+  const generation = (typeof prev?.generation === 'number' ? prev.generation : 0) + 1
+  const running = recordedDaemon(name, netns)
+  const startTicks = running ? procStartTicks(running) : undefined
+  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running, ...(startTicks ? {startTicks} : {})} : {})}
   writeAtomic(sf, state)
 
   let pid: number
@@ -159,31 +194,52 @@ function readLog(name: string, netns?: string): string {
 }
 
 async function linkExists(name: string, netns?: string): Promise<boolean> {
+  return (await linkInfo(name, netns)) !== undefined
+}
+
+/** `ip -j -d link show dev NAME`, or undefined if there is no such link */
+async function linkInfo(name: string, netns?: string): Promise<any | undefined> {
   try {
-    await execFileP('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', name])
-    return true
+    const r = await execFileP('ip', [...(netns ? ['-n', netns] : []), '-j', '-d', 'link', 'show', 'dev', name])
+    return (JSON.parse(String(r.stdout)) as any[])[0]
   } catch {
-    return false
+    return undefined
   }
 }
 
-/** Stops the encapsulator (SIGTERM, then SIGKILL after 3 s), deletes its device if left behind, removes its state, counters and log. */
+/** a TUN device carrying tunctl's ownership mark (set by the native code before the device is made persistent) */
+function isOwnedTun(link: any): boolean {
+  return link?.linkinfo?.info_kind === 'tun' && typeof link.ifalias === 'string' && link.ifalias.startsWith('tunctl')
+}
+
+/**
+ * Stops the encapsulator (SIGTERM, then SIGKILL after 3 s) — only a process proven to be this tunnel's daemon —,
+ * deletes its device if left behind (when a state file records it, or the device is a tunctl-marked TUN device:
+ * its state may be lost), removes its state, counters and log.
+ */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
   const netns = opts.netns
   const sf = statePath(name, netns)
   const state = readJson<EncapState>(sf)
-  const pid = state?.pid
-  if (pid && isDaemonAlive(pid)) {
-    process.kill(pid, 'SIGTERM')
+  const pid = recordedDaemon(name, netns)
+  if (pid) {
+    const ticks = procStartTicks(pid)
+    const same = () => isDaemonAlive(pid, sf, ticks)
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {}
     const deadline = Date.now() + 3000
-    while (isDaemonAlive(pid) && Date.now() < deadline) await sleep(50)
-    if (isDaemonAlive(pid)) {
-      process.kill(pid, 'SIGKILL')
+    while (same() && Date.now() < deadline) await sleep(50)
+    if (same()) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
       const d2 = Date.now() + 2000
-      while (isDaemonAlive(pid) && Date.now() < d2) await sleep(50)
+      while (same() && Date.now() < d2) await sleep(50)
     }
   }
-  if (state && (await linkExists(name, netns))) {
+  const link = await linkInfo(name, netns)
+  if (link && (state || isOwnedTun(link))) {
     try {
       await execFileP('ip', [...(netns ? ['-n', netns] : []), 'link', 'del', 'dev', name])
     } catch (e: any) {
@@ -207,15 +263,23 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
   } catch {
     return out
   }
-  for (const f of files.sort()) {
-    if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
-    const state = readJson<EncapState>(join(dir, f))
-    if (!state?.name || !state.params) continue
-    if (`${state.name}.json` !== f) continue // not one of ours
-    const st = readJson<EncapStats>(statsPath(state.name, opts.netns))
-    const pid = state.pid ?? st?.pid
-    const alive = isDaemonAlive(pid)
-    const o: ObservedEncap = {params: state.params, alive, ...(pid ? {pid} : {})}
+  const names = new Set<string>()
+  for (const f of files) {
+    if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
+    else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
+  }
+  for (const name of [...names].sort()) {
+    const sf = statePath(name, opts.netns)
+    let state = readJson<EncapState>(sf)
+    const st = readJson<EncapStats>(statsPath(name, opts.netns))
+    if (state && (state.name !== name || !isParams(state.params))) state = undefined // not one of ours, or damaged
+    // the state file is unreadable: the daemon's stats file names its parameters too
+    const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
+    if (!params) continue
+    const rec = state?.pid !== undefined ? state : st
+    const pid = typeof rec?.pid === 'number' ? rec.pid : undefined
+    const alive = isDaemonAlive(pid, sf, typeof rec?.startTicks === 'number' ? rec.startTicks : undefined)
+    const o: ObservedEncap = {params, alive, ...(pid ? {pid} : {})}
     if (st?.counters) {
       const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
       o.counters = c
@@ -223,7 +287,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       if (offload !== undefined) o.offload = offload
     }
     if (st?.error) o.error = st.error
-    out.set(state.name, o)
+    out.set(name, o)
   }
   return out
 }

@@ -87,6 +87,16 @@ function tunnelTable(stateFile: string, ownName: string): {table: TableEntry[]; 
   return {table: rows.map((r) => r.entry), self: rows.findIndex((r) => r.name === ownName)}
 }
 
+function ownStartTicks(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function main() {
   const stateFile = process.argv[2]
   if (!stateFile) {
@@ -102,9 +112,13 @@ function main() {
   let handle: number
   let base: DaemonCounters = emptyCounters()
 
+  // with the pid, identifies this process to the CLI (which signals only a proven daemon)
+  const startTicks = ownStartTicks()
   const stats = (): EncapStats => ({
     name: state.name,
     pid: process.pid,
+    ...(startTicks !== undefined ? {startTicks} : {}),
+    params: state.params,
     generation: state.generation,
     startedAt,
     updatedAt: new Date().toISOString(),
@@ -149,6 +163,7 @@ function main() {
     log(`watching the state directory: ${e.message}`)
   }
   state.pid = process.pid
+  if (startTicks !== undefined) state.startTicks = startTicks
   writeAtomic(stateFile, state)
   isatapLinkLocal(state)
   writeAtomic(statsFile, stats())
@@ -169,7 +184,7 @@ function main() {
       const next = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
       base = add(base, toCounters(addon.stats(handle)))
       addon.stop(handle, false) // keep the device (and its addresses)
-      state = {...next, pid: process.pid}
+      state = {...next, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       handle = addon.start(state.name, state.params, {offload})
       refreshSiblings(true)
       writeAtomic(stateFile, state)
