@@ -169,9 +169,23 @@ function main() {
   writeAtomic(statsFile, stats())
   log(`started ${state.params.mode} ${state.name} local ${state.params.local} remote ${state.params.remote}`)
 
+  // the state file damaged or removed under us (startEncap replaces it atomically, so a valid file is never
+  // half-written): write back what we run, so the CLI keeps recognising this daemon and its parameters
+  const repairState = () => {
+    let ok = false
+    try {
+      const cur = JSON.parse(readFileSync(stateFile, 'utf8'))
+      ok = cur?.name === state.name && typeof cur?.params?.mode === 'string'
+    } catch {}
+    if (ok) return
+    log(`state file ${stateFile} unreadable: rewriting it`)
+    writeAtomic(stateFile, state)
+  }
+
   const timer = setInterval(() => {
     try {
       if (addon.stats(handle).deviceGone) return deviceGone()
+      repairState()
       refreshSiblings()
       writeAtomic(statsFile, stats())
     } catch (e: any) {
