@@ -230,7 +230,7 @@ const why =
 
     t('the CLI signals no process it cannot prove is the tunnel\'s daemon (a reused pid in the state file)', async () => {
       // a process that looks like an encapsulator daemon, but of another tunnel (another state file)
-      const decoy = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', statePath('g9', pair!.a)], {stdio: 'ignore'})
+      const decoy = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', statePath('g1', pair!.a + '-other')], {stdio: 'ignore'})
       await until('decoy running', () => {
         try {
           return readFileSync(`/proc/${decoy.pid}/cmdline`, 'utf8').includes('daemon.js')
