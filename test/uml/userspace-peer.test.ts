@@ -1,6 +1,8 @@
 // A kernel tunnel in A and tunctl's userspace encapsulator (--driver userspace) in B, from the same examples:
 // the peers cannot tell the difference, so traffic flows both ways; show reports the userspace driver;
-// del stops the encapsulator. (vti has no userspace driver.)
+// del stops the encapsulator. (vti has no userspace driver.) The module being loaded in this kernel, plan refuses
+// --driver userspace (exit 69: the kernel would answer the encapsulator's packets with ICMP unreachable) unless
+// TUNCTL_USERSPACE_BESIDE_MODULE=1, which these differential tests set.
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {linkExists, makePair, pingOk, removePair, type Pair} from './lib/ns.js'
@@ -12,6 +14,7 @@ interface State {
   pair?: Pair
 }
 
+const BESIDE = {TUNCTL_USERSPACE_BESIDE_MODULE: '1'}
 const s = suite<State>('kernel ↔ userspace peers', {})
 s.after((st) => removePair(st.pair))
 
@@ -39,7 +42,10 @@ for (const [mode, innerA, innerB] of CASES) {
     const name = exampleName(mode)
     tunctlOk(['apply', '--netns', a, examplePath(mode)])
     const fb = specFile(`${mode}-us`, yaml(mirror(example(mode))))
-    const ap = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb])
+    const refused = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb], {code: 69})
+    assert.match(refused.stderr, /driver userspace refused: module \S+ loaded.*ICMP unreachable/, show(refused))
+    assert.not.ok(linkExists(b, name), 'nothing created')
+    const ap = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb], {env: BESIDE})
     assert.match(ap.stdout, new RegExp(`^\\+ ${name} \\(${mode}, userspace\\)`, 'm'), show(ap))
     try {
       const r = tunctlOk(['show', '--json', '--netns', b])
@@ -55,7 +61,7 @@ for (const [mode, innerA, innerB] of CASES) {
       const r2 = tunctlOk(['show', '--json', '--netns', b])
       const c = shownTunnels(json(r2))[name]?.counters
       assert.ok(c && c.rxPackets > 0 && c.txPackets > 0, 'show --json counts packets both ways' + show(r2))
-      const again = tunctlOk(['apply', '--verbose', '--driver', 'userspace', '--netns', b, fb])
+      const again = tunctlOk(['apply', '--verbose', '--driver', 'userspace', '--netns', b, fb], {env: BESIDE})
       assert.not.match(again.stderr, /^\[#\] /m, 'a second apply changes nothing' + show(again))
       const pid: number | undefined = t.pid
       tunctlOk(['del', '--netns', b, name])
