@@ -503,9 +503,14 @@ static uint64_t now_ms(void) {
 /* IFF_UP of every table entry, read now (ip_tunnel_lookup tests t->dev->flags & IFF_UP per packet; the daemon's
  * table is refreshed every second, a link set down or deleted must count sooner). Called with sib_lock held. */
 static void refresh_flags(struct tunctl_dp *dp) {
-  uint64_t now = now_ms();
-  if (now - dp->flags_at < TUNCTL_FLAGS_MS || !dp->tab_names || dp->ctl_fd < 0) return;
-  dp->flags_at = now;
+  if (!dp->tab_names || dp->ctl_fd < 0) return;
+  if (dp->nl_fd >= 0) {
+    if (!__atomic_exchange_n(&dp->flags_stale, 0, __ATOMIC_RELAXED)) return;
+  } else {
+    uint64_t now = now_ms();
+    if (now - dp->flags_at < TUNCTL_FLAGS_MS) return;
+    dp->flags_at = now;
+  }
   for (int i = 0; i < dp->ntab; i++) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -534,6 +539,7 @@ void tunctl_dp_set_table(struct tunctl_dp *dp, const struct tunctl_entry *tab, c
   dp->ntab = n;
   dp->self = self;
   dp->flags_at = 0;
+  __atomic_store_n(&dp->flags_stale, 1, __ATOMIC_RELAXED);
   refresh_flags(dp);
   attach_filters(dp);
   pthread_mutex_unlock(&dp->sib_lock);
@@ -549,9 +555,10 @@ static void *rx_main(void *arg) {
   struct iovec iov[BATCH];
   static __thread char cbuf[BATCH][CMSG_SPACE(sizeof(struct in_pktinfo))];
   if (!bufs) return NULL;
-  struct pollfd pfd[3];
-  int np = 0;
+  struct pollfd pfd[4];
+  int np = 0, nl = -1;
   for (int i = 0; i < dp->nraw; i++) pfd[np++] = (struct pollfd){.fd = dp->raw_fd[i], .events = POLLIN};
+  if (dp->nl_fd >= 0) nl = np, pfd[np++] = (struct pollfd){.fd = dp->nl_fd, .events = POLLIN};
   pfd[np++] = (struct pollfd){.fd = dp->stop_fd, .events = POLLIN};
   for (;;) {
     if (poll(pfd, (nfds_t)np, -1) < 0) {
@@ -559,6 +566,13 @@ static void *rx_main(void *arg) {
       break;
     }
     if (pfd[np - 1].revents) break;
+    if (nl >= 0 && pfd[nl].revents) {
+      /* link changes first: packets of this round are dispatched with the flags after them */
+      char nlbuf[8192];
+      while (recv(dp->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
+      }
+      __atomic_store_n(&dp->flags_stale, 1, __ATOMIC_RELAXED);
+    }
     for (int f = 0; f < dp->nraw; f++) {
       if (!pfd[f].revents) continue;
       for (;;) {
@@ -662,7 +676,16 @@ int tunctl_dp_start(struct tunctl_dp *dp) {
   dp->tab_names = calloc(1, 16);
   if (dp->tab_names) memcpy(dp->tab_names[0], dp->name, 16);
   dp->flags_at = 0;
+  dp->flags_stale = 1;
   dp->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  dp->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (dp->nl_fd >= 0) {
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (bind(dp->nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      close(dp->nl_fd);
+      dp->nl_fd = -1;
+    }
+  }
   dp->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int fl = fcntl(dp->tun_fd, F_GETFL);
   fcntl(dp->tun_fd, F_SETFL, fl | O_NONBLOCK);
@@ -690,7 +713,8 @@ void tunctl_dp_stop(struct tunctl_dp *dp) {
   dp->tab_names = NULL;
   dp->ntab = 0;
   if (dp->ctl_fd >= 0) close(dp->ctl_fd);
-  dp->ctl_fd = -1;
+  if (dp->nl_fd >= 0) close(dp->nl_fd);
+  dp->ctl_fd = dp->nl_fd = -1;
   pthread_mutex_destroy(&dp->sib_lock);
   dp->running = 0;
 }

@@ -31,9 +31,13 @@ struct tunctl_dp {
   pthread_mutex_t sib_lock;
   struct tunctl_entry *tab;
   int ntab, self;
-  char (*tab_names)[16]; /* the entries' device names: their IFF_UP is re-read (SIOCGIFFLAGS) at most every
-                            TUNCTL_FLAGS_MS before a received batch is dispatched; a missing device is down */
+  char (*tab_names)[16]; /* the entries' device names: their IFF_UP is re-read (SIOCGIFFLAGS) before a received
+                            batch is dispatched when a link changed (or, without nl_fd, at most every
+                            TUNCTL_FLAGS_MS); a missing device is down */
   uint64_t flags_at;     /* CLOCK_MONOTONIC ms of that read */
+  int nl_fd;             /* rtnetlink socket subscribed to link changes (RTMGRP_LINK): IFF_UP is re-read only after
+                            a change, not every TUNCTL_FLAGS_MS; -1 if unavailable */
+  int flags_stale;       /* a link changed since the last read */
   int ctl_fd;            /* AF_INET datagram socket for SIOCGIFFLAGS */
   char name[16];         /* this tunnel's device */
   int vnet; /* TUN opened with IFF_VNET_HDR + offloads: TSO segmentation on TX, TCP coalescing on RX */

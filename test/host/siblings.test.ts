@@ -174,6 +174,19 @@ const why = whyNot()
       assert.is(db.ipip1, 0, JSON.stringify(db))
     })
 
+    t('ipip1 set down (IFF_UP): its remote\'s packets go to ipip2, as ip_tunnel_lookup skips a down tunnel', async () => {
+      ipn(pair!.a, 'link', 'set', 'ipip1', 'down')
+      try {
+        const a0 = await rx(pair!.a, ['ipip1', 'ipip2'])
+        nsExec(pair!.b, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', '10.10.1.1']) // unanswered: a's address is on a down link
+        const da = delta(a0, await rx(pair!.a, ['ipip1', 'ipip2']))
+        assert.is(da.ipip2, 3, JSON.stringify(da))
+        assert.is(da.ipip1, 0, JSON.stringify(da))
+      } finally {
+        ipn(pair!.a, 'link', 'set', 'ipip1', 'up')
+      }
+    })
+
   }
   t.run()
 }
