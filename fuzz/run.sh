@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harness for the codecs and offload helpers (clang -fsanitize=fuzzer,address,undefined) and runs it.
-# Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes; exits 1 if a crash was found.
+# Builds the libFuzzer harnesses (clang -fsanitize=fuzzer,address,undefined) and runs each for SECONDS:
+#   decap_fuzzer     the codecs and offload helpers
+#   dispatch_fuzzer  the receive dispatch (tunctl_select) with the decap codec, every tunnel of a table receiving
+# Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes per harness; exits 1 if a crash was found.
 # The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c).
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
 set -euo pipefail
@@ -11,6 +13,9 @@ work=${FUZZ_WORK:-$repo/build/fuzz}
 mkdir -p "$work/corpus" "$here/crashes"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I"$repo/native" "$here/decap_fuzzer.c" "$repo/native/codec.c" "$repo/native/offload.c" -o "$work/decap_fuzzer"
+clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -I"$repo/native" "$here/dispatch_fuzzer.c" "$repo/native/dispatch.c" "$repo/native/codec.c" -o "$work/dispatch_fuzzer"
+mkdir -p "$work/dcorpus"
 # seed corpus: every fixture packet under each mode/flag selector
 n=0
 for f in "$repo"/test/fixtures/packets/*.hex; do
@@ -24,16 +29,33 @@ for f in "$repo"/test/fixtures/packets/*.hex; do
   n=$((n + 1))
 done
 cp "$here"/seeds/* "$work/corpus/" 2>/dev/null || true # TCP packets for the offload paths
-log="$work/fuzz.log"
-set +e
-"$work/decap_fuzzer" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/" \
-  -max_len=4096 "$work/corpus" >"$log" 2>&1
-rc=$?
-set -e
-execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
-crashes=$(ls "$here/crashes" 2>/dev/null | grep -cE '^(crash|leak|timeout|oom)-' || true)
-echo "fuzz: ${secs}s, ${execs:-0} executions, ${crashes} crash(es), corpus $(ls "$work/corpus" | wc -l) inputs (seeded from $n fixtures)"
-if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-  grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -20
-  exit 1
-fi
+# dispatch seeds: a two-tunnel table (gre/sit/ipip mixes) in front of each fixture packet
+for f in "$repo"/test/fixtures/packets/*.hex; do
+  [ -e "$f" ] || continue
+  grep -v '^#' "$f" | while read -r hex; do
+    [ -n "$hex" ] || continue
+    for tab in 01010900000101030080 01020900000301000085 01000900000001000081 020009000002090000030100000089; do
+      printf '%s%s' "$tab" "$hex" | xxd -r -p >"$work/dcorpus/seed-$(basename "$f" .hex)-$tab-$RANDOM"
+    done
+  done
+done
+status=0
+for fz in decap_fuzzer dispatch_fuzzer; do
+  corpus="$work/corpus"
+  [ "$fz" = dispatch_fuzzer ] && corpus="$work/dcorpus"
+  log="$work/$fz.log"
+  before=$(ls "$here/crashes" 2>/dev/null | grep -cE '^(crash|leak|timeout|oom)-' || true)
+  set +e
+  "$work/$fz" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/" \
+    -max_len=4096 "$corpus" >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+  after=$(ls "$here/crashes" 2>/dev/null | grep -cE '^(crash|leak|timeout|oom)-' || true)
+  echo "fuzz $fz: ${secs}s, ${execs:-0} executions, $((after - before)) crash(es), corpus $(ls "$corpus" | wc -l) inputs"
+  if [ "$rc" -ne 0 ] || [ "$after" -ne "$before" ]; then
+    grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -20
+    status=1
+  fi
+done
+exit $status

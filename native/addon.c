@@ -197,6 +197,11 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct tunctl_dp *dp = calloc(1, sizeof *dp);
+  if (!dp) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  snprintf(dp->name, sizeof dp->name, "%.15s", name);
   const char *e = parse_cfg(env, argv[1], &dp->cfg, dp->dev);
   if (e) {
     free(dp);
@@ -298,25 +303,39 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setSiblings(handle, params[]): the namespace's other userspace tunnels (their packets are not our drops) */
-static napi_value js_set_siblings(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+/* setTable(handle, [{name, params, link, up}], self): the namespace's userspace tunnels in creation order, this one at
+ * index self; the receive dispatch (dispatch.c) picks one of them for every packet. Returns the entries taken. */
+static napi_value js_set_table(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct tunctl_dp *dp = get_handle(env, argv[0]);
   if (!dp) return NULL;
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);
-  struct tunctl_cfg *cfgs = calloc(n ? n : 1, sizeof *cfgs);
-  int k = 0;
+  double selfd = -1;
+  if (argc > 2) napi_get_value_double(env, argv[2], &selfd);
+  struct tunctl_entry *tab = calloc(n ? n : 1, sizeof *tab);
+  char (*names)[16] = calloc(n ? n : 1, 16);
+  int k = 0, self = -1;
   for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
+    napi_value v, params;
     napi_get_element(env, argv[1], i, &v);
-    if (!parse_cfg(env, v, &cfgs[k], NULL)) k++; /* unparsable siblings are ignored */
+    if (!get_prop(env, v, "params", &params)) continue;
+    if (parse_cfg(env, params, &tab[k].cfg, NULL)) continue; /* unparsable tunnels are left out */
+    char nm[32];
+    if (!get_str(env, v, "name", nm, sizeof nm)) continue;
+    snprintf(names[k], 16, "%.15s", nm);
+    double d = 0;
+    tab[k].link = get_num(env, v, "link", &d) ? (int)d : 0;
+    tab[k].up = get_bool(env, v, "up", 1);
+    if ((int)i == (int)selfd) self = k;
+    k++;
   }
-  tunctl_dp_set_siblings(dp, cfgs, k);
-  free(cfgs);
-  return num(env, k);
+  if (self >= 0) tunctl_dp_set_table(dp, tab, (const char(*)[16])names, k, self);
+  free(tab);
+  free(names);
+  return num(env, self >= 0 ? k : 0);
 }
 
 /* removeTun(name): attach to a left-over persistent device and clear persist so it disappears */
@@ -547,7 +566,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
-      {"setSiblings", NULL, js_set_siblings, NULL, NULL, NULL, napi_default, NULL},
+      {"setTable", NULL, js_set_table, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

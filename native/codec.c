@@ -6,7 +6,7 @@
 
 const char *const tunctl_drop_names[DR__COUNT] = {
     "ok",        "malformed", "truncated",  "bad_proto", "bad_source", "bad_dest",          "bad_key", "bad_csum",
-    "csum_flags", "seq",      "gre_flags", "inner_proto", "inner_malformed", "ecn", "spoofed",
+    "csum_flags", "seq",      "gre_flags", "inner_proto", "inner_malformed", "ecn", "spoofed", "no_tunnel",
 };
 
 const char *const tunctl_txdrop_names[TXD__COUNT] = {"none", "tx_malformed", "tx_inner_proto", "tx_no_route",
@@ -198,8 +198,8 @@ int tunctl_decap(const struct tunctl_cfg *cfg, struct tunctl_rxstate *rx, uint8_
     break;
   default: return DR_BAD_PROTO;
   }
-  if (cfg->local && daddr != cfg->local) return DR_BAD_DEST;
-  if (cfg->remote && saddr != cfg->remote) return DR_BAD_SOURCE;
+  if (!cfg->dispatched && cfg->local && daddr != cfg->local) return DR_BAD_DEST;
+  if (!cfg->dispatched && cfg->remote && saddr != cfg->remote) return DR_BAD_SOURCE;
 
   uint8_t *p = pkt + ihl;
   size_t rem = len - ihl;
@@ -225,8 +225,10 @@ int tunctl_decap(const struct tunctl_cfg *cfg, struct tunctl_rxstate *rx, uint8_
       seq = rd32(p + off);
       off += 4;
     }
-    /* ip_tunnel_key_match: a keyed tunnel takes only its key, an unkeyed one only unkeyed packets */
-    if (cfg->has_ikey) {
+    /* ip_tunnel_key_match: a keyed tunnel takes only its key, an unkeyed one only unkeyed packets (dispatched:
+     * ip_tunnel_lookup matched the key, with its last pass comparing key values only) */
+    if (cfg->dispatched) {
+    } else if (cfg->has_ikey) {
       if (!(flags & GRE_KEY) || key != cfg->ikey) return DR_BAD_KEY;
     } else if (flags & GRE_KEY) {
       return DR_BAD_KEY;

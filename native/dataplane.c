@@ -9,6 +9,8 @@
 #include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -18,14 +20,61 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
+
+unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <linux/if.h> */
 
 #define BATCH 64
 #define SLOT (TUNCTL_HEADROOM + 65536)
 
 #define ADD(field, v) __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 
+/* sets the link's ifalias (IFLA_IFALIAS) over rtnetlink; 0 or -errno */
+static int set_ifalias(const char *name, const char *alias) {
+  int ifindex = (int)if_nametoindex(name);
+  if (!ifindex) return -ENODEV;
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) return -errno;
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+    char attrs[RTA_SPACE(IFALIASZ)];
+  } req;
+  memset(&req, 0, sizeof req);
+  size_t alen = strlen(alias);
+  if (alen >= IFALIASZ) alen = IFALIASZ - 1;
+  req.nh.nlmsg_type = RTM_NEWLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = ifindex;
+  struct rtattr *rta = (struct rtattr *)req.attrs;
+  rta->rta_type = IFLA_IFALIAS;
+  rta->rta_len = (unsigned short)RTA_LENGTH(alen);
+  memcpy(RTA_DATA(rta), alias, alen);
+  req.nh.nlmsg_len = (uint32_t)(NLMSG_LENGTH(sizeof req.ifi) + RTA_ALIGN(rta->rta_len));
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  int r = 0;
+  if (sendto(s, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    r = -errno;
+  } else {
+    char buf[1024];
+    ssize_t n = recv(s, buf, sizeof buf, 0);
+    if (n < 0) r = -errno;
+    else {
+      struct nlmsghdr *h = (struct nlmsghdr *)buf;
+      if (NLMSG_OK(h, (unsigned)n) && h->nlmsg_type == NLMSG_ERROR) r = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+    }
+  }
+  close(s);
+  return r;
+}
+
 int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
+  /* a device made here carries tunctl's ownership mark before it is made persistent: a crash before that makes it
+   * vanish with the fd, after it leaves a device `observe` recognises as tunctl's (issue #6) */
+  int existed = if_nametoindex(name) != 0;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, errlen, "open /dev/net/tun: %s", strerror(errno));
@@ -44,6 +93,14 @@ int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
     snprintf(err, errlen, "TUNSETOFFLOAD %s: %s", name, strerror(errno));
     close(fd);
     return -1;
+  }
+  if (!existed) {
+    int r = set_ifalias(name, TUNCTL_OWNER_ALIAS);
+    if (r < 0) {
+      snprintf(err, errlen, "setting the alias of %s: %s", name, strerror(-r));
+      close(fd);
+      return -1;
+    }
   }
   if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
     snprintf(err, errlen, "TUNSETPERSIST %s: %s", name, strerror(errno));
@@ -67,7 +124,7 @@ int tunctl_set_mtu(const char *name, int mtu) {
 
 int tunctl_set_persist(int fd, int on) { return ioctl(fd, TUNSETPERSIST, on ? 1 : 0); }
 
-static int open_raw(struct tunctl_dp *dp, int proto) {
+static int open_raw(struct tunctl_dp *dp, int proto, int bind_dev) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, proto);
   if (fd < 0) {
     snprintf(dp->err, sizeof dp->err, "raw socket protocol %d: %s", proto, strerror(errno));
@@ -80,11 +137,12 @@ static int open_raw(struct tunctl_dp *dp, int proto) {
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
   if (dp->cfg.fwmark) setsockopt(fd, SOL_SOCKET, SO_MARK, &dp->cfg.fwmark, sizeof dp->cfg.fwmark);
-  if (dp->dev[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dp->dev, (socklen_t)strlen(dp->dev)) < 0) {
+  if (bind_dev && dp->dev[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dp->dev, (socklen_t)strlen(dp->dev)) < 0) {
     snprintf(dp->err, sizeof dp->err, "SO_BINDTODEVICE %s: %s", dp->dev, strerror(errno));
     close(fd);
     return -1;
   }
+  if (!bind_dev) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one); /* the receiving link, for the dispatch */
   if (dp->cfg.local) {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = dp->cfg.local;
@@ -165,7 +223,7 @@ static int tx_fragment(struct txctx *c, int i, int pmtu) {
     uint16_t ck = tunctl_csum(frag, 20, 0);
     frag[10] = (uint8_t)(ck >> 8);
     frag[11] = (uint8_t)ck;
-    if (sendto(c->dp->raw_fd[0], frag, 20 + n, 0, (struct sockaddr *)&c->sa[i], sizeof c->sa[i]) < 0) return -1;
+    if (sendto(c->dp->tx_fd, frag, 20 + n, 0, (struct sockaddr *)&c->sa[i], sizeof c->sa[i]) < 0) return -1;
   }
   return 0;
 }
@@ -194,7 +252,7 @@ static int tx_too_big(struct txctx *c, int i) {
 static void tx_flush(struct txctx *c) {
   int i = 0;
   while (i < c->n) {
-    int k = sendmmsg(c->dp->raw_fd[0], c->msgs + i, (unsigned)(c->n - i), 0);
+    int k = sendmmsg(c->dp->tx_fd, c->msgs + i, (unsigned)(c->n - i), 0);
     if (k < 0) {
       if (errno == EINTR) continue;
       if (errno == EMSGSIZE && tx_too_big(c, i)) {
@@ -331,39 +389,17 @@ static void rx_flush_gro(struct tunctl_dp *dp, struct tunctl_gro *g, struct tunc
   tunctl_gro_reset(g);
 }
 
-/* does another userspace tunnel of the namespace accept this packet? (its raw socket got a copy too) */
-static int sibling_takes(struct tunctl_dp *dp, uint8_t *pkt, size_t len) {
-  if (!__atomic_load_n(&dp->nsibs, __ATOMIC_RELAXED)) return 0;
-  int taken = 0;
-  pthread_mutex_lock(&dp->sib_lock);
-  for (int i = 0; i < dp->nsibs && !taken; i++) {
-    struct tunctl_rxstate rx = {0};
-    uint8_t *inner;
-    size_t ilen;
-    int r = tunctl_decap(&dp->sibs[i], &rx, pkt, len, &inner, &ilen);
-    /* the sibling would take it, or would count it as its own drop (it matches the sibling's addresses and key) */
-    taken = r == DR_OK || r == DR_BAD_CSUM || r == DR_CSUM_FLAGS || r == DR_SEQ || r == DR_ECN || r == DR_SPOOFED ||
-            r == DR_INNER_PROTO || r == DR_INNER_MALFORMED;
-  }
-  pthread_mutex_unlock(&dp->sib_lock);
-  return taken;
-}
-
 /* ---- kernel-side sibling filter ----
  * A raw socket receives a copy of every packet of its protocol, so with N userspace tunnels of one protocol in a
  * namespace each packet is copied to N daemons, N-1 of which only find out in sibling_takes() that it is not
  * theirs (measured: three GRE tunnels in one namespace cut one GRE tunnel's TCP throughput from 2.4 to
  * 1.2-1.6 Gbit/s). A classic BPF filter on each raw socket drops, in the kernel, the packets whose identity
  * (outer source, destination and GRE key) is a sibling's and not ours. Everything else still reaches userspace:
- * packets too short for the filter's loads, and packets matching no tunnel (counted as our drops, as before).
- * sibling_takes() stays as the exact check behind it. */
+ * packets too short for the filter's loads, and packets matching no tunnel. The exact decision stays with the
+ * receive dispatch (tunctl_receive) behind it: the filter never drops a packet the dispatch could give us, because
+ * our own identity is tested first and it covers every lookup pass that can select us. */
 
 #define FILTER_MAX 1024 /* instructions; more siblings than fit: no filter (userspace checks them all) */
-
-/* does cfg have a raw socket for outer protocol proto? (sit carrying IPv4 also takes protocol 4) */
-static int uses_proto(const struct tunctl_cfg *c, int proto) {
-  return tunctl_outer_proto(c) == proto || (proto == 4 && c->mode == TM_SIT && (c->inner & TP_IPV4));
-}
 
 /* appends a block that falls through to `ret verdict` when the packet has c's identity, else skips past it.
  * Expects X = outer header length (ihl * 4). Returns the new length, or -1 if it would not fit. */
@@ -371,11 +407,20 @@ static int add_identity(struct sock_filter *f, int n, const struct tunctl_cfg *c
   struct sock_filter b[16];
   int m = 0;
   const unsigned char NEXT = 0xff; /* placeholder: jump past this block */
-  if (c->remote) {
+  int mcast = (ntohl(c->remote) >> 28) == 0xe;
+  if (mcast) {
+    /* a multicast remote takes packets sent to the group (ip_tunnel_lookup's third pass) */
+    b[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16);
+    b[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(c->remote), 0, NEXT);
+  }
+  /* a wildcard is matched by key value only in the lookup's last pass: no key test for it */
+  if (!c->remote && !c->local) gre = 0;
+  if (mcast) {
+  } else if (c->remote) {
     b[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12);
     b[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(c->remote), 0, NEXT);
   }
-  if (c->local) {
+  if (c->local && !mcast) {
     b[m++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16);
     b[m++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(c->local), 0, NEXT);
   }
@@ -405,9 +450,10 @@ static int add_identity(struct sock_filter *f, int n, const struct tunctl_cfg *c
 }
 
 /* builds the filter for one raw socket of outer protocol proto; returns its length, or 0 for "no filter" */
-static int build_filter(struct sock_filter *f, const struct tunctl_cfg *own, const struct tunctl_cfg *sibs, int nsibs, int proto) {
+static int build_filter(struct sock_filter *f, const struct tunctl_cfg *own, const struct tunctl_entry *tab, int ntab,
+                        int self, int proto) {
   int gre = proto == 47, n = 0, any = 0;
-  for (int i = 0; i < nsibs; i++) any |= uses_proto(&sibs[i], proto);
+  for (int i = 0; i < ntab; i++) any |= i != self && tunctl_uses_proto(&tab[i].cfg, proto);
   if (!any) return 0;
   /* packets too short for the loads below go up (userspace counts them as truncated or malformed):
    * at least 32 bytes, and ihl * 4 + 12 for a GRE key after a checksum */
@@ -425,20 +471,20 @@ static int build_filter(struct sock_filter *f, const struct tunctl_cfg *own, con
   f[n++] = (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0); /* X = ihl * 4 again */
   /* ours first: what we accept is never filtered, whoever else it also matches */
   if ((n = add_identity(f, n, own, gre, 0xffffffffu)) < 0) return 0;
-  for (int i = 0; i < nsibs; i++) {
-    if (!uses_proto(&sibs[i], proto)) continue;
-    if ((n = add_identity(f, n, &sibs[i], gre, 0)) < 0) return 0;
+  for (int i = 0; i < ntab; i++) {
+    if (i == self || !tunctl_uses_proto(&tab[i].cfg, proto)) continue;
+    if ((n = add_identity(f, n, &tab[i].cfg, gre, 0)) < 0) return 0;
   }
   if (n + 1 > FILTER_MAX) return 0;
   f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu); /* nobody's: up, to be counted */
   return n;
 }
 
-static void attach_filters(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, int nsibs) {
+static void attach_filters(struct tunctl_dp *dp) {
   static __thread struct sock_filter f[FILTER_MAX];
   for (int i = 0; i < dp->nraw; i++) {
     int proto = i == 0 ? tunctl_outer_proto(&dp->cfg) : 4;
-    int n = build_filter(f, &dp->cfg, sibs, nsibs, proto);
+    int n = build_filter(f, &dp->cfg, dp->tab, dp->ntab, dp->self, proto);
     if (n > 0) {
       struct sock_fprog prog = {.len = (unsigned short)n, .filter = f};
       if (setsockopt(dp->raw_fd[i], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0) continue;
@@ -448,15 +494,54 @@ static void attach_filters(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, 
   }
 }
 
-void tunctl_dp_set_siblings(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, int n) {
-  struct tunctl_cfg *copy = n ? malloc(sizeof *copy * (size_t)n) : NULL;
-  if (n && !copy) return;
-  if (n) memcpy(copy, sibs, sizeof *copy * (size_t)n);
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* IFF_UP of every table entry, read now (ip_tunnel_lookup tests t->dev->flags & IFF_UP per packet; the daemon's
+ * table is refreshed every second, a link set down or deleted must count sooner). Called with sib_lock held. */
+static void refresh_flags(struct tunctl_dp *dp) {
+  if (!dp->tab_names || dp->ctl_fd < 0) return;
+  if (dp->nl_fd >= 0) {
+    if (!__atomic_exchange_n(&dp->flags_stale, 0, __ATOMIC_RELAXED)) return;
+  } else {
+    uint64_t now = now_ms();
+    if (now - dp->flags_at < TUNCTL_FLAGS_MS) return;
+    dp->flags_at = now;
+  }
+  for (int i = 0; i < dp->ntab; i++) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, dp->tab_names[i], IFNAMSIZ - 1);
+    dp->tab[i].up = ioctl(dp->ctl_fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+  }
+}
+
+void tunctl_dp_set_table(struct tunctl_dp *dp, const struct tunctl_entry *tab, const char (*names)[16], int n, int self) {
+  if (n <= 0 || self < 0 || self >= n) return;
+  struct tunctl_entry *copy = malloc(sizeof *copy * (size_t)n);
+  char (*ncopy)[16] = malloc(16 * (size_t)n);
+  if (!copy || !ncopy) {
+    free(copy);
+    free(ncopy);
+    return;
+  }
+  memcpy(copy, tab, sizeof *copy * (size_t)n);
+  memcpy(ncopy, names, 16 * (size_t)n);
+  copy[self].cfg = dp->cfg;
   pthread_mutex_lock(&dp->sib_lock);
-  free(dp->sibs);
-  dp->sibs = copy;
-  __atomic_store_n(&dp->nsibs, n, __ATOMIC_RELAXED);
-  attach_filters(dp, copy, n);
+  free(dp->tab);
+  free(dp->tab_names);
+  dp->tab = copy;
+  dp->tab_names = ncopy;
+  dp->ntab = n;
+  dp->self = self;
+  dp->flags_at = 0;
+  __atomic_store_n(&dp->flags_stale, 1, __ATOMIC_RELAXED);
+  refresh_flags(dp);
+  attach_filters(dp);
   pthread_mutex_unlock(&dp->sib_lock);
 }
 
@@ -468,10 +553,12 @@ static void *rx_main(void *arg) {
   uint8_t *bufs = malloc((size_t)BATCH * 65536);
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
+  static __thread char cbuf[BATCH][CMSG_SPACE(sizeof(struct in_pktinfo))];
   if (!bufs) return NULL;
-  struct pollfd pfd[3];
-  int np = 0;
+  struct pollfd pfd[4];
+  int np = 0, nl = -1;
   for (int i = 0; i < dp->nraw; i++) pfd[np++] = (struct pollfd){.fd = dp->raw_fd[i], .events = POLLIN};
+  if (dp->nl_fd >= 0) nl = np, pfd[np++] = (struct pollfd){.fd = dp->nl_fd, .events = POLLIN};
   pfd[np++] = (struct pollfd){.fd = dp->stop_fd, .events = POLLIN};
   for (;;) {
     if (poll(pfd, (nfds_t)np, -1) < 0) {
@@ -479,6 +566,13 @@ static void *rx_main(void *arg) {
       break;
     }
     if (pfd[np - 1].revents) break;
+    if (nl >= 0 && pfd[nl].revents) {
+      /* link changes first: packets of this round are dispatched with the flags after them */
+      char nlbuf[8192];
+      while (recv(dp->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
+      }
+      __atomic_store_n(&dp->flags_stale, 1, __ATOMIC_RELAXED);
+    }
     for (int f = 0; f < dp->nraw; f++) {
       if (!pfd[f].revents) continue;
       for (;;) {
@@ -488,22 +582,33 @@ static void *rx_main(void *arg) {
           memset(&msgs[j], 0, sizeof msgs[j]);
           msgs[j].msg_hdr.msg_iov = &iov[j];
           msgs[j].msg_hdr.msg_iovlen = 1;
+          msgs[j].msg_hdr.msg_control = cbuf[j];
+          msgs[j].msg_hdr.msg_controllen = sizeof cbuf[j];
         }
         int k = recvmmsg(dp->raw_fd[f], msgs, BATCH, MSG_DONTWAIT, NULL);
         if (k < 0) {
           if (errno == EINTR) continue;
           break;
         }
+        pthread_mutex_lock(&dp->sib_lock);
+        refresh_flags(dp);
+        struct tunctl_table tab = {dp->tab, dp->ntab};
+        int self = dp->self;
         for (int j = 0; j < k; j++) {
           uint8_t *inner;
           size_t ilen;
-          int res;
-          if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) res = DR_TRUNCATED;
-          else res = tunctl_decap(&dp->cfg, &rx, iov[j].iov_base, msgs[j].msg_len, &inner, &ilen);
-          if (res != DR_OK && sibling_takes(dp, iov[j].iov_base, msgs[j].msg_len)) {
+          int res, v;
+          int ifindex = 0;
+          for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[j].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[j].msg_hdr, cm))
+            if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+              ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
+          if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) v = RXV_DROP, res = DR_TRUNCATED;
+          else v = tunctl_receive(&tab, self, &rx, iov[j].iov_base, msgs[j].msg_len, ifindex, &inner, &ilen, &res);
+          if (v == RXV_SIBLING) {
             ADD(s->rx_other, 1);
             continue;
           }
+          if (v == RXV_IGNORE) continue;
           if (res != DR_OK) {
             ADD(s->drops[res], 1);
             ADD(s->rx_dropped, 1);
@@ -522,6 +627,7 @@ static void *rx_main(void *arg) {
           if (g == -1 && tunctl_gro_add(gro, inner, ilen) == 1) continue;
           tun_write(dp, NULL, inner, ilen, s);
         }
+        pthread_mutex_unlock(&dp->sib_lock);
         if (gro) rx_flush_gro(dp, gro, s);
         if (k < BATCH) break;
       }
@@ -534,18 +640,52 @@ static void *rx_main(void *arg) {
 
 int tunctl_dp_start(struct tunctl_dp *dp) {
   dp->nraw = 0;
-  dp->raw_fd[0] = dp->raw_fd[1] = -1;
+  dp->raw_fd[0] = dp->raw_fd[1] = dp->tx_fd = -1;
   int p = tunctl_outer_proto(&dp->cfg);
-  if ((dp->raw_fd[dp->nraw] = open_raw(dp, p)) < 0) return -1;
+  /* receive sockets are never bound to `dev`: ip_tunnel_lookup prefers a tunnel's link but does not require it,
+   * and the dispatch decides (it reads the receiving link from IP_PKTINFO) */
+  if ((dp->raw_fd[dp->nraw] = open_raw(dp, p, 0)) < 0) return -1;
   dp->nraw++;
   if (dp->cfg.mode == TM_SIT && (dp->cfg.inner & TP_IPV4)) {
-    if ((dp->raw_fd[dp->nraw] = open_raw(dp, 4)) < 0) {
+    if ((dp->raw_fd[dp->nraw] = open_raw(dp, 4, 0)) < 0) {
       close(dp->raw_fd[0]);
       return -1;
     }
     dp->nraw++;
   }
+  dp->tx_fd = dp->raw_fd[0];
+  if (dp->dev[0]) {
+    if ((dp->tx_fd = open_raw(dp, p, 1)) < 0) {
+      for (int i = 0; i < dp->nraw; i++) close(dp->raw_fd[i]);
+      return -1;
+    }
+    /* a sending socket only: receive nothing on it */
+    struct sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {.len = 1, .filter = &none};
+    setsockopt(dp->tx_fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  }
   pthread_mutex_init(&dp->sib_lock, NULL);
+  /* until the daemon passes the namespace's table: this tunnel alone, up */
+  dp->tab = calloc(1, sizeof *dp->tab);
+  if (!dp->tab) return -1;
+  dp->tab[0].cfg = dp->cfg;
+  dp->tab[0].up = 1;
+  dp->tab[0].link = dp->dev[0] ? (int)if_nametoindex(dp->dev) : 0;
+  dp->ntab = 1;
+  dp->self = 0;
+  dp->tab_names = calloc(1, 16);
+  if (dp->tab_names) memcpy(dp->tab_names[0], dp->name, 16);
+  dp->flags_at = 0;
+  dp->flags_stale = 1;
+  dp->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  dp->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (dp->nl_fd >= 0) {
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (bind(dp->nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      close(dp->nl_fd);
+      dp->nl_fd = -1;
+    }
+  }
   dp->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int fl = fcntl(dp->tun_fd, F_GETFL);
   fcntl(dp->tun_fd, F_SETFL, fl | O_NONBLOCK);
@@ -565,10 +705,16 @@ void tunctl_dp_stop(struct tunctl_dp *dp) {
   pthread_join(dp->tx_thread, NULL);
   pthread_join(dp->rx_thread, NULL);
   for (int i = 0; i < dp->nraw; i++) close(dp->raw_fd[i]);
+  if (dp->tx_fd != dp->raw_fd[0]) close(dp->tx_fd);
   close(dp->stop_fd);
-  free(dp->sibs);
-  dp->sibs = NULL;
-  dp->nsibs = 0;
+  free(dp->tab);
+  free(dp->tab_names);
+  dp->tab = NULL;
+  dp->tab_names = NULL;
+  dp->ntab = 0;
+  if (dp->ctl_fd >= 0) close(dp->ctl_fd);
+  if (dp->nl_fd >= 0) close(dp->nl_fd);
+  dp->ctl_fd = dp->nl_fd = -1;
   pthread_mutex_destroy(&dp->sib_lock);
   dp->running = 0;
 }

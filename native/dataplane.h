@@ -2,6 +2,7 @@
 #ifndef TUNCTL_DATAPLANE_H
 #define TUNCTL_DATAPLANE_H
 
+#include "dispatch.h"
 #include "tunctl.h"
 
 #include <pthread.h>
@@ -12,7 +13,7 @@ struct tunctl_stats {
   uint64_t icmp_sent;
   uint64_t tso_segments; /* TX: segments cut from TSO packets */
   uint64_t gro_merged;   /* RX: segments written to TUN as part of a coalesced packet */
-  uint64_t rx_other;     /* RX: packets for another userspace tunnel of the namespace (not counted as drops) */
+  uint64_t rx_other;     /* RX: packets the dispatch gave another tunnel of the namespace (not counted as drops) */
   uint64_t drops[DR__COUNT];
   uint64_t txdrops[TXD__COUNT];
 };
@@ -20,13 +21,25 @@ struct tunctl_stats {
 struct tunctl_dp {
   struct tunctl_cfg cfg;
   int tun_fd;
-  int raw_fd[2]; /* second socket: sit carrying IPv4 (protocol 4) */
+  int raw_fd[2]; /* receive sockets; second: sit carrying IPv4 (protocol 4) */
   int nraw;
+  int tx_fd;     /* sending socket: raw_fd[0], or a socket bound to `dev` that receives nothing (ipip/gre take
+                    packets from any link, see dispatch.c) */
   int gone; /* the TUN device disappeared (set by the TX thread) */
-  /* the other userspace tunnels of the namespace: a packet one of them takes is not a drop of ours */
+  /* the namespace's userspace tunnel table (this tunnel at index `self`): the receive dispatch decides which
+   * tunnel takes each packet (tunctl_receive) */
   pthread_mutex_t sib_lock;
-  struct tunctl_cfg *sibs;
-  int nsibs;
+  struct tunctl_entry *tab;
+  int ntab, self;
+  char (*tab_names)[16]; /* the entries' device names: their IFF_UP is re-read (SIOCGIFFLAGS) before a received
+                            batch is dispatched when a link changed (or, without nl_fd, at most every
+                            TUNCTL_FLAGS_MS); a missing device is down */
+  uint64_t flags_at;     /* CLOCK_MONOTONIC ms of that read */
+  int nl_fd;             /* rtnetlink socket subscribed to link changes (RTMGRP_LINK): IFF_UP is re-read only after
+                            a change, not every TUNCTL_FLAGS_MS; -1 if unavailable */
+  int flags_stale;       /* a link changed since the last read */
+  int ctl_fd;            /* AF_INET datagram socket for SIOCGIFFLAGS */
+  char name[16];         /* this tunnel's device */
   int vnet; /* TUN opened with IFF_VNET_HDR + offloads: TSO segmentation on TX, TCP coalescing on RX */
   char dev[16]; /* underlay device (SO_BINDTODEVICE); empty = none */
   int stop_fd; /* eventfd */
@@ -36,6 +49,9 @@ struct tunctl_dp {
   char err[256];
 };
 
+/* tunctl's ownership mark (src/plan/lines.ts OWNER_ALIAS), set as the TUN device's ifalias */
+#define TUNCTL_OWNER_ALIAS "tunctl"
+/* opens (creating if needed) the persistent TUN device; a device it creates gets TUNCTL_OWNER_ALIAS first */
 int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen);
 int tunctl_set_persist(int fd, int on);
 /* sets the device MTU (SIOCSIFMTU) */
@@ -44,7 +60,8 @@ int tunctl_set_mtu(const char *name, int mtu);
 int tunctl_dp_start(struct tunctl_dp *dp);
 void tunctl_dp_stop(struct tunctl_dp *dp);
 void tunctl_dp_stats(struct tunctl_dp *dp, struct tunctl_stats *out);
-/* replaces the sibling list (copied) */
-void tunctl_dp_set_siblings(struct tunctl_dp *dp, const struct tunctl_cfg *sibs, int n);
+/* replaces the namespace's tunnel table (copied; entry `self` is this tunnel, its cfg is taken from dp->cfg) */
+void tunctl_dp_set_table(struct tunctl_dp *dp, const struct tunctl_entry *tab, const char (*names)[16], int n, int self);
+#define TUNCTL_FLAGS_MS 20
 
 #endif

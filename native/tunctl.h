@@ -38,6 +38,9 @@ struct tunctl_cfg {
   int nrouters;
   int mtu;
   uint32_t fwmark;
+  /* set by the receive dispatch (dispatch.c tunctl_receive): the packet was selected for this tunnel by the
+   * kernel's lookup rules, so tunctl_decap skips the identity checks (addresses, key) the lookup already made */
+  int dispatched;
 };
 
 /* per-direction state */
@@ -60,6 +63,7 @@ enum tunctl_drop {
   DR_INNER_MALFORMED, /* inner header unparsable */
   DR_ECN,           /* outer CE with not-ECT inner (RFC 6040) */
   DR_SPOOFED,       /* sit/isatap: inner address does not match the outer one */
+  DR_NO_TUNNEL,     /* no tunnel of the namespace takes it (counted by one tunnel: see dispatch.h) */
   DR__COUNT
 };
 

@@ -5,7 +5,7 @@ import type {ModeSupport} from '../plan/diff.js'
 import {supportsUserspace, userspaceUnavailableReason} from '../userspace/control.js'
 
 export interface ModeReport {
-  kernel: {available: boolean; reason: string}
+  kernel: {available: boolean; reason: string; loaded?: boolean}
   userspace: {available: boolean; reason: string}
 }
 
@@ -17,7 +17,7 @@ export async function modeReport(mode: Mode, netns?: string): Promise<ModeReport
     const why = userspaceUnavailableReason()
     userspace = why ? {available: false, reason: why} : {available: true, reason: 'native addon and /dev/net/tun present'}
   }
-  return {kernel: {available: k.available, reason: k.reason}, userspace}
+  return {kernel: {available: k.available, reason: k.reason, ...(k.loaded ? {loaded: true} : {})}, userspace}
 }
 
 /** Support for the given modes (only those a plan needs: kernelSupport may spawn modprobe). */
@@ -26,6 +26,9 @@ export async function gatherSupport(modes: Iterable<Mode>, netns?: string): Prom
   for (const m of new Set(modes)) {
     const r = await modeReport(m, netns)
     out[m] = {kernel: r.kernel.available, userspace: r.userspace.available, reason: r.kernel.available ? r.kernel.reason : `${r.kernel.reason}${r.userspace.available ? '' : `; userspace: ${r.userspace.reason}`}`}
+    // the module loaded: its protocol handler sees the userspace encapsulator's packets too (see chooseDriver).
+    // TUNCTL_USERSPACE_BESIDE_MODULE=1 allows it anyway (testing hook: kernel ↔ userspace peers in one kernel)
+    if (r.kernel.loaded && process.env.TUNCTL_USERSPACE_BESIDE_MODULE !== '1') out[m]!.kernelLoaded = true
   }
   return out
 }

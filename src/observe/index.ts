@@ -53,13 +53,13 @@ async function run(cmd: string, args: string[]): Promise<number> {
  * Whether the kernel provides a mode in the namespace: its fallback device exists there (module loaded),
  * or /sys/module/<module> exists, or `modprobe -n -q <module>` says it could be loaded.
  */
-export async function kernelSupport(mode: Mode, opts: ObserveOptions = {}): Promise<{available: boolean; reason: string}> {
+export async function kernelSupport(mode: Mode, opts: ObserveOptions = {}): Promise<{available: boolean; reason: string; loaded?: boolean}> {
   const d = DRIVERS[mode]
   const mod = d.modules[0]!
   const dev = d.fallbackDevice
   const args = [...(opts.netns ? ['-n', opts.netns] : []), 'link', 'show', 'dev', dev]
-  if ((await run('ip', args)) === 0) return {available: true, reason: `module ${mod} loaded (fallback device ${dev} exists)`}
-  if (existsSync(`/sys/module/${mod}`)) return {available: true, reason: `module ${mod} loaded`}
+  if ((await run('ip', args)) === 0) return {available: true, loaded: true, reason: `module ${mod} loaded (fallback device ${dev} exists)`}
+  if (existsSync(`/sys/module/${mod}`)) return {available: true, loaded: true, reason: `module ${mod} loaded`}
   if ((await run('modprobe', ['-n', '-q', mod])) === 0) return {available: true, reason: `module ${mod} loadable`}
   return {available: false, reason: `kernel has no ${mod} (no fallback device ${dev}, not in /sys/module, modprobe cannot find it)`}
 }

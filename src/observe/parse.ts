@@ -207,8 +207,9 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     }
     // a userspace tunnel: tunctl's TUN device plus its encapsulator state
     if (link?.linkinfo?.info_kind === 'tun' && isOwned(link)) {
-      const e = raw.encaps?.get(name)
-      if (!e) continue
+      // tunctl's mark without a readable record (state and stats files lost): still ours, parameters unknown
+      // (mode 'unknown'), its encapsulator not running — plan replaces it, del and prune delete it
+      const e: EncapInfo = raw.encaps?.get(name) ?? {params: {mode: 'unknown'} as unknown as TunnelParams, alive: false}
       const params: TunnelParams = {...e.params, up: Array.isArray(link.flags) && link.flags.includes('UP')}
       if (typeof link.mtu === 'number') params.mtu = link.mtu
       const counters = e.counters ?? countersOf(link)

@@ -26,7 +26,11 @@ export interface ModeSupport {
   kernel: boolean
   userspace: boolean
   reason: string
+  /** the mode's kernel module is loaded (not merely loadable): driver userspace is refused */
+  kernelLoaded?: boolean
 }
+
+const OUTER_PROTO: Record<string, string> = {gre: 'GRE, IP protocol 47', ipip: 'IPIP, IP protocol 4', sit: 'IP protocol 41 (and 4)', isatap: 'IP protocol 41'}
 
 export interface PlanOptions {
   prune: boolean
@@ -223,6 +227,13 @@ export function chooseDriver(
   }
   if (choice === 'userspace') {
     if (!s.userspace) throw new UnavailableError(`${t.name}: mode ${mode} is unavailable with driver userspace${s.kernel ? '' : ': ' + s.reason}`)
+    if (s.kernelLoaded) {
+      // the kernel's handler gets every packet of the protocol as well; those no kernel tunnel of the namespace
+      // takes it answers with ICMP protocol/port unreachable (or its fallback device takes them when up)
+      throw new UnavailableError(
+        `${t.name}: driver userspace refused: ${s.reason}, so the kernel handles ${OUTER_PROTO[mode] ?? mode} in this namespace too and would answer each packet for the userspace encapsulator with ICMP unreachable; use driver kernel (or auto), or unload the module`,
+      )
+    }
     return {driver: 'userspace', reason: 'userspace (requested)'}
   }
   if (s.kernel) return {driver: 'kernel', reason: `kernel: ${s.reason}`}

@@ -79,7 +79,9 @@ export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
 
 /** The spec document itself (what --json prints; JSON is YAML, so apply reads it back too). */
 export function exportDoc(tunnels: ObservedTunnel[]): {version: 1; tunnels: Record<string, Record<string, unknown>>} {
-  return {version: 1, tunnels: Object.fromEntries(tunnels.map((t) => [t.name, exportEntry(t)]))}
+  // a userspace tunnel whose record is lost (mode 'unknown') has nothing to export
+  const known = tunnels.filter((t) => t.params.mode in DRIVERS)
+  return {version: 1, tunnels: Object.fromEntries(known.map((t) => [t.name, exportEntry(t)]))}
 }
 
 export function exportSpec(tunnels: ObservedTunnel[]): string {

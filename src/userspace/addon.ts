@@ -21,11 +21,20 @@ export interface NativeCounters {
   deviceGone: boolean
   tsoSegments: number
   groMerged: number
-  /** received packets another userspace tunnel of the namespace takes (not counted as drops) */
+  /** received packets the receive dispatch gave another userspace tunnel of the namespace (not counted as drops) */
   otherTunnel: number
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
-   * inner_proto, inner_malformed, ecn, spoofed, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
+   * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
+}
+
+/** one tunnel of the namespace's table: its device, parameters, the ifindex of its `dev` (0 = none), its IFF_UP
+ * (the data plane re-reads IFF_UP itself before dispatching) */
+export interface TableEntry {
+  name: string
+  params: NativeParams
+  link: number
+  up: boolean
 }
 
 export interface EncapResult {
@@ -52,8 +61,9 @@ export interface NativeAddon {
   stats(handle: number): NativeCounters
   stop(handle: number, removeDevice: boolean): void
   removeTun(name: string): void
-  /** the namespace's other userspace tunnels; returns how many were accepted */
-  setSiblings(handle: number, params: NativeParams[]): number
+  /** the namespace's userspace tunnels in creation order, this one at index self (receive dispatch, native/dispatch.c);
+   * returns how many were accepted (0 if self was not) */
+  setTable(handle: number, table: TableEntry[], self: number): number
   encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
   rawSend(packet: Buffer): number

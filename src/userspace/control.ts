@@ -1,7 +1,7 @@
 // Starts, stops and observes the detached userspace encapsulator daemons (one per tunnel, per namespace).
 import {spawn, execFile} from 'node:child_process'
 import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
-import {basename, dirname, join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import type {Counters, Mode, TunnelParams} from '../model/types.js'
@@ -89,15 +89,32 @@ function daemonFor(stateFile: string): number | undefined {
   for (const p of pids) {
     try {
       const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
-      if (argv.includes(stateFile) && argv.some((a) => /daemon\.(js|ts)$/.test(a)) && isDaemonAlive(Number(p))) return Number(p)
+      if (argv.includes(stateFile) && isDaemonAlive(Number(p), stateFile)) return Number(p)
     } catch {}
   }
   return undefined
 }
 
-/** A live process that is our daemon (guards against pid reuse). */
-export function isDaemonAlive(pid: number | undefined): boolean {
-  if (!pid || pid <= 0) return false
+/** /proc/PID/stat field 22 (start time in clock ticks since boot), or undefined */
+export function procStartTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after the command name (which may hold spaces and parentheses): state is field 3
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const v = Number(rest[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A live (not zombie) process that is a tunctl encapsulator daemon: its command line runs daemon.js/daemon.ts, and
+ * — when `stateFile` is given — for that state file, and — when `startTicks` is given — it started at that time.
+ * The CLI signals only processes this proves to be the daemon of the tunnel (a reused pid fails the check).
+ */
+export function isDaemonAlive(pid: number | undefined, stateFile?: string, startTicks?: number): boolean {
+  if (!pid || pid <= 0 || !Number.isInteger(pid)) return false
   try {
     process.kill(pid, 0)
   } catch (e: any) {
@@ -106,11 +123,31 @@ export function isDaemonAlive(pid: number | undefined): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     if (/\) Z /.test(stat)) return false // zombie
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    return cmd.includes('daemon')
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    if (!argv.some((a) => /(^|\/)daemon\.[jt]s$/.test(a))) return false
+    if (stateFile !== undefined && !argv.includes(stateFile)) return false
+    if (startTicks !== undefined && procStartTicks(pid) !== startTicks) return false
+    return true
   } catch {
     return false
   }
+}
+
+function isParams(p: any): p is TunnelParams {
+  return !!p && typeof p === 'object' && typeof p.mode === 'string' && USERSPACE_MODES.includes(p.mode)
+}
+
+/**
+ * The daemon of tunnel `name`: the pid its state file (else its stats file) records, if that process is proven to
+ * be it (cmdline, state file, start time); with a corrupt state file, the process whose argv names that file.
+ */
+function recordedDaemon(name: string, netns?: string): number | undefined {
+  const sf = statePath(name, netns)
+  const stf = statsPath(name, netns)
+  for (const rec of [existsSync(sf) ? readState(sf) : undefined, existsSync(stf) ? readStats(stf) : undefined]) {
+    if (rec && typeof rec.pid === 'number' && isDaemonAlive(rec.pid, sf, typeof rec.startTicks === 'number' ? rec.startTicks : undefined)) return rec.pid
+  }
+  return existsSync(sf) && !readState(sf) ? daemonFor(sf) : undefined
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -130,18 +167,10 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
   const stf = statsPath(name, netns)
   const prev = readState(sf)
   const generation = (prev?.generation ?? 0) + 1
-  let running = prev && isDaemonAlive(prev.pid) ? prev.pid : undefined
-  if (!prev && existsSync(sf)) {
-    // a corrupt state file: its daemon (if any) cannot be told what to do; stop it and start afresh
-    const orphan = daemonFor(sf)
-    if (orphan) {
-      process.kill(orphan, 'SIGTERM')
-      const deadline = Date.now() + 3000
-      while (isDaemonAlive(orphan) && Date.now() < deadline) await sleep(50)
-    }
-    running = undefined
-  }
-  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running} : {})}
+  // a live daemon (also one whose state file was corrupt) is reconfigured with SIGHUP from the state written here
+  const running = recordedDaemon(name, netns)
+  const startTicks = running ? procStartTicks(running) : undefined
+  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running, ...(startTicks ? {startTicks} : {})} : {})}
   writeAtomic(sf, state)
 
   let pid: number
@@ -213,31 +242,52 @@ function readLog(name: string, netns?: string): string {
 }
 
 async function linkExists(name: string, netns?: string): Promise<boolean> {
+  return (await linkInfo(name, netns)) !== undefined
+}
+
+/** `ip -j -d link show dev NAME`, or undefined if there is no such link */
+async function linkInfo(name: string, netns?: string): Promise<any | undefined> {
   try {
-    await execFileP('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', name])
-    return true
+    const r = await execFileP('ip', [...(netns ? ['-n', netns] : []), '-j', '-d', 'link', 'show', 'dev', name])
+    return (JSON.parse(String(r.stdout)) as any[])[0]
   } catch {
-    return false
+    return undefined
   }
 }
 
-/** Stops the encapsulator (SIGTERM, then SIGKILL after 3 s), deletes its device if left behind, removes its state, counters and log. */
+/** a TUN device carrying tunctl's ownership mark (set by the native code before the device is made persistent) */
+function isOwnedTun(link: any): boolean {
+  return link?.linkinfo?.info_kind === 'tun' && link.ifalias === 'tunctl' // the exact mark, as observe's isOwned
+}
+
+/**
+ * Stops the encapsulator (SIGTERM, then SIGKILL after 3 s) — only a process proven to be this tunnel's daemon —,
+ * deletes its device if left behind (when a state file records it, or the device is a tunctl-marked TUN device:
+ * its state may be lost), removes its state, counters and log.
+ */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
   const netns = opts.netns
   const sf = statePath(name, netns)
-  const state = readState(sf)
-  const pid = state?.pid ?? (existsSync(sf) ? daemonFor(sf) : undefined)
-  if (pid && isDaemonAlive(pid)) {
-    process.kill(pid, 'SIGTERM')
+  const state = existsSync(sf) ? readState(sf) : undefined
+  const pid = recordedDaemon(name, netns)
+  if (pid) {
+    const ticks = procStartTicks(pid)
+    const same = () => isDaemonAlive(pid, sf, ticks)
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {}
     const deadline = Date.now() + 3000
-    while (isDaemonAlive(pid) && Date.now() < deadline) await sleep(50)
-    if (isDaemonAlive(pid)) {
-      process.kill(pid, 'SIGKILL')
+    while (same() && Date.now() < deadline) await sleep(50)
+    if (same()) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
       const d2 = Date.now() + 2000
-      while (isDaemonAlive(pid) && Date.now() < d2) await sleep(50)
+      while (same() && Date.now() < d2) await sleep(50)
     }
   }
-  if (state && (await linkExists(name, netns))) {
+  const link = await linkInfo(name, netns)
+  if (link && (state || isOwnedTun(link))) {
     try {
       await execFileP('ip', [...(netns ? ['-n', netns] : []), 'link', 'del', 'dev', name])
     } catch (e: any) {
@@ -256,38 +306,43 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
   const out = new Map<string, ObservedEncap>()
   // the current directory, then the legacy one (a tunnel started by an older release), whose files must name
   // this namespace; a name found in the current one wins
-  const files: string[] = []
   for (const [dir, legacy] of [[nsDir(opts.netns), false], [legacyNsDir(opts.netns), true]] as const) {
-    let names: string[]
+    let files: string[]
     try {
-      names = readdirSync(dir)
+      files = readdirSync(dir)
     } catch {
       continue
     }
-    for (const f of names.sort()) {
-      if (!f.endsWith('.json') || f.endsWith('.stats.json') || f.startsWith('.')) continue
-      const path = join(dir, f)
-      if (legacy && !legacyStateIsFor(path, opts.netns)) continue
-      files.push(path)
+    const names = new Set<string>()
+    for (const f of files) {
+      if (f.startsWith('.')) continue
+      if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
+      else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
     }
-  }
-  for (const path of files) {
-    const state = readState(path)
-    if (!state) continue
-    if (`${state.name}.json` !== basename(path) || out.has(state.name)) continue // not one of ours, or shadowed
-    const statsFile = path.replace(/\.json$/, '.stats.json')
-    const st = existsSync(statsFile) ? readStats(statsFile) : undefined
-    const pid = state.pid ?? st?.pid
-    const alive = isDaemonAlive(pid)
-    const o: ObservedEncap = {params: state.params, alive, ...(pid ? {pid} : {})}
-    if (st?.counters) {
-      const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
-      o.counters = c
-      o.updatedAt = st.updatedAt
-      if (offload !== undefined) o.offload = offload
+    for (const name of [...names].sort()) {
+      if (out.has(name)) continue // shadowed by the current layout
+      const sf = join(dir, `${name}.json`)
+      const stf = join(dir, `${name}.stats.json`)
+      if (legacy && !legacyStateIsFor(sf, opts.netns)) continue
+      let state = existsSync(sf) ? readState(sf) : undefined
+      const st = existsSync(stf) ? readStats(stf) : undefined
+      if (state && state.name !== name) state = undefined // not one of ours
+      // the state file is unreadable: the daemon's stats file names its parameters too
+      const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
+      if (!params) continue
+      const rec = state?.pid !== undefined ? state : st
+      const pid = typeof rec?.pid === 'number' ? rec.pid : undefined
+      const alive = isDaemonAlive(pid, sf, typeof rec?.startTicks === 'number' ? rec.startTicks : undefined)
+      const o: ObservedEncap = {params, alive, ...(pid ? {pid} : {})}
+      if (st?.counters) {
+        const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
+        o.counters = c
+        o.updatedAt = st.updatedAt
+        if (offload !== undefined) o.offload = offload
+      }
+      if (st?.error) o.error = st.error
+      out.set(name, o)
     }
-    if (st?.error) o.error = st.error
-    out.set(state.name, o)
   }
   return out
 }

@@ -1,11 +1,11 @@
 // The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
 // for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
 import {execFileSync} from 'node:child_process'
-import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {readFileSync, readdirSync, unlinkSync, watch} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
-import {loadAddon, type NativeCounters} from './addon.js'
+import {loadAddon, type NativeCounters, type TableEntry} from './addon.js'
 import type {EncapState, EncapStats} from './paths.js'
 
 function log(msg: string) {
@@ -46,25 +46,51 @@ function isatapLinkLocal(state: EncapState) {
   }
 }
 
-/** params of the namespace's other userspace tunnels (their state files beside ours) */
-function siblingParams(stateFile: string): EncapState['params'][] {
+function sysNet(dev: string, attr: string): number | undefined {
+  try {
+    const v = readFileSync(`/sys/class/net/${dev}/${attr}`, 'utf8').trim()
+    return attr === 'flags' ? parseInt(v, 16) : Number(v)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The namespace's userspace tunnel table for the receive dispatch: every state file beside ours whose TUN device
+ * exists, in creation order (the kernel's ifindex order), with its device's IFF_UP and its `dev`'s ifindex.
+ * Returns the entries and our index in them (-1 if our device is missing).
+ */
+function tunnelTable(stateFile: string, ownName: string): {table: TableEntry[]; self: number} {
   const dir = dirname(stateFile)
-  const own = basename(stateFile)
-  const out: EncapState['params'][] = []
+  const rows: {ifindex: number; name: string; entry: TableEntry}[] = []
   let files: string[] = []
   try {
     files = readdirSync(dir)
-  } catch {
-    return out
-  }
-  for (const f of files.sort()) {
-    if (f === own || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+  } catch {}
+  for (const f of files) {
+    if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
     try {
       const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as EncapState
-      if (st?.params?.mode) out.push(st.params)
+      if (!st?.params?.mode || !st.name || `${st.name}.json` !== f) continue
+      const ifindex = sysNet(st.name, 'ifindex')
+      if (ifindex === undefined) continue
+      const flags = sysNet(st.name, 'flags') ?? 0
+      const link = st.params.dev ? (sysNet(st.params.dev, 'ifindex') ?? 0) : 0
+      rows.push({ifindex, name: st.name, entry: {name: st.name, params: st.params, link, up: (flags & 1) === 1}})
     } catch {}
   }
-  return out
+  rows.sort((a, b) => a.ifindex - b.ifindex)
+  return {table: rows.map((r) => r.entry), self: rows.findIndex((r) => r.name === ownName)}
+}
+
+function ownStartTicks(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function main() {
@@ -82,9 +108,13 @@ function main() {
   let handle: number
   let base: DaemonCounters = emptyCounters()
 
+  // with the pid, identifies this process to the CLI (which signals only a proven daemon)
+  const startTicks = ownStartTicks()
   const stats = (): EncapStats => ({
     name: state.name,
     pid: process.pid,
+    ...(startTicks !== undefined ? {startTicks} : {}),
+    params: state.params,
     generation: state.generation,
     startedAt,
     updatedAt: new Date().toISOString(),
@@ -100,26 +130,58 @@ function main() {
   }
   let siblings = ''
   const refreshSiblings = (force = false) => {
-    const sib = siblingParams(stateFile)
-    const key = JSON.stringify(sib)
+    const {table, self} = tunnelTable(stateFile, state.name)
+    const key = JSON.stringify([table, self])
     if (!force && key === siblings) return
     siblings = key
+    if (self < 0) return
     try {
-      addon.setSiblings(handle, sib)
+      addon.setTable(handle, table, self)
     } catch (e: any) {
-      log(`sibling tunnels: ${e.message}`)
+      log(`tunnel table: ${e.message}`)
     }
   }
   refreshSiblings(true)
+  // a sibling started or stopped: re-read the table now rather than at the next tick (up/down and deleted
+  // devices are seen by the data plane itself, see TUNCTL_FLAGS_MS)
+  let watchTimer: NodeJS.Timeout | undefined
+  try {
+    watch(dirname(stateFile), {persistent: false}, (_ev, f) => {
+      if (!f || !String(f).endsWith('.json') || String(f).endsWith('.stats.json') || watchTimer) return
+      watchTimer = setTimeout(() => {
+        watchTimer = undefined
+        try {
+          refreshSiblings()
+        } catch {}
+      }, 20)
+    })
+  } catch (e: any) {
+    log(`watching the state directory: ${e.message}`)
+  }
   state.pid = process.pid
+  if (startTicks !== undefined) state.startTicks = startTicks
   writeAtomic(stateFile, state)
   isatapLinkLocal(state)
   writeAtomic(statsFile, stats())
   log(`started ${state.params.mode} ${state.name} local ${state.params.local} remote ${state.params.remote}`)
 
+  // the state file damaged or removed under us (startEncap replaces it atomically, so a valid file is never
+  // half-written): write back what we run, so the CLI keeps recognising this daemon and its parameters
+  const repairState = () => {
+    let ok = false
+    try {
+      const cur = JSON.parse(readFileSync(stateFile, 'utf8'))
+      ok = cur?.name === state.name && typeof cur?.params?.mode === 'string'
+    } catch {}
+    if (ok) return
+    log(`state file ${stateFile} unreadable: rewriting it`)
+    writeAtomic(stateFile, state)
+  }
+
   const timer = setInterval(() => {
     try {
       if (addon.stats(handle).deviceGone) return deviceGone()
+      repairState()
       refreshSiblings()
       writeAtomic(statsFile, stats())
     } catch (e: any) {
@@ -132,7 +194,7 @@ function main() {
       const next = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
       base = add(base, toCounters(addon.stats(handle)))
       addon.stop(handle, false) // keep the device (and its addresses)
-      state = {...next, pid: process.pid}
+      state = {...next, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       handle = addon.start(state.name, state.params, {offload})
       refreshSiblings(true)
       writeAtomic(stateFile, state)

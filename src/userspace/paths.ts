@@ -77,6 +77,8 @@ export interface EncapState {
   /** bumped by every startEncap; the daemon echoes the generation it runs in its stats file */
   generation: number
   pid?: number
+  /** the daemon's start time (/proc/PID/stat field 22, clock ticks since boot): with pid, identifies the process */
+  startTicks?: number
 }
 
 /** `<name>.stats.json`: rewritten (atomic rename) by the daemon every second. */
@@ -88,5 +90,9 @@ export interface EncapStats {
   updatedAt: string
   /** set when the daemon could not start (it exits right after writing it) */
   error?: string
+  /** see EncapState.startTicks */
+  startTicks?: number
+  /** the parameters it runs (observe's fallback when the state file is unreadable) */
+  params?: TunnelParams
   counters?: Counters & {icmpSent?: number}
 }

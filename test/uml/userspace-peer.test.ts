@@ -1,6 +1,8 @@
 // A kernel tunnel in A and tunctl's userspace encapsulator (--driver userspace) in B, from the same examples:
 // the peers cannot tell the difference, so traffic flows both ways; show reports the userspace driver;
-// del stops the encapsulator. (vti has no userspace driver.)
+// del stops the encapsulator. (vti has no userspace driver.) The module being loaded in this kernel, plan refuses
+// --driver userspace (exit 69: the kernel would answer the encapsulator's packets with ICMP unreachable) unless
+// TUNCTL_USERSPACE_BESIDE_MODULE=1, which these differential tests set.
 import {suite} from '#test/uvu'
 import {waitForSync} from '../lib/wait.js'
 import * as assert from 'uvu/assert'
@@ -13,6 +15,7 @@ interface State {
   pair?: Pair
 }
 
+const BESIDE = {TUNCTL_USERSPACE_BESIDE_MODULE: '1'}
 const s = suite<State>('kernel ↔ userspace peers', {})
 s.after((st) => removePair(st.pair))
 
@@ -40,7 +43,10 @@ for (const [mode, innerA, innerB] of CASES) {
     const name = exampleName(mode)
     tunctlOk(['apply', '--netns', a, examplePath(mode)])
     const fb = specFile(`${mode}-us`, yaml(mirror(example(mode))))
-    const ap = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb])
+    const refused = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb], {code: 69})
+    assert.match(refused.stderr, /driver userspace refused: module \S+ loaded.*ICMP unreachable/, show(refused))
+    assert.not.ok(linkExists(b, name), 'nothing created')
+    const ap = tunctlOk(['apply', '--driver', 'userspace', '--netns', b, fb], {env: BESIDE})
     assert.match(ap.stdout, new RegExp(`^\\+ ${name} \\(${mode}, userspace\\)`, 'm'), show(ap))
     try {
       const r = tunctlOk(['show', '--json', '--netns', b])
@@ -53,7 +59,7 @@ for (const [mode, innerA, innerB] of CASES) {
       assert.ok(pingOk(b, innerA), `ping B (userspace) → A (kernel) ${innerA}`)
       // the encapsulator writes its counters every second: both directions must have been counted
       waitForSync(() => shownTunnels(json(tunctlOk(['show', '--json', '--netns', b])))[name]?.counters, (c) => c?.rxPackets > 0 && c?.txPackets > 0, {what: 'show --json counting packets both ways', timeoutMs: 6000, intervalMs: 300})
-      const again = tunctlOk(['apply', '--verbose', '--driver', 'userspace', '--netns', b, fb])
+      const again = tunctlOk(['apply', '--verbose', '--driver', 'userspace', '--netns', b, fb], {env: BESIDE})
       assert.not.match(again.stderr, /^\[#\] /m, 'a second apply changes nothing' + show(again))
       const pid: number | undefined = t.pid
       tunctlOk(['del', '--netns', b, name])

@@ -15,7 +15,8 @@ const encap = {params: {mode: 'gre' as const, local: '192.0.2.1', remote: '198.5
 
 test('fallback devices and non-tunnels are not reported; links and kinds cover everything', () => {
   const st = buildObserved({links, addrs, routes}, {netns: 'ns1'})
-  assert.equal(st.tunnels.map((t) => t.name), ['gre1', 'sitq'])
+  // tun9 is tunctl's TUN device (ifalias tunctl): a userspace tunnel even without its encapsulator's record
+  assert.equal(st.tunnels.map((t) => t.name), ['gre1', 'sitq', 'tun9'])
   assert.is(st.netns, 'ns1')
   for (const n of ['lo', 'tunl0', 'gre0', 'gretap0', 'erspan0', 'sit0', 'ip_vti0', 'u0', 'u1', 'tun9']) assert.ok(st.links.includes(n), n)
   assert.is(st.kinds.u0, 'veth')
@@ -46,7 +47,7 @@ test('gre1: params, ownership by ifalias, addresses without link-local, routes, 
   assert.equal(sitq.routes, []) // only the kernel's prefix route and fe80::/64
 })
 
-test('a tunctl TUN device with an encapsulator becomes a userspace tunnel; without one it is ignored', () => {
+test('a tunctl TUN device with an encapsulator becomes a userspace tunnel; without one its mode is unknown and it is dead', () => {
   const st = buildObserved({links, addrs, routes, encaps: new Map([['tun9', encap]])})
   const u = st.tunnels.find((t) => t.name === 'tun9')!
   assert.is(u.driver, 'userspace')
@@ -55,7 +56,15 @@ test('a tunctl TUN device with an encapsulator becomes a userspace tunnel; witho
   assert.is(u.params.remote, '198.51.100.9')
   assert.is(u.params.mtu, 1500) // from the link
   assert.is(u.params.up, true)
-  assert.ok(!buildObserved({links, addrs, routes}).tunnels.some((t) => t.name === 'tun9'))
+  // the record is lost (state and stats files gone): still tunctl's (plan replaces it, del deletes it)
+  const lost = buildObserved({links, addrs, routes}).tunnels.find((t) => t.name === 'tun9')!
+  assert.is(lost.driver, 'userspace')
+  assert.is(lost.owned, true)
+  assert.is(lost.alive, false)
+  assert.is(lost.params.mode as string, 'unknown')
+  // a TUN device without tunctl's mark is not a tunnel
+  const foreign = links.map((l: any) => (l.ifname === 'tun9' ? {...l, ifalias: undefined} : l))
+  assert.ok(!buildObserved({links: foreign, addrs, routes}).tunnels.some((t) => t.name === 'tun9'))
 })
 
 test('every captured single-tunnel fixture is observed with its mode', () => {

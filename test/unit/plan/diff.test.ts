@@ -106,6 +106,23 @@ test('auto falls back to userspace with the kernel reason; vti with no kernel â†
   assert.throws(() => plan([desired('g', 'gre')], state([]), {support, driver: 'kernel'}), (e: any) => e instanceof UnavailableError)
 })
 
+test('driver userspace beside a loaded kernel module is refused (exit 69, with the reason); loadable only is fine', () => {
+  const loaded = {gre: {kernel: true, userspace: true, reason: 'module ip_gre loaded', kernelLoaded: true}}
+  let err: any
+  try {
+    plan([desired('g', 'gre')], state([]), {support: loaded, driver: 'userspace'})
+  } catch (e) {
+    err = e
+  }
+  assert.ok(err instanceof UnavailableError)
+  assert.is(err.exitCode, 69)
+  assert.match(err.message, /g: driver userspace refused: module ip_gre loaded, so the kernel handles GRE, IP protocol 47 in this namespace too and would answer each packet for the userspace encapsulator with ICMP unreachable/)
+  // auto picks the kernel; a loadable (not loaded) module leaves userspace allowed
+  assert.is(plan([desired('g', 'gre')], state([]), {support: loaded}).steps[0]!.driver, 'kernel')
+  const loadable = {gre: {kernel: true, userspace: true, reason: 'module ip_gre loadable'}}
+  assert.is(plan([desired('g', 'gre')], state([]), {support: loadable, driver: 'userspace'}).steps[0]!.driver, 'userspace')
+})
+
 test('steps ordered deletes, replaces, updates, creates', () => {
   const o = state([observed('u', 'gre'), observed('r', 'gre', {p: {remote: 'any'}}), observed('d', 'gre', {p: {local: '192.0.2.9'}})])
   const p = plan([desired('c', 'ipip'), desired('u', 'gre', {p: {ttl: 9}}), desired('r', 'gre', {p: {ikey: 1, okey: 1}}), desired('d', 'gre', {state: 'absent'})], o)

@@ -30,7 +30,7 @@ t('observeEncaps: params and counters from the files; alive only for a live daem
   const dir = join(run, 'ns', 'ns1')
   mkdirSync(dir, {recursive: true})
   // a live process whose command line names a daemon (stands in for dist/userspace/daemon.js)
-  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', 'daemon'], {stdio: 'ignore'})
+  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', join(dir, 'gre1.json')], {stdio: 'ignore'})
   try {
     await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (c) => c.includes('daemon'), {what: 'the stand-in daemon process'})
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', netns: 'ns1', params, generation: 1, pid: child.pid}))

@@ -1,0 +1,259 @@
+// Crash safety of the userspace driver (issue #6): a TUN device carries tunctl's mark from the moment it exists,
+// so a CLI killed mid-apply, a killed daemon, a damaged or lost state file, or a failed batch leave nothing that
+// wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, daemon or state.
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {suite} from '#test/uvu'
+import * as assert from 'uvu/assert'
+import {addonAvailable} from '../../src/userspace/addon.js'
+import {nsDir, statePath, statsPath} from '../../src/userspace/paths.js'
+import {yaml} from '../uml/lib/spec.js'
+import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+
+const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
+const bin = join(repo, 'bin', 'run')
+const scratch = mkdtempSync(join(tmpdir(), 'tunctl-crash-'))
+process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
+
+function tunctl(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1', ...env}, timeout: 120_000})
+  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
+}
+function ok(args: string[], env: Record<string, string> = {}) {
+  const r = tunctl(args, env)
+  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
+  return r
+}
+function showJson(ns: string): any[] {
+  const j = JSON.parse(ok(['show', '--json', '--netns', ns]).out)
+  return Array.isArray(j) ? j : j.tunnels
+}
+
+/** the TUN devices of ns: name → {up, alias} */
+function tuns(ns: string): Map<string, {up: boolean; alias?: string}> {
+  const links = JSON.parse(run('ip', ['-n', ns, '-j', '-d', 'link', 'show']).out || '[]') as any[]
+  return new Map(links.filter((l) => l?.linkinfo?.info_kind === 'tun').map((l) => [l.ifname, {up: l.flags?.includes('UP'), alias: l.ifalias}]))
+}
+
+/** pids of the encapsulator daemons running for ns (their command line names a state file under its directory) */
+function daemons(ns: string): number[] {
+  const dir = nsDir(ns) + '/'
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      if (/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) continue
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+      if (argv.some((a) => /daemon\.[jt]s$/.test(a)) && argv.some((a) => a.startsWith(dir))) out.push(Number(p))
+    } catch {}
+  }
+  return out.sort()
+}
+
+/** state/stats files left for ns */
+function records(ns: string): string[] {
+  try {
+    return readdirSync(nsDir(ns)).filter((f) => f.endsWith('.json'))
+  } catch {
+    return []
+  }
+}
+
+async function until(what: string, cond: () => boolean, ms = 10_000) {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+const N = 20
+function manyGre(): Record<string, any> {
+  const t: Record<string, any> = {}
+  for (let i = 1; i <= N; i++) t[`g${i}`] = {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', key: i, ttl: 64, addresses: [`10.77.${i}.1/30`]}
+  return t
+}
+
+const kernelHas = (mod: string) => existsSync(`/sys/module/${mod}`)
+const why =
+  whyNoHost() ??
+  (!addonAvailable() ? 'native addon not built' : undefined) ??
+  (!existsSync(join(repo, 'dist', 'commands')) ? 'CLI not built' : undefined) ??
+  (kernelHas('ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
+
+// ---- the CLI killed (SIGKILL) in the middle of an apply of 20 userspace tunnels ----
+{
+  const t = suite('crash: CLI killed during an apply of 20 userspace tunnels')
+  let pair: Pair | undefined
+  const file = join(scratch, 'many.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kcli')
+      writeFileSync(file, yaml({version: 1, tunnels: manyGre()}))
+    })
+    t.after(() => removePair(pair))
+
+    t('SIGKILL once 8 TUN devices exist: each carries the mark; apply converges; del removes every one', async () => {
+      const cli = spawn(process.execPath, [bin, 'apply', '--netns', pair!.a, file], {stdio: 'ignore', env: {...process.env, NO_COLOR: '1'}})
+      const exited = new Promise((r) => cli.on('exit', r))
+      await until('8 TUN devices', () => tuns(pair!.a).size >= 8, 60_000)
+      cli.kill('SIGKILL')
+      await exited
+      const left = tuns(pair!.a)
+      assert.ok(left.size >= 8 && left.size < N, `${left.size} devices left by the killed apply (the kill came too late)`)
+      for (const [n, d] of left) assert.is(d.alias, 'tunctl', `${n} carries tunctl's mark`)
+      // every left device is a tunnel tunctl owns (not "a non-tunnel link")
+      const shown = showJson(pair!.a)
+      for (const n of left.keys()) assert.ok(shown.some((x) => x.name === n && x.owned && x.driver === 'userspace'), `${n} in show`)
+
+      const r = ok(['apply', '--netns', pair!.a, file])
+      assert.not.match(r.err, /non-tunnel link/)
+      const after = tuns(pair!.a)
+      assert.is(after.size, N, [...after.keys()].join(' '))
+      for (const [n, d] of after) assert.ok(d.up, `${n} up`)
+      await until(`${N} daemons`, () => daemons(pair!.a).length === N)
+      assert.is(daemons(pair!.a).length, N, 'one daemon per tunnel, none extra')
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+
+      ok(['del', '--netns', pair!.a, ...Object.keys(manyGre())])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no daemons', () => daemons(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
+    })
+  }
+  t.run()
+}
+
+// ---- a killed daemon, a damaged state file, a lost record, a failed batch ----
+{
+  const t = suite('crash: killed daemon, damaged or lost state, failed batch')
+  let pair: Pair | undefined
+  const file = join(scratch, 'one.yaml')
+  const spec = {g1: {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', key: 1, ttl: 64, addresses: ['10.78.1.1/30']}}
+  const peer = join(scratch, 'peer.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kdmn')
+      writeFileSync(file, yaml({version: 1, tunnels: spec}))
+      writeFileSync(peer, yaml({version: 1, tunnels: {g1: {...spec.g1, local: '198.51.100.2', remote: '198.51.100.1', addresses: ['10.78.1.2/30']}}}))
+      ok(['apply', '--netns', pair.b, peer])
+    })
+    t.after(() => removePair(pair))
+
+    t('SIGKILL of the daemon: del works', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [pid] = daemons(pair!.a)
+      assert.ok(pid)
+      process.kill(pid!, 'SIGKILL')
+      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      ok(['del', '--netns', pair!.a, 'g1'])
+      assert.is(tuns(pair!.a).size, 0)
+      assert.equal(records(pair!.a), [])
+    })
+
+    t('SIGKILL of the daemon: apply restarts it and traffic flows', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [pid] = daemons(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      ok(['apply', '--netns', pair!.a, file])
+      const now = daemons(pair!.a)
+      assert.is(now.length, 1)
+      assert.is.not(now[0], pid)
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+    })
+
+    t('a damaged state file: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
+      const [pid] = daemons(pair!.a)
+      writeFileSync(statePath('g1', pair!.a), '{"name": "g1", "params": nul')
+      const g = showJson(pair!.a).find((x) => x.name === 'g1')
+      assert.ok(g, 'g1 shown')
+      assert.is(g.mode, 'gre')
+      assert.is(g.alive, true)
+      ok(['apply', '--netns', pair!.a, file])
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      // the daemon writes its state back within a second
+      const readable = () => {
+        try {
+          return JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8')).params.mode === 'gre'
+        } catch {
+          return false
+        }
+      }
+      await until('the state file rewritten', readable, 5000)
+      assert.equal(daemons(pair!.a), [pid!], 'the same daemon')
+      writeFileSync(statePath('g1', pair!.a), 'garbage')
+      ok(['del', '--netns', pair!.a, 'g1'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no daemons', () => daemons(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
+    })
+
+    t('state and stats files lost, daemon dead: the marked TUN device is still tunctl\'s; apply replaces it; del works', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [pid] = daemons(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      const g = showJson(pair!.a).find((x) => x.name === 'g1')
+      assert.ok(g?.owned, 'owned')
+      assert.is(g.mode, 'unknown')
+      const plan = ok(['plan', '--netns', pair!.a, file])
+      assert.match(plan.out, /g1/)
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(daemons(pair!.a).length, 1)
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+      // lost again, this time with the daemon alive: del still removes device and daemon
+      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      ok(['del', '--netns', pair!.a, 'g1'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no daemons', () => daemons(pair!.a).length === 0)
+    })
+
+    t('a batch line failing after a userspace create (TUNCTL_FAIL_AT_LINE=1): no device, daemon or state is left', async () => {
+      assert.is(tuns(pair!.a).size, 0)
+      const r = tunctl(['apply', '--netns', pair!.a, file], {TUNCTL_FAIL_AT_LINE: '1'})
+      assert.is.not(r.code, 0, r.out + r.err)
+      assert.match(r.out + r.err, /restored|rolled back/i)
+      assert.is(tuns(pair!.a).size, 0, [...tuns(pair!.a).keys()].join(' '))
+      await until('no daemons', () => daemons(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(tuns(pair!.a).size, 1)
+    })
+
+    t('the CLI signals no process it cannot prove is the tunnel\'s daemon (a reused pid in the state file)', async () => {
+      // a process that looks like an encapsulator daemon, but of another tunnel (another state file)
+      const decoy = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', statePath('g1', pair!.a + '-other')], {stdio: 'ignore'})
+      await until('decoy running', () => {
+        try {
+          return readFileSync(`/proc/${decoy.pid}/cmdline`, 'utf8').includes('daemon.js')
+        } catch {
+          return false
+        }
+      })
+      try {
+        const [pid] = daemons(pair!.a)
+        process.kill(pid!, 'SIGKILL')
+        await until('daemon gone', () => daemons(pair!.a).length === 0)
+        const st = JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8'))
+        writeFileSync(statePath('g1', pair!.a), JSON.stringify({...st, pid: decoy.pid, startTicks: undefined}))
+        writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: st.generation}))
+        ok(['del', '--netns', pair!.a, 'g1'])
+        assert.is(decoy.exitCode, null)
+        assert.is(decoy.signalCode, null)
+        process.kill(decoy.pid!, 0) // still running
+        assert.is(tuns(pair!.a).size, 0)
+      } finally {
+        decoy.kill('SIGKILL')
+      }
+    })
+  }
+  t.run()
+}
