@@ -7,6 +7,12 @@
       "cflags_c": ["-std=gnu11"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "tunctl_lock",
+      "sources": ["native/lock.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }
