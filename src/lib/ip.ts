@@ -1,5 +1,8 @@
 // Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
 import {execa} from 'execa'
+import {mkdirSync, unlinkSync} from 'node:fs'
+import {join} from 'node:path'
+import {runDir, writeFileAtomic} from './journal.js'
 import {CommandError, PermissionError, UsageError} from './errors.js'
 
 export interface IpOptions {
@@ -46,21 +49,41 @@ export function quoteBatchWord(w: string): string {
   return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(w) ? w : '"' + w.replace(/(["\\])/g, '\\$1') + '"'
 }
 
+let batchSeq = 0
+
 /**
- * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch -` process.
+ * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch FILE` process. The batch is written
+ * to a file first (mode 0600 in /run/tunctl/<ns>/) and ip runs in its own process group, not killed with us: if
+ * tunctl dies or a terminal's Ctrl-C reaches its group while the batch runs, ip still runs the whole batch (or
+ * stops at a failing line) — never a part cut off because its feeder went away.
  * ip stops at the first failing line; the error carries its 1-based index so callers map it to a plan step.
  */
 export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<void> {
   if (lines.length === 0) return
   for (const l of lines) echo(opts, l)
   const text = lines.map((l) => l.map(quoteBatchWord).join(' ')).join('\n') + '\n'
-  const argv = [...base(opts), '-batch', '-']
-  const r = await execa('ip', argv, {input: text, reject: false})
-  if (r.exitCode !== 0) {
-    const stderr = String(r.stderr)
-    // iproute2 reports "Command failed -:LINE" for the failing batch line
-    const m = /Command failed -:(\d+)/.exec(stderr)
-    const line = m ? Number(m[1]) : undefined
-    throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr, line)
+  const dir = runDir(opts.netns)
+  try {
+    mkdirSync(dir, {recursive: true, mode: 0o700})
+  } catch (e: any) {
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot create ${dir}: ${e.message} (tunctl needs root)`)
+    throw e
+  }
+  const file = join(dir, `batch.${process.pid}.${++batchSeq}`)
+  writeFileAtomic(file, text)
+  const argv = [...base(opts), '-batch', file]
+  try {
+    const r = await execa('ip', argv, {stdin: 'ignore', reject: false, detached: true, cleanup: false})
+    if (r.exitCode !== 0) {
+      const stderr = String(r.stderr)
+      // iproute2 reports "Command failed FILE:LINE" for the failing batch line
+      const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
+      const line = m ? Number(m[1]) : undefined
+      throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr.replaceAll(file, '-'), line)
+    }
+  } finally {
+    try {
+      unlinkSync(file)
+    } catch {}
   }
 }

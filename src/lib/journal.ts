@@ -1,0 +1,124 @@
+// The journal of the apply in progress: /run/tunctl/<ns>/journal.json (0600, written atomically before the first
+// mutation, rewritten at each phase, removed when the apply ends). A journal left behind means the apply never
+// finished (SIGKILL, crash, power cut of a --confirm wait); the next command in the namespace reports it and,
+// if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
+import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {join} from 'node:path'
+import type {ObservedState} from '../model/types.js'
+import {LOCK_ROOT} from './lock.js'
+
+export type JournalPhase =
+  /** written before the first mutation; userspace encapsulators may be starting */
+  | 'started'
+  /** the ip batch is running */
+  | 'batch'
+  /** the batch finished; verifying */
+  | 'verify'
+  /** rolling back after a failure or an interrupt */
+  | 'rollback'
+  /** applied and verified; waiting for `tunctl confirm` until confirm.deadline */
+  | 'confirm'
+
+export interface Journal {
+  version: 1
+  /** random id of this apply (tunctl confirm and the watchdog agree on it) */
+  id: string
+  command: 'apply'
+  /** the process that owns the journal (the apply, or its --confirm watchdog), with its start time (pid reuse) */
+  pid: number
+  pidStart?: string
+  createdAt: string
+  updatedAt: string
+  netns?: string
+  file?: string
+  phase: JournalPhase
+  /** the plan: step names and kinds (what this apply may have created or changed) */
+  plan: Array<{name: string; kind: string; driver?: string}>
+  /** the observed state the plan was made from: the rollback target */
+  snapshot: ObservedState
+  /** --adopt names (a rollback gives them back) */
+  adopted: string[]
+  /** userspace encapsulators this apply started (recorded before each start); done once it ran */
+  started: Array<{name: string; done: boolean}>
+  /** names this apply is known to have created (its `link add` line ran), when known */
+  created?: string[]
+  confirm?: {seconds: number; deadline: string}
+}
+
+export function runDir(netns: string | undefined, root = LOCK_ROOT): string {
+  return join(root, netns || 'default')
+}
+
+export function journalPath(netns: string | undefined, root = LOCK_ROOT): string {
+  return join(runDir(netns, root), 'journal.json')
+}
+
+/** Writes `data` to `path` atomically (temp file, fsync, rename) with mode 0600. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeSync(fd, data)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, path)
+}
+
+export function writeJournal(j: Journal, root = LOCK_ROOT): void {
+  mkdirSync(runDir(j.netns, root), {recursive: true, mode: 0o700})
+  j.updatedAt = new Date().toISOString()
+  writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j, null, 1) + '\n')
+}
+
+export function readJournal(netns: string | undefined, root = LOCK_ROOT): Journal | undefined {
+  let text: string
+  try {
+    text = readFileSync(journalPath(netns, root), 'utf8')
+  } catch {
+    return undefined
+  }
+  try {
+    const j = JSON.parse(text) as Journal
+    if (j?.version !== 1 || !j.snapshot || !Array.isArray(j.plan)) return undefined
+    return j
+  } catch {
+    return undefined
+  }
+}
+
+export function removeJournal(netns: string | undefined, root = LOCK_ROOT): void {
+  try {
+    unlinkSync(journalPath(netns, root))
+  } catch {}
+  // a temp file left by a writer that died between write and rename
+  try {
+    for (const f of readdirSync(runDir(netns, root))) if (/^journal\.json\.\d+\.tmp$/.test(f)) unlinkSync(join(runDir(netns, root), f))
+  } catch {}
+}
+
+/** Start time of a process (field 22 of /proc/PID/stat), to tell a live owner from a reused pid. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (rest[0] === 'Z') return undefined
+    return rest[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the journal's owner still runs (same pid, same start time). */
+export function ownerAlive(j: Journal): boolean {
+  if (!j.pid) return false
+  const start = processStart(j.pid)
+  if (start === undefined) return false
+  return j.pidStart === undefined || j.pidStart === start
+}
+
+export function describeJournal(j: Journal): string {
+  const what = j.phase === 'confirm' ? `awaiting confirmation until ${j.confirm?.deadline ?? '?'}` : `phase ${j.phase}`
+  return `an apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
+}
