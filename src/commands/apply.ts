@@ -178,8 +178,8 @@ ${BaseCommand.exitCodesHelp}`
       confirmed = await this.awaitConfirmation(netns, confirmWait, flags.confirm!)
       if (confirmed.outcome !== 'confirmed') {
         this.failure = {applied: true, verified: true}
-        if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`not confirmed (${confirmed.reason ?? 'time ran out'}) and the rollback is incomplete`, undefined, confirmed.leftovers ?? [])
-        const e = new TunctlError(`not confirmed (${confirmed.reason ?? 'time ran out'}): rolled back to the state before the apply`)
+        if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`${confirmed.reason ?? "not confirmed in time"}, and the rollback is incomplete`, undefined, confirmed.leftovers ?? [])
+        const e = new TunctlError(`${confirmed.reason ?? "not confirmed in time"}: rolled back to the state before the apply`)
         e.code = 'not-confirmed'
         ;(e as any).rolledBack = true
         throw e

@@ -1,7 +1,7 @@
 // The apply --confirm watchdog: `node dist/execute/watchdog.js NETNS ID` (NETNS '' = default), started detached by
 // apply with the namespace lock's fd as fd 3. Keeps the apply if confirm.<ID> appears before the journal's
 // deadline; otherwise (or on SIGTERM/SIGINT) rolls the namespace back to the journal's snapshot. See confirm.ts.
-import {existsSync} from 'node:fs'
+import {existsSync, ftruncateSync, writeSync} from 'node:fs'
 import {processStart, readJournal, removeJournal, writeJournal} from '../lib/journal.js'
 import {confirmFile, removeConfirmRequest, writeResult} from './confirm.js'
 import {realSystem} from './index.js'
@@ -30,13 +30,19 @@ async function main(): Promise<number> {
   j.pid = process.pid
   j.pidStart = processStart(process.pid)
   writeJournal(j)
+  try {
+    // fd 3 is the namespace lock the apply handed over: name the holder in it
+    ftruncateSync(3, 0)
+    writeSync(3, `${process.pid}\n`, 0)
+  } catch {}
   const deadline = Date.parse(j.confirm.deadline)
   log(`waiting for confirmation of apply ${id} until ${j.confirm.deadline}`)
   const file = confirmFile(netns, id)
   for (;;) {
     if (existsSync(file)) {
-      removeJournal(netns)
+      // the verdict first, then the journal goes (the waiting apply reads a missing journal without a verdict as a crash)
       writeResult(netns, {id, outcome: 'confirmed', at: new Date().toISOString()})
+      removeJournal(netns)
       removeConfirmRequest(netns, id)
       log('confirmed')
       return 0
@@ -54,8 +60,8 @@ async function main(): Promise<number> {
   } catch (e) {
     left = [`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`]
   }
-  removeJournal(netns)
   writeResult(netns, {id, outcome: left.length ? 'rollback-incomplete' : 'rolled-back', at: new Date().toISOString(), reason, ...(left.length ? {leftovers: left} : {})})
+  removeJournal(netns)
   removeConfirmRequest(netns, id)
   log(left.length ? `rollback incomplete:\n  ${left.join('\n  ')}` : 'rolled back')
   return 0

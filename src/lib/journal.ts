@@ -5,7 +5,7 @@
 import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import type {ObservedState} from '../model/types.js'
-import {LOCK_ROOT} from './lock.js'
+import {LOCK_ROOT, setLockHint} from './lock.js'
 
 export type JournalPhase =
   /** written before the first mutation; userspace encapsulators may be starting */
@@ -122,3 +122,9 @@ export function describeJournal(j: Journal): string {
   const what = j.phase === 'confirm' ? `awaiting confirmation until ${j.confirm?.deadline ?? '?'}` : `phase ${j.phase}`
   return `an apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
 }
+
+setLockHint((netns) => {
+  const j = readJournal(netns)
+  if (j?.phase !== 'confirm' || !ownerAlive(j)) return undefined
+  return `${describeJournal(j)} holds it: \`tunctl confirm${netns ? ` --netns ${netns}` : ''}\` keeps that change (then the lock is free), or wait for its rollback`
+})

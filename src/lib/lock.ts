@@ -59,6 +59,12 @@ function flock1(fd: number, waitSec: number | undefined): Promise<number> {
   })
 }
 
+/** Explains a held lock (set by the journal module: an apply awaiting confirmation holds it). */
+let lockHint: ((netns: string | undefined) => string | undefined) | undefined
+export function setLockHint(f: (netns: string | undefined) => string | undefined): void {
+  lockHint = f
+}
+
 /** A held namespace lock. */
 export interface Lock {
   path: string
@@ -125,7 +131,10 @@ export async function acquireLock(netns: string | undefined, timeoutSec: number,
     }
     if (!locked) {
       const pid = readPid(file)
-      throw new LockError(`another tunctl (pid ${pid ?? '?'}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
+      const e = new LockError(`another tunctl (pid ${pid ?? '?'}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
+      const why = lockHint?.(netns)
+      if (why) e.message += `\n${why}`
+      throw e
     }
     ftruncateSync(fd, 0)
     writeSync(fd, `${process.pid}\n`, 0)
