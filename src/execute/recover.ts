@@ -4,19 +4,10 @@ import {readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {DRIVERS} from '../drivers/index.js'
 import {RollbackError} from '../lib/errors.js'
-import {describeJournal, ownerAlive, processStart, readJournal, removeJournal, runDir, writeJournal, type Journal} from '../lib/journal.js'
+import {describeJournal, journalScope, ownerAlive, processStart, readJournal, removeJournal, runDir, writeJournal, type Journal} from '../lib/journal.js'
 import type {Drivers} from '../plan/diff.js'
 import {realSystem} from './index.js'
-import {restore, type ExecHooks, type RestoreScope, type System} from './run.js'
-
-/** The journal's rollback scope: only what that apply created or started. */
-export function journalScope(j: Journal): RestoreScope {
-  const started = j.started ?? []
-  // the batch had not run: the only things it can have made are its encapsulators; once the batch ended the
-  // link adds that ran are recorded; killed while the batch ran: unknown, so new alias-less links of its steps
-  const created = j.created ? new Set([...j.created, ...started.map((x) => x.name)]) : j.phase === 'started' ? new Set(started.map((x) => x.name)) : undefined
-  return {touched: new Set(j.plan.map((s) => s.name)), created, adopted: new Set(j.adopted ?? []), started}
-}
+import {restore, type ExecHooks, type System} from './run.js'
 
 /** Rolls the namespace back to the journal's snapshot; returns what is left. The caller holds the lock. */
 export async function rollbackJournal(j: Journal, sys: System, hooks: ExecHooks = {}): Promise<string[]> {

@@ -4,6 +4,7 @@
 // if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
 import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
+import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
 import {LOCK_ROOT, setLockHint} from './lock.js'
 
@@ -116,6 +117,15 @@ export function ownerAlive(j: Journal): boolean {
   const start = processStart(j.pid)
   if (start === undefined) return false
   return j.pidStart === undefined || j.pidStart === start
+}
+
+/** The journal's rollback scope: only what that apply created or started. */
+export function journalScope(j: Journal): RestoreScope {
+  const started = j.started ?? []
+  // the batch had not run: the only things it can have made are its encapsulators; once the batch ended the
+  // link adds that ran are recorded; killed while the batch ran: unknown, so new alias-less links of its steps
+  const created = j.created ? new Set([...j.created, ...started.map((x) => x.name)]) : j.phase === 'started' ? new Set(started.map((x) => x.name)) : undefined
+  return {touched: new Set(j.plan.map((s) => s.name)), created, adopted: new Set(j.adopted ?? []), started}
 }
 
 export function describeJournal(j: Journal): string {

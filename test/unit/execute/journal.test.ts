@@ -4,8 +4,7 @@ import * as assert from 'uvu/assert'
 import {existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {journalPath, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
-import {journalScope} from '../../../src/execute/recover.js'
+import {journalPath, journalScope, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
 import {pausePoint} from '../../../src/lib/interrupt.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-journal-'))
