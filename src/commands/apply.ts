@@ -5,7 +5,7 @@ import {createInterface} from 'node:readline'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT, RollbackError, TunctlError, UsageError} from '../lib/errors.js'
 import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
-import {processStart, readJournal, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
+import {journalStarted, processStart, readJournal, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
 import {withLock, type Lock} from '../lib/lock.js'
 import {mark} from '../lib/timing.js'
 import type {DriverChoice, Plan} from '../model/types.js'
@@ -137,6 +137,7 @@ ${BaseCommand.exitCodesHelp}`
           adopted: flags.adopt ?? [],
           started: [],
         }
+        removeJournal(netns) // a started-log left by a removal cut short (recoverUnfinished ran: no journal is pending)
         writeJournal(journal)
         const hooks = journalHooks(journal, signals)
         signals.arm((sig, first) => {
@@ -273,12 +274,10 @@ function journalHooks(journal: Journal, signals: SignalWatch): ExecHooks & {batc
       await pausePoint(p, interrupted)
     },
     async starting(name) {
-      journal.started.push({name, done: false})
-      writeJournal(journal)
+      journalStarted(journal, name, false)
     },
     async started(name) {
-      for (const x of journal.started) if (x.name === name) x.done = true
-      writeJournal(journal)
+      journalStarted(journal, name, true)
     },
     async created(names) {
       journal.created = names

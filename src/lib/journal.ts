@@ -2,7 +2,7 @@
 // mutation, rewritten at each phase, removed when the apply ends). A journal left behind means the apply never
 // finished (SIGKILL, crash, power cut of a --confirm wait); the next command in the namespace reports it and,
 // if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
-import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
@@ -67,10 +67,30 @@ export function writeFileAtomic(path: string, data: string): void {
   renameSync(tmp, path)
 }
 
+/** The append-only companion of the journal: one `start NAME` / `done NAME` line per encapsulator start, so that
+ * recording a start costs one small append, not a rewrite of the whole journal (its snapshot can be megabytes). */
+export function startedLogPath(netns: string | undefined, root = LOCK_ROOT): string {
+  return join(runDir(netns, root), 'journal.started')
+}
+
 export function writeJournal(j: Journal, root = LOCK_ROOT): void {
   mkdirSync(runDir(j.netns, root), {recursive: true, mode: 0o700})
   j.updatedAt = new Date().toISOString()
-  writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j, null, 1) + '\n')
+  writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j) + '\n')
+}
+
+/** Records (durably, before it happens) that an encapsulator is being started, or that its start completed. */
+export function journalStarted(j: Journal, name: string, done: boolean, root = LOCK_ROOT): void {
+  const e = j.started.find((x) => x.name === name)
+  if (e) e.done = done
+  else j.started.push({name, done})
+  const fd = openSync(startedLogPath(j.netns, root), 'a', 0o600)
+  try {
+    writeSync(fd, `${done ? 'done' : 'start'} ${name}\n`)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 export function readJournal(netns: string | undefined, root = LOCK_ROOT): Journal | undefined {
@@ -80,18 +100,34 @@ export function readJournal(netns: string | undefined, root = LOCK_ROOT): Journa
   } catch {
     return undefined
   }
+  let j: Journal
   try {
-    const j = JSON.parse(text) as Journal
+    j = JSON.parse(text) as Journal
     if (j?.version !== 1 || !j.snapshot || !Array.isArray(j.plan)) return undefined
-    return j
   } catch {
     return undefined
   }
+  j.started = Array.isArray(j.started) ? j.started : []
+  let log = ''
+  try {
+    log = readFileSync(startedLogPath(netns, root), 'utf8')
+  } catch {}
+  for (const line of log.split('\n')) {
+    const m = /^(start|done) (\S+)$/.exec(line)
+    if (!m) continue
+    const e = j.started.find((x) => x.name === m[2])
+    if (e) e.done = e.done || m[1] === 'done'
+    else j.started.push({name: m[2]!, done: m[1] === 'done'})
+  }
+  return j
 }
 
 export function removeJournal(netns: string | undefined, root = LOCK_ROOT): void {
   try {
     unlinkSync(journalPath(netns, root))
+  } catch {}
+  try {
+    unlinkSync(startedLogPath(netns, root))
   } catch {}
   // a temp file left by a writer that died between write and rename
   try {

@@ -1,10 +1,10 @@
 // The apply journal: atomic 0600 file, owner liveness (pid + start time), rollback scope by phase; the pause hook.
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {journalPath, journalScope, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
+import {journalPath, journalScope, journalStarted, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
 import {pausePoint} from '../../../src/lib/interrupt.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-journal-'))
@@ -38,6 +38,20 @@ test('written atomically with mode 0600, read back, removed (with stray temp fil
   assert.is(existsSync(p), false)
   assert.equal(readdirSync(join(root, 'ns1')), [])
   assert.is(readJournal('ns1', root), undefined)
+})
+
+test('encapsulator starts go to an append-only log that readJournal merges (no rewrite of the snapshot per start)', () => {
+  const j = base({started: []})
+  writeJournal(j, root)
+  const before = readFileSync(journalPath('ns1', root), 'utf8')
+  journalStarted(j, 'u1', false, root)
+  journalStarted(j, 'u1', true, root)
+  journalStarted(j, 'u2', false, root)
+  assert.is(readFileSync(journalPath('ns1', root), 'utf8'), before, 'journal.json not rewritten')
+  assert.equal(readJournal('ns1', root)?.started, [{name: 'u1', done: true}, {name: 'u2', done: false}])
+  assert.is(statSync(join(root, 'ns1', 'journal.started')).mode & 0o777, 0o600)
+  removeJournal('ns1', root)
+  assert.equal(readdirSync(join(root, 'ns1')), [])
 })
 
 test('a torn or foreign file is no journal', () => {
