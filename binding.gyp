@@ -2,10 +2,11 @@
   "targets": [
     {
       "target_name": "tunctl_native",
-      "sources": ["native/addon.c", "native/dataplane.c", "native/codec.c", "native/offload.c"],
+      "sources": ["native/addon.c", "native/dataplane.c", "native/codec.c", "native/offload.c", "native/esp.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
       "cflags_c": ["-std=gnu11"],
       "ldflags": ["-pthread"],
+      "libraries": ["-lcrypto"],
       "defines": ["NAPI_VERSION=8"]
     },
     {

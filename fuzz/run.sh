@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harness for the codecs and offload helpers (clang -fsanitize=fuzzer,address,undefined) and runs it.
 # Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes; exits 1 if a crash was found.
+# The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c).
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
 set -euo pipefail
 secs=${1:-60}

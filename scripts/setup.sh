@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks (Debian packages: iproute2, user-mode-linux for the kernel suite,
-# iperf3, ping, ethtool) and builds tunctl: `npm ci` compiles the TypeScript and the native encapsulator addon.
+# iperf3, ping, ethtool, libssl-dev for the ESP codec, clang for the fuzzers) and builds tunctl: `npm ci` compiles
+# the TypeScript and the native encapsulator addon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in iproute2 user-mode-linux kmod iputils-ping iperf3 procps ethtool gcc make g++ python3 groff-base; do
+for p in iproute2 user-mode-linux kmod iputils-ping iperf3 procps ethtool gcc make g++ python3 groff-base libssl-dev clang; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // Runs every test suite (unit, host e2e in namespaces, kernel e2e inside user-mode-linux) and ends with
 // one line `N passed, N failed, N skipped`. Usage: node test/run.mjs [unit|host|uml ...]  (default: all)
-// A suite whose prerequisites are missing is reported as one titled skip that says why, except with
-// CI=true, where a missing prerequisite is a failure (CI must have them all).
+// Each suite runs under test/lib/runner.mjs, which counts honestly and prints a RESULT line; test/lib/tally.mjs
+// sums them. A suite whose prerequisites are missing is reported as one titled skip that says why, except with
+// CI=true, where a missing prerequisite is a failure (CI must have them all), and so is any skipped test not
+// listed with its reason in test/skips.json.
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, readdirSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, rmSync} from 'node:fs'
+import {tally} from './lib/tally.mjs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..')
-const uvu = join(repo, 'node_modules', 'uvu', 'bin.js')
+const runner = join(repo, 'test', 'lib', 'runner.mjs')
+const allowedSkips = JSON.parse(readFileSync(join(repo, 'test', 'skips.json'), 'utf8'))
 const strict = process.env.CI === 'true'
 
 const totals = {passed: 0, failed: 0, skipped: 0}
@@ -31,11 +35,18 @@ function whyNotUml() {
   return whyNotRoot()
 }
 
-/** Runs a command, streams its output, and parses uvu's "Total/Passed/Skipped" summaries from it. */
-function runCounted(name, cmd, args, opts = {}) {
+/** Runs a command, streams its output, and counts it with tally(): its RESULT lines, skips and exit code. */
+function runCounted(name, cmd, args, limitSec) {
   return new Promise((resolve) => {
-    process.stdout.write(`\n=== suite ${name}: ${cmd} ${args.join(' ')}\n`)
-    const child = spawn(cmd, args, {cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], ...opts})
+    process.stdout.write(`\n=== suite ${name}: ${cmd} ${args.join(' ')} (time limit ${limitSec} s)\n`)
+    const child = spawn(cmd, args, {cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], detached: true})
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      try {
+        process.kill(-child.pid, 'SIGKILL') // the whole process group: the suite and what it started
+      } catch {}
+    }, limitSec * 1000)
     let text = ''
     const onData = (stream) => (d) => {
       text += d
@@ -43,21 +54,17 @@ function runCounted(name, cmd, args, opts = {}) {
     }
     child.stdout.on('data', onData(process.stdout))
     child.stderr.on('data', onData(process.stderr))
-    child.on('close', (code) => {
-      // eslint-disable-next-line no-control-regex
-      const plain = text.replace(/\x1b\[[0-9;]*m/g, '')
-      let total = 0, passed = 0, skipped = 0, seen = 0
-      for (const m of plain.matchAll(/Total:\s+(\d+)\s+Passed:\s+(\d+)\s+Skipped:\s+(\d+)/g)) {
-        total += Number(m[1]); passed += Number(m[2]); skipped += Number(m[3]); seen++
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const t = tally(text, code ?? signal, {strict, allowedSkips})
+      if (timedOut) {
+        t.failed++
+        t.problems.push(`killed after its ${limitSec} s time limit`)
       }
-      let failed = total - passed - skipped
-      if (seen === 0 || (code !== 0 && failed === 0)) {
-        failed += 1 // the suite crashed or exited non-zero without a failing test: count it
-        failures.push(`${name}: exited ${code} ${seen === 0 ? 'without a test summary' : 'after its tests'}`)
-      } else if (failed > 0) failures.push(`${name}: ${failed} failing`)
-      totals.passed += passed
-      totals.failed += failed
-      totals.skipped += skipped
+      for (const p of t.problems) failures.push(`${name}: ${p}`)
+      totals.passed += t.passed
+      totals.failed += t.failed
+      totals.skipped += t.skipped
       resolve()
     })
   })
@@ -76,22 +83,57 @@ function skip(name, why) {
 
 const suites = {
   async unit() {
-    await runCounted('unit', process.execPath, ['--import', 'tsx', uvu, 'test/unit', '\\.test\\.ts$'])
+    await runCounted('unit', process.execPath, ['--import', 'tsx', runner, 'test/unit'], 600)
   },
   async host() {
     if (!hasTests(join(repo, 'test/host'))) return skip('host', 'no host tests present')
     const why = whyNotRoot()
     if (why) return skip('host', why)
-    await runCounted('host', process.execPath, ['--import', 'tsx', uvu, 'test/host', '\\.test\\.ts$'])
+    await runCounted('host', process.execPath, ['--import', 'tsx', runner, 'test/host'], 1500)
   },
   async uml() {
     if (!hasTests(join(repo, 'test/uml'))) return skip('uml', 'no user-mode-linux tests present')
     const why = whyNotUml()
     if (why) return skip('uml', why)
     // one boot for the whole kernel suite (boots cost ~3 s, processes inside are slow)
-    await runCounted('uml', 'bash', [join(repo, 'test/uml/uml.sh'), join(repo, 'test/uml/suite.sh')])
+    await runCounted('uml', 'bash', [join(repo, 'test/uml/uml.sh'), join(repo, 'test/uml/suite.sh')], 1800)
   },
 }
+
+/**
+ * Removes what an earlier, interrupted run left: host test namespaces named tunctl-t-…-pPID-… whose PID no longer
+ * runs (test/host/lib/netns.ts names them so), every process inside them, and their /run/tunctl state directories.
+ * Namespaces of a run still in progress, and anything not named by the tests, are left alone.
+ */
+function sweepLeftovers() {
+  if (process.getuid?.() !== 0) return
+  const list = spawnSync('ip', ['netns', 'list'], {encoding: 'utf8'}).stdout ?? ''
+  for (const ns of list.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)) {
+    const m = /^tunctl-t-.*-p(\d+)-[ab][0-9a-f]{6}$/.exec(ns)
+    if (!m || isRunning(Number(m[1]))) continue
+    const pids = (spawnSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).stdout ?? '').split('\n').filter(Boolean)
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {}
+    }
+    spawnSync('ip', ['netns', 'del', ns])
+    const root = process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'
+    for (const dir of [join(root, 'ns', ns), join(root, ns)]) rmSync(dir, {recursive: true, force: true}) // src/lib/rundir.ts, and its legacy layout
+    process.stdout.write(`swept the namespace ${ns} left by an earlier run (pid ${m[1]}, ${pids.length} processes)\n`)
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return e.code === 'EPERM'
+  }
+}
+
+sweepLeftovers()
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(suites)
 for (const name of wanted) {

@@ -1,4 +1,5 @@
 // `tunctl del NAME...`: delete tunnels (their addresses and routes go with the link) and stop userspace encapsulators.
+import {visible} from '../lib/text.js'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
 import {CommandError, TunctlError} from '../lib/errors.js'
@@ -75,8 +76,8 @@ ${BaseCommand.exitCodesHelp}`
     })
     if (this.jsonMode) this.printJSON({ok: true, ...result})
     else {
-      for (const n of result.deleted) process.stdout.write(`- ${n} deleted\n`)
-      for (const n of result.missing) process.stdout.write(`  ${n} not present (ignored)\n`)
+      for (const n of result.deleted) process.stdout.write(`- ${visible(n)} deleted\n`)
+      for (const n of result.missing) process.stdout.write(`  ${visible(n)} not present (ignored)\n`)
     }
   }
 }

@@ -1,4 +1,5 @@
 // `tunctl show [NAME]`: tunnels with mode, driver, endpoints, keys, ttl, mtu, state, addresses, routes, ownership, counters.
+import {visible} from '../lib/text.js'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
 import {TunctlError} from '../lib/errors.js'
@@ -109,8 +110,8 @@ ${BaseCommand.exitCodesHelp}`
 }
 
 function detail(t: ObservedTunnel): string {
-  const lines: string[] = [`${t.name}`]
-  const add = (k: string, v: string) => lines.push(`  ${(k + ':').padEnd(18)} ${v}`)
+  const lines: string[] = [visible(t.name)]
+  const add = (k: string, v: string) => lines.push(`  ${(k + ':').padEnd(18)} ${visible(v)}`)
   add('mode', t.params.mode)
   add('driver', t.driver)
   if (t.driver === 'userspace') add('encapsulator', t.alive ? `running (pid ${t.pid})` : `dead${t.pid ? ` (was pid ${t.pid})` : ''}`)

@@ -9,10 +9,11 @@
 // while a change waits for confirmation; it runs in its own session, so the apply's terminal or SSH connection
 // going away does not touch it. If it dies (SIGKILL, crash) the journal stays and the next command rolls back.
 import {spawn} from 'node:child_process'
-import {existsSync, openSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
+import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {processStart, readJournal, runDir, writeFileAtomic} from '../lib/journal.js'
+import {openAppend} from '../lib/rundir.js'
 
 export interface ConfirmResult {
   id: string
@@ -74,7 +75,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  */
 export async function startWatchdog(netns: string | undefined, id: string, lockFd: number): Promise<number> {
   const argv = watchdogArgv()
-  const log = openSync(join(runDir(netns), 'confirm.log'), 'a', 0o600)
+  const log = openAppend(join(runDir(netns), 'confirm.log'))
   let exited: number | null = null
   let child
   try {

@@ -1,6 +1,9 @@
 // Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
 import {Command, Flags} from '@oclif/core'
 import {EXIT, TunctlError, UsageError, exitTableText, stdoutState} from './errors.js'
+import {jsonText} from './text.js'
+
+export {jsonText}
 
 /** An `ip netns` name: a file name under /run/netns (it also names tunctl's state directory, so no path tricks). */
 export function netnsNameProblem(ns: string): string | undefined {
@@ -36,7 +39,7 @@ export abstract class BaseCommand extends Command {
 
   protected printJSON(value: unknown): void {
     stdoutState.json = true
-    process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+    process.stdout.write(jsonText(value) + '\n')
   }
 
   /** exit with a code without it counting as an error */

@@ -1,5 +1,6 @@
 // The typed error tree and the one exit-code table that --help, the man page and the code all use.
 import type {FieldChange} from '../model/types.js'
+import {jsonText, visibleText} from './text.js'
 
 export const EXIT = {
   OK: 0,
@@ -52,14 +53,26 @@ export interface Diagnostic {
   excerpt?: string
 }
 
+/** The most diagnostics a SpecError lists (text and --json); the rest are counted (output stays bounded). */
+export const MAX_DIAGNOSTICS = 100
+
 export class SpecError extends TunctlError {
   override exitCode: number = EXIT.DATAERR
   override code = 'invalid-spec'
+  /** diagnostics beyond MAX_DIAGNOSTICS, not listed */
+  omitted: number
   constructor(public diagnostics: Diagnostic[]) {
-    super(diagnostics.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n'))
+    const omitted = Math.max(0, diagnostics.length - MAX_DIAGNOSTICS)
+    const shown = omitted ? diagnostics.slice(0, MAX_DIAGNOSTICS) : diagnostics
+    super(
+      shown.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n') +
+        (omitted ? `\n… and ${omitted} more error${omitted === 1 ? '' : 's'} (only the first ${MAX_DIAGNOSTICS} are listed)` : ''),
+    )
+    this.diagnostics = shown
+    this.omitted = omitted
   }
   override toJSON() {
-    return {...super.toJSON(), diagnostics: this.diagnostics}
+    return {...super.toJSON(), diagnostics: this.diagnostics, ...(this.omitted ? {omitted: this.omitted} : {})}
   }
 }
 
@@ -134,6 +147,11 @@ export class LockError extends TunctlError {
   override code = 'locked'
 }
 
+/** A word ip -batch cannot carry (names are checked at validate; this guards names observed on the system). */
+export class BatchWordError extends TunctlError {
+  override code = 'unquotable'
+}
+
 export class BugError extends TunctlError {
   override exitCode: number = EXIT.SOFTWARE
   override code = 'internal'
@@ -154,17 +172,18 @@ export function handleError(error: unknown, argv: string[] = process.argv): numb
       error instanceof TunctlError ? error.toJSON()
       : e?.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
       : {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(e?.stack ?? error)}
-    process.stdout.write(JSON.stringify({ok: false, error: payload}, null, 2) + '\n')
+    process.stdout.write(jsonText({ok: false, error: payload}) + '\n')
   }
   if (error instanceof TunctlError) {
-    if (!(e as any).reported) process.stderr.write(`tunctl: ${error.message}\n`)
+    // names and aliases from the system or the file never reach the terminal raw
+    if (!(e as any).reported) process.stderr.write(`tunctl: ${visibleText(error.message)}\n`)
     return error.exitCode
   }
   if (e?.oclif) {
     // oclif parse/usage errors (unknown flag, missing argument, unknown command)
-    process.stderr.write(`tunctl: ${e.message}\n`)
+    process.stderr.write(`tunctl: ${visibleText(String(e.message))}\n`)
     return EXIT.USAGE
   }
-  process.stderr.write(`tunctl: internal error: ${e?.stack ?? String(error)}\n`)
+  process.stderr.write(`tunctl: internal error: ${visibleText(String(e?.stack ?? error))}\n`)
   return EXIT.SOFTWARE
 }

@@ -1,9 +1,10 @@
 // Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
 import {execa} from 'execa'
-import {mkdirSync, unlinkSync} from 'node:fs'
+import {unlinkSync} from 'node:fs'
 import {join} from 'node:path'
-import {runDir, writeFileAtomic} from './journal.js'
-import {CommandError, PermissionError, UsageError} from './errors.js'
+import {BugError, CommandError, PermissionError, UsageError} from './errors.js'
+import {ensureRunDir, writeAtomic} from './rundir.js'
+import {quoteBatchWord, visible} from './text.js'
 
 export interface IpOptions {
   netns?: string
@@ -15,7 +16,15 @@ function base(opts: IpOptions): string[] {
 }
 
 function echo(opts: IpOptions, argv: string[]) {
-  if (opts.verbose) process.stderr.write(`[#] ip ${argv.join(' ')}\n`)
+  if (opts.verbose) process.stderr.write(`[#] ip ${visible(argv.map(echoWord).join(' '))}\n`)
+}
+
+function echoWord(w: string): string {
+  try {
+    return quoteBatchWord(w)
+  } catch {
+    return JSON.stringify(w)
+  }
 }
 
 function classify(argv: string[], stderr: string, batchLine?: number): Error {
@@ -27,13 +36,63 @@ function classify(argv: string[], stderr: string, batchLine?: number): Error {
   return new CommandError(`ip ${argv.join(' ')}: ${stderr.trim()}`, ['ip', ...argv], stderr, batchLine)
 }
 
-/** `ip -j -d <args>` parsed; read-only, never echoed. */
+/** `ip -j -d <args>` parsed (parseIpJson); read-only, never echoed. */
 export async function ipJson<T = any>(args: string[], opts: IpOptions = {}): Promise<T> {
   const argv = [...base(opts), '-j', '-d', ...args]
-  const r = await execa('ip', argv, {reject: false})
-  if (r.exitCode !== 0) throw classify(argv, String(r.stderr))
-  const out = String(r.stdout).trim()
-  return (out ? JSON.parse(out) : []) as T
+  const r = await execa('ip', argv, {reject: false, encoding: 'buffer'})
+  if (r.exitCode !== 0) throw classify(argv, Buffer.from(r.stderr as Uint8Array).toString('utf8'))
+  try {
+    return parseIpJson(r.stdout as Uint8Array) as T
+  } catch (e: any) {
+    throw new BugError(`ip ${argv.join(' ')} printed JSON tunctl cannot read: ${e?.message ?? e}`)
+  }
+}
+
+/**
+ * Reads what `ip -j` prints, whatever bytes the system's names and aliases hold. iproute2's JSON writer escapes
+ * only tab, newline, CR, form feed, backspace, `\` and `"` (older versions also `'` as `\'`, which JSON has not)
+ * and copies every other byte as it is. So: invalid UTF-8 becomes U+FFFD (a name holding it is never one tunctl
+ * manages), and inside strings a raw control character becomes its \u escape and `\'` becomes `'`.
+ */
+export function parseIpJson(out: Uint8Array | string): unknown {
+  const text = (typeof out === 'string' ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8')).trim()
+  if (!text) return []
+  try {
+    return JSON.parse(text)
+  } catch {
+    return JSON.parse(sanitizeJsonStrings(text))
+  }
+}
+
+/** Raw control characters inside JSON strings escaped, `\'` turned into `'` (see parseIpJson). */
+export function sanitizeJsonStrings(text: string): string {
+  let out = ''
+  let inString = false
+  let from = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (!inString) {
+      if (c === 0x22) inString = true
+      continue
+    }
+    if (c === 0x5c) {
+      // an escape: keep valid ones, drop the backslash of \' (and of any other escape JSON does not know)
+      const n = text[i + 1]
+      if (n !== undefined && '"\\/bfnrtu'.includes(n)) {
+        i++
+        continue
+      }
+      out += text.slice(from, i)
+      from = i + 1
+      continue
+    }
+    if (c === 0x22) inString = false
+    else if (c < 0x20 || c === 0x7f) {
+      out += text.slice(from, i) + '\\u' + c.toString(16).padStart(4, '0')
+      from = i + 1
+    }
+  }
+  return out + text.slice(from)
 }
 
 /** One mutating ip command. */
@@ -44,33 +103,30 @@ export async function ip(args: string[], opts: IpOptions = {}): Promise<void> {
   if (r.exitCode !== 0) throw classify(argv, String(r.stderr))
 }
 
-/** Quote one argv word for an ip -batch line (ip's batch parser understands double quotes). */
-export function quoteBatchWord(w: string): string {
-  return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(w) ? w : '"' + w.replace(/(["\\])/g, '\\$1') + '"'
+export {quoteBatchWord} from './text.js'
+
+/** One batch line as ip -batch reads it back (every word quoted by quoteBatchWord; throws for one it cannot carry). */
+export function batchLine(words: string[]): string {
+  return words.map(quoteBatchWord).join(' ')
 }
 
 let batchSeq = 0
 
 /**
  * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch FILE` process. The batch is written
- * to a file first (mode 0600 in /run/tunctl/<ns>/) and ip runs in its own process group, not killed with us: if
+ * to a file first (0600, in the namespace's run directory) and ip runs in its own process group, not killed with us: if
  * tunctl dies or a terminal's Ctrl-C reaches its group while the batch runs, ip still runs the whole batch (or
  * stops at a failing line) — never a part cut off because its feeder went away.
  * ip stops at the first failing line; the error carries its 1-based index so callers map it to a plan step.
  */
 export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<void> {
   if (lines.length === 0) return
+  // quoted before anything runs: a word ip -batch cannot carry fails the whole batch, not one line of it
+  const text = lines.map(batchLine).join('\n') + '\n'
   for (const l of lines) echo(opts, l)
-  const text = lines.map((l) => l.map(quoteBatchWord).join(' ')).join('\n') + '\n'
-  const dir = runDir(opts.netns)
-  try {
-    mkdirSync(dir, {recursive: true, mode: 0o700})
-  } catch (e: any) {
-    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot create ${dir}: ${e.message} (tunctl needs root)`)
-    throw e
-  }
+  const dir = ensureRunDir(opts.netns)
   const file = join(dir, `batch.${process.pid}.${++batchSeq}`)
-  writeFileAtomic(file, text)
+  writeAtomic(file, text)
   const argv = [...base(opts), '-batch', file]
   try {
     const r = await execa('ip', argv, {stdin: 'ignore', reject: false, detached: true, cleanup: false})

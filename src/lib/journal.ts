@@ -1,12 +1,13 @@
-// The journal of the apply in progress: /run/tunctl/<ns>/journal.json (0600, written atomically before the first
+// The journal of the apply in progress: runDir(netns)/journal.json (0600, written atomically before the first
 // mutation, rewritten at each phase, removed when the apply ends). A journal left behind means the apply never
 // finished (SIGKILL, crash, power cut of a --confirm wait); the next command in the namespace reports it and,
 // if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
-import {appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, fsyncSync, readFileSync, readdirSync, unlinkSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
-import {LOCK_ROOT, setLockHint} from './lock.js'
+import {setLockHint} from './lock.js'
+import {ensureRunDir, openAppend, runDir as rundirOf, runRoot, writeAtomic} from './rundir.js'
 
 export type JournalPhase =
   /** written before the first mutation; userspace encapsulators may be starting */
@@ -46,45 +47,37 @@ export interface Journal {
   confirm?: {seconds: number; deadline: string}
 }
 
-export function runDir(netns: string | undefined, root = LOCK_ROOT): string {
-  return join(root, netns || 'default')
+export function runDir(netns: string | undefined, root = runRoot()): string {
+  return rundirOf(netns, root)
 }
 
-export function journalPath(netns: string | undefined, root = LOCK_ROOT): string {
+export function journalPath(netns: string | undefined, root = runRoot()): string {
   return join(runDir(netns, root), 'journal.json')
 }
 
-/** Writes `data` to `path` atomically (temp file, fsync, rename) with mode 0600. */
+/** Writes `data` to `path` atomically (src/lib/rundir.ts writeAtomic: 0600, no symlink followed, fsync, rename). */
 export function writeFileAtomic(path: string, data: string): void {
-  const tmp = `${path}.${process.pid}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    writeSync(fd, data)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, path)
+  writeAtomic(path, data)
 }
 
 /** The append-only companion of the journal: one `start NAME` / `done NAME` line per encapsulator start, so that
  * recording a start costs one small append, not a rewrite of the whole journal (its snapshot can be megabytes). */
-export function startedLogPath(netns: string | undefined, root = LOCK_ROOT): string {
+export function startedLogPath(netns: string | undefined, root = runRoot()): string {
   return join(runDir(netns, root), 'journal.started')
 }
 
-export function writeJournal(j: Journal, root = LOCK_ROOT): void {
-  mkdirSync(runDir(j.netns, root), {recursive: true, mode: 0o700})
+export function writeJournal(j: Journal, root = runRoot()): void {
+  ensureRunDir(j.netns, root)
   j.updatedAt = new Date().toISOString()
   writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j) + '\n')
 }
 
 /** Records (durably, before it happens) that an encapsulator is being started, or that its start completed. */
-export function journalStarted(j: Journal, name: string, done: boolean, root = LOCK_ROOT): void {
+export function journalStarted(j: Journal, name: string, done: boolean, root = runRoot()): void {
   const e = j.started.find((x) => x.name === name)
   if (e) e.done = done
   else j.started.push({name, done})
-  const fd = openSync(startedLogPath(j.netns, root), 'a', 0o600)
+  const fd = openAppend(startedLogPath(j.netns, root))
   try {
     writeSync(fd, `${done ? 'done' : 'start'} ${name}\n`)
     fsyncSync(fd)
@@ -93,7 +86,7 @@ export function journalStarted(j: Journal, name: string, done: boolean, root = L
   }
 }
 
-export function readJournal(netns: string | undefined, root = LOCK_ROOT): Journal | undefined {
+export function readJournal(netns: string | undefined, root = runRoot()): Journal | undefined {
   let text: string
   try {
     text = readFileSync(journalPath(netns, root), 'utf8')
@@ -122,7 +115,7 @@ export function readJournal(netns: string | undefined, root = LOCK_ROOT): Journa
   return j
 }
 
-export function removeJournal(netns: string | undefined, root = LOCK_ROOT): void {
+export function removeJournal(netns: string | undefined, root = runRoot()): void {
   try {
     unlinkSync(journalPath(netns, root))
   } catch {}
@@ -131,7 +124,7 @@ export function removeJournal(netns: string | undefined, root = LOCK_ROOT): void
   } catch {}
   // a temp file left by a writer that died between write and rename
   try {
-    for (const f of readdirSync(runDir(netns, root))) if (/^journal\.json\.\d+\.tmp$/.test(f)) unlinkSync(join(runDir(netns, root), f))
+    for (const f of readdirSync(runDir(netns, root))) if (/^\.journal\.json\.\d+\.[0-9a-f]+\.tmp$/.test(f)) unlinkSync(join(runDir(netns, root), f))
   } catch {}
 }
 

@@ -1,4 +1,5 @@
-// Serialises mutating commands per network namespace with flock(2) on /run/tunctl/<ns>/lock.
+// Serialises mutating commands per network namespace with flock(2) on runDir(netns)/lock (/run/tunctl/host/lock,
+// /run/tunctl/ns/NAME/lock).
 //
 // The lock is an flock on an open file description of this process: the kernel drops it when the last fd to it
 // closes, i.e. when the holder exits or dies in any way (SIGKILL included), so there is no stale lock to take
@@ -7,16 +8,15 @@
 // (native/lock.c); when that addon is not built (kernel-only installs), flock(1) from util-linux is run on an fd
 // this process passes down: it locks our open file description and exits, so the lock is still ours alone.
 import {spawn} from 'node:child_process'
-import {closeSync, existsSync, fchmodSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {closeSync, constants, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, writeSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {LockError, PermissionError, UnavailableError} from './errors.js'
+import {ensureRunDir, runDir, runRoot} from './rundir.js'
 
-export const LOCK_ROOT = process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'
-
-export function lockPath(netns: string | undefined, root = LOCK_ROOT): string {
-  return join(root, netns || 'default', 'lock')
+export function lockPath(netns: string | undefined, root = runRoot()): string {
+  return join(runDir(netns, root), 'lock')
 }
 
 interface FlockAddon {
@@ -82,16 +82,12 @@ function readPid(file: string): number | undefined {
   }
 }
 
-function openLockFile(file: string): number {
+function openLockFile(netns: string | undefined, root: string): number {
+  ensureRunDir(netns, root)
+  const file = lockPath(netns, root)
   try {
-    mkdirSync(dirname(file), {recursive: true, mode: 0o700})
-  } catch (e: any) {
-    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot create ${dirname(file)}: ${e.message} (tunctl needs root)`)
-    throw e
-  }
-  try {
-    // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves
-    const fd = openSync(file, 'a+', 0o600)
+    // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink
+    const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
     try {
       fchmodSync(fd, 0o600)
     } catch {}
@@ -108,9 +104,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * Takes the namespace lock, waiting up to timeoutSec (then LockError, exit 75). The lock lasts until release()
  * or this process ends (however it ends).
  */
-export async function acquireLock(netns: string | undefined, timeoutSec: number, root = LOCK_ROOT): Promise<Lock> {
+export async function acquireLock(netns: string | undefined, timeoutSec: number, root = runRoot()): Promise<Lock> {
   const file = lockPath(netns, root)
-  const fd = openLockFile(file)
+  const fd = openLockFile(netns, root)
   let locked = false
   try {
     const addon = flockAddon()
@@ -157,12 +153,12 @@ export async function acquireLock(netns: string | undefined, timeoutSec: number,
 }
 
 /** Whether someone holds the namespace lock right now (a non-blocking attempt that is given back at once). */
-export async function lockHeld(netns: string | undefined, root = LOCK_ROOT): Promise<boolean> {
+export async function lockHeld(netns: string | undefined, root = runRoot()): Promise<boolean> {
   const file = lockPath(netns, root)
   if (!existsSync(file)) return false
   let fd: number
   try {
-    fd = openSync(file, 'r')
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
   } catch {
     return false
   }
@@ -176,7 +172,7 @@ export async function lockHeld(netns: string | undefined, root = LOCK_ROOT): Pro
 }
 
 /** Runs fn while holding the namespace lock; waits until timeoutSec, then LockError (exit 75). */
-export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: (lock: Lock) => Promise<T>, root = LOCK_ROOT): Promise<T> {
+export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: (lock: Lock) => Promise<T>, root = runRoot()): Promise<T> {
   const lock = await acquireLock(netns, timeoutSec, root)
   try {
     return await fn(lock)

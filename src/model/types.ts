@@ -61,6 +61,10 @@ export interface DesiredTunnel {
   pointer: string
   /** where the tunnel's key stands in the file (for errors found after parsing, e.g. plan conflicts) */
   at?: SourceLocation
+  /** JSON pointer of each entry of `routes` (same order) in the file */
+  routePointers?: string[]
+  /** where each entry of `routes` (same order) stands in the file */
+  routeAt?: SourceLocation[]
 }
 
 export interface SourceLocation {
@@ -110,6 +114,22 @@ export interface ObservedState {
   links: string[]
   /** kind by link name for every link (e.g. 'veth', 'tun', 'gre') */
   kinds: Record<string, string>
+  /**
+   * Every route of the namespace by what the kernel keys it on (table, prefix, metric), whatever its device or
+   * type: a tunnel route with the same key would replace it (`route replace`) or be refused (`route add`).
+   * Absent when routes were not observed.
+   */
+  routeKeys?: RouteHolder[]
+}
+
+export interface RouteHolder {
+  table: number
+  to: string // canonical CIDR
+  metric: number
+  /** its device; undefined for a route without one (blackhole, unreachable, multipath) */
+  dev?: string
+  /** its type when not unicast (blackhole, unreachable, local, …) */
+  type?: string
 }
 
 export type StepKind = 'create' | 'update' | 'replace' | 'delete'

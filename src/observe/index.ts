@@ -4,6 +4,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import type {Mode, ObservedState} from '../model/types.js'
 import {DRIVERS} from '../drivers/index.js'
 import {ipJson} from '../lib/ip.js'
+import {hostRtTables} from '../lib/rttables.js'
 import {type EncapInfo, type ObserveOptions, type RawState, buildObserved, hasIsatap, isOwned} from './parse.js'
 
 export * from './parse.js'
@@ -19,22 +20,6 @@ async function loadEncaps(opts: ObserveOptions): Promise<Map<string, EncapInfo> 
   return (await mod.observeEncaps({netns: opts.netns})) as Map<string, EncapInfo>
 }
 
-/** Reads /etc/iproute2/rt_tables-style names so routes in named tables map to their numbers. */
-function tableNamesFromSystem(): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const f of ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables', '/usr/lib/iproute2/rt_tables']) {
-    try {
-      if (!existsSync(f)) continue
-      const text = readFileSync(f, 'utf8')
-      for (const line of text.split('\n')) {
-        const x = /^\s*(\d+)\s+(\S+)/.exec(line)
-        if (x && !m.has(x[2]!)) m.set(x[2]!, Number(x[1]))
-      }
-    } catch {}
-  }
-  return m
-}
-
 /** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all` (not with routes: false)
  * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators. */
 export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): Promise<ObservedState> {
@@ -44,13 +29,13 @@ export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): P
     ipJson<any[]>(['addr', 'show'], o),
     opts.routes === false ? [] : ipJson<any[]>(['route', 'show', 'table', 'all'], o),
   ])
-  const raw: RawState = {links, addrs, routes}
+  const raw: RawState = {links, addrs, routes, routesObserved: opts.routes !== false}
   if (hasIsatap(links)) {
     const r = await execa('ip', [...(opts.netns ? ['-n', opts.netns] : []), 'tunnel', 'show'], {reject: false})
     raw.tunnelShow = String(r.stdout)
   }
   if (links.some((l) => l?.linkinfo?.info_kind === 'tun' && isOwned(l))) raw.encaps = await loadEncaps(opts)
-  return buildObserved(raw, {...opts, tableNames: tableNamesFromSystem()})
+  return buildObserved(raw, {...opts, tableNames: hostRtTables()})
 }
 
 // ---------- kernel support ----------

@@ -1,8 +1,10 @@
 // Pure part of observe: raw `ip -j` JSON (+ encapsulator states) → ObservedState. No system access (unit-testable).
 import ipaddr from 'ipaddr.js'
-import type {Counters, ObservedState, ObservedTunnel, RouteSpec, Router, TunnelParams} from '../model/types.js'
+import type {Counters, ObservedState, ObservedTunnel, RouteHolder, RouteSpec, Router, TunnelParams} from '../model/types.js'
 import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
 import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+import {manageableName} from '../lib/names.js'
+import {tableNumber} from '../lib/rttables.js'
 
 export interface ObserveOptions {
   netns?: string
@@ -20,6 +22,8 @@ export interface RawState {
   links: any[] // ip -j -d -s link show
   addrs: any[] // ip -j addr show
   routes: any[] // ip -j route show table all
+  /** false: the route dump was skipped (routes is empty, not the namespace's routes) */
+  routesObserved?: boolean
   /** `ip tunnel show` text (only needed when an isatap tunnel exists) */
   tunnelShow?: string
   encaps?: Map<string, EncapInfo>
@@ -27,19 +31,7 @@ export interface RawState {
 
 const FALLBACK = new Set<string>(FALLBACK_DEVICES)
 
-/** Table names iproute2 prints → numbers (others are numeric strings or names from rt_tables). */
-export const TABLES: Record<string, number> = {main: 254, local: 255, default: 253, unspec: 0}
-
-export function tableNumber(t: unknown, names?: Map<string, number>): number {
-  if (t === undefined || t === null) return 254
-  if (typeof t === 'number') return t
-  const s = String(t)
-  if (s in TABLES) return TABLES[s]!
-  if (/^\d+$/.test(s)) return Number(s)
-  const n = names?.get(s)
-  if (n !== undefined) return n
-  return -1 // unknown name: keep it distinct rather than guessing
-}
+export {tableNumber} from '../lib/rttables.js'
 
 /** Parses `ip tunnel show` text: the ISATAP potential router list per tunnel ("pdr A" = default, "pr A"). */
 export function parsePrl(text: string): Map<string, Router[]> {
@@ -128,6 +120,26 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
   return out.sort(compareRoutes)
 }
 
+/** Every route of the dump as (table, prefix, metric) with its device (see ObservedState.routeKeys). */
+export function routeKeysOf(routes: any[], tableNames?: Map<string, number>): RouteHolder[] {
+  const out: RouteHolder[] = []
+  for (const r of routes) {
+    if (typeof r?.dst !== 'string') continue
+    const fam = routeFamily(r)
+    let to: string
+    try {
+      to = canonicalDst(r.dst, fam)
+    } catch {
+      continue // a destination this reader does not know (e.g. another family's syntax)
+    }
+    const h: RouteHolder = {table: tableNumber(r.table, tableNames), to, metric: typeof r.metric === 'number' ? r.metric : 0}
+    if (typeof r.dev === 'string') h.dev = r.dev
+    if (r.type && r.type !== 'unicast') h.type = String(r.type)
+    out.push(h)
+  }
+  return out
+}
+
 export function countersOf(link: any): Counters | undefined {
   const s = link.stats64
   if (!s?.rx || !s?.tx) return undefined
@@ -143,8 +155,9 @@ export function countersOf(link: any): Counters | undefined {
   }
 }
 
+/** tunctl's exact mark (alias `tunctl`) on a link whose name tunctl can manage (see manageableName). */
 export function isOwned(link: any): boolean {
-  return typeof link.ifalias === 'string' && link.ifalias.startsWith('tunctl')
+  return link?.ifalias === 'tunctl' && manageableName(link.ifname)
 }
 
 export function hasIsatap(links: any[]): boolean {
@@ -211,6 +224,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   }
   tunnels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   const state: ObservedState = {tunnels, links: raw.links.map((l) => l.ifname as string), kinds}
+  if (raw.routesObserved !== false) state.routeKeys = routeKeysOf(raw.routes, opts.tableNames)
   if (opts.netns) state.netns = opts.netns
   return state
 }

@@ -2,6 +2,7 @@
 import {tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
+import {quoteName, visible} from '../lib/text.js'
 import type {
   DesiredState,
   DesiredTunnel,
@@ -13,6 +14,7 @@ import type {
   ObservedTunnel,
   Plan,
   PlanStep,
+  RouteHolder,
   RouteSpec,
   SourceLocation,
   TunnelParams,
@@ -39,6 +41,8 @@ export interface PlanOptions {
   adopt?: Set<string>
   /** internal (rollback of an adoption): owned tunnels to give back (ownership alias cleared) */
   disown?: Set<string>
+  /** internal (rollback): do not refuse routes whose key another route holds (the batch's `route add` reports it) */
+  ignoreRouteHolders?: boolean
 }
 
 export interface Conflict {
@@ -227,6 +231,70 @@ export function chooseDriver(
 }
 
 
+/** The kernel's default metric of a route without one: 0 (IPv4), 1024 (IPv6). */
+export function effectiveMetric(r: RouteSpec): number {
+  return r.metric ?? (r.to.includes(':') ? 1024 : 0)
+}
+
+/** The (table, prefix, metric) the kernel keys a route on: two routes with the same key cannot coexist. */
+export function routeKey(r: {table: number; to: string; metric?: number}): string {
+  return `${r.table}|${r.to}|${r.metric ?? (r.to.includes(':') ? 1024 : 0)}`
+}
+
+function tableText(t: number): string {
+  return t === 254 ? 'main' : t === 255 ? 'local' : t === 253 ? 'default' : String(t)
+}
+
+/**
+ * Routes the plan adds whose (table, prefix, metric) a route that survives the plan already holds: on another
+ * device (a foreign default route, say), a route without a device (blackhole, unreachable, multipath), or the
+ * tunnel's own kernel-made route. `route add` would fail on them and `route replace` would silently take them
+ * over, so the plan refuses them, at the route's place in the file. Routes on tunnels this plan deletes or
+ * replaces, and routes an update removes (their `route del` runs first), are freed.
+ */
+function routeConflicts(steps: PlanStep[], observed: ObservedState): Conflict[] {
+  if (!observed.routeKeys) return []
+  const gone = new Set(steps.filter((s) => s.kind === 'delete' || s.kind === 'replace').map((s) => s.name))
+  const freed = new Set<string>() // dev|key of routes updates delete
+  const adds: Array<{s: PlanStep; r: RouteSpec; i: number}> = []
+  for (const s of steps) {
+    const t = s.desired
+    if (!t || s.kind === 'delete') continue
+    if (s.kind === 'update' && s.observed) {
+      const d = diffRoutes(s.observed.routes, t.routes)
+      for (const r of d.del) freed.add(`${s.name}|${routeKey(r)}`)
+      for (const r of d.add) adds.push({s, r, i: t.routes.indexOf(r)})
+    } else t.routes.forEach((r, i) => adds.push({s, r, i}))
+  }
+  if (adds.length === 0) return []
+  const holders = new Map<string, RouteHolder[]>()
+  for (const h of observed.routeKeys) {
+    if (h.dev !== undefined && (gone.has(h.dev) || freed.has(`${h.dev}|${routeKey(h)}`))) continue
+    const k = routeKey(h)
+    const list = holders.get(k)
+    if (list) list.push(h)
+    else holders.set(k, [h])
+  }
+  const out: Conflict[] = []
+  for (const {s, r, i} of adds) {
+    const held = (holders.get(routeKey(r)) ?? []).filter((h) => !(h.dev === s.name && s.kind === 'update' && s.observed?.routes.some((o) => routeKey(o) === routeKey(h))))
+    if (held.length === 0) continue
+    const h = held[0]!
+    const by =
+      h.dev === undefined ? `a ${h.type ?? 'multipath'} route`
+      : h.dev === s.name ? `a route the kernel made on ${visible(h.dev)}${h.type ? ` (${h.type})` : ''}`
+      : `a${h.type ? ' ' + h.type : ''} route on ${quoteName(h.dev)}`
+    const at = s.desired!.routeAt?.[i]
+    out.push({
+      name: s.name,
+      pointer: s.desired!.routePointers?.[i] ?? s.desired!.pointer,
+      at: at ?? s.desired!.at,
+      message: `route to ${r.to} (table ${tableText(r.table)}, metric ${effectiveMetric(r)}) is already held by ${by}; tunctl never replaces another device's route — remove that route, or give this one another metric or table`,
+    })
+  }
+  return out
+}
+
 const ORDER: Record<PlanStep['kind'], number> = {delete: 0, replace: 1, update: 2, create: 3}
 
 export function countSteps(steps: PlanStep[]): Plan['counts'] {
@@ -336,6 +404,8 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       })
     }
   }
+
+  if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
 
   if (conflicts.length) throw new ConflictError(conflicts, desired.file)
   if (unavailable.length) throw new UnavailableError(unavailable.join('\n'))

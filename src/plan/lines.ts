@@ -12,6 +12,9 @@ export interface StepProgram {
   step: PlanStep
   /** run before the batch, in order */
   pre: SideAction[]
+  /** batch lines that run before every step's `lines`: the routes updates remove (so that another tunnel of the
+   * same plan can add a route with that key; `route add` refuses a key that is still held) */
+  early: string[][]
   lines: string[][]
   /** run after the batch */
   post: SideAction[]
@@ -46,8 +49,10 @@ export function addrAddLine(name: string, cidr: string): string[] {
 export function addrDelLine(name: string, cidr: string): string[] {
   return ['addr', 'del', cidr, 'dev', name]
 }
+/** `route add`, never `route replace`: the kernel refuses (EEXIST) a (table, prefix, metric) another route holds
+ * instead of silently taking it over (plan refuses those beforehand: ConflictError). */
 export function routeAddLine(name: string, r: RouteSpec): string[] {
-  return ['route', 'replace', ...routeArgs(r, name)]
+  return ['route', 'add', ...routeArgs(r, name)]
 }
 export function routeDelLine(name: string, r: RouteSpec): string[] {
   return ['route', 'del', ...routeArgs(r, name)]
@@ -73,7 +78,7 @@ function createTail(s: PlanStep, userspace: boolean): string[][] {
 }
 
 function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
-  const prog: StepProgram = {step: s, pre: [], lines: [], post: []}
+  const prog: StepProgram = {step: s, pre: [], early: [], lines: [], post: []}
   const name = s.name
   if (s.kind === 'delete') {
     prog.lines.push(linkDelLine(name))
@@ -124,7 +129,7 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
   for (const x of a.add) prog.lines.push(addrAddLine(name, x))
   if (!from.up && to.up) prog.lines.push(['link', 'set', 'dev', name, 'up'])
   const r = diffRoutes(o.routes, t.routes)
-  for (const x of r.del) prog.lines.push(routeDelLine(name, x))
+  for (const x of r.del) prog.early.push(routeDelLine(name, x))
   for (const x of r.add) prog.lines.push(routeAddLine(name, x))
   if (from.up && !to.up) prog.lines.push(['link', 'set', 'dev', name, 'down'])
   return prog
@@ -135,6 +140,12 @@ export function compilePlan(plan: Plan, drivers: Drivers): Compiled {
   const programs = plan.steps.map((s) => compileStep(s, drivers))
   const lines: string[][] = []
   const lineStep: number[] = []
+  programs.forEach((p, i) => {
+    for (const l of p.early) {
+      lines.push(l)
+      lineStep.push(i)
+    }
+  })
   programs.forEach((p, i) => {
     for (const l of p.lines) {
       lines.push(l)

@@ -1,4 +1,16 @@
 // Renders a Plan as text (`+`, `~`, `-/+`, `-` lines ending with the Plan: summary) or as JSON.
+import {quoteBatchWord, visible} from '../lib/text.js'
+
+/** A batch line as ip -batch gets it (a word it cannot carry shown in JSON quotes). */
+function shownLine(l: string[]): string {
+  return l.map((w) => {
+    try {
+      return quoteBatchWord(w)
+    } catch {
+      return JSON.stringify(w)
+    }
+  }).join(' ')
+}
 import {Chalk} from 'chalk'
 import type {FieldChange, Plan, PlanStep, RouteSpec, TunnelParams} from '../model/types.js'
 import {compilePlan, formatSide, type Compiled} from './lines.js'
@@ -50,8 +62,8 @@ export function formatValue(field: string, v: unknown): string {
   if (field === 'routers' && Array.isArray(v)) {
     return '[' + v.map((r: any) => (r.default ? `${r.address} (default)` : r.address)).join(', ') + ']'
   }
-  if (Array.isArray(v)) return '[' + v.map((x) => String(x)).join(', ') + ']'
-  return String(v)
+  if (Array.isArray(v)) return '[' + v.map((x) => visible(String(x))).join(', ') + ']'
+  return visible(String(v)) // a foreign underlay name, say: never raw
 }
 
 /** One line per field change; addresses and routes as per-item +/- lines. */
@@ -132,11 +144,12 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
     if (!opts.drivers) throw new Error('renderPlan: showCommands needs drivers')
     compiled = compilePlan(plan, opts.drivers)
   }
-  let lineNo = 0
+  // batch line numbers (a step's early lines run before every step's other lines)
+  const lineNo = new Map<string[], number>((compiled?.lines ?? []).map((l, i) => [l, i + 1]))
   plan.steps.forEach((s, i) => {
     const sym = SYM[s.kind]
     const mode = s.desired?.params.mode ?? s.observed?.params.mode
-    let head = `${sym} ${ch.bold(s.name)} (${mode}, ${s.driver})`
+    let head = `${sym} ${ch.bold(visible(s.name))} (${mode}, ${s.driver})`
     if (s.kind === 'replace' && s.reason) head += ` — replace: ${s.reason}`
     if (s.kind === 'delete' && s.reason) head += ` — ${s.reason}`
     out.push(paint[sym]!(head))
@@ -155,7 +168,7 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
     if (compiled) {
       const prog = compiled.programs[i]!
       for (const a of prog.pre) out.push(ch.cyan(`    $ ${formatSide(a)}`))
-      for (const l of prog.lines) out.push(ch.cyan(`    $ [${++lineNo}] ip ${l.join(' ')}`))
+      for (const l of [...prog.early, ...prog.lines]) out.push(ch.cyan(`    $ [${lineNo.get(l)}] ip ${visible(shownLine(l))}`))
       for (const a of prog.post) out.push(ch.cyan(`    $ ${formatSide(a)}`))
     }
   })

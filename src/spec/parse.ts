@@ -2,7 +2,7 @@
 import {isScalar, LineCounter, parseDocument, visit, type Document} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
 import type {DesiredState, Mode} from '../model/types.js'
-import {SpecError, type Diagnostic} from '../lib/errors.js'
+import {MAX_DIAGNOSTICS, SpecError, type Diagnostic} from '../lib/errors.js'
 import {SourceMap} from './positions.js'
 import {schemaDiagnostics, type RawDiagnostic} from './schema.js'
 import {checkTunnels} from './semantic.js'
@@ -18,23 +18,40 @@ export interface ParseOptions {
 export function locate(file: string, map: SourceMap, raw: RawDiagnostic[]): Diagnostic[] {
   const out = raw.map((r) => {
     const pos = map.posOf(map.offsetOf(r.pointer, r.target ?? 'value'))
-    return {file, line: pos.line, column: pos.column, pointer: r.pointer, message: r.message, excerpt: map.excerpt(pos)}
+    return {file, line: pos.line, column: pos.column, pointer: r.pointer, message: r.message, pos}
   })
   out.sort((a, b) => a.line - b.line || a.column - b.column || (a.message < b.message ? -1 : a.message > b.message ? 1 : 0))
-  // the same message at the same place once
-  return out.filter((d, i) => i === 0 || !(d.line === out[i - 1].line && d.column === out[i - 1].column && d.message === out[i - 1].message))
+  // the same message at the same place once; excerpts only for the diagnostics SpecError lists
+  return out
+    .filter((d, i) => i === 0 || !(d.line === out[i - 1].line && d.column === out[i - 1].column && d.message === out[i - 1].message))
+    .map(({pos, ...d}, i) => (i < MAX_DIAGNOSTICS ? {...d, excerpt: map.excerpt(pos)} : d))
 }
 
-/** Every later key of a mapping equal to an earlier one (as yaml's uniqueKeys: same scalar value), at the later key. */
+/**
+ * Mapping keys are taken as written: a plain scalar key means its source text, not its YAML value, so `0x10:`
+ * names a tunnel "0x10" (not 16) and `1e1:` one "1e1" (not 10). Quoted or not, the same text is the same key:
+ * `16:` and `"16":` are duplicates (as JavaScript object keys they would silently merge, the later winning).
+ */
+function keysAsWritten(doc: Document): void {
+  visit(doc, {
+    Pair(_, pair) {
+      const k = pair.key
+      if (isScalar(k) && typeof k.source === 'string' && k.value !== k.source) k.value = k.source
+    },
+  })
+}
+
+/** Every later key of a mapping equal, as written (keysAsWritten), to an earlier one; at the later key. */
 function duplicateKeys(doc: Document): Array<{offset: number; message: string}> {
   const out: Array<{offset: number; message: string}> = []
   visit(doc, {
     Map(_, node) {
-      const seen = new Set<unknown>()
+      const seen = new Set<string>()
       for (const pair of node.items) {
         if (!isScalar(pair.key)) continue
-        if (seen.has(pair.key.value)) out.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
-        else seen.add(pair.key.value)
+        const k = String(pair.key.value)
+        if (seen.has(k)) out.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
+        else seen.add(k)
       }
     },
   })
@@ -47,6 +64,7 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
   // tunnels); duplicateKeys does the same check in one pass
   const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
+  keysAsWritten(doc)
   const map = new SourceMap(text, doc, lineCounter)
   const errors = [...doc.errors.map((e) => ({offset: e.pos[0], message: e.message})), ...duplicateKeys(doc)]
 
@@ -79,6 +97,12 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   for (const t of tunnels) {
     const pos = map.posOf(at.get(t.name)!)
     t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+    if (t.routePointers?.length) {
+      t.routeAt = t.routePointers.map((p) => {
+        const rp = map.posOf(map.offsetOf(p, 'value'))
+        return {line: rp.line, column: rp.column, excerpt: map.excerpt(rp)}
+      })
+    }
   }
   return {file, tunnels}
 }

@@ -1,5 +1,6 @@
 // Maps JSON pointers into a parsed YAML document back to source positions, and renders excerpts with a caret.
-import {isAlias, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
+import {isAlias, isMap, isScalar, isSeq, LineCounter, visit, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
+import {visibleText} from '../lib/text.js'
 import {splitPointer} from './pointer.js'
 
 /** What of the addressed element a diagnostic points at: its key (`kye:`) or its value (`300`). */
@@ -46,12 +47,25 @@ export class SourceMap {
 
   /** Source offset of the element the pointer addresses (its key or value), or of the nearest ancestor that exists. */
   offsetOf(pointer: string, target: Target = 'value'): number {
+    // each position resolved once, however many diagnostics share it
+    const k = target + pointer
+    let o = this.offsets.get(k)
+    if (o === undefined) this.offsets.set(k, (o = this.findOffset(pointer, target)))
+    return o
+  }
+
+  private readonly offsets = new Map<string, number>()
+
+  private findOffset(pointer: string, target: Target): number {
     const doc = this.doc
     if (!doc) return 0
     let node: unknown = doc.contents
     let keyNode: YNode | undefined
     const segs = splitPointer(pointer)
+    // the first alias on the way: what lies inside the anchored node is reported where the alias is used
+    let via: YNode | undefined
     for (let i = 0; i < segs.length; i++) {
+      if (isAlias(node) && !via) via = node as YNode
       node = this.resolve(node)
       const seg = segs[i]
       const last = i === segs.length - 1
@@ -77,6 +91,7 @@ export class SourceMap {
       }
     }
     // (an alias is reported where it is used, not at its anchor)
+    if (via) return rangeStart(via) ?? 0
     // a diagnostic about a missing or extra member of a mapping points at the mapping's key (`gre1:`)
     if (keyNode && (isMap(this.resolve(node)) || isSeq(this.resolve(node))) && target === 'key') return rangeStart(keyNode) ?? 0
     const start = rangeStart(node as YNode)
@@ -84,11 +99,11 @@ export class SourceMap {
     return rangeStart(keyNode) ?? 0
   }
 
-  /** The source line and a caret line under the column (tabs kept so the caret lines up). */
+  /** The source line (control characters escaped, clipped around the column) and a caret line under the column. */
   excerpt(pos: SourcePos): string {
     const src = this.lines[pos.line - 1] ?? ''
-    const pad = src.slice(0, pos.column - 1).replace(/[^\t]/g, ' ')
-    return `  ${src}\n  ${pad}^`
+    const before = visibleKeepTab(src.slice(0, pos.column - 1))
+    return clipExcerpt(before + visibleKeepTab(src.slice(pos.column - 1)), before.length + 1)
   }
 
   /** The first pair of a mapping with that key; each mapping indexed once (a spec may list thousands of tunnels). */
@@ -107,10 +122,25 @@ export class SourceMap {
 
   private readonly pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>()
 
+  /** An alias's anchored node: every alias of the document mapped in one pass (yaml's Alias.resolve walks the
+   * whole document each time, which a file with many aliases and many errors cannot afford). */
   private resolve(node: unknown): unknown {
-    if (isAlias(node) && this.doc) return node.resolve(this.doc)
-    return node
+    if (!isAlias(node) || !this.doc) return node
+    if (!this.aliases) {
+      this.aliases = new Map()
+      const anchors = new Map<string, unknown>()
+      const aliases = this.aliases
+      visit(this.doc, {
+        Node(_, n) {
+          if (isAlias(n)) aliases.set(n, anchors.get(n.source))
+          else if ((n as any).anchor) anchors.set((n as any).anchor, n)
+        },
+      })
+    }
+    return this.aliases.get(node)
   }
+
+  private aliases?: Map<unknown, unknown>
 }
 
 function keyText(key: unknown): string | undefined {
@@ -127,4 +157,25 @@ function rangeStart(node: YNode | undefined | null): number | undefined {
 function emptyRange(node: YNode): boolean {
   const r = (node as any).range as [number, number, number] | undefined
   return !r || r[0] === r[1]
+}
+
+/** Widest source text an excerpt shows (a 16 KB flow list on one line is shown around the column only). */
+export const EXCERPT_WIDTH = 120
+
+function visibleKeepTab(s: string): string {
+  return visibleText(s).replace(/\n/g, '\\n')
+}
+
+/** `  LINE\n  ^` with the caret under the 1-based column (tabs kept so it lines up), clipped to EXCERPT_WIDTH. */
+export function clipExcerpt(line: string, column: number): string {
+  let shown = line
+  let col = column - 1
+  if (line.length > EXCERPT_WIDTH) {
+    const start = Math.max(0, Math.min(col - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH))
+    const end = Math.min(line.length, start + EXCERPT_WIDTH)
+    shown = (start > 0 ? '…' : '') + line.slice(start, end) + (end < line.length ? '…' : '')
+    col = col - start + (start > 0 ? 1 : 0)
+  }
+  const pad = shown.slice(0, col).replace(/[^\t]/g, ' ')
+  return `  ${shown}\n  ${pad}^`
 }

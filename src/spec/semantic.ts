@@ -1,10 +1,12 @@
 // Checks that need more than the schema: interface names, CIDRs, address families per mode, routes and tables,
 // uniqueness across the file; then per-mode driver checks and normalisation into DesiredTunnel.
-import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import {addrText, isSitV4Compat, parseIP, tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
+import {interfaceNameProblem} from '../lib/names.js'
+import {visible} from '../lib/text.js'
+import {BUILTIN_TABLES, hostRtTables, readRtTables} from '../lib/rttables.js'
 import {joinPointer, splitPointer} from './pointer.js'
 import type {RawDiagnostic} from './schema.js'
 
@@ -31,17 +33,7 @@ export const RESERVED_NAMES: Record<string, string> = {
 
 const FALLBACK_BY_KIND: Record<string, string> = {ipip: 'tunl0', gre: 'gre0', sit: 'sit0', vti: 'ip_vti0'}
 
-export const IFNAMSIZ_MAX = 15
-
-/** Problems with an interface name (tunnel name or `dev`), or undefined if the kernel accepts it. */
-export function interfaceNameProblem(name: string, what: string): string | undefined {
-  if (name.length === 0) return `${what} must not be empty`
-  const bytes = Buffer.byteLength(name, 'utf8')
-  if (bytes > IFNAMSIZ_MAX) return `${what} "${name}" is ${bytes} bytes long; interface names are at most ${IFNAMSIZ_MAX} bytes`
-  if (/[/:\s]/.test(name)) return `${what} "${name}" must not contain '/', ':' or whitespace`
-  if (name === '.' || name === '..') return `${what} "${name}" is not a valid interface name`
-  return undefined
-}
+export {IFNAMSIZ_MAX, interfaceNameProblem} from '../lib/names.js'
 
 // ---------- addresses ----------
 
@@ -115,41 +107,9 @@ export function innerFamilies(mode: Mode, encapsulated: unknown): {families: Fam
 
 // ---------- routing tables ----------
 
-export const BUILTIN_TABLES: Array<[string, number]> = [
-  ['main', 254],
-  ['local', 255],
-  ['default', 253],
-]
-
-export const RT_TABLES_FILES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables', '/usr/lib/iproute2/rt_tables']
-
-/** Parses rt_tables text ("100 vpn" per line, # comments). */
-export function parseRtTables(text: string, into = new Map<string, number>()): Map<string, number> {
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*/, '').trim()
-    const m = /^(0x[0-9a-f]+|\d+)\s+(\S+)$/i.exec(line)
-    if (m) into.set(m[2], Number(m[1]))
-  }
-  return into
-}
-
-/** main/local/default plus the names in the host's rt_tables files (read-only, missing files ignored). */
-export function defaultRtTables(files = RT_TABLES_FILES): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const f of files) {
-    try {
-      if (existsSync(f)) parseRtTables(readFileSync(f, 'utf8'), m)
-      const dir = f + '.d'
-      if (existsSync(dir)) {
-        for (const e of readdirSync(dir).sort()) if (e.endsWith('.conf')) parseRtTables(readFileSync(`${dir}/${e}`, 'utf8'), m)
-      }
-    } catch {
-      // unreadable: only the built-in names
-    }
-  }
-  for (const [n, v] of BUILTIN_TABLES) m.set(n, v)
-  return m
-}
+export {BUILTIN_TABLES, RT_TABLES_FILES, parseRtTables} from '../lib/rttables.js'
+/** main/local/default plus the names in the host's rt_tables files (the same reading observe uses). */
+export const defaultRtTables = (files?: string[]): Map<string, number> => (files ? readRtTables(files) : hostRtTables())
 
 // ---------- the checks ----------
 
@@ -184,7 +144,7 @@ export function checkTunnels(
     const entry = data.tunnels[name]
     const before = diags.length
     const push = (rel: string, message: string, target: RawDiagnostic['target'] = 'value') =>
-      diags.push({pointer: ptr + rel, message: `tunnel "${name}": ${message}`, target})
+      diags.push({pointer: ptr + rel, message: `tunnel "${visible(name)}": ${message}`, target})
 
     const nameProblem = interfaceNameProblem(name, 'tunnel name')
     if (nameProblem) diags.push({pointer: ptr, target: 'key', message: nameProblem})
@@ -212,6 +172,7 @@ export function checkTunnels(
 
     // addresses
     const addresses: string[] = []
+    const prefixRoutes = new Map<string, string>() // key of the route the kernel makes for an address → the address
     const seenHere = new Map<string, number>()
     if (Array.isArray(entry.addresses)) {
       entry.addresses.forEach((a: unknown, i: number) => {
@@ -230,6 +191,8 @@ export function checkTunnels(
         if (seenHere.has(c.address)) return push(rel, `address ${c.address} is listed twice`)
         seenHere.set(c.address, i)
         addresses.push(c.text)
+        // the kernel adds a prefix route for it (not for a host address): main table, metric 0 (IPv4) / 256 (IPv6)
+        if (c.prefix < (c.family === 4 ? 32 : 128)) prefixRoutes.set(`254|${networkOf(c)}|${c.family === 4 ? 0 : 256}`, c.text)
         if (present) {
           const other = addressOwner.get(c.address)
           if (other) push(rel, `address ${c.address} is also assigned to tunnel "${other.tunnel}"`)
@@ -311,6 +274,11 @@ export function checkTunnels(
         const rkey = `${table}|${to}|${metric}`
         const dup = routes.find((x) => `${x.route.table}|${x.route.to}|${x.route.metric ?? (x.route.to.includes(':') ? 1024 : 0)}` === rkey)
         if (dup) return push(rel, `route to ${to} (table ${table}, metric ${metric}) is listed twice`)
+        const connected = prefixRoutes.get(rkey)
+        if (connected) {
+          // `route add` would find the kernel's own route there (tunctl never replaces a route it did not make)
+          return push(rel, `route to ${to} (table main, metric ${metric}) is the prefix route the kernel adds for address ${connected}; leave it out, or give it another metric`)
+        }
         if (present) {
           const other = routeOwner.get(rkey)
           if (other) push(rel, `route to ${to} (table ${table}, metric ${metric}) is also defined in tunnel "${other}"; the kernel keeps one`)
@@ -373,12 +341,14 @@ export function checkTunnels(
     if (mode && !schemaBad && diags.length === before) {
       const driver = opts.drivers[mode]
       const params = driver.normalize(entry as RawTunnelSpec)
+      routes.sort((a, b) => compareRoutes(a.route, b.route))
       tunnels.push({
         name,
         state: present ? 'present' : 'absent',
         params,
         addresses: [...addresses].sort(),
-        routes: routes.map((r) => r.route).sort(compareRoutes),
+        routes: routes.map((r) => r.route),
+        routePointers: routes.map((r) => `${ptr}/routes/${r.index}`),
         driver: (entry.driver ?? 'auto') as DriverChoice,
         pointer: ptr,
       })
@@ -388,7 +358,7 @@ export function checkTunnels(
 }
 
 function withTunnel(message: string, name: string): string {
-  return message.startsWith(`tunnel "${name}"`) ? message : `tunnel "${name}": ${message}`
+  return message.startsWith(`tunnel "${name}"`) ? message : `tunnel "${visible(name)}": ${message}`
 }
 
 /** A driver diagnostic on the entry itself names the tunnel's key; anything deeper names the value. */

@@ -1,13 +1,14 @@
 // Starts, stops and observes the detached userspace encapsulator daemons (one per tunnel, per namespace).
 import {spawn, execFile} from 'node:child_process'
-import {existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
-import {dirname, join} from 'node:path'
+import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import type {Counters, Mode, TunnelParams} from '../model/types.js'
 import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
-import {type EncapState, type EncapStats, logPath, nsDir, statePath, statsPath} from './paths.js'
+import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
+import {type EncapState, type EncapStats, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
 
 const execFileP = promisify(execFile)
 
@@ -57,18 +58,41 @@ function daemonArgv(stateFile: string): string[] {
   return [...node, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
 }
 
-function writeAtomic(path: string, data: unknown) {
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n')
-  renameSync(tmp, path)
-}
-
-function readJson<T>(path: string): T | undefined {
+/** A state or stats file, validated: missing → undefined; corrupt → undefined with a warning (never trusted). */
+function readChecked<T>(path: string, valid: (v: unknown) => v is T, what: string): T | undefined {
+  let text: string
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T
+    text = readFileSync(path, 'utf8')
   } catch {
     return undefined
   }
+  try {
+    const v = JSON.parse(text)
+    if (valid(v)) return v
+  } catch {}
+  // a stats file can be caught mid-rewrite only by a non-atomic writer; say so once, go on without it
+  warnOnce(path, `ignoring ${what} ${path}: not what tunctl writes (corrupt or edited)`)
+  return undefined
+}
+
+const readState = (path: string) => readChecked(path, isEncapState, 'state file')
+const readStats = (path: string) => readChecked(path, isEncapStats, 'counters file')
+
+/** The pid of a daemon started with this state file (its argv names it), when the state file cannot say. */
+function daemonFor(stateFile: string): number | undefined {
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p))
+  } catch {
+    return undefined
+  }
+  for (const p of pids) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+      if (argv.includes(stateFile) && argv.some((a) => /daemon\.(js|ts)$/.test(a)) && isDaemonAlive(Number(p))) return Number(p)
+    } catch {}
+  }
+  return undefined
 }
 
 /** A live process that is our daemon (guards against pid reuse). */
@@ -101,12 +125,22 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
   if (why) throw new UnavailableError(`userspace encapsulator unavailable: ${why}`)
   if (params.proto === 'mplsip') throw new UnavailableError('the userspace encapsulator does not carry MPLS (encapsulated: mplsip)')
   const netns = opts.netns
-  mkdirSync(nsDir(netns), {recursive: true})
+  ensureRunDir(netns)
   const sf = statePath(name, netns)
   const stf = statsPath(name, netns)
-  const prev = readJson<EncapState>(sf)
+  const prev = readState(sf)
   const generation = (prev?.generation ?? 0) + 1
-  const running = prev && isDaemonAlive(prev.pid) ? prev.pid : undefined
+  let running = prev && isDaemonAlive(prev.pid) ? prev.pid : undefined
+  if (!prev && existsSync(sf)) {
+    // a corrupt state file: its daemon (if any) cannot be told what to do; stop it and start afresh
+    const orphan = daemonFor(sf)
+    if (orphan) {
+      process.kill(orphan, 'SIGTERM')
+      const deadline = Date.now() + 3000
+      while (isDaemonAlive(orphan) && Date.now() < deadline) await sleep(50)
+    }
+    running = undefined
+  }
   const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running} : {})}
   writeAtomic(sf, state)
 
@@ -122,7 +156,7 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
     } catch {}
     const argv = daemonArgv(sf)
     const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
-    const fd = openSync(logPath(name, netns), 'a')
+    const fd = openAppend(logPath(name, netns))
     try {
       child = spawn(full[0]!, full.slice(1), {detached: true, stdio: ['ignore', fd, fd], cwd: '/'})
     } finally {
@@ -134,16 +168,36 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
     pid = child.pid ?? 0
   }
 
+  try {
+    return await awaitStart(name, sf, stf, generation, pid, () => exited, netns)
+  } catch (e) {
+    // a start that failed leaves nothing of its own behind: the process we spawned is killed; a brand-new
+    // tunnel's device, state, counters and log are removed; a restart (of a dead daemon) gets its old state back
+    if (child) {
+      if (exited === null && pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
+      if (prev) writeAtomic(sf, prev)
+      else await stopEncap(name, opts).catch(() => {})
+    }
+    throw e
+  }
+}
+
+/** Waits until the daemon reports this generation running (resolves its pid) or failed (throws, with its log). */
+async function awaitStart(name: string, sf: string, stf: string, generation: number, pid: number, exited: () => number | null, netns?: string): Promise<{pid: number}> {
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
-    const st = readJson<EncapStats>(stf)
+    const st = existsSync(stf) ? readStats(stf) : undefined
     if (st?.error && st.generation === generation) {
       throw new CommandError(`userspace encapsulator for ${name} failed to start: ${st.error}`, ['daemon', sf], st.error)
     }
     if (st && st.generation === generation && !st.error) return {pid: st.pid}
-    if (exited !== null) {
-      const tail = readLog(name, netns)
-      throw new CommandError(`userspace encapsulator for ${name} exited (${exited}) before starting`, ['daemon', sf], tail)
+    const code = exited()
+    if (code !== null) {
+      throw new CommandError(`userspace encapsulator for ${name} exited (${code}) before starting`, ['daemon', sf], readLog(name, netns))
     }
     await sleep(50)
   }
@@ -171,8 +225,8 @@ async function linkExists(name: string, netns?: string): Promise<boolean> {
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
   const netns = opts.netns
   const sf = statePath(name, netns)
-  const state = readJson<EncapState>(sf)
-  const pid = state?.pid
+  const state = readState(sf)
+  const pid = state?.pid ?? (existsSync(sf) ? daemonFor(sf) : undefined)
   if (pid && isDaemonAlive(pid)) {
     process.kill(pid, 'SIGTERM')
     const deadline = Date.now() + 3000
@@ -200,19 +254,29 @@ export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<
 /** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters. */
 export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string, ObservedEncap>> {
   const out = new Map<string, ObservedEncap>()
-  const dir = nsDir(opts.netns)
-  let files: string[]
-  try {
-    files = readdirSync(dir)
-  } catch {
-    return out
+  // the current directory, then the legacy one (a tunnel started by an older release), whose files must name
+  // this namespace; a name found in the current one wins
+  const files: string[] = []
+  for (const [dir, legacy] of [[nsDir(opts.netns), false], [legacyNsDir(opts.netns), true]] as const) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+    for (const f of names.sort()) {
+      if (!f.endsWith('.json') || f.endsWith('.stats.json') || f.startsWith('.')) continue
+      const path = join(dir, f)
+      if (legacy && !legacyStateIsFor(path, opts.netns)) continue
+      files.push(path)
+    }
   }
-  for (const f of files.sort()) {
-    if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
-    const state = readJson<EncapState>(join(dir, f))
-    if (!state?.name || !state.params) continue
-    if (`${state.name}.json` !== f) continue // not one of ours
-    const st = readJson<EncapStats>(statsPath(state.name, opts.netns))
+  for (const path of files) {
+    const state = readState(path)
+    if (!state) continue
+    if (`${state.name}.json` !== basename(path) || out.has(state.name)) continue // not one of ours, or shadowed
+    const statsFile = path.replace(/\.json$/, '.stats.json')
+    const st = existsSync(statsFile) ? readStats(statsFile) : undefined
     const pid = state.pid ?? st?.pid
     const alive = isDaemonAlive(pid)
     const o: ObservedEncap = {params: state.params, alive, ...(pid ? {pid} : {})}

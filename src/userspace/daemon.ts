@@ -1,8 +1,9 @@
 // The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
 // for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
 import {execFileSync} from 'node:child_process'
-import {readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync} from 'node:fs'
+import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
+import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import type {EncapState, EncapStats} from './paths.js'
@@ -11,11 +12,6 @@ function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
 }
 
-function writeAtomic(path: string, data: unknown) {
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n')
-  renameSync(tmp, path)
-}
 
 type DaemonCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; otherTunnel?: number; offload?: boolean}
 

@@ -1,23 +1,72 @@
-// Where the userspace encapsulator keeps its state: /run/tunctl/<netns|default>/<name>.{json,stats.json,log}.
+// Where the userspace encapsulator keeps its state: runDir(netns)/<name>.{json,stats.json,log} (src/lib/rundir.ts:
+// /run/tunctl/host or /run/tunctl/ns/NAME); a tunnel started by an older release keeps its files in the legacy
+// /run/tunctl/<netns|default>/ (told apart by the state's own netns field) until it is stopped.
+import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import type {Counters, TunnelParams} from '../model/types.js'
-
-export const RUN_DIR = process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'
+import {manageableName} from '../lib/names.js'
+import {legacyRunDir, runDir} from '../lib/rundir.js'
+import {MODES, type Counters, type TunnelParams} from '../model/types.js'
 
 export function nsDir(netns?: string): string {
-  return join(RUN_DIR, netns || 'default')
+  return runDir(netns)
 }
 
+/** The legacy directory that may hold this namespace's older state files. */
+export function legacyNsDir(netns?: string): string {
+  return legacyRunDir(netns)
+}
+
+/** Whether a legacy state file belongs to this namespace (its netns field; none = the root namespace). */
+export function legacyStateIsFor(file: string, netns?: string): boolean {
+  try {
+    const st = JSON.parse(readFileSync(file, 'utf8'))
+    return isEncapState(st) && (st.netns || undefined) === (netns || undefined)
+  } catch {
+    return false
+  }
+}
+
+/** `<name>.json` of the namespace: the current layout, or a legacy one recorded for this namespace. */
 export function statePath(name: string, netns?: string): string {
-  return join(nsDir(netns), `${name}.json`)
+  const p = join(nsDir(netns), `${name}.json`)
+  if (existsSync(p)) return p
+  const legacy = join(legacyNsDir(netns), `${name}.json`)
+  if (existsSync(legacy) && legacyStateIsFor(legacy, netns)) return legacy
+  return p
 }
 
 export function statsPath(name: string, netns?: string): string {
-  return join(nsDir(netns), `${name}.stats.json`)
+  return statePath(name, netns).replace(/\.json$/, '.stats.json')
 }
 
 export function logPath(name: string, netns?: string): string {
-  return join(nsDir(netns), `${name}.log`)
+  return statePath(name, netns).replace(/\.json$/, '.log')
+}
+
+const isObj = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
+
+/** A state file's content as startEncap writes it (anything else is corrupt and not trusted). */
+export function isEncapState(v: unknown): v is EncapState {
+  if (!isObj(v) || !manageableName(v.name) || !isObj(v.params)) return false
+  const p = v.params
+  if (!(MODES as readonly string[]).includes(p.mode) || typeof p.local !== 'string' || typeof p.remote !== 'string') return false
+  if (typeof p.up !== 'boolean' || !isCount(p.fwmark)) return false
+  if (!isCount(v.generation)) return false
+  if (v.pid !== undefined && !(isCount(v.pid) && v.pid > 0)) return false
+  if (v.netns !== undefined && typeof v.netns !== 'string') return false
+  return true
+}
+
+/** A stats file's content as the daemon writes it. */
+export function isEncapStats(v: unknown): v is EncapStats {
+  if (!isObj(v) || typeof v.name !== 'string' || !isCount(v.pid) || !isCount(v.generation)) return false
+  if (v.error !== undefined && typeof v.error !== 'string') return false
+  if (v.counters !== undefined) {
+    if (!isObj(v.counters)) return false
+    for (const k of ['rxPackets', 'rxBytes', 'txPackets', 'txBytes']) if (!isCount(v.counters[k])) return false
+  }
+  return true
 }
 
 /** `<name>.json`: written by startEncap, pid filled in by the daemon. */

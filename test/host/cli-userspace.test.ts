@@ -6,13 +6,15 @@ import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
+import {shownTunnels} from '../lib/schemas.js'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {isDaemonAlive} from '../../src/userspace/control.js'
 import {statePath} from '../../src/userspace/paths.js'
 import {example, exampleName, examplePath, mirror, yaml, type Mode} from '../uml/lib/spec.js'
-import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+import {type Pair, makePair, ping, removePair, run, whyNoHost} from './lib/netns.js'
+import {waitFor} from '../lib/wait.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
 const bin = join(repo, 'bin', 'run')
@@ -28,8 +30,7 @@ function ok(args: string[]): {code: number; out: string; err: string} {
   return r
 }
 function showJson(ns: string): any[] {
-  const j = JSON.parse(ok(['show', '--json', '--netns', ns]).out)
-  return Array.isArray(j) ? j : j.tunnels
+  return Object.values(shownTunnels(JSON.parse(ok(['show', '--json', '--netns', ns]).out)))
 }
 
 const kernelHas = (mod: string) => existsSync(`/sys/module/${mod}`)
@@ -78,9 +79,8 @@ for (const [mode, innerB, innerA] of CASES) {
   })
 
   t('show reports the userspace driver, a live encapsulator and counters; a second apply changes nothing', async () => {
-    await sleep(1200)
-    const tun = showJson(pair!.a).find((x) => x.name === name)
-    assert.ok(tun, JSON.stringify(showJson(pair!.a)))
+    // counters are rewritten by the encapsulator every second
+    const tun = await waitFor(() => showJson(pair!.a).find((x) => x.name === name), (t) => t?.counters?.txPackets > 0 && t?.counters?.rxPackets > 0, {what: `${name} counters in show --json`, timeoutMs: 4000})
     assert.is(tun.driver, 'userspace')
     assert.is(tun.alive, true)
     assert.ok(tun.pid > 0)
@@ -113,8 +113,7 @@ for (const [mode, innerB, innerA] of CASES) {
   t('a killed encapsulator shows as dead and the next apply restarts it', async () => {
     const pid = showJson(pair!.a).find((x) => x.name === name).pid
     process.kill(pid, 'SIGKILL')
-    await sleep(200)
-    assert.is(showJson(pair!.a).find((x) => x.name === name).alive, false)
+    await waitFor(() => showJson(pair!.a).find((x) => x.name === name).alive, (alive) => alive === false, {what: 'the killed encapsulator shown as dead'})
     ok(['apply', '--netns', pair!.a, examplePath(mode)])
     const tun = showJson(pair!.a).find((x) => x.name === name)
     assert.is(tun.alive, true)

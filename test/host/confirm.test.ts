@@ -4,7 +4,7 @@
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {nsDir} from '../../src/userspace/paths.js'

@@ -6,7 +6,7 @@
 import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {essence, exited, leftovers, REPO, showJson, tunctl, tunctlChild, until} from './lib/cli.js'

@@ -5,7 +5,8 @@ import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
+import {assertOutputSchema} from '../lib/schemas.js'
 import * as assert from 'uvu/assert'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
@@ -35,7 +36,9 @@ t('the packed package installs globally: command, native addon, man pages', () =
   assert.ok(existsSync(join(pkg, 'build', 'Release', 'tunctl_native.node')), 'the install script built the native addon')
   for (const page of ['man8/tunctl.8', 'man5/tunctl.yaml.5']) assert.ok(existsSync(join(prefix, 'share', 'man', page)), `${page} installed`)
   const doctor = sh(bin, ['doctor', '--json'])
-  assert.is(JSON.parse(doctor.stdout).modes.gre.userspace.available, true, doctor.out)
+  const d = JSON.parse(doctor.stdout)
+  assertOutputSchema('doctor', d, doctor.out)
+  assert.is(d.modes.gre.userspace.available, true, doctor.out)
 })
 
 t.after(() => rmSync(scratch, {recursive: true, force: true}))

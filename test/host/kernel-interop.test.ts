@@ -2,7 +2,7 @@
 // test/host/uml-interop.sh there (kernel gre/ipip/sit/isatap in one namespace, tunctl's daemon in the other).
 import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 

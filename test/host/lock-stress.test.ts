@@ -5,7 +5,7 @@
 import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {lockPath} from '../../src/lib/lock.js'
 import {addonAvailable} from '../../src/userspace/addon.js'

@@ -2,7 +2,7 @@
 // daemon each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
 // match the tunnel and check the drop counters, kill a daemon and check it is reported dead.
 import {readFileSync} from 'node:fs'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {isDaemonAlive, observeEncaps, startEncap, stopEncap} from '../../src/userspace/control.js'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
@@ -10,6 +10,7 @@ import {statsPath} from '../../src/userspace/paths.js'
 import type {Counters, TunnelParams} from '../../src/model/types.js'
 import {A_ADDR, B_ADDR, type Pair, ipn, iperf, makePair, nsExec, ping, rawSendFrom, removePair, run, sleep, tcpTransfer, whyNoHost} from './lib/netns.js'
 import {icmp4, icmp6} from '../unit/userspace/packets.js'
+import {processRuns, waitFor} from '../lib/wait.js'
 
 const why = whyNoHost() ?? (addonAvailable() ? undefined : 'native addon not built (node scripts/build-native.mjs)')
 
@@ -26,13 +27,7 @@ async function counters(ns: string, name = 'tun0'): Promise<Counters> {
 
 /** waits until the daemon has written counters satisfying pred (stats files are rewritten every second) */
 async function waitCounters(ns: string, pred: (c: Counters) => boolean, ms = 4000, name = 'tun0'): Promise<Counters> {
-  const end = Date.now() + ms
-  let c = await counters(ns, name)
-  while (!pred(c) && Date.now() < end) {
-    await sleep(200)
-    c = await counters(ns, name)
-  }
-  return c
+  return waitFor(() => counters(ns, name), pred, {what: `${name} counters in ${ns}`, timeoutMs: ms, intervalMs: 200})
 }
 
 const drop = (c: Counters, r: string) => c.drops?.[r] ?? 0
@@ -297,7 +292,7 @@ for (const c of cases) {
     const m = await observeEncaps({netns: pair!.b})
     const pid = m.get('tun0')!.pid!
     process.kill(pid, 'SIGKILL')
-    await sleep(200)
+    await waitFor(() => processRuns(pid), (r) => !r, {what: `killed daemon ${pid} gone`})
     const m2 = await observeEncaps({netns: pair!.b})
     assert.is(m2.get('tun0')?.alive, false)
     assert.is(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0, 'persistent TUN left behind')
@@ -309,7 +304,7 @@ for (const c of cases) {
     const r = ping(pair!.a, c.pingTargets[0])
     assert.ok(r.ok, r.out)
     process.kill(pid2, 'SIGKILL')
-    await sleep(200)
+    await waitFor(() => processRuns(pid2), (r) => !r, {what: `killed daemon ${pid2} gone`})
     await stopEncap('tun0', {netns: pair!.b})
     assert.is.not(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0)
     assert.is((await observeEncaps({netns: pair!.b})).size, 0)
@@ -358,7 +353,7 @@ for (const c of cases) {
         err = e
       }
       assert.match(String(err?.message), /bad local address/)
-      await sleep(100)
+      await waitFor(() => processRuns(pid), (r) => !r, {what: `daemon ${pid} exits after a refused reconfiguration`})
       assert.is((await observeEncaps({netns: pair!.a})).get('tun0')?.alive, false)
       assert.is(isDaemonAlive(pid), false)
       await stopEncap('tun0', {netns: pair!.a})

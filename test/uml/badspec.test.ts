@@ -1,6 +1,6 @@
 // Invalid specs are rejected with exit 65 before anything runs: the namespace is unchanged, and the
 // message points at file:line:col.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'

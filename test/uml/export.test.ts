@@ -1,12 +1,12 @@
 // `tunctl export` → `tunctl apply` round trip in a real kernel: every mode at once, deleted, re-applied
 // from the export (read from stdin), ends in the same state.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, makePair, removePair, linkExists, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'
 import {snapshot, snapshotDiff, type Snapshot} from './lib/snapshot.js'
 import {allExamples, yaml} from './lib/spec.js'
-import {json, show, shownTunnels, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
+import {assertDrivers, json, show, shownTunnels, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
 
 interface State {
   pair?: Pair
@@ -34,6 +34,7 @@ s('set up: one tunnel of every mode, plus one made by hand', (st) => {
   st.pair = makePair('export')
   const a = st.pair.a
   tunctlOk(['apply', '--netns', a, specFile('export-all', yaml(allExamples()))])
+  assertDrivers(a, 'kernel')
   ipn(a, 'link', 'add', 'hand1', 'type', 'gre', 'local', A_ADDR, 'remote', '198.51.100.9', 'key', '99')
   st.before = snapshot(a)
   st.shown = comparable(shownTunnels(json(tunctlOk(['show', '--json', '--netns', a]))))

@@ -3,7 +3,7 @@
 // naming a dead pid is no obstacle; concurrent applies of the same file all succeed, exactly one creating the tunnel.
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {linkExists, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml} from './lib/sh.js'
@@ -29,7 +29,7 @@ s.after((st) => {
   removePair(st.pair)
 })
 
-const lockFile = (ns: string) => `/run/tunctl/${ns}/lock`
+const lockFile = (ns: string) => `/run/tunctl/ns/${ns}/lock`
 /** whether someone holds the flock on the file (flock(1) -n exits 1 then) */
 const held = (f: string) => spawnSync('flock', ['-n', f, 'true']).status === 1
 
@@ -45,7 +45,7 @@ s('a lock held by a live process: exit 75 after --lock-timeout, nothing changed'
   assertInUml()
   st.pair = makePair('lock')
   const a = st.pair.a
-  mkdirSync(`/run/tunctl/${a}`, {recursive: true})
+  mkdirSync(`/run/tunctl/ns/${a}`, {recursive: true})
   // flock -o: only the flock process holds the lock (its sleep child does not inherit the fd)
   st.holder = spawn('flock', ['-o', lockFile(a), 'sleep', '120'], {stdio: 'ignore', detached: true})
   await until('the holder to take the lock', () => held(lockFile(a)))

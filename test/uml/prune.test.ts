@@ -1,11 +1,11 @@
 // Ownership in a real kernel: --prune deletes only tunnels tunctl created; hand-made tunnels survive
 // prune, are hidden from `show` without --all, and `del` refuses them without --force.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, ifindex, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'
 import {example, yaml, type Spec} from './lib/spec.js'
-import {json, param, planCounts, show, shownTunnels, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
+import {assertDrivers, json, param, planCounts, show, shownTunnels, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
 import {assertPlan} from './lib/scenario.js'
 
 interface State {
@@ -33,6 +33,7 @@ s('set up: two owned tunnels and two made by hand', (st) => {
   st.one = specFile('prune-one', yaml({version: 1, tunnels: example('gre').tunnels}))
   st.none = specFile('prune-none', 'version: 1\ntunnels: {}\n')
   tunctlOk(['apply', '--netns', a, st.both])
+  assertDrivers(a, 'kernel')
   ipn(a, 'link', 'add', 'hand1', 'type', 'gre', 'local', A_ADDR, 'remote', '198.51.100.9', 'key', '99')
   ipn(a, 'link', 'add', 'hand2', 'type', 'ipip', 'local', A_ADDR, 'remote', '198.51.100.8')
   ipn(a, 'addr', 'add', '10.99.0.1/30', 'dev', 'hand1')

@@ -1,12 +1,12 @@
 // A failure injected at every line of a mixed apply batch (update, replace, delete, create) leaves the
 // namespace exactly as it was (see lib/snapshot.ts for what "exactly" means) and exits 1.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {A_ADDR, ifindex, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn} from './lib/sh.js'
 import {ifindexes, snapshot, snapshotDiff, type Snapshot} from './lib/snapshot.js'
 import {example, yaml, type Spec} from './lib/spec.js'
-import {json, planCommands, planCounts, show, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
+import {assertDrivers, json, planCommands, planCounts, show, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
 
 interface State {
   pair?: Pair
@@ -51,6 +51,7 @@ s('set up: applied tunnels plus a hand-made one', (st) => {
   st.s0 = specFile('rollback-before', yaml(specBefore()))
   st.s1 = specFile('rollback-after', yaml(specAfter()))
   tunctlOk(['apply', '--netns', a, st.s0])
+  assertDrivers(a, 'kernel')
   ipn(a, 'link', 'add', 'hand1', 'type', 'gre', 'local', A_ADDR, 'remote', '198.51.100.9', 'key', '99')
   ipn(a, 'addr', 'add', '10.99.0.1/30', 'dev', 'hand1')
   ipn(a, 'link', 'set', 'hand1', 'up')

@@ -32,7 +32,12 @@ printf '#!/bin/sh\nexec /usr/bin/node --no-enable-avx --no-enable-avx2 --no-enab
 chmod +x /run/umlbin/node
 export PATH=/run/umlbin:\$PATH
 mkdir -p /run/mods/lib && ln -s /usr/lib/uml/modules /run/mods/lib/modules
-for m in ${MODULES-ipip ip_gre sit ip_vti veth tun}; do modprobe -d /run/mods \$m || echo "UML: modprobe \$m failed"; done
+failed=
+for m in ${MODULES-ipip ip_gre sit ip_vti veth tun}; do modprobe -d /run/mods \$m || failed="\$failed \$m"; done
+if [ -n "\$failed" ]; then
+  # a kernel suite without its modules would silently test the userspace fallback instead: fail the boot
+  echo "UML: modprobe failed for:\$failed" >$out/console; echo 70 >$out/status; sync; halt -f
+fi
 ip link set lo up
 export UML_OUT=$out TUNCTL_REPO=$repo
 cd $repo

@@ -1,7 +1,8 @@
 // A kernel tunnel in A and tunctl's userspace encapsulator (--driver userspace) in B, from the same examples:
 // the peers cannot tell the difference, so traffic flows both ways; show reports the userspace driver;
 // del stops the encapsulator. (vti has no userspace driver.)
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
+import {waitForSync} from '../lib/wait.js'
 import * as assert from 'uvu/assert'
 import {linkExists, makePair, pingOk, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, nsExec} from './lib/sh.js'
@@ -51,24 +52,20 @@ for (const [mode, innerA, innerB] of CASES) {
       assert.ok(pingOk(a, innerB), `ping A (kernel) → B (userspace) ${innerB}`)
       assert.ok(pingOk(b, innerA), `ping B (userspace) → A (kernel) ${innerA}`)
       // the encapsulator writes its counters every second: both directions must have been counted
-      nsExec(b, 'sleep', ['1.5'])
-      const r2 = tunctlOk(['show', '--json', '--netns', b])
-      const c = shownTunnels(json(r2))[name]?.counters
-      assert.ok(c && c.rxPackets > 0 && c.txPackets > 0, 'show --json counts packets both ways' + show(r2))
+      waitForSync(() => shownTunnels(json(tunctlOk(['show', '--json', '--netns', b])))[name]?.counters, (c) => c?.rxPackets > 0 && c?.txPackets > 0, {what: 'show --json counting packets both ways', timeoutMs: 6000, intervalMs: 300})
       const again = tunctlOk(['apply', '--verbose', '--driver', 'userspace', '--netns', b, fb])
       assert.not.match(again.stderr, /^\[#\] /m, 'a second apply changes nothing' + show(again))
       const pid: number | undefined = t.pid
       tunctlOk(['del', '--netns', b, name])
       assert.not.ok(linkExists(b, name), 'the TUN device is gone')
-      if (pid) {
-        let alive = true
-        try {
-          process.kill(pid, 0)
-        } catch {
-          alive = false
-        }
-        assert.not.ok(alive, `encapsulator pid ${pid} stopped by del`)
+      assert.type(pid, 'number', 'show --json gives the encapsulator pid of a userspace tunnel')
+      let alive = true
+      try {
+        process.kill(pid!, 0)
+      } catch {
+        alive = false
       }
+      assert.not.ok(alive, `encapsulator pid ${pid} stopped by del`)
     } finally {
       tunctlOk(['del', '--ignore-missing', '--netns', b, name])
       tunctlOk(['del', '--ignore-missing', '--netns', a, name])

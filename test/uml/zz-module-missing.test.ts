@@ -3,7 +3,7 @@
 // Runs last in the boot (file name): it unloads sit and ip_vti and loads them again in teardown.
 // Modules are never auto-loaded inside UML (no /lib/modules), so "unloaded" is a deterministic "missing".
 import {existsSync} from 'node:fs'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, run} from './lib/sh.js'

@@ -4,7 +4,9 @@ import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {readFileSync, readdirSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
+import {legacyRunDir} from '../../../src/lib/rundir.js'
 import {nsDir} from '../../../src/userspace/paths.js'
+import {waitForSync} from '../../lib/wait.js'
 
 export const A_ADDR = '198.51.100.1'
 export const B_ADDR = '198.51.100.2'
@@ -35,8 +37,9 @@ export function nsExec(ns: string, cmd: string, args: string[]): {code: number; 
 
 export function makePair(tag: string): Pair {
   const id = randomBytes(3).toString('hex')
-  const a = `tunctl-t-${tag}-a${id}`
-  const b = `tunctl-t-${tag}-b${id}`
+  // the test process's pid is in the name, so test/run.mjs can sweep what a dead run left (and only that)
+  const a = `tunctl-t-${tag}-p${process.pid}-a${id}`
+  const b = `tunctl-t-${tag}-p${process.pid}-b${id}`
   for (const ns of [a, b]) {
     sh('ip', ['netns', 'add', ns])
     live.add(ns)
@@ -64,6 +67,7 @@ export function removeNs(ns: string): void {
   } catch {}
   run('ip', ['netns', 'del', ns])
   rmSync(dir, {recursive: true, force: true})
+  rmSync(legacyRunDir(ns), {recursive: true, force: true}) // the lock's directory (src/lib/lock.ts)
   live.delete(ns)
 }
 
@@ -94,7 +98,8 @@ export function ping(ns: string, addr: string, count = 3): {ok: boolean; out: st
 export function iperf(a: string, b: string, addr: string, seconds = 2): number {
   const srv = nsExec(b, 'iperf3', ['-s', '-D', '-1', '-B', addr])
   if (srv.code !== 0) throw new Error(`iperf3 server: ${srv.err}`)
-  spawnSync('sleep', ['0.3'])
+  // -D returns before the daemon listens: wait for its socket
+  waitForSync(() => nsExec(b, 'ss', ['-Hltn', 'sport = :5201']).out, (o) => o.trim() !== '', {what: `iperf3 listening in ${b}`})
   const r = nsExec(a, 'iperf3', ['-c', addr, '-t', String(seconds), '-J'])
   if (r.code !== 0) throw new Error(`iperf3 client: ${r.out.slice(-500)} ${r.err}`)
   const j = JSON.parse(r.out)
@@ -130,7 +135,7 @@ for i in range(50):
     c=socket.create_connection(('${addr}',5201),timeout=10);break
   except OSError: time.sleep(0.1)
 c.sendall(data);c.shutdown(socket.SHUT_WR);c.recv(1);c.close();print(h)`
-  const srv = spawnSync('sh', ['-c', `ip netns exec ${to} python3 -c "$S" & sleep 0.3; ip netns exec ${from} python3 -c "$C"; wait`], {
+  const srv = spawnSync('sh', ['-c', `ip netns exec ${to} python3 -c "$S" & ip netns exec ${from} python3 -c "$C"; wait`], {
     encoding: 'utf8',
     env: {...process.env, S: server, C: client},
     timeout: 60_000,

@@ -1,7 +1,7 @@
 // The per-mode kernel scenario: two namespaces, the example applied on both sides, traffic, show, no-op
 // re-apply, an in-place update (same ifindex), a replace (new ifindex), delete by `state: absent` and by `del`.
 import * as assert from 'uvu/assert'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import {A_ADDR, B_ADDR, ifindex, linkExists, makePair, pingOk, removePair, type Pair} from './ns.js'
 import {assertInUml} from './sh.js'
 import {snapshot, snapshotDiff} from './snapshot.js'
@@ -42,6 +42,8 @@ function assertShown(ns: string, name: string, expect: Record<string, any>) {
   const t = shownTunnels(json(r))[name]
   assert.ok(t, `show --json should list ${name}` + show(r))
   assert.is(t.owned, true, `${name} should be owned by tunctl` + show(r))
+  // a kernel scenario must run on the kernel driver: if the module were missing, auto would fall back to userspace
+  assert.is(t.driver, 'kernel', `${name} should run on the kernel driver` + show(r))
   for (const [k, v] of Object.entries(expect)) {
     if (k === 'addresses') {
       const got: string[] = t.addresses ?? []

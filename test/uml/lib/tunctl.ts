@@ -2,6 +2,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {run, runAsync, type Run} from './sh.js'
+import {assertOutputSchema, commandOf, shownTunnels} from '../../lib/schemas.js'
 
 export const REPO = process.env.TUNCTL_REPO ?? process.cwd()
 const BIN = process.env.TUNCTL_BIN ?? join(REPO, 'bin', 'run')
@@ -49,13 +50,18 @@ export function tunctlOk(args: string[], opts: TunctlOptions & {code?: number} =
   return r
 }
 
-/** Parses stdout as JSON, failing with the output if it is not. */
+/** Parses stdout as JSON, failing with the output if it is not, and validates it against its command's schema. */
 export function json(r: Run): any {
+  let doc: any
   try {
-    return JSON.parse(r.stdout)
+    doc = JSON.parse(r.stdout)
   } catch {
     throw new Error('stdout is not JSON' + show(r))
   }
+  const command = commandOf(r.argv.slice(2))
+  if (!command) throw new Error('json(): cannot tell which command printed this' + show(r))
+  assertOutputSchema(command, doc, show(r))
+  return doc
 }
 
 let seq = 0
@@ -67,20 +73,11 @@ export function specFile(tag: string, text: string): string {
   return p
 }
 
-/** The tunnels listed by `show --json` (accepts an array or {tunnels: [...]}) keyed by name. */
-export function shownTunnels(j: any): Record<string, any> {
-  const list: any[] = Array.isArray(j) ? j : Array.isArray(j?.tunnels) ? j.tunnels : j?.tunnels && typeof j.tunnels === 'object'
-    ? Object.entries(j.tunnels).map(([name, t]: [string, any]) => ({name, ...t}))
-    : []
-  const out: Record<string, any> = {}
-  for (const t of list) out[t.name ?? t.ifname] = t
-  return out
-}
+export {shownTunnels}
 
-/** A tunnel parameter from a `show --json` entry (model field names; nested under params or flat). */
+/** A tunnel parameter from a `show --json` entry (model field names, under params). */
 export function param(t: any, field: string): any {
-  if (t?.params && field in t.params) return t.params[field]
-  return t?.[field]
+  return t.params[field]
 }
 
 /** Batch lines `$ [N] ip …` of `plan --show-commands` output. */
@@ -97,4 +94,12 @@ export function planCounts(text: string): {create: number; update: number; repla
 /** `[#] ip …` lines echoed by --verbose. */
 export function echoedIpLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('[#] ip '))
+}
+
+/** Asserts that `show --json --all` in ns lists at least one tunnel and that every one runs on `driver`. */
+export function assertDrivers(ns: string, driver: 'kernel' | 'userspace'): void {
+  const r = tunctlOk(['show', '--all', '--json', '--netns', ns])
+  const list = Object.values(shownTunnels(json(r)))
+  if (list.length === 0) throw new Error(`show --all lists no tunnel in ${ns}` + show(r))
+  for (const t of list) if (t.driver !== driver) throw new Error(`${t.name} runs on the ${t.driver} driver, expected ${driver}` + show(r))
 }

@@ -6,7 +6,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import Ajv from 'ajv'
 import {processStart} from '../../../src/lib/journal.js'
@@ -37,9 +37,9 @@ function tunctlAsync(args: string[]): Promise<{code: number | null; out: string;
 
 /** a journal awaiting confirmation, "owned" by this process (the stand-in watchdog) */
 function waiting(ns: string, id: string) {
-  mkdirSync(join(run, ns), {recursive: true})
+  mkdirSync(join(run, 'ns', ns), {recursive: true})
   const j = {version: 1, id, command: 'apply', pid: process.pid, pidStart: processStart(process.pid), createdAt: new Date().toISOString(), updatedAt: '', netns: ns, file: 't.yaml', phase: 'confirm', plan: [], snapshot: {tunnels: [], links: [], kinds: {}}, adopted: [], started: [], confirm: {seconds: 60, deadline: new Date(Date.now() + 60_000).toISOString()}}
-  writeFileSync(join(run, ns, 'journal.json'), JSON.stringify(j))
+  writeFileSync(join(run, 'ns', ns, 'journal.json'), JSON.stringify(j))
 }
 
 async function until(what: string, cond: () => boolean) {
@@ -64,9 +64,9 @@ test('nothing awaits confirmation → exit 1 (JSON error document)', () => {
 test('a waiting apply: confirm writes the request, the verdict "confirmed" → exit 0, schema-valid JSON', async () => {
   waiting('n1', 'id1')
   const p = tunctlAsync(['confirm', '--netns', 'n1', '--json'])
-  await until('the confirm request', () => existsSync(join(run, 'n1', 'confirm.id1')))
-  writeFileSync(join(run, 'n1', 'confirm-result.json'), JSON.stringify({id: 'id1', outcome: 'confirmed', at: new Date().toISOString()}))
-  rmSync(join(run, 'n1', 'journal.json'))
+  await until('the confirm request', () => existsSync(join(run, 'ns', 'n1', 'confirm.id1')))
+  writeFileSync(join(run, 'ns', 'n1', 'confirm-result.json'), JSON.stringify({id: 'id1', outcome: 'confirmed', at: new Date().toISOString()}))
+  rmSync(join(run, 'ns', 'n1', 'journal.json'))
   const r = await p
   assert.is(r.code, 0, r.err)
   const doc = JSON.parse(r.out)
@@ -77,12 +77,12 @@ test('a waiting apply: confirm writes the request, the verdict "confirmed" → e
 test('too late: the verdict says rolled back → exit 1, the request is withdrawn', async () => {
   waiting('n2', 'id2')
   const p = tunctlAsync(['confirm', '--netns', 'n2'])
-  await until('the confirm request', () => existsSync(join(run, 'n2', 'confirm.id2')))
-  writeFileSync(join(run, 'n2', 'confirm-result.json'), JSON.stringify({id: 'id2', outcome: 'rolled-back', at: new Date().toISOString(), reason: 'not confirmed within 60 s'}))
+  await until('the confirm request', () => existsSync(join(run, 'ns', 'n2', 'confirm.id2')))
+  writeFileSync(join(run, 'ns', 'n2', 'confirm-result.json'), JSON.stringify({id: 'id2', outcome: 'rolled-back', at: new Date().toISOString(), reason: 'not confirmed within 60 s'}))
   const r = await p
   assert.is(r.code, 1)
   assert.match(r.err, /too late: .*rolled back .*not confirmed within 60 s/)
-  assert.is(existsSync(join(run, 'n2', 'confirm.id2')), false)
+  assert.is(existsSync(join(run, 'ns', 'n2', 'confirm.id2')), false)
 })
 
 test('apply --confirm with --dry-run → usage error 64', () => {

@@ -6,9 +6,10 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {netnsNameProblem} from '../../../src/lib/base.js'
+import {ensureBuilt} from '../../lib/build.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const bin = join(repo, 'bin', 'run')
@@ -16,6 +17,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'tunctl-usage-'))
 const spec = join(scratch, 'empty.yaml')
 writeFileSync(spec, 'version: 1\ntunnels: {}\n')
 const MISSING = `tunctl-no-such-ns-${process.pid}`
+
+test.before(ensureBuilt)
 
 function tunctl(args: string[]) {
   const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}

@@ -1,7 +1,7 @@
 // decode(real `ip -j -d` output of the link made by encodeCreate(normalize(spec))) == normalize(spec), for every
 // captured fixture in test/fixtures/ip (UML, iproute2 6.1, Linux 6.1), and the recorded commands are what the
 // drivers produce today.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {dirname, join} from 'node:path'

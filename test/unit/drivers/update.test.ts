@@ -1,5 +1,5 @@
 // replaceReason and encodeUpdate, following what the 6.1 kernel did in UML (test/fixtures/ip/experiments.txt).
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {DRIVERS} from '../../../src/drivers/index.js'
 import type {Mode, TunnelParams} from '../../../src/model/types.js'

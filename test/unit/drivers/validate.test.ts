@@ -1,5 +1,5 @@
 // Per-mode kernel rules of validate(), with pointers relative to the entry, and normalize() defaults.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {ALL_KEYS, COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
 import {parseKey} from '../../../src/drivers/common.js'

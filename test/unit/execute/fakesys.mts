@@ -142,9 +142,14 @@ export class FakeSystem implements System {
       const r = {to: l[2]!, via: kv('via'), metric: kv('metric') ? Number(kv('metric')) : undefined, table: Number(kv('table'))}
       if (!r.via) delete r.via
       if (r.metric === undefined) delete r.metric
-      if (verb === 'replace') {
+      if (verb === 'add') {
+        // like the kernel: a route with the same (table, prefix, metric) on any device → EEXIST
         if (!t.params.up) throw new Error('Network is down')
-        t.routes = [...t.routes.filter((x) => !(x.to === r.to && x.table === r.table && x.metric === r.metric)), r]
+        const key = (x: {to: string; table: number; metric?: number}) => `${x.table}|${x.to}|${x.metric ?? 0}`
+        for (const o of this.tunnels.values()) if (o.routes.some((x) => key(x) === key(r))) throw new Error('File exists')
+        t.routes = [...t.routes, r]
+      } else if (verb === 'replace') {
+        throw new Error('tunctl must not use route replace')
       } else {
         const n = t.routes.length
         t.routes = t.routes.filter((x) => !(x.to === r.to && x.table === r.table && x.via === r.via && x.metric === r.metric))

@@ -1,10 +1,10 @@
 // The apply journal: atomic 0600 file, owner liveness (pid + start time), rollback scope by phase; the pause hook.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {journalPath, journalScope, journalStarted, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
+import {runDir, journalPath, journalScope, journalStarted, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
 import {pausePoint} from '../../../src/lib/interrupt.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-journal-'))
@@ -33,10 +33,10 @@ test('written atomically with mode 0600, read back, removed (with stray temp fil
   const p = journalPath('ns1', root)
   assert.is(statSync(p).mode & 0o777, 0o600)
   assert.equal(readJournal('ns1', root)?.id, 'abc')
-  writeFileSync(`${p}.999.tmp`, 'partial')
+  writeFileSync(join(runDir('ns1', root), '.journal.json.999.0badc0de.tmp'), 'partial')
   removeJournal('ns1', root)
   assert.is(existsSync(p), false)
-  assert.equal(readdirSync(join(root, 'ns1')), [])
+  assert.equal(readdirSync(runDir('ns1', root)), [])
   assert.is(readJournal('ns1', root), undefined)
 })
 
@@ -49,9 +49,9 @@ test('encapsulator starts go to an append-only log that readJournal merges (no r
   journalStarted(j, 'u2', false, root)
   assert.is(readFileSync(journalPath('ns1', root), 'utf8'), before, 'journal.json not rewritten')
   assert.equal(readJournal('ns1', root)?.started, [{name: 'u1', done: true}, {name: 'u2', done: false}])
-  assert.is(statSync(join(root, 'ns1', 'journal.started')).mode & 0o777, 0o600)
+  assert.is(statSync(join(runDir('ns1', root), 'journal.started')).mode & 0o777, 0o600)
   removeJournal('ns1', root)
-  assert.equal(readdirSync(join(root, 'ns1')), [])
+  assert.equal(readdirSync(runDir('ns1', root)), [])
 })
 
 test('a torn or foreign file is no journal', () => {

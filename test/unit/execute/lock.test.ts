@@ -1,11 +1,11 @@
 // The per-namespace lock (flock(2)): exclusive, released after fn (also on throw) and when the holder dies,
 // a lock file left by a dead pid is no obstacle, timeout → LockError 75; the same with the flock(1) fallback.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {acquireLock, flockAddon, lockHeld, withLock, lockPath} from '../../../src/lib/lock.js'
 import {LockError} from '../../../src/lib/errors.js'
 
@@ -14,8 +14,8 @@ test.after(() => rmSync(root, {recursive: true, force: true}))
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
 
 test('lock path per namespace', () => {
-  assert.is(lockPath(undefined, '/run/tunctl'), '/run/tunctl/default/lock')
-  assert.is(lockPath('ns1', '/run/tunctl'), '/run/tunctl/ns1/lock')
+  assert.is(lockPath(undefined, '/run/tunctl'), '/run/tunctl/host/lock')
+  assert.is(lockPath('ns1', '/run/tunctl'), '/run/tunctl/ns/ns1/lock')
 })
 
 test('the native flock addon is built here (else the fallback below is all that is tested)', () => {
@@ -67,7 +67,7 @@ test('held past the timeout → LockError exit 75 naming the holder', async () =
 })
 
 test('a lock file left by a dead pid (or empty) is no obstacle', async () => {
-  mkdirSync(join(root, 'stale'), {recursive: true})
+  mkdirSync(dirname(lockPath('stale', root)), {recursive: true})
   writeFileSync(lockPath('stale', root), '999999999\n')
   assert.is(await withLock('stale', 0, async () => 42, root), 42)
   writeFileSync(lockPath('stale', root), '')

@@ -1,5 +1,5 @@
 // buildObserved over captured `ip -j` outputs (UML): tunnels, ownership, addresses, routes, counters, userspace TUN.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
@@ -141,7 +141,6 @@ function readOr(f: string): string | undefined {
   }
 }
 
-test.run()
 
 test('sit without a remote: the kernel\'s own ::a.b.c.d/96 is not a configured address (captured in UML 6.1)', () => {
   // `ip -j addr show dev s1` for `ip link add s1 type sit local 198.51.100.1 ttl 64` + one configured address
@@ -158,3 +157,5 @@ test('sit without a remote: the kernel\'s own ::a.b.c.d/96 is not a configured a
   // on any other device it is an address like any other, and read as ::c633:6401 (not the IPv4-mapped ::ffff:…)
   assert.equal(addressesOf(raw, 's1'), ['2001:db8:3::1/64', '::c633:6401/96'])
 })
+
+test.run()

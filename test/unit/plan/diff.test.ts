@@ -1,5 +1,5 @@
 // Unit tests of the pure plan diff: step kinds, ordering, driver choice, ownership and conflicts.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {UnavailableError} from '../../../src/lib/errors.js'

@@ -1,5 +1,5 @@
 // export round trip: every observed tunnel of the golden cases → YAML → parseSpec → plan against the same state = no changes.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join, dirname} from 'node:path'

@@ -1,5 +1,5 @@
 // Golden plan cases: test/fixtures/plans/<case>/{spec.yaml, observed.json, [options.json], plan.txt}. UPDATE_GOLDEN=1 rewrites plan.txt.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join, dirname} from 'node:path'

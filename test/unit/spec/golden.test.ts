@@ -1,11 +1,11 @@
 // Golden error cases: test/fixtures/errors/<case>/{spec.yaml, stderr.txt}. stderr.txt is exactly what
 // `tunctl validate spec.yaml` prints (run from the case folder). UPDATE_GOLDEN=1 rewrites stderr.txt.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {parseSpec} from '../../../src/spec/load.js'
+import {decodeSpec, parseSpec} from '../../../src/spec/load.js'
 import {SpecError} from '../../../src/lib/errors.js'
 
 export const GOLDEN_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/errors')
@@ -13,8 +13,9 @@ const update = process.env.UPDATE_GOLDEN === '1'
 
 /** What the CLI prints on stderr for this case (handleError: `tunctl: ` + message). */
 export function renderCase(dir: string): string {
-  const text = readFileSync(join(dir, 'spec.yaml'), 'utf8')
   try {
+    // the bytes as validate reads them (a file that is not UTF-8 is refused before parsing)
+    const text = decodeSpec('spec.yaml', readFileSync(join(dir, 'spec.yaml')))
     parseSpec('spec.yaml', text, {rtTables: new Map()})
   } catch (e) {
     if (e instanceof SpecError) return `tunctl: ${e.message}\n`
@@ -34,7 +35,8 @@ for (const c of cases) {
     const dir = join(GOLDEN_ROOT, c)
     const got = renderCase(dir)
     const file = join(dir, 'stderr.txt')
-    if (update || !existsSync(file)) writeFileSync(file, got)
+    if (update) writeFileSync(file, got)
+    assert.ok(existsSync(file), `${file} is missing: check the case's output by hand, then record it with UPDATE_GOLDEN=1`)
     assert.not.equal(got, '(valid)\n', `${c}/spec.yaml is valid; an error case must be invalid`)
     assert.fixture(got, readFileSync(file, 'utf8'))
   })

@@ -1,5 +1,5 @@
 // spec/load + spec/parse: positions, every error kind, all errors at once, stdin, missing file, normalisation per mode.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, writeFileSync, rmSync} from 'node:fs'
@@ -393,6 +393,12 @@ test('ipip normalises: defaults, canonical addresses and routes', () => {
     ],
     driver: 'auto',
     pointer: '/tunnels/ipip1',
+    // each route's entry in the file (same order as routes: plan-time route conflicts are reported there)
+    routePointers: ['/tunnels/ipip1/routes/1', '/tunnels/ipip1/routes/0'],
+    routeAt: [
+      {line: 13, column: 9, excerpt: '        - {to: default, table: vpn}\n          ^'},
+      {line: 10, column: 9, excerpt: '        - to: 10.20.1.0/24\n          ^'},
+    ],
     // where the tunnel's key stands (plan-time conflicts are reported there)
     at: {line: 3, column: 3, excerpt: '    ipip1:\n    ^'},
   })
@@ -455,7 +461,6 @@ test('tunnels: {} is a valid, empty spec', () => {
   assert.equal(parseSpec('t.yaml', 'version: 1\ntunnels: {}\n'), {file: 't.yaml', tunnels: []})
 })
 
-test.run()
 
 test('IPv6 with an embedded IPv4 tail keeps its meaning (::a.b.c.d is not ::ffff:a.b.c.d)', () => {
   const t = parseSpec('t.yaml', tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    addresses: ["2001:db8::192.0.2.1/64", "::ffff:192.0.2.9/128"]\n'), {rtTables: NO_TABLES}).tunnels[0]!
@@ -464,3 +469,5 @@ test('IPv6 with an embedded IPv4 tail keeps its meaning (::a.b.c.d is not ::ffff
   const d = one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    addresses: ["::198.51.100.1/96"]\n'))
   assert.is(d.message, 'tunnel "s": ::c633:6401/96 is an IPv4-compatible address: the kernel adds those to sit devices itself (for remote any), so tunctl does not manage them')
 })
+
+test.run()

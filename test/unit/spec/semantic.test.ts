@@ -1,5 +1,5 @@
 // spec/semantic, spec/suggest, spec/schema helpers, and the schema ↔ drivers key agreement.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {mkdtempSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'

@@ -1,26 +1,16 @@
 // `tunctl validate` end to end through bin/run (the built dist/): exit codes, stdout/stderr, --json shape.
-import {test} from 'uvu'
+import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {spawnSync} from 'node:child_process'
-import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {Ajv} from 'ajv'
+import {ensureBuilt} from '../../lib/build.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..')
 const bin = join(repo, 'bin', 'run')
 const goldenRoot = join(repo, 'test/fixtures/errors')
-
-/** dist/ must be at least as new as the sources this test exercises; rebuild when it is not. */
-function ensureBuilt() {
-  const out = join(repo, 'dist/commands/validate.js')
-  const srcs = [join(repo, 'src/commands/validate.ts'), ...readdirSync(join(repo, 'src/spec')).map((f) => join(repo, 'src/spec', f))]
-  const newest = Math.max(...srcs.map((f) => statSync(f).mtimeMs))
-  if (!existsSync(out) || statSync(out).mtimeMs < newest) {
-    spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', repo], {encoding: 'utf8'})
-  }
-  assert.ok(existsSync(out), 'dist/commands/validate.js missing after tsc')
-}
 
 function run(args: string[], opts: {cwd?: string; input?: string} = {}) {
   const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}

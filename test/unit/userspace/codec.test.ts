@@ -2,7 +2,7 @@
 // tunnels (test/fixtures/packets/*.hex), the kernel's encapsulation rules, and every decap drop reason.
 import {readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable, loadAddon, type NativeParams} from '../../../src/userspace/addon.js'
 import type {TunnelParams} from '../../../src/model/types.js'

@@ -1,10 +1,11 @@
 // control.ts without root: which modes have a userspace driver, and observeEncaps reading state/stats files
 // (alive only for a live daemon process, counters from the stats file) in a temporary run directory.
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {waitFor} from '../../lib/wait.js'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {spawn} from 'node:child_process'
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 
 const run = mkdtempSync(join(tmpdir(), 'tunctl-run-'))
@@ -26,12 +27,12 @@ t('observeEncaps: nothing recorded → empty map', async () => {
 })
 
 t('observeEncaps: params and counters from the files; alive only for a live daemon process', async () => {
-  const dir = join(run, 'ns1')
+  const dir = join(run, 'ns', 'ns1')
   mkdirSync(dir, {recursive: true})
   // a live process whose command line names a daemon (stands in for dist/userspace/daemon.js)
   const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', 'daemon'], {stdio: 'ignore'})
   try {
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (c) => c.includes('daemon'), {what: 'the stand-in daemon process'})
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', netns: 'ns1', params, generation: 1, pid: child.pid}))
     writeFileSync(
       join(dir, 'gre1.stats.json'),
@@ -55,6 +56,34 @@ t('observeEncaps: params and counters from the files; alive only for a live daem
   } finally {
     child.kill('SIGKILL')
   }
+})
+
+t('observeEncaps: legacy files (an older release\'s /run/tunctl/<netns|default>) count only for their namespace; corrupt ones are ignored with a warning', async () => {
+  const legacy = join(run, 'default')
+  mkdirSync(legacy, {recursive: true})
+  // root namespace's (no netns field) and a netns literally named "default" share the legacy directory
+  writeFileSync(join(legacy, 'g0.json'), JSON.stringify({name: 'g0', params, generation: 1}))
+  writeFileSync(join(legacy, 'g9.json'), JSON.stringify({name: 'g9', netns: 'default', params, generation: 1}))
+  assert.equal([...(await control.observeEncaps({})).keys()], ['g0'])
+  assert.equal([...(await control.observeEncaps({netns: 'default'})).keys()], ['g9'])
+  // the current layout keeps them apart
+  const host = join(run, 'host')
+  mkdirSync(host, {recursive: true})
+  writeFileSync(join(host, 'g1.json'), JSON.stringify({name: 'g1', params, generation: 2}))
+  writeFileSync(join(host, 'bad.json'), '{"name": "bad", "params": {"mode": "gre"')
+  writeFileSync(join(host, 'odd.json'), JSON.stringify({name: 'odd', params: {...params, mode: 'nope'}, generation: 1}))
+  const writes: string[] = []
+  const orig = process.stderr.write.bind(process.stderr)
+  ;(process.stderr as any).write = (c: any) => (writes.push(String(c)), true)
+  let m
+  try {
+    m = await control.observeEncaps({})
+  } finally {
+    ;(process.stderr as any).write = orig
+  }
+  assert.equal([...m.keys()], ['g1', 'g0'])
+  assert.ok(writes.some((w) => /warning: ignoring state file .*bad\.json/.test(w)), writes.join(''))
+  assert.ok(writes.some((w) => /warning: ignoring state file .*odd\.json/.test(w)), writes.join(''))
 })
 
 t('startEncap refuses vti and mplsip before touching anything', async () => {

@@ -1,5 +1,5 @@
 // TUN offloads done by the daemon (native/offload.c): TSO segmentation on TX and TCP coalescing (GRO) on RX.
-import {suite} from 'uvu'
+import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable, loadAddon} from '../../../src/userspace/addon.js'
 import {csum, tcp, tcpCsum} from './packets.js'

@@ -1,0 +1,193 @@
+// Contract behaviours end to end with the real CLI, in a fresh namespace pair, on this module-less host
+// (userspace driver): every --json output is validated against its schema as printed (json() in
+// test/uml/lib/tunctl.ts), --dry-run and --detailed-exitcode, exits 66/70/77, colour only on a TTY and never
+// with NO_COLOR, --verbose echo, rollback when an encapsulator cannot start, prune and del of userspace tunnels
+// (also with a dead encapsulator), and an export round trip of every variant the userspace driver carries.
+import {spawnSync} from 'node:child_process'
+import {chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {suite} from '#test/uvu'
+import * as assert from 'uvu/assert'
+import {nsDir} from '../../src/userspace/paths.js'
+import {echoedIpLines, json, show, shownTunnels, tunctl, tunctlOk, REPO} from '../uml/lib/tunctl.js'
+import {A_ADDR, ipn, makePair, removePair, run, type Pair} from './lib/netns.js'
+
+const scratch = mkdtempSync(join(tmpdir(), 'tunctl-contract-'))
+chmodSync(scratch, 0o755)
+const file = (name: string, text: string) => {
+  const p = join(scratch, name)
+  writeFileSync(p, text, {mode: 0o644})
+  return p
+}
+const linkExists = (ns: string, name: string) => run('ip', ['-n', ns, 'link', 'show', 'dev', name]).code === 0
+const links = (ns: string) => JSON.parse(ipn(ns, '-j', 'link', 'show')).map((l: any) => l.ifname).sort()
+const daemons = (ns: string) => run('pgrep', ['-f', `daemon.js ${nsDir(ns)}/`]).out.trim().split('\n').filter(Boolean)
+const ANSI = /\x1b\[[0-9;]*m/
+
+const GRE = (name: string, key: number) => `  ${name}:\n    mode: gre\n    local: ${A_ADDR}\n    remote: 198.51.100.2\n    key: ${key}\n    addresses: [10.30.${key}.1/30]\n`
+const spec = (...tunnels: string[]) => `version: 1\ntunnels:\n${tunnels.join('')}`
+
+const t = suite<{pair?: Pair}>('contract behaviours (userspace driver, real CLI)', {})
+t.before((st) => {
+  st.pair = makePair('contract')
+})
+t.after((st) => {
+  removePair(st.pair)
+  rmSync(scratch, {recursive: true, force: true})
+})
+
+t('apply --dry-run changes nothing; with --detailed-exitcode it exits 2 while changes pend, 0 after', ({pair}) => {
+  const f = file('dry.yaml', spec(GRE('gd1', 11)))
+  const before = links(pair!.a)
+  const r = tunctlOk(['apply', '--dry-run', '--netns', pair!.a, f])
+  assert.match(r.stdout, /^\+ gd1\b/m, show(r))
+  tunctlOk(['apply', '--dry-run', '--detailed-exitcode', '--netns', pair!.a, f], {code: 2})
+  assert.equal(links(pair!.a), before, 'a dry run creates no link')
+  assert.equal(daemons(pair!.a), [], 'a dry run starts no encapsulator')
+  tunctlOk(['apply', '--netns', pair!.a, f])
+  tunctlOk(['apply', '--dry-run', '--detailed-exitcode', '--netns', pair!.a, f], {code: 0})
+  tunctlOk(['del', '--netns', pair!.a, 'gd1'])
+})
+
+t('every command --json prints one document that matches its schema', ({pair}) => {
+  const ns = pair!.a
+  const f = file('json.yaml', spec(GRE('gj1', 12)))
+  const bad = file('bad.yaml', 'version: 1\ntunnels:\n  gj1:\n    mode: gre\n    ttl: 300\n')
+  assert.is(json(tunctlOk(['validate', '--json', f])).ok, true)
+  assert.is(json(tunctlOk(['validate', '--json', bad], {code: 65})).ok, false)
+  assert.is(json(tunctlOk(['plan', '--json', '--netns', ns, f])).ok, true)
+  const applied = json(tunctlOk(['apply', '--json', '--netns', ns, f]))
+  assert.is(applied.applied, true)
+  assert.is(applied.verified, true)
+  const shown = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns])))
+  assert.is(shown.gj1.driver, 'userspace', 'this host has no gre module: auto picks userspace')
+  json(tunctlOk(['show', '--json', '--netns', ns, 'gj1']))
+  const exported = json(tunctlOk(['export', '--json', '--netns', ns]))
+  assert.ok(exported.tunnels.gj1)
+  json(tunctlOk(['doctor', '--json']))
+  json(tunctlOk(['apply', '--json', '--netns', ns, join(scratch, 'missing.yaml')], {code: 66}))
+  json(tunctlOk(['del', '--json', '--netns', ns, 'nosuch'], {code: 1}))
+  assert.is(json(tunctlOk(['del', '--json', '--netns', ns, 'gj1'])).ok, true)
+})
+
+t('--verbose echoes each ip line of a change as "[#] ip …" on stderr', ({pair}) => {
+  const f = file('verbose.yaml', spec(GRE('gv1', 13)))
+  const r = tunctlOk(['apply', '--verbose', '--netns', pair!.a, f])
+  const lines = echoedIpLines(r.stderr)
+  assert.ok(lines.some((l) => /addr (add|replace) 10\.30\.13\.1\/30 dev gv1/.test(l)), 'the address line is echoed' + show(r))
+  tunctlOk(['del', '--netns', pair!.a, 'gv1'])
+})
+
+t('colour only on a TTY, never with NO_COLOR', ({pair}) => {
+  const f = file('colour.yaml', spec(GRE('gc1', 14)))
+  const cmd = `node ${join(REPO, 'bin', 'run')} plan --netns ${pair!.a} ${f}`
+  const env = {...process.env}
+  delete env.NO_COLOR
+  delete env.FORCE_COLOR
+  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], {encoding: 'utf8', env: {...env, TERM: 'xterm'}})
+  assert.match(tty.stdout, /gc1/, tty.stdout + tty.stderr)
+  assert.match(tty.stdout, ANSI, 'a plan on a TTY is coloured')
+  const noColor = spawnSync('script', ['-qec', cmd, '/dev/null'], {encoding: 'utf8', env: {...env, TERM: 'xterm', NO_COLOR: '1'}})
+  assert.match(noColor.stdout, /gc1/)
+  assert.not.match(noColor.stdout, ANSI, 'NO_COLOR: no escape codes')
+  const pipe = spawnSync('sh', ['-c', cmd], {encoding: 'utf8', env})
+  assert.match(pipe.stdout, /gc1/)
+  assert.not.match(pipe.stdout, ANSI, 'not a TTY: no escape codes')
+})
+
+t('exit 77 without privilege, and nothing changed', ({pair}) => {
+  const f = file('priv.yaml', spec(GRE('gp1', 15)))
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(REPO, 'bin', 'run'), 'apply', '--netns', pair!.a, f], {encoding: 'utf8'})
+  assert.is(r.status, 77, r.stdout + r.stderr)
+  assert.not.ok(linkExists(pair!.a, 'gp1'))
+})
+
+t('exit 70 (internal error) when the CLI is not built, with a message', () => {
+  const copy = mkdtempSync(join(scratch, 'unbuilt-'))
+  cpSync(join(REPO, 'bin'), join(copy, 'bin'), {recursive: true})
+  const r = spawnSync(process.execPath, [join(copy, 'bin', 'run'), 'show'], {encoding: 'utf8'})
+  assert.is(r.status, 70, r.stdout + r.stderr)
+  assert.match(r.stderr, /not built/)
+})
+
+t('an encapsulator that cannot start: apply exits 1 and leaves no device, process or state', ({pair}) => {
+  const ns = pair!.a
+  const f = file('nostart.yaml', spec(GRE('gs1', 16), GRE('gs2', 17)))
+  const before = links(ns)
+  const r = tunctl(['apply', '--netns', ns, f], {env: {TUNCTL_DAEMON_NODE: '/bin/false'}})
+  assert.is(r.code, 1, show(r))
+  assert.equal(links(ns), before, 'no TUN device left')
+  assert.equal(daemons(ns), [], 'no encapsulator left')
+  const left = existsSync(nsDir(ns)) ? readdirSync(nsDir(ns)).filter((x) => /^gs[12]\b/.test(x)) : []
+  assert.equal(left, [], 'no state file left')
+})
+
+t('prune and del of userspace tunnels stop their encapsulators; del works with a dead encapsulator', ({pair}) => {
+  const ns = pair!.a
+  tunctlOk(['apply', '--netns', ns, file('two.yaml', spec(GRE('gq1', 18), GRE('gq2', 19)))])
+  assert.is(daemons(ns).length, 2)
+  tunctlOk(['apply', '--prune', '--netns', ns, file('one.yaml', spec(GRE('gq1', 18)))])
+  assert.not.ok(linkExists(ns, 'gq2'), 'pruned device gone')
+  assert.is(daemons(ns).length, 1, 'its encapsulator stopped')
+  const pid = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns]))).gq1.pid
+  assert.type(pid, 'number')
+  process.kill(pid, 'SIGKILL')
+  const deadline = Date.now() + 5000
+  while (daemons(ns).length && Date.now() < deadline) spawnSync('sleep', ['0.05'])
+  assert.equal(daemons(ns), [], 'encapsulator killed')
+  tunctlOk(['del', '--netns', ns, 'gq1'])
+  assert.not.ok(linkExists(ns, 'gq1'), 'del removed the device of a dead encapsulator')
+})
+
+const VARIANTS = `version: 1
+tunnels:
+  gk1:
+    mode: gre
+    local: ${A_ADDR}
+    remote: 198.51.100.2
+    input-key: 7
+    output-key: 0.0.0.9
+    csum: {input: true, output: false}
+    seq: true
+    ttl: 64
+    mtu: 1300
+    addresses: [10.40.1.1/30]
+    routes:
+      - {to: 10.41.0.0/16, via: 10.40.1.2, metric: 50, table: 100}
+      - {to: 10.42.0.0/16}
+  ip1:
+    mode: ipip
+    local: ${A_ADDR}
+    remote: 198.51.100.3
+    tos: 16
+    pmtudisc: true
+    addresses: [10.40.2.1/30]
+  rd1:
+    mode: sit
+    local: ${A_ADDR}
+    6rd-prefix: 2001:db8::/32
+    addresses: [2001:db8:c633:6401::1/64]
+  isa1:
+    mode: isatap
+    local: 198.51.100.11
+    routers: [198.51.100.9, {address: 198.51.100.10, default: true}]
+`
+
+t('export round trip of every variant: apply(export) changes nothing and export is stable', ({pair}) => {
+  const ns = pair!.a
+  ipn(ns, 'addr', 'add', '198.51.100.11/24', 'dev', 'ul0')
+  tunctlOk(['apply', '--netns', ns, file('variants.yaml', VARIANTS)])
+  const first = tunctlOk(['export', '--netns', ns]).stdout
+  for (const k of ['input-key: 7', 'output-key: 9', 'seq: true', '6rd-prefix: 2001:db8::/32', 'table: 100', '198.51.100.10']) {
+    assert.ok(first.includes(k), `export keeps ${k}:\n${first}`)
+  }
+  const again = tunctlOk(['apply', '--verbose', '--netns', ns, '-'], {input: first})
+  assert.equal(echoedIpLines(again.stderr), [], 'applying the export runs no ip command' + show(again))
+  assert.match(again.stdout, /No changes/)
+  assert.is(tunctlOk(['export', '--netns', ns]).stdout, first, 'export is stable')
+  tunctlOk(['del', '--netns', ns, 'gk1', 'ip1', 'rd1', 'isa1'])
+  assert.equal(daemons(ns), [])
+})
+
+t.run()
