@@ -83,7 +83,16 @@ function readPid(file: string): number | undefined {
 }
 
 function openLockFile(netns: string | undefined, root: string): number {
-  ensureRunDir(netns, root)
+  try {
+    ensureRunDir(netns, root)
+  } catch (e: any) {
+    // not root: /run/tunctl is root's (ensureRunDir refuses a directory of another user) → exit 77, like EACCES
+    const uid = process.getuid?.()
+    if (uid !== undefined && uid !== 0 && !(e instanceof PermissionError) && /belongs to uid/.test(String(e?.message))) {
+      throw new PermissionError(`${e.message} (tunctl needs root / CAP_NET_ADMIN)`)
+    }
+    throw e
+  }
   const file = lockPath(netns, root)
   try {
     // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink
