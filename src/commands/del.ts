@@ -7,6 +7,7 @@ import {ipBatch} from '../lib/ip.js'
 import {withLock} from '../lib/lock.js'
 import {observe} from '../observe/index.js'
 import {recoverUnfinished} from '../execute/recover.js'
+import {removeEncapTempFiles} from '../execute/index.js'
 import {stopEncap} from '../userspace/control.js'
 
 export default class Del extends BaseCommand {
@@ -68,6 +69,7 @@ ${BaseCommand.exitCodesHelp}`
       for (const t of targets.filter((x) => x.driver === 'userspace')) {
         if (flags.verbose) process.stderr.write(`[#] (userspace) stop ${t.name}\n`)
         await stopEncap(t.name, {netns})
+        removeEncapTempFiles(t.name, netns)
       }
       const after = await observe({netns})
       const left = targets.filter((t) => after.tunnels.some((x) => x.name === t.name) || after.links.includes(t.name))

@@ -4,12 +4,28 @@ import {ip, ipBatch} from '../lib/ip.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
-import {readFileSync, unlinkSync} from 'node:fs'
+import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {join} from 'node:path'
 import {isDaemonAlive, startEncap, stopEncap} from '../userspace/control.js'
-import {logPath, statePath, statsPath} from '../userspace/paths.js'
+import {logPath, nsDir, statePath, statsPath} from '../userspace/paths.js'
 import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type System} from './run.js'
 
 export {type ApplyResult, type ExecHooks, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
+
+/** Removes temporary files of `name`'s state and counters left by a daemon killed in the middle of writing them. */
+export function removeEncapTempFiles(name: string, netns?: string): void {
+  const dir = nsDir(netns)
+  const prefixes = [`.${name}.json.`, `.${name}.stats.json.`]
+  try {
+    for (const f of readdirSync(dir)) {
+      if (f.endsWith('.tmp') && prefixes.some((p) => f.startsWith(p))) {
+        try {
+          unlinkSync(join(dir, f))
+        } catch {}
+      }
+    }
+  } catch {}
+}
 
 /** Stops the encapsulator recorded for `name` (if its daemon runs) and removes its files; never deletes a link. */
 export async function forgetEncap(name: string, netns?: string): Promise<void> {
@@ -30,6 +46,7 @@ export async function forgetEncap(name: string, netns?: string): Promise<void> {
       unlinkSync(f)
     } catch {}
   }
+  removeEncapTempFiles(name, netns)
 }
 
 export interface ExecuteOptions {
@@ -58,6 +75,8 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
       await stopEncap(name, {netns: opts.netns})
+      // a daemon that had to be SIGKILLed (slow to stop) may leave a half-written temporary file
+      removeEncapTempFiles(name, opts.netns)
     },
     forgetEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) forget ${name}\n`)

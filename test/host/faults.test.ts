@@ -128,6 +128,8 @@ if (why) {
   for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
     for (const phase of phases) {
       t(`${sig} at ${phase}: converged`, async () => {
+        // start from the prior state even if an earlier case failed half-way (no cascade of failures)
+        tunctl(['apply', '--prune', '--netns', ns, PRIOR])
         const pause = join(scratch, `pause-${sig}-${phase}`)
         const env: Record<string, string> = {TUNCTL_PAUSE_AT: phase, TUNCTL_PAUSE_FILE: pause}
         if (phase === 'rollback') env.TUNCTL_FAIL_AT_LINE = '30' // something to roll back
@@ -170,6 +172,7 @@ if (why) {
   }
 
   t('SIGKILL before the batch, then del (a mutating command) converges to the prior state', async () => {
+    tunctl(['apply', '--prune', '--netns', ns, PRIOR])
     const pause = join(scratch, 'pause-del')
     const child = tunctlChild(['apply', '--netns', ns, FULL], {TUNCTL_PAUSE_AT: 'before-batch', TUNCTL_PAUSE_FILE: pause})
     await until('apply to reach before-batch', () => existsSync(`${pause}.reached`), 60_000)
