@@ -8,6 +8,12 @@
       "ldflags": ["-pthread"],
       "libraries": ["-lcrypto"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "tunctl_lock",
+      "sources": ["native/lock.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

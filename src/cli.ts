@@ -1,6 +1,7 @@
 // The CLI in one module (bundled by scripts/bundle.mjs into dist/bundle/tunctl.mjs): oclif's run/flush, the
 // error → exit-code mapping, and every command for oclif's explicit command strategy (package.json oclif.commands).
 import Apply from './commands/apply.js'
+import Confirm from './commands/confirm.js'
 import Del from './commands/del.js'
 import Doctor from './commands/doctor.js'
 import Export from './commands/export.js'
@@ -11,4 +12,4 @@ import Validate from './commands/validate.js'
 export {flush, run} from '@oclif/core'
 export {handleError} from './lib/errors.js'
 
-export const COMMANDS = {apply: Apply, del: Del, doctor: Doctor, export: Export, plan: Plan, show: Show, validate: Validate}
+export const COMMANDS = {apply: Apply, confirm: Confirm, del: Del, doctor: Doctor, export: Export, plan: Plan, show: Show, validate: Validate}

@@ -1,14 +1,21 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
+import {randomBytes} from 'node:crypto'
+import {createInterface} from 'node:readline'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
-import {EXIT, TunctlError} from '../lib/errors.js'
-import {withLock} from '../lib/lock.js'
+import {EXIT, RollbackError, TunctlError, UsageError} from '../lib/errors.js'
+import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
+import {journalStarted, processStart, readJournal, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
+import {withLock, type Lock} from '../lib/lock.js'
 import {mark} from '../lib/timing.js'
 import type {DriverChoice, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import {makePlan, renderPlan, planToJSON} from '../plan/index.js'
 import {loadSpec} from '../spec/load.js'
-import {executePlan, type ApplyResult} from '../execute/index.js'
+import {executePlan, type ApplyResult, type ExecHooks} from '../execute/index.js'
+import {type ExecPhase} from '../execute/run.js'
+import {readResult, removeConfirmRequest, requestConfirm, startWatchdog, type ConfirmResult} from '../execute/confirm.js'
+import {recoverUnfinished, reportUnfinished} from '../execute/recover.js'
 import {gatherSupport} from '../execute/support.js'
 
 export const adoptFlag = Flags.string({
@@ -26,11 +33,15 @@ export const driverFlag = Flags.string({
 
 export default class Apply extends BaseCommand {
   static override summary = 'Make the host match a spec file (verified, rolled back on any failure).'
-  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock (/run/tunctl/<netns|default>/lock), observes the tunnels, prints the plan and executes it as ONE \`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled back to its state before the apply and the command exits 1 — or 3 if the rollback could not restore everything (the message lists what is left). A second apply of the same file prints "No changes." and runs no mutating command. Tunnels tunctl does not own are never changed, unless named with --adopt (a rollback restores them and gives them back).
+  static override description = `Reads FILE (- for standard input), validates it, takes the namespace lock (an flock on /run/tunctl/host/lock, or /run/tunctl/ns/NS/lock with --netns), observes the tunnels, prints the plan and executes it as ONE \`ip -batch\`. Userspace tunnels have their encapsulator started before the batch (creates) or stopped after it (deletes). Afterwards every desired attribute is re-observed and verified; on any failure (a batch line, a verify mismatch, an encapsulator that does not start) the host is rolled back to its state before the apply and the command exits 1 — or 3 if the rollback could not restore everything (the message lists what is left). A second apply of the same file prints "No changes." and runs no mutating command. Tunnels tunctl does not own are never changed, unless named with --adopt (a rollback restores them and gives them back).
 
---json prints {ok, plan, applied, verified, rolledBack} (schemas/apply-output.schema.json).
+Interrupts: SIGINT, SIGTERM or SIGHUP before the batch runs rolls back what was started (userspace encapsulators) and exits 1; one arriving while the batch runs lets it finish (ip runs on its own, from a file) and verifies: if verified the apply stands (exit 0, with a note), otherwise it is rolled back. A journal of the apply in progress (journal.json beside the lock) lets the next apply, del or confirm roll back an apply that was killed (SIGKILL, crash); plan, show and export report it.
 
-Testing hook: TUNCTL_FAIL_AT_LINE=N replaces line N of the batch with a line that fails (\`link set dev tunctl-injected-failure up\`), to exercise the rollback.
+--confirm SECONDS: after a verified apply, the change is kept only if \`tunctl confirm\` (or Enter, when standard input is a terminal) comes within SECONDS; otherwise it is rolled back. The waiting is done by a detached watchdog that holds the namespace lock, so it survives this command's terminal or SSH session going away; this command waits for the outcome (exit 0 confirmed, 1 rolled back, 3 rollback incomplete).
+
+--json prints {ok, plan, applied, verified, rolledBack} (schemas/apply-output.schema.json); applied is true only when the batch ran.
+
+Testing hooks: TUNCTL_FAIL_AT_LINE=N replaces line N of the batch with a line that fails (\`link set dev tunctl-injected-failure up\`), to exercise the rollback. TUNCTL_PAUSE_AT=PHASE with TUNCTL_PAUSE_FILE=PATH (PHASE: before-batch, batch, after-batch, verify, rollback) writes PATH.reached and waits there until PATH exists or a signal arrives.
 
 ${BaseCommand.exitCodesHelp}`
 
@@ -40,6 +51,7 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'Apply inside a namespace, delete tunnels no longer listed, echo every ip line', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --netns blue --prune --verbose'},
     {description: 'Force the userspace encapsulator', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --driver userspace'},
     {description: 'Take over a tunnel created by hand (listed in the file as legacy0)', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --adopt legacy0'},
+    {description: 'Over SSH: roll back by itself unless confirmed within 2 minutes (tunctl confirm)', command: '<%= config.bin %> <%= command.id %> tunnels.yaml --confirm 120'},
   ]
 
   static override args = {
@@ -56,15 +68,18 @@ ${BaseCommand.exitCodesHelp}`
     verbose: Flags.boolean({char: 'v', description: 'echo each ip line as "[#] ip …" on stderr', default: false}),
     'lock-timeout': Flags.integer({description: 'seconds to wait for another tunctl holding the namespace lock', default: 30, min: 0, helpValue: 'SECONDS'}),
     'detailed-exitcode': Flags.boolean({description: 'with --dry-run: exit 2 when changes are pending', default: false}),
+    confirm: Flags.integer({description: 'keep the change only if `tunctl confirm` (or Enter on a terminal) comes within SECONDS; otherwise roll it back', min: 1, helpValue: 'SECONDS'}),
   }
 
   private plan?: Plan
   private result?: Partial<ApplyResult>
+  private failure: {applied?: boolean; verified?: boolean} = {}
 
   async run(): Promise<void> {
     mark('command loaded')
     const {args, flags} = await this.parse(Apply)
     this.jsonMode = flags.json
+    if (flags.confirm !== undefined && flags['dry-run']) throw new UsageError('--confirm cannot be combined with --dry-run')
     const desired = await loadSpec(args.file)
     mark('spec parsed')
     const netns = flags.netns
@@ -84,6 +99,7 @@ ${BaseCommand.exitCodesHelp}`
     }
 
     if (flags['dry-run']) {
+      reportUnfinished(netns)
       const {plan} = await compute()
       show(plan)
       if (this.jsonMode) this.printJSON({ok: true, dryRun: true, plan: planToJSON(plan), applied: false, verified: false, rolledBack: false})
@@ -91,16 +107,92 @@ ${BaseCommand.exitCodesHelp}`
       return
     }
 
-    const result = await withLock(netns, flags['lock-timeout'], async () => {
-      const {observed, plan} = await compute()
-      show(plan)
-      this.result = {applied: false, verified: false, rolledBack: false}
-      return executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? [])})
+    // a signal before the journal exists (nothing changed yet) ends the command at once; afterwards it is handled
+    const signals = watchSignals((sig) => {
+      process.stderr.write(`tunctl: ${sig}: stopped before any change\n`)
+      process.exit(EXIT.FAILED)
     })
+    let confirmWait: {id: string; deadline: string; watchdog: number} | undefined
+    let result: ApplyResult
+    try {
+      result = await withLock(netns, flags['lock-timeout'], async (lock: Lock) => {
+        await recoverUnfinished({netns, verbose: flags.verbose})
+        const {observed, plan} = await compute()
+        show(plan)
+        this.result = {applied: false, verified: false, rolledBack: false}
+        if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
+        const journal: Journal = {
+          version: 1,
+          id: randomBytes(8).toString('hex'),
+          command: 'apply',
+          pid: process.pid,
+          pidStart: processStart(process.pid),
+          createdAt: new Date().toISOString(),
+          updatedAt: '',
+          ...(netns ? {netns} : {}),
+          file: desired.file,
+          phase: 'started',
+          plan: plan.steps.map((s) => ({name: s.name, kind: s.kind, driver: s.driver})),
+          snapshot: observed,
+          adopted: flags.adopt ?? [],
+          started: [],
+        }
+        removeJournal(netns) // a started-log left by a removal cut short (recoverUnfinished ran: no journal is pending)
+        writeJournal(journal)
+        const hooks = journalHooks(journal, signals)
+        signals.arm((sig, first) => {
+          if (!first) process.stderr.write(`tunctl: ${sig}: already stopping, please wait (the next tunctl command rolls back whatever a SIGKILL leaves)\n`)
+          else if (hooks.batchStarted()) process.stderr.write(`tunctl: ${sig}: the batch is running; letting it finish and verifying\n`)
+          else process.stderr.write(`tunctl: ${sig}: rolling back (the batch has not run)\n`)
+        })
+        let r: ApplyResult
+        try {
+          r = await executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? []), hooks})
+        } catch (e: any) {
+          this.failure = {applied: Boolean(e?.applied)}
+          // rolled back: the journal is done with; an incomplete rollback keeps it, so the next command retries
+          if (!(e instanceof RollbackError)) removeJournal(netns)
+          throw e
+        }
+        if (flags.confirm !== undefined && !signals.signal) {
+          const deadline = new Date(Date.now() + flags.confirm * 1000).toISOString()
+          journal.phase = 'confirm'
+          journal.confirm = {seconds: flags.confirm, deadline}
+          writeJournal(journal)
+          const watchdog = await startWatchdog(netns, journal.id, lock.fd)
+          confirmWait = {id: journal.id, deadline, watchdog}
+        } else removeJournal(netns)
+        return r
+      })
+    } finally {
+      signals.dispose()
+    }
     mark('executed')
     const plan = this.plan!
+    if (result.interrupted) process.stderr.write(`tunctl: ${result.interrupted} arrived while the batch ran: the apply finished and was verified; it stands\n`)
+    let confirmed: ConfirmResult | undefined
+    if (confirmWait) {
+      if (!this.jsonMode) {
+        const c = plan.counts
+        process.stdout.write(`Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted; verified.\n`)
+      }
+      confirmed = await this.awaitConfirmation(netns, confirmWait, flags.confirm!)
+      if (confirmed.outcome !== 'confirmed') {
+        this.failure = {applied: true, verified: true}
+        if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`${confirmed.reason ?? "not confirmed in time"}, and the rollback is incomplete`, undefined, confirmed.leftovers ?? [])
+        const e = new TunctlError(`${confirmed.reason ?? "not confirmed in time"}: rolled back to the state before the apply`)
+        e.code = 'not-confirmed'
+        ;(e as any).rolledBack = true
+        throw e
+      }
+    }
     if (this.jsonMode) {
-      this.printJSON({ok: true, plan: planToJSON(plan), ...result})
+      const {interrupted, ...rest} = result
+      this.printJSON({ok: true, plan: planToJSON(plan), ...rest, ...(interrupted ? {interrupted} : {}), ...(confirmWait ? {confirmed: true} : {})})
+      return
+    }
+    if (confirmWait) {
+      process.stdout.write('Confirmed: the change stays.\n')
       return
     }
     if (result.applied) {
@@ -111,6 +203,42 @@ ${BaseCommand.exitCodesHelp}`
     }
   }
 
+  /** Waits for the watchdog's verdict; Enter on a terminal confirms. A signal here stops waiting (the watchdog stays). */
+  private async awaitConfirmation(netns: string | undefined, w: {id: string; deadline: string; watchdog: number}, seconds: number): Promise<ConfirmResult> {
+    const cmd = `tunctl confirm${netns ? ` --netns ${netns}` : ''}`
+    const tty = Boolean(process.stdin.isTTY)
+    process.stderr.write(`tunctl: keep this change? Run \`${cmd}\`${tty ? ' or press Enter here' : ''} within ${seconds} s (by ${w.deadline}); otherwise it is rolled back.\n`)
+    const rl = tty ? createInterface({input: process.stdin}) : undefined
+    rl?.once('line', () => requestConfirm(netns, w.id))
+    let stop: string | undefined
+    const onSig = (s: NodeJS.Signals) => (stop = s)
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSig)
+    try {
+      for (;;) {
+        const r = readResult(netns, w.id)
+        if (r) return r
+        if (stop) {
+          process.exitCode = EXIT.FAILED
+          const e = new TunctlError(`${stop}: stopped waiting; the change is rolled back at ${w.deadline} unless \`${cmd}\` comes first`)
+          e.code = 'not-waiting'
+          throw e
+        }
+        const j = readJournal(netns)
+        if (!j || j.id !== w.id || processStart(w.watchdog) === undefined) {
+          // the watchdog died without a verdict: roll back now (the confirmation never came)
+          if (readResult(netns, w.id)) continue
+          removeConfirmRequest(netns, w.id)
+          await withLock(netns, 30, async () => recoverUnfinished({netns}))
+          return {id: w.id, outcome: 'rolled-back', at: new Date().toISOString(), reason: 'the confirmation watchdog died'}
+        }
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      rl?.close()
+      for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSig)
+    }
+  }
+
   protected override async catch(err: any): Promise<any> {
     const json = this.jsonMode || this.argv.includes('--json')
     if (json && err instanceof TunctlError && this.plan) {
@@ -118,13 +246,42 @@ ${BaseCommand.exitCodesHelp}`
       this.printJSON({
         ok: false,
         plan: planToJSON(this.plan),
-        applied: this.result !== undefined,
-        verified: false,
+        applied: Boolean(this.failure.applied ?? (err as any).applied),
+        verified: Boolean(this.failure.verified),
         rolledBack,
         error: err.toJSON(),
       })
       throw err
     }
     return super.catch(err)
+  }
+}
+
+/** Exec hooks that keep the journal current, honour signals and the test pause hook. */
+function journalHooks(journal: Journal, signals: SignalWatch): ExecHooks & {batchStarted(): boolean} {
+  let batch = false
+  const PHASE: Record<ExecPhase, JournalPhase> = {'before-batch': 'started', batch: 'batch', 'after-batch': 'verify', verify: 'verify', rollback: 'rollback'}
+  const interrupted = () => signals.signal !== undefined
+  return {
+    batchStarted: () => batch,
+    interrupted: () => signals.signal,
+    async phase(p) {
+      if (p === 'batch') batch = true
+      if (journal.phase !== PHASE[p]) {
+        journal.phase = PHASE[p]
+        writeJournal(journal)
+      }
+      await pausePoint(p, interrupted)
+    },
+    async starting(name) {
+      journalStarted(journal, name, false)
+    },
+    async started(name) {
+      journalStarted(journal, name, true)
+    },
+    async created(names) {
+      journal.created = names
+      writeJournal(journal)
+    },
   }
 }

@@ -6,11 +6,13 @@ import {CommandError, TunctlError} from '../lib/errors.js'
 import {ipBatch} from '../lib/ip.js'
 import {withLock} from '../lib/lock.js'
 import {observe} from '../observe/index.js'
+import {recoverUnfinished} from '../execute/recover.js'
+import {removeEncapTempFiles} from '../execute/index.js'
 import {stopEncap} from '../userspace/control.js'
 
 export default class Del extends BaseCommand {
   static override summary = 'Delete tunnels (and their addresses and routes; stops userspace encapsulators).'
-  static override description = `Deletes each NAME in one \`ip -batch\` (userspace tunnels: the encapsulator is stopped too). Every NAME is checked before anything is deleted: a name that does not exist is an error unless --ignore-missing; a tunnel tunctl does not own is refused unless --force; a link that is not a tunnel (e.g. a veth) is always refused. Takes the namespace lock like apply.
+  static override description = `Deletes each NAME in one \`ip -batch\` (userspace tunnels: the encapsulator is stopped too). Every NAME is checked before anything is deleted: a name that does not exist is an error unless --ignore-missing; a tunnel tunctl does not own is refused unless --force; a link that is not a tunnel (e.g. a veth) is always refused. Takes the namespace lock like apply; an apply that was killed before it finished (its journal is still there) is rolled back first.
 
 --json prints {ok, deleted, missing} (schemas/del-output.schema.json).
 
@@ -42,6 +44,7 @@ ${BaseCommand.exitCodesHelp}`
     const names = [...new Set(argv as string[])]
     const netns = flags.netns
     const result = await withLock(netns, flags['lock-timeout'], async () => {
+      await recoverUnfinished({netns, verbose: flags.verbose})
       const observed = await observe({netns})
       const problems: string[] = []
       const missing: string[] = []
@@ -66,6 +69,7 @@ ${BaseCommand.exitCodesHelp}`
       for (const t of targets.filter((x) => x.driver === 'userspace')) {
         if (flags.verbose) process.stderr.write(`[#] (userspace) stop ${t.name}\n`)
         await stopEncap(t.name, {netns})
+        removeEncapTempFiles(t.name, netns)
       }
       const after = await observe({netns})
       const left = targets.filter((t) => after.tunnels.some((x) => x.name === t.name) || after.links.includes(t.name))

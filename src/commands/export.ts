@@ -2,6 +2,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
 import {observe} from '../observe/index.js'
+import {reportUnfinished} from '../execute/recover.js'
 import {exportDoc, exportSpec} from '../plan/export.js'
 
 export default class Export extends BaseCommand {
@@ -25,6 +26,7 @@ ${BaseCommand.exitCodesHelp}`
   async run(): Promise<void> {
     const {flags} = await this.parse(Export)
     this.jsonMode = flags.json
+    reportUnfinished(flags.netns)
     const observed = await observe({netns: flags.netns})
     const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
     if (flags.json) this.printJSON(exportDoc(tunnels))

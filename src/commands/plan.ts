@@ -4,6 +4,7 @@ import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT} from '../lib/errors.js'
 import type {DriverChoice} from '../model/types.js'
 import {observe} from '../observe/index.js'
+import {reportUnfinished} from '../execute/recover.js'
 import {makePlan, renderPlan, planToJSON, compilePlan} from '../plan/index.js'
 import {DRIVERS} from '../drivers/index.js'
 import {loadSpec} from '../spec/load.js'
@@ -41,6 +42,7 @@ ${BaseCommand.exitCodesHelp}`
   async run(): Promise<void> {
     const {args, flags} = await this.parse(PlanCmd)
     this.jsonMode = flags.json
+    reportUnfinished(flags.netns)
     const desired = await loadSpec(args.file)
     const observed = await observe({netns: flags.netns})
     const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)

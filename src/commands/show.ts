@@ -6,6 +6,7 @@ import {TunctlError} from '../lib/errors.js'
 import {table} from '../lib/render.js'
 import type {ObservedTunnel} from '../model/types.js'
 import {observe} from '../observe/index.js'
+import {reportUnfinished} from '../execute/recover.js'
 import {fieldLabel, formatRoute, formatValue} from '../plan/render.js'
 
 function keyText(t: ObservedTunnel): string {
@@ -68,6 +69,7 @@ ${BaseCommand.exitCodesHelp}`
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Show)
     this.jsonMode = flags.json
+    reportUnfinished(flags.netns)
     const observed = await observe({netns: flags.netns})
     let tunnels = observed.tunnels
     if (args.name) {

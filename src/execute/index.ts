@@ -4,10 +4,50 @@ import {ip, ipBatch} from '../lib/ip.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
-import {startEncap, stopEncap} from '../userspace/control.js'
-import {executeWith, failAtLineFromEnv, type ApplyResult, type System} from './run.js'
+import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {join} from 'node:path'
+import {isDaemonAlive, startEncap, stopEncap} from '../userspace/control.js'
+import {logPath, nsDir, statePath, statsPath} from '../userspace/paths.js'
+import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type System} from './run.js'
 
-export {type ApplyResult, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
+export {type ApplyResult, type ExecHooks, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
+
+/** Removes temporary files of `name`'s state and counters left by a daemon killed in the middle of writing them. */
+export function removeEncapTempFiles(name: string, netns?: string): void {
+  const dir = nsDir(netns)
+  const prefixes = [`.${name}.json.`, `.${name}.stats.json.`]
+  try {
+    for (const f of readdirSync(dir)) {
+      if (f.endsWith('.tmp') && prefixes.some((p) => f.startsWith(p))) {
+        try {
+          unlinkSync(join(dir, f))
+        } catch {}
+      }
+    }
+  } catch {}
+}
+
+/** Stops the encapsulator recorded for `name` (if its daemon runs) and removes its files; never deletes a link. */
+export async function forgetEncap(name: string, netns?: string): Promise<void> {
+  let pid: number | undefined
+  try {
+    pid = JSON.parse(readFileSync(statePath(name, netns), 'utf8')).pid
+  } catch {}
+  if (pid && isDaemonAlive(pid)) {
+    // SIGKILL: a daemon's SIGTERM handler removes its TUN device, and this device may not be ours
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+    const deadline = Date.now() + 3000
+    while (isDaemonAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  }
+  for (const f of [statePath(name, netns), statsPath(name, netns), logPath(name, netns)]) {
+    try {
+      unlinkSync(f)
+    } catch {}
+  }
+  removeEncapTempFiles(name, netns)
+}
 
 export interface ExecuteOptions {
   netns?: string
@@ -18,6 +58,8 @@ export interface ExecuteOptions {
   snapshot?: ObservedState
   /** --adopt names: foreign tunnels this apply hands to tunctl (a rollback gives them back) */
   adopted?: Set<string>
+  /** journal, signals, test pause hook */
+  hooks?: ExecHooks
 }
 
 export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
@@ -33,6 +75,12 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
       await stopEncap(name, {netns: opts.netns})
+      // a daemon that had to be SIGKILLed (slow to stop) may leave a half-written temporary file
+      removeEncapTempFiles(name, opts.netns)
+    },
+    forgetEncap: async (name) => {
+      if (opts.verbose) process.stderr.write(`[#] (userspace) forget ${name}\n`)
+      await forgetEncap(name, opts.netns)
     },
   }
 }
@@ -43,6 +91,7 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<App
     drivers: DRIVERS as Drivers,
     snapshot: opts.snapshot,
     adopted: opts.adopted,
+    hooks: opts.hooks,
     failAtLine: failAtLineFromEnv(),
   })
 }

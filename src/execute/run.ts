@@ -1,5 +1,5 @@
 // Runs a plan against an injected System: userspace actions + one ip batch, verify by re-observing, roll back on failure.
-import {CommandError, RollbackError, TunctlError, VerifyError} from '../lib/errors.js'
+import {CommandError, InterruptedError, RollbackError, TunctlError, VerifyError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
@@ -13,6 +13,24 @@ export interface System {
   ip(args: string[]): Promise<void>
   startEncap(name: string, params: TunnelParams): Promise<void>
   stopEncap(name: string): Promise<void>
+  /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
+  forgetEncap?(name: string): Promise<void>
+}
+
+/** Where an apply is; the journal records it and the test hook TUNCTL_PAUSE_AT can stop there. */
+export type ExecPhase = 'before-batch' | 'batch' | 'after-batch' | 'verify' | 'rollback'
+
+/** What the command wires around execution: journal updates, signals, the test pause hook. */
+export interface ExecHooks {
+  /** a phase begins (awaited: the journal is written first, a paused test waits here) */
+  phase?(p: ExecPhase): Promise<void>
+  /** a userspace encapsulator is about to start (journal it before it can create anything) / has started */
+  starting?(name: string): Promise<void>
+  started?(name: string): Promise<void>
+  /** the batch ran (fully, or up to its failing line): the names whose link this apply created */
+  created?(names: string[]): Promise<void>
+  /** the signal that interrupted the apply, if one did: before the batch it stops and rolls back */
+  interrupted?(): string | undefined
 }
 
 export interface ExecOptions {
@@ -25,14 +43,29 @@ export interface ExecOptions {
   adopted?: Set<string>
   /** delays before re-observing when verification finds differences (default [100, 400]) */
   verifyRetryMs?: number[]
+  hooks?: ExecHooks
 }
 
 export interface ApplyResult {
+  /** the batch ran (also when it then failed and was rolled back: see the error's `applied`) */
   applied: boolean
   /** number of ip lines run in the batch */
   lines: number
   verified: boolean
   rolledBack: boolean
+  /** the signal that arrived while the batch ran (the apply then finished and was verified) */
+  interrupted?: string
+}
+
+/** What a rollback may delete or stop: only what this apply created. */
+export interface RestoreScope {
+  /** plan step names (an alias-less new link of such a name counts as ours when `created` is unknown) */
+  touched?: Set<string>
+  /** names whose link this apply is known to have created (the batch's `link add` ran); overrides touched */
+  created?: Set<string>
+  adopted?: Set<string>
+  /** userspace encapsulators this apply started (done: the start completed) */
+  started?: Array<{name: string; done: boolean}>
 }
 
 export type Residual = Array<{name: string; changes: FieldChange[]}>
@@ -67,30 +100,72 @@ function annotate(e: unknown, prefix: string): unknown {
   return e
 }
 
+/** The name each `link add` line of a compiled plan creates, by 1-based batch line. */
+function linkAddLines(c: Compiled): Array<{line: number; name: string}> {
+  const out: Array<{line: number; name: string}> = []
+  c.lines.forEach((l, i) => {
+    if (l[0] === 'link' && l[1] === 'add') out.push({line: i + 1, name: c.programs[c.lineStep[i]!]!.step.name})
+  })
+  return out
+}
+
+/** Progress of runCompiled, readable when it throws. */
+export interface RunProgress {
+  /** the batch was started */
+  batch: boolean
+  /** names whose link the batch created (known once the batch ended, failed or not) */
+  created?: string[]
+  /** encapsulators started (done) or being started */
+  started: Array<{name: string; done: boolean}>
+}
+
 /** Userspace pre-actions, the one batch, userspace post-actions. Failures name the plan step. */
-export async function runCompiled(sys: System, c: Compiled, failAtLine?: number): Promise<number> {
+export async function runCompiled(sys: System, c: Compiled, failAtLine?: number, hooks: ExecHooks = {}, progress: RunProgress = {batch: false, started: []}): Promise<number> {
+  const checkInterrupt = () => {
+    const sig = hooks.interrupted?.()
+    if (sig) throw new InterruptedError(sig)
+  }
   for (const p of c.programs) {
     for (const a of p.pre) {
+      checkInterrupt()
       try {
-        await side(sys, a)
+        if (a.op === 'start') {
+          await hooks.starting?.(a.name)
+          const entry = {name: a.name, done: false}
+          progress.started.push(entry)
+          await side(sys, a)
+          entry.done = true
+          await hooks.started?.(a.name)
+        } else await side(sys, a)
       } catch (e) {
         throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
       }
     }
   }
+  await hooks.phase?.('before-batch')
+  checkInterrupt()
   const lines = batchLines(c, failAtLine)
+  const adds = linkAddLines(c)
+  progress.batch = true
+  await hooks.phase?.('batch')
   try {
     await sys.ipBatch(lines)
+    progress.created = adds.map((x) => x.name)
   } catch (e) {
     if (e instanceof CommandError && e.batchLine) {
+      // ip -batch stops at the failing line: every line before it ran, none after it
+      progress.created = adds.filter((x) => x.line < e.batchLine!).map((x) => x.name)
       const step = stepForLine(c, e.batchLine)
       if (step) {
         e.step = describeStep(step)
         annotate(e, `batch line ${e.batchLine} (step ${e.step})`)
       }
     }
+    if (progress.created) await hooks.created?.(progress.created)
     throw e
   }
+  await hooks.created?.(progress.created)
+  await hooks.phase?.('after-batch')
   for (const p of c.programs) {
     for (const a of p.post) {
       try {
@@ -165,18 +240,21 @@ function describeResidual(plan: Plan): string[] {
   })
 }
 
-/** Executes a plan; on any failure restores the snapshot and rethrows (or throws RollbackError). */
+/** Executes a plan; on any failure (or an interrupt before the batch) restores the snapshot and rethrows (or throws RollbackError). */
 export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
   const compiled = compilePlan(plan, opts.drivers)
+  const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then
   const routes = plan.steps.some((s) => (s.desired?.routes.length ?? 0) > 0 || (s.observed?.routes.length ?? 0) > 0)
   let lines = 0
+  const progress: RunProgress = {batch: false, started: []}
   try {
-    lines = await runCompiled(sys, compiled, opts.failAtLine)
+    lines = await runCompiled(sys, compiled, opts.failAtLine, hooks, progress)
     mark('batch run')
+    await hooks.phase?.('verify')
     let residual = verifyPlan(plan, await sys.observe({routes}))
     mark(`verified${residual.length ? ' (differences: observing again)' : ''}`)
     // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
@@ -189,30 +267,63 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
       const text = residual.map((r) => `${r.name}: ${r.changes.map((c) => `${c.field} is ${JSON.stringify(c.from)}, wanted ${JSON.stringify(c.to)}`).join('; ')}`)
       throw new VerifyError(`verification failed after apply (the kernel did not take every change):\n  ${text.join('\n  ')}`, residual)
     }
-    return {applied: true, lines, verified: true, rolledBack: false}
+    const sig = hooks.interrupted?.()
+    return {applied: true, lines, verified: true, rolledBack: false, ...(sig ? {interrupted: sig} : {})}
   } catch (err) {
-    await rollback(sys, snapshot, err, opts.drivers, new Set(plan.steps.map((s) => s.name)), opts.adopted)
+    if (err instanceof Error) (err as any).applied = progress.batch
+    const touched = new Set(plan.steps.map((s) => s.name))
+    // what this apply created: the link adds that ran (when the batch ended), the encapsulators it started
+    const created = progress.created || !progress.batch ? new Set([...(progress.created ?? []), ...progress.started.map((x) => x.name)]) : undefined
+    await rollback(sys, snapshot, err, opts.drivers, {touched, created, adopted: opts.adopted, started: progress.started}, hooks)
     throw err // unreachable: rollback always throws
   }
 }
 
+/**
+ * Restores `snapshot` as far as it can; returns what is left (empty = restored). Deletes and stops only what this
+ * apply created (scope); never touches a link that was not there before unless this apply made it.
+ */
+export async function restore(sys: System, snapshot: ObservedState, drivers: Drivers, scope: RestoreScope, hooks: ExecHooks = {}): Promise<string[]> {
+  const ours = scope.created ?? scope.touched
+  const beforeLinks = new Set(snapshot.links)
+  const userspaceBefore = new Set(snapshot.tunnels.filter((t) => t.driver === 'userspace').map((t) => t.name))
+  // encapsulators this apply started for tunnels that were not userspace ones before: stop them first (their TUN
+  // device has no ownership alias until the batch sets it, so the rollback plan below cannot see it)
+  const startedNew = (scope.started ?? []).filter((x) => !userspaceBefore.has(x.name))
+  let current = await sys.observe()
+  await hooks.phase?.('rollback')
+  let stopped = false
+  for (const x of startedNew) {
+    const isOurTun = current.kinds[x.name] === 'tun' && !beforeLinks.has(x.name)
+    if (isOurTun) await sys.stopEncap(x.name)
+    else if (sys.forgetEncap) await sys.forgetEncap(x.name)
+    else if (!current.links.includes(x.name)) await sys.stopEncap(x.name)
+    stopped = true
+  }
+  if (stopped) current = await sys.observe()
+  const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
+  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+  const after = await sys.observe()
+  const left = describeResidual(rollbackPlan(after, snapshot, drivers, ours, scope.adopted))
+  for (const x of startedNew) if (after.kinds[x.name] === 'tun' && !beforeLinks.has(x.name)) left.push(`${x.name}: TUN device of a userspace encapsulator this apply started is still present`)
+  return left
+}
+
 /** Restores `snapshot`; throws the original error (host restored) or a RollbackError (exit 3). */
-export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, touched?: Set<string>, adopted?: Set<string>): Promise<never> {
+export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, scope: RestoreScope = {}, hooks: ExecHooks = {}): Promise<never> {
   const causeMsg = cause instanceof Error ? cause.message : String(cause)
   let leftovers: string[] = []
   let rbError: unknown
   try {
-    const current = await sys.observe()
-    const rb = rollbackPlan(current, snapshot, drivers, touched, adopted)
-    if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
-    const after = await sys.observe()
-    leftovers = describeResidual(rollbackPlan(after, snapshot, drivers, touched, adopted))
+    leftovers = await restore(sys, snapshot, drivers, scope, hooks)
   } catch (e) {
     rbError = e
     leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)
   }
   if (rbError || leftovers.length) {
-    throw new RollbackError(`apply failed and the rollback is incomplete.\ncause: ${causeMsg}`, cause, leftovers)
+    const e = new RollbackError(`apply failed and the rollback is incomplete.\ncause: ${causeMsg}`, cause, leftovers)
+    ;(e as any).applied = (cause as any)?.applied
+    throw e
   }
   if (cause instanceof TunctlError) {
     cause.message = `${cause.message}\nThe host was restored to its state before the apply.`
@@ -221,5 +332,6 @@ export async function rollback(sys: System, snapshot: ObservedState, cause: unkn
   }
   const e = new TunctlError(`${causeMsg}\nThe host was restored to its state before the apply.`)
   ;(e as any).rolledBack = true
+  ;(e as any).applied = (cause as any)?.applied
   throw e
 }

@@ -124,6 +124,14 @@ export class RollbackError extends TunctlError {
   }
 }
 
+/** SIGINT/SIGTERM stopped an apply before its batch ran (it is rolled back: exit 1). */
+export class InterruptedError extends TunctlError {
+  override code = 'interrupted'
+  constructor(public signal: string) {
+    super(`interrupted by ${signal} before the batch ran`)
+  }
+}
+
 export class PermissionError extends TunctlError {
   override exitCode: number = EXIT.NOPERM
   override code = 'permission'

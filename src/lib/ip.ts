@@ -1,6 +1,9 @@
 // Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
 import {execa} from 'execa'
+import {unlinkSync} from 'node:fs'
+import {join} from 'node:path'
 import {BugError, CommandError, PermissionError, UsageError} from './errors.js'
+import {ensureRunDir, writeAtomic} from './rundir.js'
 import {quoteBatchWord, visible} from './text.js'
 
 export interface IpOptions {
@@ -107,8 +110,13 @@ export function batchLine(words: string[]): string {
   return words.map(quoteBatchWord).join(' ')
 }
 
+let batchSeq = 0
+
 /**
- * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch -` process.
+ * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch FILE` process. The batch is written
+ * to a file first (0600, in the namespace's run directory) and ip runs in its own process group, not killed with us: if
+ * tunctl dies or a terminal's Ctrl-C reaches its group while the batch runs, ip still runs the whole batch (or
+ * stops at a failing line) — never a part cut off because its feeder went away.
  * ip stops at the first failing line; the error carries its 1-based index so callers map it to a plan step.
  */
 export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<void> {
@@ -116,13 +124,22 @@ export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<
   // quoted before anything runs: a word ip -batch cannot carry fails the whole batch, not one line of it
   const text = lines.map(batchLine).join('\n') + '\n'
   for (const l of lines) echo(opts, l)
-  const argv = [...base(opts), '-batch', '-']
-  const r = await execa('ip', argv, {input: text, reject: false})
-  if (r.exitCode !== 0) {
-    const stderr = String(r.stderr)
-    // iproute2 reports "Command failed -:LINE" for the failing batch line
-    const m = /Command failed -:(\d+)/.exec(stderr)
-    const line = m ? Number(m[1]) : undefined
-    throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr, line)
+  const dir = ensureRunDir(opts.netns)
+  const file = join(dir, `batch.${process.pid}.${++batchSeq}`)
+  writeAtomic(file, text)
+  const argv = [...base(opts), '-batch', file]
+  try {
+    const r = await execa('ip', argv, {stdin: 'ignore', reject: false, detached: true, cleanup: false})
+    if (r.exitCode !== 0) {
+      const stderr = String(r.stderr)
+      // iproute2 reports "Command failed FILE:LINE" for the failing batch line
+      const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
+      const line = m ? Number(m[1]) : undefined
+      throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr.replaceAll(file, '-'), line)
+    }
+  } finally {
+    try {
+      unlinkSync(file)
+    } catch {}
   }
 }

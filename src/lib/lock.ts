@@ -1,84 +1,191 @@
-// Serialises applies per network namespace: an O_EXCL lock file holding the owner's pid, stale pids taken over.
-import {mkdirSync, openSync, closeSync, writeSync, readFileSync, unlinkSync} from 'node:fs'
-import {join} from 'node:path'
-import {LockError, PermissionError} from './errors.js'
+// Serialises mutating commands per network namespace with flock(2) on runDir(netns)/lock (/run/tunctl/host/lock,
+// /run/tunctl/ns/NAME/lock).
+//
+// The lock is an flock on an open file description of this process: the kernel drops it when the last fd to it
+// closes, i.e. when the holder exits or dies in any way (SIGKILL included), so there is no stale lock to take
+// over and nothing to race. The file itself is never removed (removing a locked file would let a second holder
+// lock a new inode); it only carries the holder's pid for messages. flock comes from build/Release/tunctl_lock.node
+// (native/lock.c); when that addon is not built (kernel-only installs), flock(1) from util-linux is run on an fd
+// this process passes down: it locks our open file description and exits, so the lock is still ours alone.
+import {spawn} from 'node:child_process'
+import {closeSync, constants, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {LockError, PermissionError, UnavailableError} from './errors.js'
+import {ensureRunDir, runDir, runRoot} from './rundir.js'
 
-export const LOCK_ROOT = process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'
-
-export function lockPath(netns: string | undefined, root = LOCK_ROOT): string {
-  return join(root, netns || 'default', 'lock')
+export function lockPath(netns: string | undefined, root = runRoot()): string {
+  return join(runDir(netns, root), 'lock')
 }
 
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
+interface FlockAddon {
+  flock(fd: number, op: number): number
+  LOCK_EX: number
+  LOCK_NB: number
+  LOCK_UN: number
+  EWOULDBLOCK: number
+}
+
+let native: FlockAddon | null | undefined
+
+/** The flock addon, or null when it is not built (TUNCTL_LOCK_FLOCK1=1 forces the flock(1) fallback, for tests). */
+export function flockAddon(): FlockAddon | null {
+  if (native !== undefined) return native
+  native = null
+  if (process.env.TUNCTL_LOCK_FLOCK1 === '1') return native
+  const here = dirname(fileURLToPath(import.meta.url))
+  // dist/lib/lock.js, dist/bundle/tunctl.mjs and src/lib/lock.ts all sit two levels below the repository
+  const file = join(here, '..', '..', 'build', 'Release', 'tunctl_lock.node')
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (e: any) {
-    return e.code === 'EPERM'
+    if (existsSync(file)) native = createRequire(import.meta.url)(file) as FlockAddon
+  } catch {
+    native = null
   }
+  return native
+}
+
+/** flock(1) -x [-n | -w SECONDS] on fd `fd` of ours: 0 locked, 1 busy/timed out. */
+function flock1(fd: number, waitSec: number | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = waitSec === undefined ? ['-x', '-n', '3'] : ['-x', '-w', String(waitSec), '3']
+    const child = spawn('flock', args, {stdio: ['ignore', 'ignore', 'pipe', fd]})
+    let err = ''
+    child.stderr!.on('data', (d) => (err += d))
+    child.on('error', (e: any) =>
+      reject(e.code === 'ENOENT' ? new UnavailableError('no way to lock: the tunctl_lock addon is not built (node scripts/build-native.mjs) and flock(1) (util-linux) is missing') : e),
+    )
+    child.on('exit', (code) => (code === 0 || code === 1 ? resolve(code) : reject(new Error(`flock(1) exited ${code}: ${err.trim()}`))))
+  })
+}
+
+/** Explains a held lock (set by the journal module: an apply awaiting confirmation holds it). */
+let lockHint: ((netns: string | undefined) => string | undefined) | undefined
+export function setLockHint(f: (netns: string | undefined) => string | undefined): void {
+  lockHint = f
+}
+
+/** A held namespace lock. */
+export interface Lock {
+  path: string
+  /** the fd holding the flock (pass it to a child to share the lock, see apply --confirm) */
+  fd: number
+  release(): void
 }
 
 function readPid(file: string): number | undefined {
   try {
     const n = Number(readFileSync(file, 'utf8').trim())
-    return Number.isFinite(n) ? n : undefined
+    return Number.isInteger(n) && n > 0 ? n : undefined
   } catch {
     return undefined
   }
 }
 
-/** Try once: true if the lock is now ours. Removes a lock whose pid no longer runs. */
-export function tryLock(file: string): boolean {
+function openLockFile(netns: string | undefined, root: string): number {
   try {
-    const fd = openSync(file, 'wx', 0o644)
-    writeSync(fd, `${process.pid}\n`)
-    closeSync(fd)
-    return true
+    ensureRunDir(netns, root)
   } catch (e: any) {
-    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot create lock ${file}: ${e.message}`)
-    if (e.code !== 'EEXIST') throw e
-  }
-  const pid = readPid(file)
-  // a lock file being written right now may be empty: only a readable, dead pid is stale
-  if (pid !== undefined && pid !== 0 && !alive(pid)) {
-    try {
-      unlinkSync(file)
-    } catch {}
-    return tryLock(file)
-  }
-  return false
-}
-
-/** Runs fn while holding the namespace lock; polls until timeoutSec, then LockError (exit 75). */
-export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: () => Promise<T>, root = LOCK_ROOT): Promise<T> {
-  const file = lockPath(netns, root)
-  try {
-    mkdirSync(join(file, '..'), {recursive: true})
-  } catch (e: any) {
-    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot create ${join(file, '..')}: ${e.message} (tunctl needs root)`)
+    // not root: /run/tunctl is root's (ensureRunDir refuses a directory of another user) → exit 77, like EACCES
+    const uid = process.getuid?.()
+    if (uid !== undefined && uid !== 0 && !(e instanceof PermissionError) && /belongs to uid/.test(String(e?.message))) {
+      throw new PermissionError(`${e.message} (tunctl needs root / CAP_NET_ADMIN)`)
+    }
     throw e
   }
-  const deadline = Date.now() + timeoutSec * 1000
-  while (!tryLock(file)) {
-    if (Date.now() >= deadline) {
-      const pid = readPid(file)
-      throw new LockError(`another tunctl (pid ${pid ?? '?'}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
-    }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const release = () => {
-    if (readPid(file) === process.pid) {
-      try {
-        unlinkSync(file)
-      } catch {}
-    }
-  }
-  process.once('exit', release)
+  const file = lockPath(netns, root)
   try {
-    return await fn()
+    // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink
+    const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    try {
+      fchmodSync(fd, 0o600)
+    } catch {}
+    return fd
+  } catch (e: any) {
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot open lock ${file}: ${e.message}`)
+    throw e
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Takes the namespace lock, waiting up to timeoutSec (then LockError, exit 75). The lock lasts until release()
+ * or this process ends (however it ends).
+ */
+export async function acquireLock(netns: string | undefined, timeoutSec: number, root = runRoot()): Promise<Lock> {
+  const file = lockPath(netns, root)
+  const fd = openLockFile(netns, root)
+  let locked = false
+  try {
+    const addon = flockAddon()
+    if (addon) {
+      const deadline = Date.now() + timeoutSec * 1000
+      for (let wait = 10; ; wait = Math.min(wait * 2, 100)) {
+        const r = addon.flock(fd, addon.LOCK_EX | addon.LOCK_NB)
+        if (r === 0) {
+          locked = true
+          break
+        }
+        if (r !== addon.EWOULDBLOCK) throw new Error(`flock ${file}: errno ${r}`)
+        if (Date.now() >= deadline) break
+        await sleep(Math.min(wait, Math.max(1, deadline - Date.now())))
+      }
+    } else {
+      locked = (await flock1(fd, timeoutSec)) === 0
+    }
+    if (!locked) {
+      const pid = readPid(file)
+      const e = new LockError(`another tunctl (pid ${pid ?? '?'}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
+      const why = lockHint?.(netns)
+      if (why) e.message += `\n${why}`
+      throw e
+    }
+    ftruncateSync(fd, 0)
+    writeSync(fd, `${process.pid}\n`, 0)
+  } catch (e) {
+    closeSync(fd)
+    throw e
+  }
+  let held = true
+  return {
+    path: file,
+    fd,
+    release() {
+      if (!held) return
+      held = false
+      try {
+        closeSync(fd) // drops the flock (unless a child was handed this fd)
+      } catch {}
+    },
+  }
+}
+
+/** Whether someone holds the namespace lock right now (a non-blocking attempt that is given back at once). */
+export async function lockHeld(netns: string | undefined, root = runRoot()): Promise<boolean> {
+  const file = lockPath(netns, root)
+  if (!existsSync(file)) return false
+  let fd: number
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch {
+    return false
+  }
+  try {
+    const addon = flockAddon()
+    if (addon) return addon.flock(fd, addon.LOCK_EX | addon.LOCK_NB) !== 0
+    return (await flock1(fd, undefined)) !== 0
   } finally {
-    release()
-    process.removeListener('exit', release)
+    closeSync(fd)
+  }
+}
+
+/** Runs fn while holding the namespace lock; waits until timeoutSec, then LockError (exit 75). */
+export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: (lock: Lock) => Promise<T>, root = runRoot()): Promise<T> {
+  const lock = await acquireLock(netns, timeoutSec, root)
+  try {
+    return await fn(lock)
+  } finally {
+    lock.release()
   }
 }

@@ -1,7 +1,7 @@
-// Applies on one namespace are serialised by the lock /run/tunctl/<netns>/lock (documented in apply --help):
-// a held lock → exit 75 after --lock-timeout with nothing changed; a dead holder's lock is taken over;
-// concurrent applies of the same file all succeed, exactly one of them creating the tunnel.
-import {spawn, type ChildProcess} from 'node:child_process'
+// Applies on one namespace are serialised by the flock(2) lock /run/tunctl/<netns>/lock (documented in apply --help):
+// a held lock → exit 75 after --lock-timeout with nothing changed; the lock dies with its holder; a lock file
+// naming a dead pid is no obstacle; concurrent applies of the same file all succeed, exactly one creating the tunnel.
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
@@ -17,20 +17,38 @@ interface State {
 }
 
 const s = suite<State>('kernel: namespace lock', {})
+/** the holder and its sleep (its own process group) */
+function killHolder(h: ChildProcess | undefined) {
+  try {
+    if (h?.pid) process.kill(-h.pid, 'SIGKILL')
+  } catch {}
+}
+
 s.after((st) => {
-  st.holder?.kill('SIGKILL')
+  killHolder(st.holder)
   removePair(st.pair)
 })
 
-const lockFile = (ns: string) => `/run/tunctl/${ns}/lock`
+const lockFile = (ns: string) => `/run/tunctl/ns/${ns}/lock`
+/** whether someone holds the flock on the file (flock(1) -n exits 1 then) */
+const held = (f: string) => spawnSync('flock', ['-n', f, 'true']).status === 1
 
-s('a lock held by a live process: exit 75 after --lock-timeout, nothing changed', (st) => {
+async function until(what: string, cond: () => boolean, ms = 20_000) {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+s('a lock held by a live process: exit 75 after --lock-timeout, nothing changed', async (st) => {
   assertInUml()
   st.pair = makePair('lock')
   const a = st.pair.a
-  st.holder = spawn('sleep', ['120'], {stdio: 'ignore'})
-  mkdirSync(`/run/tunctl/${a}`, {recursive: true})
-  writeFileSync(lockFile(a), `${st.holder.pid}\n`)
+  mkdirSync(`/run/tunctl/ns/${a}`, {recursive: true})
+  // flock -o: only the flock process holds the lock (its sleep child does not inherit the fd)
+  st.holder = spawn('flock', ['-o', lockFile(a), 'sleep', '120'], {stdio: 'ignore', detached: true})
+  await until('the holder to take the lock', () => held(lockFile(a)))
   const before = snapshot(a)
   const t0 = Date.now()
   const r = tunctl(['apply', '--lock-timeout', '2', '--netns', a, examplePath('gre')])
@@ -41,18 +59,19 @@ s('a lock held by a live process: exit 75 after --lock-timeout, nothing changed'
   assert.ok(existsSync(lockFile(a)), "the other holder's lock is left alone")
 })
 
-s("a dead holder's lock is taken over", async (st) => {
+s("the lock dies with its holder (SIGKILL); a file naming a dead pid is no obstacle", async (st) => {
   const a = st.pair!.a
   const h = st.holder!
   await new Promise((res) => {
     h.once('exit', res)
-    h.kill('SIGKILL')
+    killHolder(h)
   })
   st.holder = undefined
+  writeFileSync(lockFile(a), '999999\n')
   const r = tunctl(['apply', '--lock-timeout', '2', '--netns', a, examplePath('gre')])
   assert.is(r.code, 0, show(r))
   assert.ok(linkExists(a, 'gre1'))
-  assert.not.ok(existsSync(lockFile(a)), 'lock released after apply')
+  assert.not.ok(held(lockFile(a)), 'lock released after apply')
 })
 
 s('three concurrent applies of the same file: all succeed, one creates', async (st) => {

@@ -35,7 +35,7 @@ const COMMANDS = Object.fromEntries(readdirSync(join(repo, 'src', 'commands')).f
  * a test below fails as soon as one of these exists, so the list cannot go stale.
  */
 const NOT_YET = {
-  commands: {confirm: 'issue #8 (apply --confirm SECONDS and tunctl confirm)'} as Record<string, string>,
+  commands: {} as Record<string, string>,
   keys: Object.fromEntries(['ipsec', 'spi-out', 'spi-in', 'aead', 'cipher', 'auth', 'key-file', 'replay-window'].map((k) => [k, 'issue #7 (vti ipsec: block)'])) as Record<string, string>,
 }
 
@@ -295,7 +295,7 @@ test('ENVIRONMENT documents NO_COLOR and TUNCTL_FAIL_AT_LINE; FILES the lock and
   assert.match(env, /NO_COLOR/)
   assert.match(env, /TUNCTL_FAIL_AT_LINE=N/)
   const files = roffText(SH8.get('FILES')!)
-  for (const f of ['/run/tunctl/NS/lock', '/run/tunctl/ns/NS/NAME.json', '/run/tunctl/ns/NS/NAME.stats.json', '/run/tunctl/ns/NS/NAME.log', '/run/tunctl/host', '0700', '0600']) {
+  for (const f of ['/run/tunctl/ns/NS/lock', '/run/tunctl/ns/NS/journal.json', '/run/tunctl/ns/NS/NAME.json', '/run/tunctl/ns/NS/NAME.stats.json', '/run/tunctl/ns/NS/NAME.log', '/run/tunctl/host', '0700', '0600']) {
     assert.ok(files.includes(f), `FILES lacks ${f}: ${files}`)
   }
 })

@@ -16,6 +16,8 @@ export class FakeSystem implements System {
   /** fail any line matching this regexp (e.g. during rollback) */
   failLine?: RegExp
   startFails = false
+  /** like the real observe: a userspace TUN device without the ownership alias is no tunnel (only a 'tun' link) */
+  hideUnownedTun = false
   nextIndex = 100
 
   constructor(initial: ObservedTunnel[] = []) {
@@ -27,10 +29,11 @@ export class FakeSystem implements System {
 
   async observe(opts: {routes?: boolean} = {}): Promise<ObservedState> {
     this.observeRoutes.push(opts.routes)
-    const tunnels = [...this.tunnels.values()].map((t) => structuredClone(t)).sort((a, b) => a.name.localeCompare(b.name))
-    if (opts.routes === false) for (const t of tunnels) t.routes = [] // like observe() skipping the route dump
+    const all = [...this.tunnels.values()].map((t) => structuredClone(t)).sort((a, b) => a.name.localeCompare(b.name))
+    if (opts.routes === false) for (const t of all) t.routes = [] // like observe() skipping the route dump
     const kinds: Record<string, string> = {...this.others}
-    for (const t of tunnels) kinds[t.name] = t.driver === 'userspace' ? 'tun' : t.params.mode
+    for (const t of all) kinds[t.name] = t.driver === 'userspace' ? 'tun' : t.params.mode
+    const tunnels = this.hideUnownedTun ? all.filter((t) => t.driver !== 'userspace' || t.owned) : all
     return {tunnels, links: Object.keys(kinds), kinds}
   }
 
@@ -66,7 +69,12 @@ export class FakeSystem implements System {
 
   async stopEncap(name: string): Promise<void> {
     this.log.push(`stop ${name}`)
+    // like control.ts: the TUN device goes with its encapsulator (whatever link has the name, if state exists)
     this.tunnels.delete(name)
+  }
+
+  async forgetEncap(name: string): Promise<void> {
+    this.log.push(`forget ${name}`)
   }
 
   private get(name: string): ObservedTunnel {

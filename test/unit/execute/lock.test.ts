@@ -1,24 +1,32 @@
-// The per-namespace lock: exclusive, released after fn (also on throw), stale pids taken over, timeout → LockError 75.
+// The per-namespace lock (flock(2)): exclusive, released after fn (also on throw) and when the holder dies,
+// a lock file left by a dead pid is no obstacle, timeout → LockError 75; the same with the flock(1) fallback.
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {mkdtempSync, existsSync, mkdirSync, writeFileSync, rmSync} from 'node:fs'
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
-import {withLock, lockPath} from '../../../src/lib/lock.js'
+import {dirname, join} from 'node:path'
+import {acquireLock, flockAddon, lockHeld, withLock, lockPath} from '../../../src/lib/lock.js'
 import {LockError} from '../../../src/lib/errors.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-lock-'))
 test.after(() => rmSync(root, {recursive: true, force: true}))
+const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
 
 test('lock path per namespace', () => {
-  assert.is(lockPath(undefined, '/run/tunctl'), '/run/tunctl/default/lock')
-  assert.is(lockPath('ns1', '/run/tunctl'), '/run/tunctl/ns1/lock')
+  assert.is(lockPath(undefined, '/run/tunctl'), '/run/tunctl/host/lock')
+  assert.is(lockPath('ns1', '/run/tunctl'), '/run/tunctl/ns/ns1/lock')
 })
 
-test('second holder waits for the first; file removed afterwards', async () => {
+test('the native flock addon is built here (else the fallback below is all that is tested)', () => {
+  assert.ok(flockAddon(), 'build/Release/tunctl_lock.node (node scripts/build-native.mjs)')
+})
+
+test('second holder waits for the first; the file records the holder and is free afterwards', async () => {
   const order: string[] = []
   const a = withLock('a', 5, async () => {
     order.push('a-in')
+    assert.is(readFileSync(lockPath('a', root), 'utf8'), `${process.pid}\n`)
     await new Promise((r) => setTimeout(r, 300))
     order.push('a-out')
   }, root)
@@ -28,7 +36,7 @@ test('second holder waits for the first; file removed afterwards', async () => {
   }, root)
   await Promise.all([a, b])
   assert.equal(order, ['a-in', 'a-out', 'b-in'])
-  assert.not.ok(existsSync(lockPath('a', root)))
+  assert.is(await lockHeld('a', root), false)
 })
 
 test('released when fn throws', async () => {
@@ -37,12 +45,12 @@ test('released when fn throws', async () => {
       throw new Error('boom')
     }, root)
   } catch {}
-  assert.not.ok(existsSync(lockPath('t', root)))
+  assert.is(await lockHeld('t', root), false)
 })
 
-test('held by a live pid past the timeout → LockError exit 75', async () => {
-  mkdirSync(join(root, 'busy'), {recursive: true})
-  writeFileSync(lockPath('busy', root), `${process.ppid}\n`)
+test('held past the timeout → LockError exit 75 naming the holder', async () => {
+  const held = await acquireLock('busy', 1, root)
+  assert.is(await lockHeld('busy', root), true)
   const t0 = Date.now()
   try {
     await withLock('busy', 0.3, async () => 1, root)
@@ -50,14 +58,50 @@ test('held by a live pid past the timeout → LockError exit 75', async () => {
   } catch (e: any) {
     assert.instance(e, LockError)
     assert.is(e.exitCode, 75)
+    assert.match(e.message, `pid ${process.pid}`)
     assert.ok(Date.now() - t0 >= 300)
+  } finally {
+    held.release()
   }
+  assert.is(await withLock('busy', 1, async () => 7, root), 7)
 })
 
-test('stale pid is taken over', async () => {
-  mkdirSync(join(root, 'stale'), {recursive: true})
+test('a lock file left by a dead pid (or empty) is no obstacle', async () => {
+  mkdirSync(dirname(lockPath('stale', root)), {recursive: true})
   writeFileSync(lockPath('stale', root), '999999999\n')
-  assert.is(await withLock('stale', 1, async () => 42, root), 42)
+  assert.is(await withLock('stale', 0, async () => 42, root), 42)
+  writeFileSync(lockPath('stale', root), '')
+  assert.is(await withLock('stale', 0, async () => 43, root), 43)
+})
+
+test('a holder killed with SIGKILL releases the lock (no wedge, no takeover race)', async () => {
+  const script = `import {acquireLock} from ${JSON.stringify(join(repo, 'src/lib/lock.ts'))}
+await acquireLock('killed', 1, ${JSON.stringify(root)}); process.stdout.write('locked\\n'); setInterval(() => {}, 1000)`
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit']})
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('child did not take the lock within 10 s')), 10_000)
+    child.stdout!.on('data', (d) => String(d).includes('locked') && (clearTimeout(t), resolve()))
+  })
+  assert.is(await lockHeld('killed', root), true)
+  child.kill('SIGKILL')
+  await new Promise((r) => child.once('exit', r))
+  assert.is(await withLock('killed', 2, async () => 'mine', root), 'mine')
+})
+
+test('flock(1) fallback: same semantics (TUNCTL_LOCK_FLOCK1=1)', () => {
+  if (spawnSync('sh', ['-c', 'command -v flock']).status !== 0) return
+  const script = `import {acquireLock, flockAddon, withLock} from ${JSON.stringify(join(repo, 'src/lib/lock.ts'))}
+if (flockAddon()) throw new Error('addon used')
+const root = ${JSON.stringify(root)}
+const a = await acquireLock('fb', 1, root)
+let busy = false
+try { await acquireLock('fb', 0.2, root) } catch (e) { busy = e.exitCode === 75 }
+a.release()
+const v = await withLock('fb', 1, async () => 5, root)
+process.stdout.write(JSON.stringify({busy, v}))`
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {encoding: 'utf8', env: {...process.env, TUNCTL_LOCK_FLOCK1: '1'}})
+  assert.is(r.status, 0, r.stderr)
+  assert.equal(JSON.parse(r.stdout), {busy: true, v: 5})
 })
 
 test.run()

@@ -1,0 +1,101 @@
+// apply --confirm: the detached watchdog that keeps an apply only if `tunctl confirm` comes in time, and the files
+// it shares with `tunctl confirm` and the waiting apply.
+//
+//   journal.json (phase confirm, confirm.deadline)  the apply to roll back; its pid is the watchdog's
+//   confirm.<id>                                    written by `tunctl confirm` (or Enter in the waiting apply)
+//   confirm-result.json                             {id, outcome: confirmed|rolled-back|rollback-incomplete, …}
+//
+// The watchdog holds the namespace lock (the apply hands it its lock fd), so nothing else changes the namespace
+// while a change waits for confirmation; it runs in its own session, so the apply's terminal or SSH connection
+// going away does not touch it. If it dies (SIGKILL, crash) the journal stays and the next command rolls back.
+import {spawn} from 'node:child_process'
+import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {processStart, readJournal, runDir, writeFileAtomic} from '../lib/journal.js'
+import {openAppend} from '../lib/rundir.js'
+
+export interface ConfirmResult {
+  id: string
+  outcome: 'confirmed' | 'rolled-back' | 'rollback-incomplete'
+  at: string
+  /** why it was rolled back: the time ran out, or the watchdog was told to stop */
+  reason?: string
+  leftovers?: string[]
+}
+
+export function confirmFile(netns: string | undefined, id: string): string {
+  return join(runDir(netns), `confirm.${id}`)
+}
+
+export function resultFile(netns: string | undefined): string {
+  return join(runDir(netns), 'confirm-result.json')
+}
+
+export function readResult(netns: string | undefined, id?: string): ConfirmResult | undefined {
+  try {
+    const r = JSON.parse(readFileSync(resultFile(netns), 'utf8')) as ConfirmResult
+    return id === undefined || r.id === id ? r : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function writeResult(netns: string | undefined, r: ConfirmResult): void {
+  writeFileAtomic(resultFile(netns), JSON.stringify(r, null, 1) + '\n')
+}
+
+/** Asks the watchdog to keep the apply `id`. */
+export function requestConfirm(netns: string | undefined, id: string): void {
+  writeFileAtomic(confirmFile(netns, id), `${process.pid}\n`)
+}
+
+export function removeConfirmRequest(netns: string | undefined, id: string): void {
+  try {
+    unlinkSync(confirmFile(netns, id))
+  } catch {}
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+/** argv of the watchdog: dist/execute/watchdog.js (from the bundle or dist/execute), else the source via tsx. */
+export function watchdogArgv(): string[] {
+  const node = [process.execPath, ...process.execArgv.filter((a) => /^--(no-|max-|stack-size)/.test(a))]
+  for (const js of [join(here, 'watchdog.js'), join(here, '..', 'execute', 'watchdog.js'), join(here, '..', '..', 'dist', 'execute', 'watchdog.js')]) {
+    if (existsSync(js)) return [...node, js]
+  }
+  return [...node, '--import', 'tsx', join(here, 'watchdog.ts')]
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Starts the watchdog for the journal `id` (phase confirm) sharing the lock fd, and resolves with its pid once it
+ * has taken the journal over (then the caller may close its own lock fd).
+ */
+export async function startWatchdog(netns: string | undefined, id: string, lockFd: number): Promise<number> {
+  const argv = watchdogArgv()
+  const log = openAppend(join(runDir(netns), 'confirm.log'))
+  let exited: number | null = null
+  let child
+  try {
+    child = spawn(argv[0]!, [...argv.slice(1), netns ?? '', id], {detached: true, stdio: ['ignore', log, log, lockFd], cwd: '/'})
+  } finally {
+    closeSync(log)
+  }
+  child.on('exit', (code) => (exited = code ?? -1))
+  child.on('error', () => (exited = -1))
+  child.unref()
+  const pid = child.pid ?? 0
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    const j = readJournal(netns)
+    if (j?.id === id && j.pid === pid && j.pidStart === processStart(pid)) return pid
+    if (exited !== null) throw new Error(`the confirmation watchdog exited (${exited}) before taking over; see ${join(runDir(netns), 'confirm.log')}`)
+    await sleep(20)
+  }
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {}
+  throw new Error('the confirmation watchdog did not start within 15 s')
+}

@@ -1,0 +1,169 @@
+// The journal of the apply in progress: runDir(netns)/journal.json (0600, written atomically before the first
+// mutation, rewritten at each phase, removed when the apply ends). A journal left behind means the apply never
+// finished (SIGKILL, crash, power cut of a --confirm wait); the next command in the namespace reports it and,
+// if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
+import {closeSync, fsyncSync, readFileSync, readdirSync, unlinkSync, writeSync} from 'node:fs'
+import {join} from 'node:path'
+import type {RestoreScope} from '../execute/run.js'
+import type {ObservedState} from '../model/types.js'
+import {setLockHint} from './lock.js'
+import {ensureRunDir, openAppend, runDir as rundirOf, runRoot, writeAtomic} from './rundir.js'
+
+export type JournalPhase =
+  /** written before the first mutation; userspace encapsulators may be starting */
+  | 'started'
+  /** the ip batch is running */
+  | 'batch'
+  /** the batch finished; verifying */
+  | 'verify'
+  /** rolling back after a failure or an interrupt */
+  | 'rollback'
+  /** applied and verified; waiting for `tunctl confirm` until confirm.deadline */
+  | 'confirm'
+
+export interface Journal {
+  version: 1
+  /** random id of this apply (tunctl confirm and the watchdog agree on it) */
+  id: string
+  command: 'apply'
+  /** the process that owns the journal (the apply, or its --confirm watchdog), with its start time (pid reuse) */
+  pid: number
+  pidStart?: string
+  createdAt: string
+  updatedAt: string
+  netns?: string
+  file?: string
+  phase: JournalPhase
+  /** the plan: step names and kinds (what this apply may have created or changed) */
+  plan: Array<{name: string; kind: string; driver?: string}>
+  /** the observed state the plan was made from: the rollback target */
+  snapshot: ObservedState
+  /** --adopt names (a rollback gives them back) */
+  adopted: string[]
+  /** userspace encapsulators this apply started (recorded before each start); done once it ran */
+  started: Array<{name: string; done: boolean}>
+  /** names this apply is known to have created (its `link add` line ran), when known */
+  created?: string[]
+  confirm?: {seconds: number; deadline: string}
+}
+
+export function runDir(netns: string | undefined, root = runRoot()): string {
+  return rundirOf(netns, root)
+}
+
+export function journalPath(netns: string | undefined, root = runRoot()): string {
+  return join(runDir(netns, root), 'journal.json')
+}
+
+/** Writes `data` to `path` atomically (src/lib/rundir.ts writeAtomic: 0600, no symlink followed, fsync, rename). */
+export function writeFileAtomic(path: string, data: string): void {
+  writeAtomic(path, data)
+}
+
+/** The append-only companion of the journal: one `start NAME` / `done NAME` line per encapsulator start, so that
+ * recording a start costs one small append, not a rewrite of the whole journal (its snapshot can be megabytes). */
+export function startedLogPath(netns: string | undefined, root = runRoot()): string {
+  return join(runDir(netns, root), 'journal.started')
+}
+
+export function writeJournal(j: Journal, root = runRoot()): void {
+  ensureRunDir(j.netns, root)
+  j.updatedAt = new Date().toISOString()
+  writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j) + '\n')
+}
+
+/** Records (durably, before it happens) that an encapsulator is being started, or that its start completed. */
+export function journalStarted(j: Journal, name: string, done: boolean, root = runRoot()): void {
+  const e = j.started.find((x) => x.name === name)
+  if (e) e.done = done
+  else j.started.push({name, done})
+  const fd = openAppend(startedLogPath(j.netns, root))
+  try {
+    writeSync(fd, `${done ? 'done' : 'start'} ${name}\n`)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export function readJournal(netns: string | undefined, root = runRoot()): Journal | undefined {
+  let text: string
+  try {
+    text = readFileSync(journalPath(netns, root), 'utf8')
+  } catch {
+    return undefined
+  }
+  let j: Journal
+  try {
+    j = JSON.parse(text) as Journal
+    if (j?.version !== 1 || !j.snapshot || !Array.isArray(j.plan)) return undefined
+  } catch {
+    return undefined
+  }
+  j.started = Array.isArray(j.started) ? j.started : []
+  let log = ''
+  try {
+    log = readFileSync(startedLogPath(netns, root), 'utf8')
+  } catch {}
+  for (const line of log.split('\n')) {
+    const m = /^(start|done) (\S+)$/.exec(line)
+    if (!m) continue
+    const e = j.started.find((x) => x.name === m[2])
+    if (e) e.done = e.done || m[1] === 'done'
+    else j.started.push({name: m[2]!, done: m[1] === 'done'})
+  }
+  return j
+}
+
+export function removeJournal(netns: string | undefined, root = runRoot()): void {
+  try {
+    unlinkSync(journalPath(netns, root))
+  } catch {}
+  try {
+    unlinkSync(startedLogPath(netns, root))
+  } catch {}
+  // a temp file left by a writer that died between write and rename
+  try {
+    for (const f of readdirSync(runDir(netns, root))) if (/^\.journal\.json\.\d+\.[0-9a-f]+\.tmp$/.test(f)) unlinkSync(join(runDir(netns, root), f))
+  } catch {}
+}
+
+/** Start time of a process (field 22 of /proc/PID/stat), to tell a live owner from a reused pid. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (rest[0] === 'Z') return undefined
+    return rest[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the journal's owner still runs (same pid, same start time). */
+export function ownerAlive(j: Journal): boolean {
+  if (!j.pid) return false
+  const start = processStart(j.pid)
+  if (start === undefined) return false
+  return j.pidStart === undefined || j.pidStart === start
+}
+
+/** The journal's rollback scope: only what that apply created or started. */
+export function journalScope(j: Journal): RestoreScope {
+  const started = j.started ?? []
+  // the batch had not run: the only things it can have made are its encapsulators; once the batch ended the
+  // link adds that ran are recorded; killed while the batch ran: unknown, so new alias-less links of its steps
+  const created = j.created ? new Set([...j.created, ...started.map((x) => x.name)]) : j.phase === 'started' ? new Set(started.map((x) => x.name)) : undefined
+  return {touched: new Set(j.plan.map((s) => s.name)), created, adopted: new Set(j.adopted ?? []), started}
+}
+
+export function describeJournal(j: Journal): string {
+  const what = j.phase === 'confirm' ? `awaiting confirmation until ${j.confirm?.deadline ?? '?'}` : `phase ${j.phase}`
+  return `an apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
+}
+
+setLockHint((netns) => {
+  const j = readJournal(netns)
+  if (j?.phase !== 'confirm' || !ownerAlive(j)) return undefined
+  return `${describeJournal(j)} holds it: \`tunctl confirm${netns ? ` --netns ${netns}` : ''}\` keeps that change (then the lock is free), or wait for its rollback`
+})

@@ -1,0 +1,142 @@
+// Helpers for host tests of the CLI's apply/interrupt/lock behaviour: run tunctl (sync or as a child), poll for a
+// condition with a timeout and a message, and describe what tunctl left in a namespace (tunnels, daemons, files).
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {nsDir} from '../../../src/userspace/paths.js'
+
+export const REPO = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
+export const BIN = join(REPO, 'bin', 'run')
+
+export interface Run {
+  code: number
+  out: string
+  err: string
+}
+
+export function tunctl(args: string[], env: Record<string, string> = {}, timeout = 120_000): Run {
+  const r = spawnSync(process.execPath, [BIN, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1', ...env}, timeout})
+  return {code: r.status ?? (r.signal ? 128 : -1), out: r.stdout ?? '', err: r.stderr ?? ''}
+}
+
+export interface Child {
+  proc: ChildProcess
+  done: Promise<Run & {signal: string | null}>
+}
+
+const children = new Set<ChildProcess>()
+// a child left paused by a failed assertion would wait forever: kill it with the test process
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+/** tunctl as a child process (to signal it); `done` resolves when it exits. */
+export function tunctlChild(args: string[], env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  children.add(proc)
+  proc.on('exit', () => children.delete(proc))
+  let out = ''
+  let err = ''
+  proc.stdout!.on('data', (d) => (out += d))
+  proc.stderr!.on('data', (d) => (err += d))
+  const done = new Promise<Run & {signal: string | null}>((resolve) =>
+    proc.on('close', (code, signal) => resolve({code: code ?? (signal === 'SIGKILL' ? 137 : 128), signal, out, err})),
+  )
+  return {proc, done}
+}
+
+/** Polls `cond` every 20 ms until it returns a truthy value; throws `what` after timeoutMs. */
+export async function until<T>(what: string, cond: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = cond()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Resolves with the child's result, or throws after timeoutMs (killing it). */
+export async function exited(c: Child, what: string, timeoutMs = 60_000): Promise<Run & {signal: string | null}> {
+  let t: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => {
+      c.proc.kill('SIGKILL')
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} to exit`))
+    }, timeoutMs)
+  })
+  try {
+    return await Promise.race([c.done, timeout])
+  } finally {
+    clearTimeout(t)
+  }
+}
+
+/** pids of encapsulator daemons whose state file is in the namespace's run directory. */
+export function daemonsOf(ns: string): number[] {
+  const dir = nsDir(ns) + '/'
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      if (/\) Z /.test(stat)) continue
+      if (cmd.some((a) => a.endsWith('daemon.js') || a.endsWith('daemon.ts')) && cmd.some((a) => a.startsWith(dir))) out.push(Number(p))
+    } catch {}
+  }
+  return out.sort((a, b) => a - b)
+}
+
+/** Files in the namespace's run directory. */
+export function runFiles(ns: string): string[] {
+  try {
+    return readdirSync(nsDir(ns)).sort()
+  } catch {
+    return []
+  }
+}
+
+/** The journal's owner pid, if a journal exists. */
+export function journalPid(ns: string): number | undefined {
+  const f = join(nsDir(ns), 'journal.json')
+  if (!existsSync(f)) return undefined
+  try {
+    return JSON.parse(readFileSync(f, 'utf8')).pid
+  } catch {
+    return undefined
+  }
+}
+
+export function showJson(ns: string): any[] {
+  const r = tunctl(['show', '--json', '--all', '--netns', ns])
+  if (r.code !== 0) throw new Error(`show --json: ${r.code} ${r.err}`)
+  return JSON.parse(r.out).tunnels
+}
+
+/** tunnel name → what a state comparison cares about */
+export function essence(tunnels: any[]): Record<string, unknown> {
+  const o: Record<string, unknown> = {}
+  for (const t of tunnels) o[t.name] = {mode: t.mode, driver: t.driver, owned: t.owned, addresses: t.addresses, key: t.params?.ikey, alive: t.alive ?? null, up: t.params?.up}
+  return o
+}
+
+/**
+ * Everything tunctl leaves in a namespace that must match a state: tunnel essence, daemon count per alive
+ * userspace tunnel, and the run-directory files other than lock/confirm records.
+ */
+export function leftovers(ns: string, tunnels: any[]): string[] {
+  const problems: string[] = []
+  const userspace = tunnels.filter((t) => t.driver === 'userspace')
+  const daemons = daemonsOf(ns)
+  if (daemons.length !== userspace.length) problems.push(`${daemons.length} encapsulator daemons for ${userspace.length} userspace tunnels`)
+  for (const t of userspace) if (!t.alive) problems.push(`${t.name}: encapsulator dead`)
+  const names = new Set(userspace.map((t) => t.name))
+  for (const f of runFiles(ns)) {
+    if (f === 'lock' || f === 'confirm-result.json' || f === 'confirm.log') continue
+    const m = /^(.*?)(\.stats)?\.(json|log)$/.exec(f)
+    if (m && names.has(m[1]!)) continue
+    problems.push(`stray file ${f}`)
+  }
+  return problems
+}
