@@ -6,10 +6,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {addonAvailable} from '../../src/userspace/addon.js'
 import {nsDir} from '../../src/userspace/paths.js'
 import {essence, exited, journalPid, leftovers, REPO, showJson, tunctl, tunctlChild, until} from './lib/cli.js'
-import {type Pair, makePair, removePair, whyNoHost} from './lib/netns.js'
+import {type Pair, makePair, removePair, whyNoUserspaceCli} from './lib/netns.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-confirm-'))
 const PRIOR = join(scratch, 'prior.yaml')
@@ -19,13 +18,7 @@ const tun = (name: string, key: number, addr: string) =>
 writeFileSync(PRIOR, `version: 1\ntunnels:\n${tun('c0', 500, '10.80.0.1/30')}`)
 writeFileSync(NEXT, `version: 1\ntunnels:\n${tun('c0', 500, '10.80.0.5/30')}${tun('c1', 501, '10.80.1.1/30')}`)
 
-function whyNot(): string | undefined {
-  const h = whyNoHost()
-  if (h) return h
-  if (!addonAvailable()) return 'native addon not built'
-  if (!existsSync(join(REPO, 'dist', 'bundle', 'tunctl.mjs'))) return 'CLI not built (npm run build)'
-  return undefined
-}
+const whyNot = whyNoUserspaceCli
 
 const t = suite('apply --confirm and tunctl confirm')
 const why = whyNot()

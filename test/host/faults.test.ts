@@ -8,9 +8,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {addonAvailable} from '../../src/userspace/addon.js'
 import {essence, exited, leftovers, REPO, showJson, tunctl, tunctlChild, until} from './lib/cli.js'
-import {type Pair, ipn, makePair, removePair, whyNoHost} from './lib/netns.js'
+import {type Pair, ipn, makePair, removePair, whyNoUserspaceCli} from './lib/netns.js'
 
 const N = 20
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-faults-'))
@@ -23,13 +22,7 @@ function gre(name: string, key: number, addr: string): string {
 writeFileSync(PRIOR, `version: 1\ntunnels:\n${gre('pre0', 1000, '10.78.0.1/30')}`)
 writeFileSync(FULL, `version: 1\ntunnels:\n${gre('pre0', 1000, '10.78.0.5/30')}${Array.from({length: N}, (_, i) => gre(`ft${i}`, i + 1, `10.77.${i}.1/30`)).join('')}`)
 
-function whyNot(): string | undefined {
-  const h = whyNoHost()
-  if (h) return h
-  if (!addonAvailable()) return 'native addon not built'
-  if (!existsSync(join(REPO, 'dist', 'bundle', 'tunctl.mjs'))) return 'CLI not built (npm run build)'
-  return undefined
-}
+const whyNot = whyNoUserspaceCli
 
 const t = suite('fault matrix: 20 userspace tunnels, failures and signals at every phase')
 const why = whyNot()

@@ -3,13 +3,12 @@
 // printed raw; a tunnel route never replaces another device's route (apply refuses with 65, the namespace's
 // default route unchanged; del leaves foreign routes intact); names ip -batch cannot carry are refused.
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {addonAvailable} from '../../src/userspace/addon.js'
-import {type Pair, makePair, removePair, run, whyNoHost} from './lib/netns.js'
+import {type Pair, makePair, removePair, run, whyNoUserspaceCli} from './lib/netns.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
 const bin = join(repo, 'bin', 'run')
@@ -48,13 +47,7 @@ ${routes}`
 const routesJson = (ns: string) => JSON.parse(run('ip', ['-n', ns, '-j', 'route', 'show', 'table', 'all']).out) as any[]
 const defaultRoutes = (ns: string) => routesJson(ns).filter((r) => r.dst === 'default' && (r.table === undefined || r.table === 'main'))
 
-function whyNot(): string | undefined {
-  const h = whyNoHost()
-  if (h) return h
-  if (!addonAvailable()) return 'native addon not built'
-  if (!existsSync(join(repo, 'dist', 'bundle'))) return 'CLI not built (npm run build)'
-  return undefined
-}
+const whyNot = whyNoUserspaceCli
 const why = whyNot()
 
 const t = suite('hostile surroundings')

@@ -2,15 +2,14 @@
 // specs (each --prune, one userspace tunnel of its own) into one namespace, three rounds; half of them lock through
 // the flock(1) fallback, which must exclude the native flock too. Every apply exits 0 or 75, and each round ends in
 // exactly one spec's state with nothing else of tunctl left.
-import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {lockPath} from '../../src/lib/lock.js'
-import {addonAvailable} from '../../src/userspace/addon.js'
 import {essence, exited, leftovers, REPO, showJson, tunctlChild} from './lib/cli.js'
-import {type Pair, makePair, removePair, run, whyNoHost} from './lib/netns.js'
+import {type Pair, makePair, removePair, run, whyNoUserspaceCli} from './lib/netns.js'
 
 const APPLIES = 8
 const ROUNDS = 3
@@ -22,10 +21,8 @@ const specs = Array.from({length: APPLIES}, (_, i) => {
 })
 
 function whyNot(): string | undefined {
-  const h = whyNoHost()
-  if (h) return h
-  if (!addonAvailable()) return 'native addon not built'
-  if (!existsSync(join(REPO, 'dist', 'bundle', 'tunctl.mjs'))) return 'CLI not built (npm run build)'
+  const w = whyNoUserspaceCli()
+  if (w) return w
   if (run('sh', ['-c', 'command -v flock']).code !== 0) return 'flock(1) missing'
   return undefined
 }

@@ -2,10 +2,11 @@
 // and a teardown that stops encapsulator daemons before deleting the namespaces (runs on failure too).
 import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {readFileSync, readdirSync, rmSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 import {legacyRunDir} from '../../../src/lib/rundir.js'
 import {nsDir} from '../../../src/userspace/paths.js'
+import {addonAvailable} from '../../../src/userspace/addon.js'
 import {waitForSync} from '../../lib/wait.js'
 
 export const A_ADDR = '198.51.100.1'
@@ -107,6 +108,12 @@ export function iperf(a: string, b: string, addr: string, seconds = 2): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Why the CLI with the userspace driver cannot be tested here (root, tools, the native addon, the built CLI), or undefined. */
+export function whyNoUserspaceCli(): string | undefined {
+  return whyNoHost() ?? (!addonAvailable() ? 'native addon not built (node scripts/build-native.mjs)' : undefined) ??
+    (!existsSync(join(import.meta.dirname, '..', '..', '..', 'dist', 'bundle', 'tunctl.mjs')) ? 'CLI not built (npm run build)' : undefined)
+}
 
 export function whyNoHost(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root'
