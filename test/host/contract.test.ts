@@ -12,6 +12,8 @@ import * as assert from 'uvu/assert'
 import {nsDir} from '../../src/userspace/paths.js'
 import {echoedIpLines, json, show, shownTunnels, tunctl, tunctlOk, REPO} from '../uml/lib/tunctl.js'
 import {A_ADDR, ipn, makePair, removePair, run, type Pair} from './lib/netns.js'
+import {exited, tunctlChild} from './lib/cli.js'
+import {waitFor} from '../lib/wait.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-contract-'))
 chmodSync(scratch, 0o755)
@@ -138,6 +140,52 @@ t('prune and del of userspace tunnels stop their encapsulators; del works with a
   assert.equal(daemons(ns), [], 'encapsulator killed')
   tunctlOk(['del', '--netns', ns, 'gq1'])
   assert.not.ok(linkExists(ns, 'gq1'), 'del removed the device of a dead encapsulator')
+})
+
+/** Runs `apply FILE` paused at `phase`; `meanwhile` acts on the system there; then lets it go on. */
+async function applyPausedAt(ns: string, f: string, phase: string, meanwhile: () => void, env: Record<string, string> = {}) {
+  const pause = join(scratch, `pause-${phase}-${Math.random().toString(16).slice(2)}`)
+  const child = tunctlChild(['apply', '--netns', ns, f], {TUNCTL_PAUSE_AT: phase, TUNCTL_PAUSE_FILE: pause, ...env})
+  await waitFor(() => existsSync(`${pause}.reached`), Boolean, {what: `apply paused at ${phase}`, timeoutMs: 60_000})
+  try {
+    meanwhile()
+  } finally {
+    writeFileSync(pause, '') // always let it go on: a paused apply holds the namespace lock
+  }
+  return exited(child, `apply paused at ${phase}`)
+}
+const mtuOf = (ns: string, name: string) => JSON.parse(ipn(ns, '-j', 'link', 'show', 'dev', name))[0].mtu
+
+t('a real verification mismatch (the mtu changed under the apply) rolls back: exit 1, the state before', async ({pair}) => {
+  const ns = pair!.a
+  const gre = (mtu: number) => spec(GRE('gm1', 21).replace('    key: 21\n', `    key: 21\n    mtu: ${mtu}\n`))
+  tunctlOk(['apply', '--netns', ns, file('m-before.yaml', gre(1400))])
+  const r = await applyPausedAt(ns, file('m-after.yaml', gre(1300)), 'verify', () => ipn(ns, 'link', 'set', 'dev', 'gm1', 'mtu', '1350'))
+  assert.is(r.code, 1, r.out + r.err)
+  assert.match(r.err, /verification failed/)
+  assert.match(r.err, /restored/)
+  assert.is(mtuOf(ns, 'gm1'), 1400, 'the mtu of the state before the apply')
+  tunctlOk(['del', '--netns', ns, 'gm1'])
+})
+
+t('exit 3 when the rollback cannot finish (a foreign link took the name meanwhile), naming what is left', async ({pair}) => {
+  const ns = pair!.a
+  const two = spec(GRE('gr1', 22), GRE('gr2', 23).replace('    key: 23\n', '    key: 23\n    mtu: 1300\n'))
+  tunctlOk(['apply', '--netns', ns, file('r-before.yaml', spec(GRE('gr2', 23)))])
+  const lines = [...tunctlOk(['plan', '--show-commands', '--netns', ns, file('r-after.yaml', two)]).stdout.matchAll(/^\s*\$ \[(\d+)\] ip /gm)].length
+  assert.ok(lines >= 2, 'the plan has lines to fail at')
+  const r = await applyPausedAt(ns, join(scratch, 'r-after.yaml'), 'rollback', () => {
+    // gr2 (tunctl's, to be restored) is replaced by a foreign link of the same name (veth: no dummy driver here)
+    ipn(ns, 'link', 'del', 'dev', 'gr2')
+    ipn(ns, 'link', 'add', 'gr2', 'type', 'veth', 'peer', 'name', 'gr2peer')
+  }, {TUNCTL_FAIL_AT_LINE: String(lines)})
+  assert.is(r.code, 3, r.out + r.err)
+  assert.match(r.err, /rollback is incomplete/)
+  assert.match(r.err, /gr2/)
+  assert.is(JSON.parse(ipn(ns, '-j', '-d', 'link', 'show', 'dev', 'gr2'))[0].linkinfo?.info_kind, 'veth', 'the foreign link is left alone')
+  ipn(ns, 'link', 'del', 'dev', 'gr2')
+  tunctl(['del', '--ignore-missing', '--netns', ns, 'gr1', 'gr2'])
+  tunctl(['apply', '--prune', '--netns', ns, file('empty.yaml', 'version: 1\ntunnels: {}\n')])
 })
 
 const VARIANTS = `version: 1
