@@ -4,6 +4,7 @@ import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {nsDir} from '../../../src/userspace/paths.js'
+import {shownTunnels} from '../../lib/schemas.js'
 
 export const REPO = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
 export const BIN = join(REPO, 'bin', 'run')
@@ -111,7 +112,7 @@ export function journalPid(ns: string): number | undefined {
 export function showJson(ns: string): any[] {
   const r = tunctl(['show', '--json', '--all', '--netns', ns])
   if (r.code !== 0) throw new Error(`show --json: ${r.code} ${r.err}`)
-  return JSON.parse(r.out).tunnels
+  return Object.values(shownTunnels(JSON.parse(r.out)))
 }
 
 /** tunnel name → what a state comparison cares about */
@@ -136,6 +137,9 @@ export function leftovers(ns: string, tunnels: any[]): string[] {
     if (f === 'lock' || f === 'confirm-result.json' || f === 'confirm.log') continue
     const m = /^(.*?)(\.stats)?\.(json|log)$/.exec(f)
     if (m && names.has(m[1]!)) continue
+    // writeAtomic's temp file (.FILE.PID.RAND.tmp) of a daemon still running is a write in flight, not a leftover
+    const tmp = /^\.(.*?)(?:\.stats)?\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
+    if (tmp && names.has(tmp[1]!) && daemons.includes(Number(tmp[2]))) continue
     problems.push(`stray file ${f}`)
   }
   return problems
