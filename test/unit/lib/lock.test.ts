@@ -40,11 +40,15 @@ test('second holder waits for the first; the file records the holder and is free
 })
 
 test('released when fn throws', async () => {
+  let caught: unknown
   try {
     await withLock('t', 1, async () => {
       throw new Error('boom')
     }, root)
-  } catch {}
+  } catch (e) {
+    caught = e
+  }
+  assert.is((caught as Error)?.message, 'boom', 'withLock rethrows what fn threw')
   assert.is(await lockHeld('t', root), false)
 })
 
