@@ -7,7 +7,8 @@ import {mark} from '../lib/timing.js'
 import type {DriverChoice, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import {makePlan, renderPlan, planToJSON} from '../plan/index.js'
-import {loadSpec} from '../spec/load.js'
+import {loadSpec, STDIN_NAME} from '../spec/load.js'
+import {recordKeyFiles} from '../ipsec/record.js'
 import {executePlan, type ApplyResult} from '../execute/index.js'
 import {gatherSupport} from '../execute/support.js'
 
@@ -95,7 +96,9 @@ ${BaseCommand.exitCodesHelp}`
       const {observed, plan} = await compute()
       show(plan)
       this.result = {applied: false, verified: false, rolledBack: false}
-      return executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? [])})
+      const r = await executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? [])})
+      if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
+      return r
     })
     mark('executed')
     const plan = this.plan!

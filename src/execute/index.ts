@@ -5,6 +5,8 @@ import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {startEncap, stopEncap} from '../userspace/control.js'
+import {xfrmBatch} from '../ipsec/execute.js'
+import {setDisablePolicy} from '../ipsec/observe.js'
 import {executeWith, failAtLineFromEnv, type ApplyResult, type System} from './run.js'
 
 export {type ApplyResult, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
@@ -34,6 +36,8 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
       await stopEncap(name, {netns: opts.netns})
     },
+    xfrmBatch: (lines, shown) => xfrmBatch(lines, shown, o),
+    disablePolicy: (names) => setDisablePolicy(opts.netns, names, opts.verbose),
   }
 }
 

@@ -4,6 +4,8 @@ import {mark} from '../lib/timing.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
 import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
+import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
+import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
 /** Everything execute needs from the outside world (real implementation in ./index.ts, fakes in tests). */
 export interface System {
@@ -13,6 +15,18 @@ export interface System {
   ip(args: string[]): Promise<void>
   startEncap(name: string, params: TunnelParams): Promise<void>
   stopEncap(name: string): Promise<void>
+  /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
+  xfrmBatch?(lines: string[][], shown: string[][]): Promise<void>
+  /** vti ipsec: disable_policy=1 on these devices */
+  disablePolicy?(names: string[]): Promise<void>
+}
+
+const NO_XFRM: XfrmSet = {sas: [], policies: []}
+
+async function runXfrm(sys: System, x: {lines: string[][]; shown: string[][]}): Promise<void> {
+  if (!x.lines.length) return
+  if (!sys.xfrmBatch) throw new Error('internal: xfrm lines to run but no xfrm batch runner')
+  await sys.xfrmBatch(x.lines, x.shown)
 }
 
 export interface ExecOptions {
@@ -138,6 +152,7 @@ export function snapshotDesired(snapshot: ObservedState, adopted?: Set<string>):
         routes: t.routes,
         driver: t.driver,
         pointer: '',
+        ...(t.ipsec ? {ipsec: t.ipsec} : {}),
       })),
   }
 }
@@ -174,15 +189,28 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   // routes are not observed): the route dump, the largest of the three, is skipped then
   const routes = plan.steps.some((s) => (s.desired?.routes.length ?? 0) > 0 || (s.observed?.routes.length ?? 0) > 0)
   let lines = 0
+  // vti ipsec SAs and policies: their own stdin batch before the link batch (they do not need the device), so a
+  // failing link batch finds them installed and the rollback removes them; disable_policy once the device exists
+  const xfrm = xfrmLines(plan, snapshot)
+  const xfrmTarget = xfrm.lines.length ? targetXfrm(plan, snapshot) : undefined
+  const xfrmResidual = (after: ObservedState): Residual => {
+    if (!xfrmTarget) return []
+    const left = reconcile(after.xfrm ?? NO_XFRM, xfrmTarget).shown
+    return left.length ? [{name: '(xfrm)', changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
+  }
   try {
+    await runXfrm(sys, xfrm)
     lines = await runCompiled(sys, compiled, opts.failAtLine)
+    if (xfrm.disablePolicy.length) await sys.disablePolicy!(xfrm.disablePolicy)
+    lines += xfrm.lines.length
     mark('batch run')
-    let residual = verifyPlan(plan, await sys.observe({routes}))
+    const check = (after: ObservedState) => [...verifyPlan(plan, after), ...xfrmResidual(after)]
+    let residual = check(await sys.observe({routes}))
     mark(`verified${residual.length ? ' (differences: observing again)' : ''}`)
     // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
     for (const ms of residual.length ? (opts.verifyRetryMs ?? [100, 400]) : []) {
       await new Promise((r) => setTimeout(r, ms))
-      residual = verifyPlan(plan, await sys.observe({routes}))
+      residual = check(await sys.observe({routes}))
       if (!residual.length) break
     }
     if (residual.length) {
@@ -205,8 +233,13 @@ export async function rollback(sys: System, snapshot: ObservedState, cause: unkn
     const current = await sys.observe()
     const rb = rollbackPlan(current, snapshot, drivers, touched, adopted)
     if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+    // tunctl's SAs and policies back to the snapshot's (their keys were read from the kernel before the apply)
+    if (current.xfrm || snapshot.xfrm) await runXfrm(sys, reconcile(current.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM))
     const after = await sys.observe()
     leftovers = describeResidual(rollbackPlan(after, snapshot, drivers, touched, adopted))
+    if (after.xfrm || snapshot.xfrm) {
+      for (const l of reconcile(after.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM).shown) leftovers.push(`xfrm: still needs ip ${l.join(' ')}`)
+    }
   } catch (e) {
     rbError = e
     leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)
