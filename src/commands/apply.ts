@@ -70,7 +70,7 @@ ${BaseCommand.exitCodesHelp}`
     mark('spec parsed')
     const netns = flags.netns
     const compute = async () => {
-      const observed = await observe({netns})
+      const observed = await observe({netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
       mark('observed')
       const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
       const support = await gatherSupport(modes, netns)

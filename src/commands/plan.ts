@@ -42,7 +42,7 @@ ${BaseCommand.exitCodesHelp}`
     const {args, flags} = await this.parse(PlanCmd)
     this.jsonMode = flags.json
     const desired = await loadSpec(args.file)
-    const observed = await observe({netns: flags.netns})
+    const observed = await observe({netns: flags.netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
     const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
     const support = await gatherSupport(modes, flags.netns)
     const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})

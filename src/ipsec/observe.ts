@@ -12,8 +12,12 @@ function nsArgs(netns?: string): string[] {
 
 /** Whether xfrm is worth asking about: a vti link exists, or the kernel has xfrm_user loaded, or the caller needs it. */
 export function wantXfrm(links: any[], required?: boolean): boolean {
-  return Boolean(required) || links.some((l) => l?.linkinfo?.info_kind === 'vti') || existsSync('/sys/module/xfrm_user')
+  if (required) sticky = true
+  return sticky || links.some((l) => l?.linkinfo?.info_kind === 'vti') || existsSync('/sys/module/xfrm_user')
 }
+
+/** Once a command needed xfrm, every later observe of it looks too (verification, rollback after the vti is gone). */
+let sticky = false
 
 /** `ip -s xfrm state` + `ip xfrm policy`; undefined when the kernel has no xfrm (then nothing of ipsec can exist). */
 export async function observeXfrm(netns?: string): Promise<XfrmObserved | undefined> {

@@ -116,3 +116,17 @@ export function xfrmDeleteLines(observed: ObservedState, tunnels: Array<{params:
   }
   return reconcile(x, target)
 }
+
+/** The xfrm lines of one step as shown (keys hidden), for `plan --show-commands`: its tunnel's objects before → after. */
+export function stepXfrmShown(s: {kind: string; driver: string; desired?: DesiredTunnel; observed?: {params: any; ipsec?: IpsecParams}}, observed: ObservedState): string[][] {
+  const x = observed.xfrm ?? {sas: [], policies: []}
+  let current: XfrmSet = {sas: [], policies: []}
+  if (s.observed?.ipsec) {
+    const old = objectsFor({params: s.observed.params, ipsec: s.observed.ipsec})
+    const sa = new Set(old.sas.map(saId))
+    const pol = new Set(old.policies.map(policyId))
+    current = {sas: x.sas.filter((a) => sa.has(saId(a))), policies: x.policies.filter((p) => pol.has(policyId(p)))}
+  }
+  const target = s.kind !== 'delete' && s.desired?.ipsec && s.driver === 'kernel' ? objectsFor(s.desired) : {sas: [], policies: []}
+  return reconcile(current, target).shown
+}

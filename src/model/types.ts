@@ -163,6 +163,8 @@ export interface PlanStep {
   changes: FieldChange[]
   desired?: DesiredTunnel
   observed?: ObservedTunnel
+  /** vti ipsec: this step's xfrm lines as shown (keys hidden); they run in their own stdin batch (src/ipsec/) */
+  xfrmShown?: string[][]
 }
 
 export interface Plan {

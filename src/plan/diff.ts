@@ -1,7 +1,7 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver} from '../drivers/contract.js'
-import {diffIpsec, xfrmConflicts} from '../ipsec/plan.js'
+import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
 import {quoteName, visible} from '../lib/text.js'
 import type {
@@ -424,5 +424,10 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   if (unavailable.length) throw new UnavailableError(unavailable.join('\n'))
 
   steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind])
+  for (const s of steps) {
+    if (!s.desired?.ipsec && !s.observed?.ipsec) continue
+    const shown = stepXfrmShown(s, observed)
+    if (shown.length) s.xfrmShown = shown
+  }
   return {steps, counts: countSteps(steps)}
 }

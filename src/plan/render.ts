@@ -173,6 +173,8 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
       for (const a of prog.pre) out.push(ch.cyan(`    $ ${formatSide(a)}`))
       for (const l of [...prog.early, ...prog.lines]) out.push(ch.cyan(`    $ [${lineNo.get(l)}] ip ${visible(shownLine(l))}`))
       for (const a of prog.post) out.push(ch.cyan(`    $ ${formatSide(a)}`))
+      // vti ipsec: the SA/policy lines (their own stdin-fed ip -batch, run before the link batch; keys hidden)
+      for (const l of s.xfrmShown ?? []) out.push(ch.cyan(`    $ [xfrm] ip ${visible(shownLine(l))}`))
     }
   })
   out.push('')

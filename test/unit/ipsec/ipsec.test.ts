@@ -260,6 +260,8 @@ test('plan: create shows algorithm, SPIs and replay window, never keys; the xfrm
   const plan = makePlan(st, obs, {prune: false, support: SUPPORT})
   const text = renderPlan(plan, {color: false, showCommands: true, file: 'spec.yaml'})
   assert.match(text, /\+ ipsec: aes-gcm-128 spi-out 0x00001001 spi-in 0x00001002 replay-window 128/)
+  assert.is((text.match(/\$ \[xfrm\] ip xfrm state add .*'?<key hidden>'?/g) ?? []).length, 2, text)
+  assert.is((text.match(/\$ \[xfrm\] ip xfrm policy add /g) ?? []).length, 4, text)
   assert.equal(allHex(text + JSON.stringify(planToJSON(plan))), [])
   const x = xfrmLines(plan, obs)
   assert.is(x.lines.length, 6)
