@@ -107,6 +107,10 @@ s('two namespaces; AES-GCM-128 applied on both sides by tunctl (B the mirror: SP
   const fb = specFile('ipsec-b', yaml(side('B', {'spi-out': '0x1002', 'spi-in': '0x1001', aead: 'aes-gcm-128', 'key-file': kb})))
   const p = t(st, ['plan', '--netns', a, fa])
   assert.match(p.stdout, /\+ ipsec: aes-gcm-128 spi-out 0x00001001 spi-in 0x00001002 replay-window 128/, show(p))
+  const c = t(st, ['plan', '--show-commands', '--netns', a, fa])
+  const xl = c.stdout.split('\n').filter((l) => l.includes('$ [xfrm] ip xfrm'))
+  assert.is(xl.filter((l) => l.includes('xfrm state add') && l.includes('<key hidden>')).length, 2, show(c))
+  assert.is(xl.filter((l) => l.includes('xfrm policy add')).length, 4, show(c))
   st.fa = fa
   const r = await applyWatched(st, a, fa)
   // the echo names every xfrm line, keys hidden
