@@ -11,7 +11,8 @@ import {mark} from '../lib/timing.js'
 import type {DriverChoice, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import {makePlan, renderPlan, planToJSON} from '../plan/index.js'
-import {loadSpec} from '../spec/load.js'
+import {loadSpec, STDIN_NAME} from '../spec/load.js'
+import {recordKeyFiles} from '../ipsec/record.js'
 import {executePlan, type ApplyResult, type ExecHooks} from '../execute/index.js'
 import {type ExecPhase} from '../execute/run.js'
 import {readResult, removeConfirmRequest, requestConfirm, startWatchdog, type ConfirmResult} from '../execute/confirm.js'
@@ -84,7 +85,7 @@ ${BaseCommand.exitCodesHelp}`
     mark('spec parsed')
     const netns = flags.netns
     const compute = async () => {
-      const observed = await observe({netns})
+      const observed = await observe({netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
       mark('observed')
       const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
       const support = await gatherSupport(modes, netns)
@@ -154,6 +155,8 @@ ${BaseCommand.exitCodesHelp}`
           if (!(e instanceof RollbackError)) removeJournal(netns)
           throw e
         }
+        // where each vti's keys came from, for export (paths and SPIs only, never key material)
+        if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
         if (flags.confirm !== undefined && !signals.signal) {
           const deadline = new Date(Date.now() + flags.confirm * 1000).toISOString()
           journal.phase = 'confirm'

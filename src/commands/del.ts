@@ -5,6 +5,8 @@ import {BaseCommand, commonFlags} from '../lib/base.js'
 import {CommandError, TunctlError} from '../lib/errors.js'
 import {ipBatch} from '../lib/ip.js'
 import {withLock} from '../lib/lock.js'
+import {xfrmDeleteLines} from '../ipsec/plan.js'
+import {xfrmBatch} from '../ipsec/execute.js'
 import {observe} from '../observe/index.js'
 import {recoverUnfinished} from '../execute/recover.js'
 import {removeEncapTempFiles} from '../execute/index.js'
@@ -66,6 +68,9 @@ ${BaseCommand.exitCodesHelp}`
       if (problems.length) throw new TunctlError(problems.join('\n') + '\nNothing was deleted.')
       const lines = targets.filter((t) => observed.links.includes(t.name)).map((t) => ['link', 'del', 'dev', t.name])
       await ipBatch(lines, {netns, verbose: flags.verbose})
+      // vti ipsec: the tunnels' SAs and policies (tunctl's reqid only), through their own stdin batch
+      const x = xfrmDeleteLines(observed, targets)
+      await xfrmBatch(x.lines, x.shown, {netns, verbose: flags.verbose})
       for (const t of targets.filter((x) => x.driver === 'userspace')) {
         if (flags.verbose) process.stderr.write(`[#] (userspace) stop ${t.name}\n`)
         await stopEncap(t.name, {netns})
@@ -74,6 +79,8 @@ ${BaseCommand.exitCodesHelp}`
       const after = await observe({netns})
       const left = targets.filter((t) => after.tunnels.some((x) => x.name === t.name) || after.links.includes(t.name))
       if (left.length) throw new CommandError(`still present after delete: ${left.map((t) => t.name).join(', ')}`, ['ip', 'link', 'del'], '')
+      const xleft = xfrmDeleteLines(after, targets).shown
+      if (xleft.length) throw new CommandError(`SAs/policies still present after delete: ${xleft.map((l) => l.join(' ')).join('; ')}`, ['ip', 'xfrm'], '')
       return {deleted: targets.map((t) => t.name), missing}
     })
     if (this.jsonMode) this.printJSON({ok: true, ...result})

@@ -1,6 +1,7 @@
 // `tunctl export`: the current tunnels as a version-1 spec that `apply` turns back into the same state.
 import {Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
+import {readKeyFileRecords} from '../ipsec/record.js'
 import {observe} from '../observe/index.js'
 import {reportUnfinished} from '../execute/recover.js'
 import {exportDoc, exportSpec} from '../plan/export.js'
@@ -29,7 +30,8 @@ ${BaseCommand.exitCodesHelp}`
     reportUnfinished(flags.netns)
     const observed = await observe({netns: flags.netns})
     const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
-    if (flags.json) this.printJSON(exportDoc(tunnels))
-    else process.stdout.write(exportSpec(tunnels))
+    const keyFiles = readKeyFileRecords(flags.netns) // vti ipsec: the key-file references recorded at apply
+    if (flags.json) this.printJSON(exportDoc(tunnels, keyFiles))
+    else process.stdout.write(exportSpec(tunnels, keyFiles))
   }
 }

@@ -44,7 +44,7 @@ ${BaseCommand.exitCodesHelp}`
     this.jsonMode = flags.json
     reportUnfinished(flags.netns)
     const desired = await loadSpec(args.file)
-    const observed = await observe({netns: flags.netns})
+    const observed = await observe({netns: flags.netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
     const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
     const support = await gatherSupport(modes, flags.netns)
     const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})

@@ -8,6 +8,7 @@ import type {ObservedTunnel} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import {reportUnfinished} from '../execute/recover.js'
 import {fieldLabel, formatRoute, formatValue} from '../plan/render.js'
+import {ipsecSummary, ipsecText} from '../ipsec/plan.js'
 
 function keyText(t: ObservedTunnel): string {
   const p = t.params
@@ -39,6 +40,8 @@ export function tunnelJSON(t: ObservedTunnel): Record<string, unknown> {
     routes: t.routes,
     counters: t.counters ?? null,
     ...(t.driver === 'userspace' ? {pid: t.pid ?? null, alive: Boolean(t.alive)} : {}),
+    // vti with tunctl's SAs: algorithm, SPIs, replay window, what is missing, ESP counters; never keys
+    ...(t.ipsec ? {ipsec: {...ipsecSummary(t.ipsec), ...(t.ipsec.problems ? {problems: t.ipsec.problems} : {}), counters: t.esp ?? null}} : {}),
   }
 }
 
@@ -120,6 +123,13 @@ function detail(t: ObservedTunnel): string {
   for (const [k, v] of Object.entries(t.params)) {
     if (k === 'mode' || k === 'up' || v === undefined) continue
     add(fieldLabel(k), formatValue(k, v))
+  }
+  if (t.ipsec) {
+    add('ipsec', ipsecText({...ipsecSummary(t.ipsec), problems: t.ipsec.problems}))
+    if (t.esp) {
+      add('esp out', `${t.esp.out.packets} packets, ${t.esp.out.bytes} bytes`)
+      add('esp in', `${t.esp.in.packets} packets, ${t.esp.in.bytes} bytes, ${t.esp.in.replay} replayed, ${t.esp.in.failed} failed`)
+    }
   }
   add('addresses', t.addresses.join(', ') || '-')
   add('routes', t.routes.map(formatRoute).join(', ') || '-')

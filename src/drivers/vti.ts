@@ -1,10 +1,12 @@
-// vti: IPsec virtual tunnel interface over IPv4 (kernel module ip_vti, kind 'vti', fallback ip_vti0): local, remote, keys (marks), dev, fwmark.
+// vti: IPsec virtual tunnel interface over IPv4 (kernel module ip_vti, kind 'vti', fallback ip_vti0): local, remote, keys (marks), dev, fwmark;
+// the optional ipsec: block (src/ipsec/) adds manually keyed SAs and policies marked with the keys.
 import type {TunnelParams} from '../model/types.js'
 import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
 import {DecodeContext, decodeDev, endpoint, hexNum, printedKey, infoData, infoKind, isUp, keysOf, validateCommon, validateKeys} from './common.js'
 import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
+import {validateIpsec} from '../ipsec/spec.js'
 
-const KEYS = ['key', 'input-key', 'output-key']
+const KEYS = ['key', 'input-key', 'output-key', 'ipsec']
 
 /** vti has no key flag: key 0 means "no key". */
 function nz(k: number | undefined): number | undefined {
@@ -28,6 +30,7 @@ export const vti: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
   validate(spec) {
     const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'vti', keys: KEYS, families: [4, 6]})
     out.push(...validateKeys(spec))
+    out.push(...validateIpsec(spec)) // the ipsec: block (manually keyed ESP SAs); its key file is read after parsing
     return out
   },
 

@@ -7,6 +7,8 @@ import type {Drivers} from '../plan/diff.js'
 import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {isDaemonAlive, startEncap, stopEncap} from '../userspace/control.js'
+import {xfrmBatch} from '../ipsec/execute.js'
+import {setDisablePolicy} from '../ipsec/observe.js'
 import {logPath, nsDir, statePath, statsPath} from '../userspace/paths.js'
 import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type System} from './run.js'
 
@@ -33,13 +35,13 @@ export async function forgetEncap(name: string, netns?: string): Promise<void> {
   try {
     pid = JSON.parse(readFileSync(statePath(name, netns), 'utf8')).pid
   } catch {}
-  if (pid && isDaemonAlive(pid)) {
+  if (pid && isDaemonAlive(pid, statePath(name, netns))) {
     // SIGKILL: a daemon's SIGTERM handler removes its TUN device, and this device may not be ours
     try {
       process.kill(pid, 'SIGKILL')
     } catch {}
     const deadline = Date.now() + 3000
-    while (isDaemonAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    while (isDaemonAlive(pid, statePath(name, netns)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   }
   for (const f of [statePath(name, netns), statsPath(name, netns), logPath(name, netns)]) {
     try {
@@ -68,6 +70,8 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     observe: (o) => observe({netns: opts.netns, ...o}),
     ipBatch: (lines) => ipBatch(lines, o),
     ip: (args) => ip(args, o),
+    xfrmBatch: (lines, shown) => xfrmBatch(lines, shown, o),
+    disablePolicy: (names) => setDisablePolicy(opts.netns, names, opts.verbose),
     startEncap: async (name, params) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) start ${name}\n`)
       await startEncap(name, params, {netns: opts.netns})

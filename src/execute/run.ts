@@ -4,6 +4,8 @@ import {mark} from '../lib/timing.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
 import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
+import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
+import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
 /** Everything execute needs from the outside world (real implementation in ./index.ts, fakes in tests). */
 export interface System {
@@ -15,6 +17,18 @@ export interface System {
   stopEncap(name: string): Promise<void>
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
+  /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
+  xfrmBatch?(lines: string[][], shown: string[][]): Promise<void>
+  /** vti ipsec: disable_policy=1 on these devices */
+  disablePolicy?(names: string[]): Promise<void>
+}
+
+const NO_XFRM: XfrmSet = {sas: [], policies: []}
+
+async function runXfrm(sys: System, x: {lines: string[][]; shown: string[][]}): Promise<void> {
+  if (!x.lines.length) return
+  if (!sys.xfrmBatch) throw new Error('internal: xfrm lines to run but no xfrm batch runner')
+  await sys.xfrmBatch(x.lines, x.shown)
 }
 
 /** Where an apply is; the journal records it and the test hook TUNCTL_PAUSE_AT can stop there. */
@@ -213,6 +227,7 @@ export function snapshotDesired(snapshot: ObservedState, adopted?: Set<string>):
         routes: t.routes,
         driver: t.driver,
         pointer: '',
+        ...(t.ipsec ? {ipsec: t.ipsec} : {}),
       })),
   }
 }
@@ -251,16 +266,30 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   const routes = plan.steps.some((s) => (s.desired?.routes.length ?? 0) > 0 || (s.observed?.routes.length ?? 0) > 0)
   let lines = 0
   const progress: RunProgress = {batch: false, started: []}
+  // vti ipsec SAs and policies: their own stdin-fed batch (keys never in a file or argv) right after the link
+  // batch, inside the same journaled apply; disable_policy once the device exists. Rollback reconciles them to the
+  // snapshot's (whose keys were read from the kernel before the apply) whichever batch failed.
+  const xfrm = xfrmLines(plan, snapshot)
+  const xfrmTarget = xfrm.lines.length ? targetXfrm(plan, snapshot) : undefined
+  const xfrmResidual = (after: ObservedState): Residual => {
+    if (!xfrmTarget) return []
+    const left = reconcile(after.xfrm ?? NO_XFRM, xfrmTarget).shown
+    return left.length ? [{name: '(xfrm)', changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
+  }
   try {
     lines = await runCompiled(sys, compiled, opts.failAtLine, hooks, progress)
+    await runXfrm(sys, xfrm)
+    if (xfrm.disablePolicy.length) await sys.disablePolicy!(xfrm.disablePolicy)
+    lines += xfrm.lines.length
     mark('batch run')
     await hooks.phase?.('verify')
-    let residual = verifyPlan(plan, await sys.observe({routes}))
+    const check = (after: ObservedState) => [...verifyPlan(plan, after), ...xfrmResidual(after)]
+    let residual = check(await sys.observe({routes}))
     mark(`verified${residual.length ? ' (differences: observing again)' : ''}`)
     // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
     for (const ms of residual.length ? (opts.verifyRetryMs ?? [100, 400]) : []) {
       await new Promise((r) => setTimeout(r, ms))
-      residual = verifyPlan(plan, await sys.observe({routes}))
+      residual = check(await sys.observe({routes}))
       if (!residual.length) break
     }
     if (residual.length) {
@@ -303,8 +332,13 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   if (stopped) current = await sys.observe()
   const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
   if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+  // tunctl's SAs and policies back to the snapshot's (their keys were read from the kernel before the apply)
+  if (current.xfrm || snapshot.xfrm) await runXfrm(sys, reconcile(current.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM))
   const after = await sys.observe()
   const left = describeResidual(rollbackPlan(after, snapshot, drivers, ours, scope.adopted))
+  if (after.xfrm || snapshot.xfrm) {
+    for (const l of reconcile(after.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM).shown) left.push(`xfrm: still needs ip ${l.join(' ')}`)
+  }
   for (const x of startedNew) if (after.kinds[x.name] === 'tun' && !beforeLinks.has(x.name)) left.push(`${x.name}: TUN device of a userspace encapsulator this apply started is still present`)
   return left
 }

@@ -1,4 +1,6 @@
 // Pure data types shared by every stage: desired state (from the spec), observed state (from the system), plans.
+import type {IpsecParams} from '../ipsec/spec.js'
+import type {XfrmObserved} from '../ipsec/xfrm.js'
 
 export const MODES = ['ipip', 'gre', 'sit', 'isatap', 'vti'] as const
 export type Mode = (typeof MODES)[number]
@@ -65,6 +67,10 @@ export interface DesiredTunnel {
   routePointers?: string[]
   /** where each entry of `routes` (same order) stands in the file */
   routeAt?: SourceLocation[]
+  /** vti: manually keyed ESP SAs (keys in src/ipsec/keys.ts's side table, never here) */
+  ipsec?: IpsecParams
+  /** where the ipsec block's key-file value stands in the file */
+  keyFileAt?: SourceLocation
 }
 
 export interface SourceLocation {
@@ -105,6 +111,10 @@ export interface ObservedTunnel {
   /** userspace only: encapsulator process id and whether it is alive */
   pid?: number
   alive?: boolean
+  /** vti: the tunctl-owned SAs and policies marked with this tunnel's keys, as an ipsec block (no keys) */
+  ipsec?: IpsecParams
+  /** vti with ipsec: ESP counters of its SAs */
+  esp?: {out: {packets: number; bytes: number}; in: {packets: number; bytes: number; replay: number; failed: number}}
 }
 
 export interface ObservedState {
@@ -120,6 +130,8 @@ export interface ObservedState {
    * Absent when routes were not observed.
    */
   routeKeys?: RouteHolder[]
+  /** tunctl-owned xfrm SAs/policies (every one, with or without a tunnel) and the (dst, SPI) of foreign SAs; absent when not observed */
+  xfrm?: XfrmObserved
 }
 
 export interface RouteHolder {
@@ -151,6 +163,8 @@ export interface PlanStep {
   changes: FieldChange[]
   desired?: DesiredTunnel
   observed?: ObservedTunnel
+  /** vti ipsec: this step's xfrm lines as shown (keys hidden); they run in their own stdin batch (src/ipsec/) */
+  xfrmShown?: string[][]
 }
 
 export interface Plan {

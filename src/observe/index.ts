@@ -5,6 +5,7 @@ import type {Mode, ObservedState} from '../model/types.js'
 import {DRIVERS} from '../drivers/index.js'
 import {ipJson} from '../lib/ip.js'
 import {hostRtTables} from '../lib/rttables.js'
+import {addXfrm} from '../ipsec/observe.js'
 import {type EncapInfo, type ObserveOptions, type RawState, buildObserved, hasIsatap, isOwned} from './parse.js'
 
 export * from './parse.js'
@@ -22,7 +23,7 @@ async function loadEncaps(opts: ObserveOptions): Promise<Map<string, EncapInfo> 
 
 /** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all` (not with routes: false)
  * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators. */
-export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): Promise<ObservedState> {
+export async function observe(opts: ObserveOptions & {routes?: boolean; xfrm?: boolean} = {}): Promise<ObservedState> {
   const o = {netns: opts.netns}
   const [links, addrs, routes] = await Promise.all([
     ipJson<any[]>(['-s', 'link', 'show'], o),
@@ -35,7 +36,10 @@ export async function observe(opts: ObserveOptions & {routes?: boolean} = {}): P
     raw.tunnelShow = String(r.stdout)
   }
   if (links.some((l) => l?.linkinfo?.info_kind === 'tun' && isOwned(l))) raw.encaps = await loadEncaps(opts)
-  return buildObserved(raw, {...opts, tableNames: hostRtTables()})
+  const state = buildObserved(raw, {...opts, tableNames: hostRtTables()})
+  // vti ipsec blocks: tunctl's SAs and policies (+ foreign SA/policy ids), only where xfrm can exist
+  await addXfrm(state, links, {netns: opts.netns, required: opts.xfrm})
+  return state
 }
 
 // ---------- kernel support ----------

@@ -1,6 +1,7 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
 import type {ModeDriver} from '../drivers/contract.js'
+import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
 import {quoteName, visible} from '../lib/text.js'
 import type {
@@ -188,6 +189,8 @@ export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, dri
   if (a.del.length || a.add.length) changes.push({field: 'addresses', from: observed.addresses, to: desired.addresses})
   const r = diffRoutes(observed.routes, desired.routes)
   if (r.del.length || r.add.length) changes.push({field: 'routes', from: observed.routes, to: desired.routes})
+  const ipsec = diffIpsec(observed.ipsec, driver === 'kernel' ? desired.ipsec : undefined)
+  if (ipsec) changes.push(ipsec)
   if (observed.driver === 'userspace' && driver === 'userspace' && observed.alive === false) {
     changes.push({field: 'encapsulator', from: 'dead', to: 'running'})
   }
@@ -417,10 +420,25 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   }
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
+  // vti ipsec: kernel SAs only; never an SPI or a policy mark that an SA/policy tunctl does not own holds
+  if (!opts.ignoreRouteHolders) {
+    for (const s of steps) {
+      if (s.kind !== 'delete' && s.desired?.ipsec && s.driver !== 'kernel') {
+        conflicts.push({name: s.name, pointer: s.desired.pointer, at: s.desired.at, message: `ipsec needs the kernel driver (${s.driverReason ?? 'userspace chosen'}); the userspace ESP data plane is not built yet`})
+      }
+    }
+    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete'))
+    for (const c of xfrmConflicts(present, observed)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
+  }
 
   if (conflicts.length) throw new ConflictError(conflicts, desired.file)
   if (unavailable.length) throw new UnavailableError(unavailable.join('\n'))
 
   steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind])
+  for (const s of steps) {
+    if (!s.desired?.ipsec && !s.observed?.ipsec) continue
+    const shown = stepXfrmShown(s, observed)
+    if (shown.length) s.xfrmShown = shown
+  }
   return {steps, counts: countSteps(steps)}
 }

@@ -1,4 +1,6 @@
 // Pure: observed tunnels → a version-1 spec (YAML) that apply turns back into the same state, defaults left out.
+import type {KeyFileRecord} from '../ipsec/record.js'
+import {REPLAY_DEFAULT} from '../ipsec/spec.js'
 import YAML from 'yaml'
 import {DRIVERS} from '../drivers/index.js'
 import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
@@ -51,7 +53,23 @@ function fullEntry(p: TunnelParams): Record<string, unknown> {
 }
 
 /** A spec entry for one observed tunnel with only the keys that differ from the defaults. */
-export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
+/** A vti's ipsec block as spec keys: SPIs in hex, the algorithm, the replay window when not the default, and the
+ * key file recorded at apply (else NAME.keys, to be provided: the keys themselves never leave the kernel). */
+export function ipsecEntry(t: ObservedTunnel, keyFiles?: Map<string, KeyFileRecord>): Record<string, unknown> | undefined {
+  const p = t.ipsec
+  if (!p || !p.spiOut || !p.spiIn) return undefined
+  const rec = keyFiles?.get(t.name)
+  const e: Record<string, unknown> = {'spi-out': hex(p.spiOut), 'spi-in': hex(p.spiIn)}
+  if (p.aead) e.aead = p.aead
+  else Object.assign(e, {cipher: p.cipher, auth: p.auth})
+  e['key-file'] = rec && rec.spiOut === p.spiOut && rec.spiIn === p.spiIn ? rec.keyFile : `${t.name}.keys`
+  if (p.replayWindow !== REPLAY_DEFAULT) e['replay-window'] = p.replayWindow
+  return e
+}
+
+const hex = (n: number) => '0x' + n.toString(16)
+
+export function exportEntry(t: ObservedTunnel, keyFiles?: Map<string, KeyFileRecord>): Record<string, unknown> {
   const d = DRIVERS[t.params.mode]
   const allowed = new Set(['mode', 'state', 'local', 'remote', 'dev', 'fwmark', 'mtu', 'up', 'addresses', 'routes', 'driver', ...d.keys])
   const entry = Object.fromEntries(Object.entries(fullEntry(t.params)).filter(([k]) => allowed.has(k)))
@@ -74,16 +92,18 @@ export function exportEntry(t: ObservedTunnel): Record<string, unknown> {
   if (t.addresses.length) entry.addresses = t.addresses
   if (t.routes.length) entry.routes = t.routes.map(routeEntry)
   if (t.driver === 'userspace') entry.driver = 'userspace'
+  const ipsec = ipsecEntry(t, keyFiles)
+  if (ipsec) entry.ipsec = ipsec
   return entry
 }
 
 /** The spec document itself (what --json prints; JSON is YAML, so apply reads it back too). */
-export function exportDoc(tunnels: ObservedTunnel[]): {version: 1; tunnels: Record<string, Record<string, unknown>>} {
+export function exportDoc(tunnels: ObservedTunnel[], keyFiles?: Map<string, KeyFileRecord>): {version: 1; tunnels: Record<string, Record<string, unknown>>} {
   // a userspace tunnel whose record is lost (mode 'unknown') has nothing to export
   const known = tunnels.filter((t) => t.params.mode in DRIVERS)
-  return {version: 1, tunnels: Object.fromEntries(known.map((t) => [t.name, exportEntry(t)]))}
+  return {version: 1, tunnels: Object.fromEntries(known.map((t) => [t.name, exportEntry(t, keyFiles)]))}
 }
 
-export function exportSpec(tunnels: ObservedTunnel[]): string {
-  return YAML.stringify(exportDoc(tunnels))
+export function exportSpec(tunnels: ObservedTunnel[], keyFiles?: Map<string, KeyFileRecord>): string {
+  return YAML.stringify(exportDoc(tunnels, keyFiles))
 }

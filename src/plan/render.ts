@@ -1,5 +1,6 @@
 // Renders a Plan as text (`+`, `~`, `-/+`, `-` lines ending with the Plan: summary) or as JSON.
 import {quoteBatchWord, visible} from '../lib/text.js'
+import {ipsecSummary, ipsecText} from '../ipsec/plan.js'
 
 /** A batch line as ip -batch gets it (a word it cannot carry shown in JSON quotes). */
 function shownLine(l: string[]): string {
@@ -52,6 +53,7 @@ export function formatRoute(r: RouteSpec): string {
 }
 
 export function formatValue(field: string, v: unknown): string {
+  if (field === 'ipsec') return ipsecText(v) // algorithm, SPIs, replay window: never keys
   if (v === undefined || v === null) {
     if (field === 'mtu') return 'default'
     if (field === 'dev') return 'none'
@@ -115,6 +117,7 @@ export function createLines(s: PlanStep): string[] {
   }
   for (const a of t.addresses) out.push(`address ${a}`)
   for (const r of t.routes) out.push(`route ${formatRoute(r)}`)
+  if (t.ipsec) out.push(`ipsec: ${ipsecText(ipsecSummary(t.ipsec))}`)
   return out
 }
 
@@ -170,6 +173,8 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
       for (const a of prog.pre) out.push(ch.cyan(`    $ ${formatSide(a)}`))
       for (const l of [...prog.early, ...prog.lines]) out.push(ch.cyan(`    $ [${lineNo.get(l)}] ip ${visible(shownLine(l))}`))
       for (const a of prog.post) out.push(ch.cyan(`    $ ${formatSide(a)}`))
+      // vti ipsec: the SA/policy lines (their own stdin-fed ip -batch, run before the link batch; keys hidden)
+      for (const l of s.xfrmShown ?? []) out.push(ch.cyan(`    $ [xfrm] ip ${visible(shownLine(l))}`))
     }
   })
   out.push('')
@@ -188,7 +193,9 @@ export function planToJSON(plan: Plan): Record<string, unknown> {
       driverReason: s.driverReason,
       reason: s.reason,
       changes: s.changes,
-      desired: s.desired ? {params: s.desired.params, addresses: s.desired.addresses, routes: s.desired.routes} : undefined,
+      desired: s.desired
+        ? {params: s.desired.params, addresses: s.desired.addresses, routes: s.desired.routes, ...(s.desired.ipsec ? {ipsec: ipsecSummary(s.desired.ipsec)} : {})}
+        : undefined,
     })),
     counts: plan.counts,
     changes: plan.steps.length > 0,

@@ -6,6 +6,7 @@ import {InputError, SpecError} from '../lib/errors.js'
 import {visible} from '../lib/text.js'
 import {clipExcerpt} from './positions.js'
 import {parseSpecWith, type ParseOptions} from './parse.js'
+import {loadKeyFiles} from '../ipsec/keyfile.js'
 
 export {locate} from './parse.js'
 export const STDIN_NAME = '<stdin>'
@@ -130,8 +131,10 @@ export function parseSpec(file: string, text: string, opts: SpecOptions = {}): D
   return parseSpecWith(file, text, {drivers: opts.drivers ?? DRIVERS, rtTables: opts.rtTables})
 }
 
-/** readInput + parseSpec. */
+/** readInput + parseSpec + the key files of vti ipsec blocks (src/ipsec/keyfile.ts: 66 missing, 65 otherwise). */
 export async function loadSpec(file: string, opts: SpecOptions = {}): Promise<DesiredState> {
   const input = await readInput(file)
-  return parseSpec(input.file, input.text, opts)
+  const state = parseSpec(input.file, input.text, opts)
+  loadKeyFiles(state, {stdinName: STDIN_NAME})
+  return state
 }

@@ -97,6 +97,10 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   for (const t of tunnels) {
     const pos = map.posOf(at.get(t.name)!)
     t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+    if (t.ipsec) {
+      const kp = map.posOf(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value'))
+      t.keyFileAt = {line: kp.line, column: kp.column, excerpt: map.excerpt(kp)}
+    }
     if (t.routePointers?.length) {
       t.routeAt = t.routePointers.map((p) => {
         const rp = map.posOf(map.offsetOf(p, 'value'))

@@ -162,7 +162,7 @@ function emptyRange(node: YNode): boolean {
 /** Widest source text an excerpt shows (a 16 KB flow list on one line is shown around the column only). */
 export const EXCERPT_WIDTH = 120
 
-function visibleKeepTab(s: string): string {
+export function visibleKeepTab(s: string): string {
   return visibleText(s).replace(/\n/g, '\\n')
 }
 

@@ -9,6 +9,7 @@ import {visible} from '../lib/text.js'
 import {BUILTIN_TABLES, hostRtTables, readRtTables} from '../lib/rttables.js'
 import {joinPointer, splitPointer} from './pointer.js'
 import type {RawDiagnostic} from './schema.js'
+import {hex32, normalizeIpsec, saIdentities} from '../ipsec/spec.js'
 
 export type Family = 4 | 6
 
@@ -138,6 +139,7 @@ export function checkTunnels(
   const identities = new Map<string, {name: string; mode: Mode}>() // identity → first tunnel
   const addressOwner = new Map<string, {tunnel: string; text: string}>() // address → first tunnel
   const routeOwner = new Map<string, string>() // table|to|metric → first tunnel
+  const saOwner = new Map<string, string>() // dst|spi of an ipsec SA → first tunnel
 
   for (const name of Object.keys(data.tunnels)) {
     const ptr = joinPointer('tunnels', name)
@@ -338,6 +340,16 @@ export function checkTunnels(
       }
     }
 
+    // ipsec SAs: the kernel keys an SA on (destination, SPI); the inbound SA's destination is local, the outbound's remote
+    if (mode === 'vti' && present && !badKeys.has('ipsec')) {
+      for (const sa of saIdentities(entry)) {
+        const k = `${sa.dst}|${sa.spi}`
+        const other = saOwner.get(k)
+        if (other) push(sa.pointer, `SPI ${hex32(sa.spi)} towards ${sa.dst} is also used by an SA of tunnel "${visible(other)}"; the kernel keys SAs on (destination, SPI)`)
+        else saOwner.set(k, name)
+      }
+    }
+
     if (mode && !schemaBad && diags.length === before) {
       const driver = opts.drivers[mode]
       const params = driver.normalize(entry as RawTunnelSpec)
@@ -351,6 +363,7 @@ export function checkTunnels(
         routePointers: routes.map((r) => `${ptr}/routes/${r.index}`),
         driver: (entry.driver ?? 'auto') as DriverChoice,
         pointer: ptr,
+        ...(mode === 'vti' && isObject(entry.ipsec) ? {ipsec: normalizeIpsec(entry.ipsec)} : {}),
       })
     }
   }
@@ -363,7 +376,8 @@ function withTunnel(message: string, name: string): string {
 
 /** A driver diagnostic on the entry itself names the tunnel's key; anything deeper names the value. */
 function targetFor(rel: string): RawDiagnostic['target'] {
-  return rel === '' ? 'key' : 'value'
+  // a problem of the whole ipsec block (or the block on a mode without one) is shown at its key, not at its first line
+  return rel === '' || rel === '/ipsec' ? 'key' : 'value'
 }
 
 function normEndpoint(v: unknown): string {

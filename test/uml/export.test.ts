@@ -24,6 +24,7 @@ function comparable(t: Record<string, any>): Record<string, any> {
   const out: Record<string, any> = {}
   for (const [name, x] of Object.entries(t)) {
     const {ifindex: _i, counters: _c, stats: _s, operstate: _o, ...rest} = x
+    if (rest.ipsec) rest.ipsec = {...rest.ipsec, counters: undefined} // ESP counters restart with new SAs
     out[name] = rest
   }
   return out

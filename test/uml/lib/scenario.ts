@@ -81,7 +81,8 @@ export function modeSuite(c: ModeCase) {
 
   s('traffic crosses the tunnel', (st) => {
     const {a, b} = st.pair!
-    if (c.mode === 'vti') {
+    if (c.mode === 'vti' && !st.spec.tunnels[st.name]!.ipsec) {
+      // without an ipsec block the SAs are someone else's (an IKE daemon's): installed by hand here
       const key = Number(st.spec.tunnels[st.name]!.key)
       installEsp(a, A_ADDR, B_ADDR, key)
       installEsp(b, B_ADDR, A_ADDR, key)

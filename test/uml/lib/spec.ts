@@ -1,6 +1,6 @@
 // Example specs and their mirror image for the peer namespace (local/remote swapped, inner .1 ↔ .2).
-import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {chmodSync, readdirSync, readFileSync} from 'node:fs'
+import {isAbsolute, join} from 'node:path'
 import {parse, stringify} from 'yaml'
 import {REPO} from './tunctl.js'
 
@@ -16,8 +16,17 @@ export function examplePath(mode: Mode): string {
   return join(REPO, 'examples', `${mode}.yaml`)
 }
 
+/** git keeps no 0600: the example key files get the mode tunctl demands (root-owned, 0600) before any test uses them. */
+for (const f of readdirSync(join(REPO, 'examples')).filter((f) => f.endsWith('.keys'))) chmodSync(join(REPO, 'examples', f), 0o600)
+
+/** An example, its key-file paths made absolute (the copies tests write elsewhere still find them). */
 export function example(mode: Mode): Spec {
-  return parse(readFileSync(examplePath(mode), 'utf8')) as Spec
+  const spec = parse(readFileSync(examplePath(mode), 'utf8')) as Spec
+  for (const t of Object.values(spec.tunnels)) {
+    const kf = t.ipsec?.['key-file']
+    if (typeof kf === 'string' && !isAbsolute(kf)) t.ipsec['key-file'] = join(REPO, 'examples', kf)
+  }
+  return spec
 }
 
 /** The single tunnel name of an example file. */
@@ -52,7 +61,16 @@ function mirrorAny(v: any): any {
 /** The peer's spec: same tunnel names, endpoints swapped, inner addresses .1 ↔ .2. */
 export function mirror(spec: Spec): Spec {
   const out: Spec = {version: 1, tunnels: {}}
-  for (const [name, t] of Object.entries(spec.tunnels)) out.tunnels[name] = mirrorAny(t)
+  for (const [name, t] of Object.entries(spec.tunnels)) {
+    const {ipsec, ...rest} = t
+    out.tunnels[name] = mirrorAny(rest)
+    // ipsec: the peer's outbound SA is our inbound one; its key file has out and in swapped (X.keys ↔ X.peer.keys)
+    if (ipsec) {
+      const kf = String(ipsec['key-file'])
+      const peer = kf.endsWith('.peer.keys') ? kf.replace(/\.peer\.keys$/, '.keys') : kf.replace(/\.keys$/, '.peer.keys')
+      out.tunnels[name]!.ipsec = {...ipsec, 'spi-out': ipsec['spi-in'], 'spi-in': ipsec['spi-out'], 'key-file': peer}
+    }
+  }
   return out
 }
 

@@ -2,11 +2,12 @@
 // `tunctl validate spec.yaml` prints (run from the case folder). UPDATE_GOLDEN=1 rewrites stderr.txt.
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {decodeSpec, parseSpec} from '../../../src/spec/load.js'
-import {SpecError} from '../../../src/lib/errors.js'
+import {InputError, SpecError} from '../../../src/lib/errors.js'
+import {loadKeyFiles} from '../../../src/ipsec/keyfile.js'
 
 export const GOLDEN_ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/errors')
 const update = process.env.UPDATE_GOLDEN === '1'
@@ -16,9 +17,12 @@ export function renderCase(dir: string): string {
   try {
     // the bytes as validate reads them (a file that is not UTF-8 is refused before parsing)
     const text = decodeSpec('spec.yaml', readFileSync(join(dir, 'spec.yaml')))
-    parseSpec('spec.yaml', text, {rtTables: new Map()})
+    const state = parseSpec('spec.yaml', text, {rtTables: new Map()})
+    // vti ipsec key files of the case (git keeps no 0600: *.keys get it here, *.open.keys keep 0644)
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.keys'))) chmodSync(join(dir, f), f.endsWith('.open.keys') ? 0o644 : 0o600)
+    loadKeyFiles(state, {cwd: dir})
   } catch (e) {
-    if (e instanceof SpecError) return `tunctl: ${e.message}\n`
+    if (e instanceof SpecError || e instanceof InputError) return `tunctl: ${e.message}\n`
     throw e
   }
   return '(valid)\n'
