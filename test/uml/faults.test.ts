@@ -15,7 +15,7 @@ import {suite} from '#test/uvu'
 import {waitFor} from '../lib/wait.js'
 import {A_ADDR, makePair, removePair, type Pair} from './lib/ns.js'
 import {assertInUml, ipn, ipnJson, type Run} from './lib/sh.js'
-import {ifindexes, normaliseLinks, snapshot, snapshotDiff, type Snapshot} from './lib/snapshot.js'
+import {ifindexes, normaliseAddrs, normaliseLinks, normaliseRoutes, snapshot, snapshotDiff, type Snapshot} from './lib/snapshot.js'
 import {example, yaml, type Spec} from './lib/spec.js'
 import {assertDrivers, planCommands, planCounts, REPO, SCRATCH, show, specFile, tunctl, tunctlOk} from './lib/tunctl.js'
 
@@ -118,40 +118,50 @@ s.after((st) => {
   }
 })
 
-/** The foreign tunnel (link, addresses) and route, as text that must stay byte for byte the same. */
-function foreign(ns: string): string {
-  const link = normaliseLinks(ipnJson(ns, '-d', 'link', 'show', 'dev', 'hand1'))
-  const idx = ipnJson(ns, 'link', 'show', 'dev', 'hand1')[0]?.ifindex
-  const addr = ipn(ns, 'addr', 'show', 'dev', 'hand1').replace(/valid_lft .*|preferred_lft .*/g, '')
-  const route = ipn(ns, 'route', 'show', FOREIGN_ROUTE)
-  return JSON.stringify({idx, link}) + '\n' + addr + route
+interface Observed {
+  snap: Snapshot
+  index: Record<string, number>
+  /** the foreign tunnel (link, addresses) and route, as ip reports them: must stay byte for byte the same */
+  foreign: string
+}
+
+/** One look at the namespace (three ip calls: each costs in UML) for every check below. */
+function observe(ns: string): Observed {
+  const links = ipnJson<any[]>(ns, '-d', 'link', 'show')
+  const addrs = ipnJson<any[]>(ns, 'addr', 'show')
+  const routes = ipnJson<any[]>(ns, 'route', 'show', 'table', 'all')
+  const index: Record<string, number> = {}
+  for (const l of links) index[l.ifname] = l.ifindex
+  const hand = links.filter((l) => l.ifname === 'hand1')
+  const foreign = JSON.stringify({
+    ifindex: hand[0]?.ifindex,
+    link: normaliseLinks(hand),
+    addrs: normaliseAddrs(addrs.filter((a) => a.ifname === 'hand1')),
+    routes: routes.filter((r) => r.dst === FOREIGN_ROUTE),
+  })
+  // every link tunctl made is a kernel tunnel (no TUN device of the userspace driver)
+  for (const l of links) {
+    if (['lo', 'ul0', 'hand1'].includes(l.ifname) || /^(tunl0|gre0|gretap0|erspan0|sit0|ip_vti0)$/.test(l.ifname)) continue
+    const kind = l.linkinfo?.info_kind
+    assert.ok(KERNEL_KINDS.has(kind), `${l.ifname} is a ${kind ?? 'plain'} link, expected a kernel tunnel`)
+  }
+  return {snap: {links: normaliseLinks(links), addrs: normaliseAddrs(addrs), routes: normaliseRoutes(routes)}, index, foreign}
 }
 
 function journalLeft(ns: string): boolean {
   return existsSync(join(RUN_ROOT, 'ns', ns, 'journal.json'))
 }
 
-/** Every link tunctl made is a kernel tunnel (no TUN device of the userspace driver). */
-function kernelKinds(ns: string): void {
-  for (const l of ipnJson(ns, '-d', 'link', 'show')) {
-    if (['lo', 'ul0', 'hand1'].includes(l.ifname) || /^(tunl0|gre0|gretap0|erspan0|sit0|ip_vti0)$/.test(l.ifname)) continue
-    const kind = l.linkinfo?.info_kind
-    assert.ok(KERNEL_KINDS.has(kind), `${l.ifname} is a ${kind ?? 'plain'} link, expected a kernel tunnel`)
-  }
-}
-
 /** Exactly the prior or exactly the planned state, no journal, stable ifindexes, foreign things unchanged. */
 function converged(st: State, label: string): 'prior' | 'planned' {
-  const now = snapshot(st.ns)
-  const dPrior = snapshotDiff(st.before!, now)
-  const dPlanned = snapshotDiff(st.planned!, now)
+  const now = observe(st.ns)
+  const dPrior = snapshotDiff(st.before!, now.snap)
+  const dPlanned = snapshotDiff(st.planned!, now.snap)
   const which = dPrior === '' ? 'prior' : dPlanned === '' ? 'planned' : undefined
   assert.ok(which, `${label}: neither the prior nor the planned state.\nvs prior:\n${dPrior}\nvs planned:\n${dPlanned}`)
   assert.not.ok(journalLeft(st.ns), `${label}: a journal is left in ${RUN_ROOT}/ns/${st.ns}`)
-  const idx = ifindexes(st.ns)
-  for (const n of STABLE) assert.is(idx[n], st.index![n], `${label}: ${n} keeps its ifindex`)
-  assert.fixture(foreign(st.ns), st.foreign!, `${label}: foreign tunnel hand1 and route ${FOREIGN_ROUTE} unchanged`)
-  kernelKinds(st.ns)
+  for (const n of STABLE) assert.is(now.index[n], st.index![n], `${label}: ${n} keeps its ifindex`)
+  assert.fixture(now.foreign, st.foreign!, `${label}: foreign tunnel hand1 and route ${FOREIGN_ROUTE} unchanged`)
   return which!
 }
 
@@ -189,11 +199,17 @@ s('set up: prior state applied, a foreign gre tunnel and route made by hand', (s
   ipn(st.ns, 'link', 'set', 'hand1', 'up')
   ipn(st.ns, 'route', 'add', FOREIGN_ROUTE, 'dev', 'hand1', 'metric', '77')
   assertDrivers(st.ns, 'kernel')
-  st.before = snapshot(st.ns)
+  const o = observe(st.ns)
+  st.before = o.snap
   process.stdout.write(`\n[faults] set up after ${secs(st.started)} s\n`)
-  st.index = ifindexes(st.ns)
-  st.foreign = foreign(st.ns)
-  assert.match(st.foreign, /203\.0\.113\.0\/24 dev hand1/)
+  st.index = o.index
+  st.foreign = o.foreign
+  // observe() sees what the shared helpers see
+  assert.is(snapshotDiff(snapshot(st.ns), o.snap), '')
+  assert.equal(ifindexes(st.ns), o.index)
+  const f = JSON.parse(st.foreign)
+  assert.equal(f.routes.map((r: any) => [r.dev, r.metric]), [['hand1', 77]], st.foreign)
+  assert.ok(f.addrs[0].addr_info.some((a: any) => a.local === '10.99.0.1'), st.foreign)
 })
 
 s('the plan has 20 steps of every kind and all five modes; each step has batch lines', (st) => {
@@ -229,7 +245,7 @@ s('baseline: the plan applies and verifies (so the failures below are the inject
   assert.match(r.stdout, /Applied: 11 created, 4 updated, 2 replaced, 3 deleted/)
   tunctlOk(['plan', '--detailed-exitcode', '--netns', st.ns, st.full], {code: 0})
   assertDrivers(st.ns, 'kernel')
-  st.planned = snapshot(st.ns)
+  st.planned = observe(st.ns).snap
   assert.ok(snapshotDiff(st.before!, st.planned) !== '', 'the planned state differs from the prior one')
   assert.is(converged(st, 'full apply'), 'planned')
   resetToPrior(st, 'baseline')
@@ -254,7 +270,7 @@ for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       const label = `${sig} at ${phase}`
       const t0 = Date.now()
       // start from the prior state even if an earlier case failed half-way (no cascade of failures)
-      if (journalLeft(st.ns) || snapshotDiff(st.before!, snapshot(st.ns)) !== '') tunctl(['apply', '--prune', '--netns', st.ns, st.prior])
+      if (journalLeft(st.ns) || snapshotDiff(st.before!, observe(st.ns).snap) !== '') tunctl(['apply', '--prune', '--netns', st.ns, st.prior])
       const pause = join(SCRATCH, `kfaults-pause-${sig}-${phase}-${process.pid}`)
       rmSync(pause, {force: true})
       rmSync(`${pause}.reached`, {force: true})
@@ -262,7 +278,13 @@ for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       // for rollback: a failure in the middle of the batch, so that there is something to roll back
       if (phase === 'rollback') env.TUNCTL_FAIL_AT_LINE = String(st.firstLine[10]!.line)
       const child = tunctlChild(['apply', '--netns', st.ns, st.full], env)
-      await waitFor(() => existsSync(`${pause}.reached`), Boolean, {what: `the apply to reach ${phase}`, timeoutMs: 90_000, intervalMs: 50})
+      try {
+        await waitFor(() => existsSync(`${pause}.reached`), Boolean, {what: `the apply to reach ${phase}`, timeoutMs: 90_000, intervalMs: 50})
+      } catch (e) {
+        process.kill(child.pid, 'SIGKILL') // no apply left waiting behind a failed case
+        const r = await child.done
+        throw new Error(`${(e as Error).message}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`)
+      }
       process.kill(child.pid, sig)
       const r = await child.done
       const out = `\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`
