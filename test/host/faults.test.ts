@@ -88,6 +88,8 @@ if (why) {
   })
 
   const lines = 2 + 3 * N // pre0: addr del + addr add; each new tunnel: alias, addr add, up (checked in the baseline)
+  // the first batch line of every step: pre0's update, then each create (checked against the plan in the baseline)
+  const firstLines = [1, ...Array.from({length: N}, (_, i) => 3 + 3 * i)]
 
   t('baseline: prior state applied; the full plan applies, verifies, and is recorded; back to prior', () => {
     const r = tunctl(['apply', '--netns', ns, PRIOR])
@@ -95,6 +97,11 @@ if (why) {
     priorState = essence(showJson(ns))
     const cmds = JSON.parse(tunctl(['plan', '--json', '--show-commands', '--netns', ns, FULL]).out).commands
     assert.is(cmds.length, lines, 'batch lines of the full plan')
+    assert.match(JSON.stringify(cmds[0]), /pre0/, 'line 1 is pre0\'s update')
+    for (let i = 0; i < N; i++) {
+      assert.match(JSON.stringify(cmds[firstLines[i + 1]! - 1]), new RegExp(`\\bft${i}\\b`), `line ${firstLines[i + 1]} starts ft${i}'s create`)
+      if (i > 0) assert.not.match(JSON.stringify(cmds[firstLines[i + 1]! - 2]), new RegExp(`\\bft${i}\\b`), `line ${firstLines[i + 1]} is the first of ft${i}`)
+    }
     assert.equal(Object.keys(priorState), ['pre0'])
     const f = tunctl(['apply', '--netns', ns, FULL])
     assert.is(f.code, 0, f.err)
@@ -106,7 +113,7 @@ if (why) {
   })
 
   // ---- failures injected into the batch: rolled back by the apply itself (exit 1) ----
-  for (const at of [1, 30, lines]) {
+  for (const at of [...firstLines, lines]) {
     t(`TUNCTL_FAIL_AT_LINE=${at}: exit 1, prior state, nothing left`, () => {
       const r = tunctl(['apply', '--netns', ns, FULL], {TUNCTL_FAIL_AT_LINE: String(at)})
       assert.is(r.code, 1, r.out + r.err)
