@@ -96,7 +96,7 @@ const suites = {
     const why = whyNotUml()
     if (why) return skip('uml', why)
     // one boot for the whole kernel suite (boots cost ~3 s, processes inside are slow)
-    await runCounted('uml', 'bash', [join(repo, 'test/uml/uml.sh'), join(repo, 'test/uml/suite.sh')], 1800)
+    await runCounted('uml', 'bash', [join(repo, 'test/uml/uml.sh'), join(repo, 'test/uml/suite.sh')], 2700)
   },
 }
 

@@ -266,9 +266,10 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   const routes = plan.steps.some((s) => (s.desired?.routes.length ?? 0) > 0 || (s.observed?.routes.length ?? 0) > 0)
   let lines = 0
   const progress: RunProgress = {batch: false, started: []}
-  // vti ipsec SAs and policies: their own stdin-fed batch (keys never in a file or argv) right after the link
-  // batch, inside the same journaled apply; disable_policy once the device exists. Rollback reconciles them to the
-  // snapshot's (whose keys were read from the kernel before the apply) whichever batch failed.
+  // vti ipsec SAs and policies: their own stdin-fed batch (keys never in a file or argv) before the link batch (they
+  // do not need the device; the journal was written before execution began), so a failing link batch finds them
+  // installed and the rollback reconciles them to the snapshot's (keys read from the kernel before the apply);
+  // disable_policy once the device exists
   const xfrm = xfrmLines(plan, snapshot)
   const xfrmTarget = xfrm.lines.length ? targetXfrm(plan, snapshot) : undefined
   const xfrmResidual = (after: ObservedState): Residual => {
@@ -277,8 +278,8 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
     return left.length ? [{name: '(xfrm)', changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
   }
   try {
-    lines = await runCompiled(sys, compiled, opts.failAtLine, hooks, progress)
     await runXfrm(sys, xfrm)
+    lines = await runCompiled(sys, compiled, opts.failAtLine, hooks, progress)
     if (xfrm.disablePolicy.length) await sys.disablePolicy!(xfrm.disablePolicy)
     lines += xfrm.lines.length
     mark('batch run')

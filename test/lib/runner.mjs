@@ -92,4 +92,6 @@ if (failures.length) say('\nFailures:\n' + failures.map((f) => `  ${f.where}: ${
 for (const s of registry.skips) say(`skipped: ${s.file} ${s.suite} › ${s.title}\n`)
 say(`\nRESULT passed=${passed} failed=${failed} skipped=${skipped}\n`)
 for (const s of registry.skips) say(`SKIP ${JSON.stringify({file: s.file, suite: s.suite, title: s.title})}\n`)
-process.exit(failed ? 1 : 0)
+// stdout is asynchronous on a pipe: exit only once everything written (the RESULT line above all) is flushed
+process.exitCode = failed ? 1 : 0
+process.stdout.write('', () => process.exit(failed ? 1 : 0))

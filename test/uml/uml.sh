@@ -48,7 +48,7 @@ sync
 halt -f
 INIT
 chmod +x "$out/init.sh"
-timeout "${UML_TIMEOUT:-900}" "$launcher" linux.uml mem="${UML_MEM:-1G}" root=/dev/root rootfstype=hostfs rootflags=/ rw \
+timeout "${UML_TIMEOUT:-2400}" "$launcher" linux.uml mem="${UML_MEM:-1G}" root=/dev/root rootfstype=hostfs rootflags=/ rw \
   init="$out/init.sh" con=null con0=fd:0,fd:1 quiet </dev/null >"$out/boot.log" 2>&1 || true
 cat "$out/console" 2>/dev/null || true
 if [ ! -f "$out/status" ]; then echo "UML: the script did not finish (boot log follows)" >&2; tail -30 "$out/boot.log" >&2; exit 70; fi
