@@ -4,9 +4,9 @@ import {ip, ipBatch} from '../lib/ip.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
-import {readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
-import {isDaemonAlive, startEncap, stopEncap} from '../userspace/control.js'
+import {isDaemonAlive, recordedDaemon, startEncap, stopEncap} from '../userspace/control.js'
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
 import {logPath, nsDir, statePath, statsPath} from '../userspace/paths.js'
@@ -31,11 +31,9 @@ export function removeEncapTempFiles(name: string, netns?: string): void {
 
 /** Stops the encapsulator recorded for `name` (if its daemon runs) and removes its files; never deletes a link. */
 export async function forgetEncap(name: string, netns?: string): Promise<void> {
-  let pid: number | undefined
-  try {
-    pid = JSON.parse(readFileSync(statePath(name, netns), 'utf8')).pid
-  } catch {}
-  if (pid && isDaemonAlive(pid, statePath(name, netns))) {
+  // the one identity check (validated state/stats, cmdline, state file, start time): never a reused pid
+  const pid = recordedDaemon(name, netns)
+  if (pid) {
     // SIGKILL: a daemon's SIGTERM handler removes its TUN device, and this device may not be ours
     try {
       process.kill(pid, 'SIGKILL')

@@ -141,7 +141,7 @@ function isParams(p: any): p is TunnelParams {
  * The daemon of tunnel `name`: the pid its state file (else its stats file) records, if that process is proven to
  * be it (cmdline, state file, start time); with a corrupt state file, the process whose argv names that file.
  */
-function recordedDaemon(name: string, netns?: string): number | undefined {
+export function recordedDaemon(name: string, netns?: string): number | undefined {
   const sf = statePath(name, netns)
   const stf = statsPath(name, netns)
   for (const rec of [existsSync(sf) ? readState(sf) : undefined, existsSync(stf) ? readStats(stf) : undefined]) {
