@@ -1,4 +1,4 @@
-/* N-API binding of the userspace encapsulator: TUN, data plane threads, counters, and the codecs for tests. */
+/* N-API binding of the userspace encapsulator: the namespace's engine (engine.c), and the codecs for tests. */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -12,11 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dataplane.h"
+#include "engine.h"
 #include "offload.h"
-
-#define MAX_HANDLES 64
-static struct tunctl_dp *handles[MAX_HANDLES];
 
 #define CHECK(call)                                                                                                     \
   do {                                                                                                                  \
@@ -175,90 +172,111 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
-/* start(name, params, {offload}) → handle */
-static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char name[32], err[256];
-  size_t n;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok) {
-    napi_throw_type_error(env, NULL, "start(name, params)");
-    return NULL;
-  }
-  int slot = -1;
-  for (int i = 0; i < MAX_HANDLES; i++)
-    if (!handles[i]) {
-      slot = i;
-      break;
-    }
-  if (slot < 0) {
-    napi_throw_error(env, NULL, "too many data planes");
-    return NULL;
-  }
-  struct tunctl_dp *dp = calloc(1, sizeof *dp);
-  if (!dp) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  snprintf(dp->name, sizeof dp->name, "%.15s", name);
-  const char *e = parse_cfg(env, argv[1], &dp->cfg, dp->dev);
-  if (e) {
-    free(dp);
-    napi_throw_error(env, "ECONFIG", e);
-    return NULL;
-  }
-  /* offloads unless start(name, params, {offload: false}) */
-  int want_vnet = 1;
-  if (argc > 2) {
-    napi_valuetype t;
-    napi_typeof(env, argv[2], &t);
-    if (t == napi_object) want_vnet = get_bool(env, argv[2], "offload", 1);
-  }
-  dp->vnet = 0;
-  dp->tun_fd = -1;
-  if (want_vnet) {
-    dp->tun_fd = tunctl_open_tun(name, 1, err, sizeof err);
-    if (dp->tun_fd >= 0) dp->vnet = 1;
-  }
-  if (dp->tun_fd < 0) dp->tun_fd = tunctl_open_tun(name, 0, err, sizeof err);
-  if (dp->tun_fd < 0) {
-    free(dp);
-    napi_throw_error(env, "ETUN", err);
-    return NULL;
-  }
-  /* the MTU the kernel would give the tunnel (or the configured one); the engine may change it later */
-  tunctl_set_mtu(name, dp->cfg.mtu > 0 ? dp->cfg.mtu : tunctl_default_mtu(&dp->cfg));
-  if (tunctl_dp_start(dp) < 0) {
-    tunctl_set_persist(dp->tun_fd, 0);
-    close(dp->tun_fd);
-    snprintf(err, sizeof err, "%s", dp->err);
-    free(dp);
+/* the namespace's engine (one per process: the engine process, dist/userspace/engine.js) */
+static struct tunctl_engine *engine;
+
+static struct tunctl_engine *need_engine(napi_env env) {
+  if (!engine) napi_throw_error(env, "ENOENGINE", "the engine is not running (engineStart)");
+  return engine;
+}
+
+/* engineStart(): opens the protocol sockets, starts the fixed pool of packet threads */
+static napi_value js_engine_start(napi_env env, napi_callback_info info) {
+  char err[256];
+  if (engine) return num(env, 0);
+  engine = tunctl_engine_new(err, sizeof err);
+  if (!engine) {
     napi_throw_error(env, "ESTART", err);
     return NULL;
   }
-  handles[slot] = dp;
-  return num(env, slot);
+  return num(env, 0);
 }
 
-static struct tunctl_dp *get_handle(napi_env env, napi_value v) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d >= MAX_HANDLES || !handles[(int)d]) {
-    napi_throw_error(env, NULL, "bad data plane handle");
+/* engineStop(): stops the threads; TUN devices stay */
+static napi_value js_engine_stop(napi_env env, napi_callback_info info) {
+  tunctl_engine_free(engine);
+  engine = NULL;
+  return NULL;
+}
+
+static int get_name(napi_env env, napi_value v, char *name, size_t len) {
+  size_t n;
+  return napi_get_value_string_utf8(env, v, name, len, &n) == napi_ok && n > 0 && n < 16;
+}
+
+/* engineAdd(name, params, {offload}) / engineChange(name, params): throws with the reason on failure */
+static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  char name[32], dev[16], err[256];
+  if (argc < 2 || !get_name(env, argv[0], name, sizeof name)) {
+    napi_throw_type_error(env, NULL, "engineAdd(name, params, opts) / engineChange(name, params)");
     return NULL;
   }
-  return handles[(int)d];
+  struct tunctl_cfg cfg;
+  const char *pe = parse_cfg(env, argv[1], &cfg, dev);
+  if (pe) {
+    napi_throw_error(env, "ECONFIG", pe);
+    return NULL;
+  }
+  int offload = 1;
+  if (add && argc > 2) {
+    napi_valuetype t;
+    napi_typeof(env, argv[2], &t);
+    if (t == napi_object) offload = get_bool(env, argv[2], "offload", 1);
+  }
+  int r = add ? tunctl_engine_add(e, name, &cfg, dev, offload, err, sizeof err) : tunctl_engine_change(e, name, &cfg, dev, err, sizeof err);
+  if (r < 0) {
+    napi_throw_error(env, "ETUN", err);
+    return NULL;
+  }
+  return NULL;
+}
+static napi_value js_engine_add(napi_env env, napi_callback_info info) { return engine_set(env, info, 1); }
+static napi_value js_engine_change(napi_env env, napi_callback_info info) { return engine_set(env, info, 0); }
+
+/* engineRemove(name, removeDevice) → whether the engine had it */
+static napi_value js_engine_remove(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  char name[32];
+  bool remove = false;
+  if (argc < 1 || !get_name(env, argv[0], name, sizeof name)) {
+    napi_throw_type_error(env, NULL, "engineRemove(name, removeDevice)");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_bool(env, argv[1], &remove);
+  napi_value b;
+  napi_get_boolean(env, tunctl_engine_remove(e, name, remove) == 0, &b);
+  return b;
 }
 
-static napi_value js_stats(napi_env env, napi_callback_info info) {
+/* engineStats(name) → counters, or null if the engine has no such tunnel */
+static napi_value js_engine_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct tunctl_dp *dp = get_handle(env, argv[0]);
-  if (!dp) return NULL;
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  char name[32];
+  napi_value o;
+  if (argc < 1 || !get_name(env, argv[0], name, sizeof name)) {
+    napi_throw_type_error(env, NULL, "engineStats(name)");
+    return NULL;
+  }
   struct tunctl_stats s;
-  tunctl_dp_stats(dp, &s);
-  napi_value o, drops;
+  int vnet = 0, gone = 0;
+  if (tunctl_engine_stats(e, name, &s, &vnet, &gone) < 0) {
+    napi_get_null(env, &o);
+    return o;
+  }
+  napi_value drops;
   napi_create_object(env, &o);
   napi_create_object(env, &drops);
   set(env, o, "rxPackets", num(env, (double)s.rx_packets));
@@ -273,69 +291,15 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set(env, o, "tsoSegments", num(env, (double)s.tso_segments));
   set(env, o, "groMerged", num(env, (double)s.gro_merged));
   set(env, o, "otherTunnel", num(env, (double)s.rx_other));
-  napi_value off, gone;
-  napi_get_boolean(env, dp->vnet, &off);
+  napi_value off, g;
+  napi_get_boolean(env, vnet, &off);
   set(env, o, "offload", off);
-  napi_get_boolean(env, __atomic_load_n(&dp->gone, __ATOMIC_RELAXED), &gone);
-  set(env, o, "deviceGone", gone);
+  napi_get_boolean(env, gone, &g);
+  set(env, o, "deviceGone", g);
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
   set(env, o, "drops", drops);
   return o;
-}
-
-/* stop(handle, removeDevice) */
-static napi_value js_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct tunctl_dp *dp = get_handle(env, argv[0]);
-  if (!dp) return NULL;
-  bool remove = false;
-  if (argc > 1) napi_get_value_bool(env, argv[1], &remove);
-  double d;
-  napi_get_value_double(env, argv[0], &d);
-  tunctl_dp_stop(dp);
-  if (remove) tunctl_set_persist(dp->tun_fd, 0);
-  close(dp->tun_fd);
-  handles[(int)d] = NULL;
-  free(dp);
-  return NULL;
-}
-
-/* setTable(handle, [{name, params, link, up}], self): the namespace's userspace tunnels in creation order, this one at
- * index self; the receive dispatch (dispatch.c) picks one of them for every packet. Returns the entries taken. */
-static napi_value js_set_table(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct tunctl_dp *dp = get_handle(env, argv[0]);
-  if (!dp) return NULL;
-  uint32_t n = 0;
-  napi_get_array_length(env, argv[1], &n);
-  double selfd = -1;
-  if (argc > 2) napi_get_value_double(env, argv[2], &selfd);
-  struct tunctl_entry *tab = calloc(n ? n : 1, sizeof *tab);
-  char (*names)[16] = calloc(n ? n : 1, 16);
-  int k = 0, self = -1;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v, params;
-    napi_get_element(env, argv[1], i, &v);
-    if (!get_prop(env, v, "params", &params)) continue;
-    if (parse_cfg(env, params, &tab[k].cfg, NULL)) continue; /* unparsable tunnels are left out */
-    char nm[32];
-    if (!get_str(env, v, "name", nm, sizeof nm)) continue;
-    snprintf(names[k], 16, "%.15s", nm);
-    double d = 0;
-    tab[k].link = get_num(env, v, "link", &d) ? (int)d : 0;
-    tab[k].up = get_bool(env, v, "up", 1);
-    if ((int)i == (int)selfd) self = k;
-    k++;
-  }
-  if (self >= 0) tunctl_dp_set_table(dp, tab, (const char(*)[16])names, k, self);
-  free(tab);
-  free(names);
-  return num(env, self >= 0 ? k : 0);
 }
 
 /* removeTun(name): attach to a left-over persistent device and clear persist so it disappears */
@@ -562,11 +526,13 @@ static napi_value js_gro(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openTun", NULL, js_open_tun, NULL, NULL, NULL, napi_default, NULL},
-      {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
-      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
-      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"engineStart", NULL, js_engine_start, NULL, NULL, NULL, napi_default, NULL},
+      {"engineStop", NULL, js_engine_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"engineAdd", NULL, js_engine_add, NULL, NULL, NULL, napi_default, NULL},
+      {"engineChange", NULL, js_engine_change, NULL, NULL, NULL, napi_default, NULL},
+      {"engineRemove", NULL, js_engine_remove, NULL, NULL, NULL, napi_default, NULL},
+      {"engineStats", NULL, js_engine_stats, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
-      {"setTable", NULL, js_set_table, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

@@ -6,10 +6,10 @@ import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
-import {isDaemonAlive, recordedDaemon, startEncap, stopEncap} from '../userspace/control.js'
+import {applyEncaps, forgetEncap as forgetEncapOf, startEncap, stopEncap} from '../userspace/control.js'
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
-import {logPath, nsDir, statePath, statsPath} from '../userspace/paths.js'
+import {nsDir} from '../userspace/paths.js'
 import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type System} from './run.js'
 
 export {type ApplyResult, type ExecHooks, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
@@ -29,23 +29,9 @@ export function removeEncapTempFiles(name: string, netns?: string): void {
   } catch {}
 }
 
-/** Stops the encapsulator recorded for `name` (if its daemon runs) and removes its files; never deletes a link. */
+/** Removes `name` from the namespace's engine and forgets its files; never deletes a link. */
 export async function forgetEncap(name: string, netns?: string): Promise<void> {
-  // the one identity check (validated state/stats, cmdline, state file, start time): never a reused pid
-  const pid = recordedDaemon(name, netns)
-  if (pid) {
-    // SIGKILL: a daemon's SIGTERM handler removes its TUN device, and this device may not be ours
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {}
-    const deadline = Date.now() + 3000
-    while (isDaemonAlive(pid, statePath(name, netns)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-  }
-  for (const f of [statePath(name, netns), statsPath(name, netns), logPath(name, netns)]) {
-    try {
-      unlinkSync(f)
-    } catch {}
-  }
+  await forgetEncapOf(name, {netns})
   removeEncapTempFiles(name, netns)
 }
 
@@ -79,6 +65,13 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       await stopEncap(name, {netns: opts.netns})
       // a daemon that had to be SIGKILLed (slow to stop) may leave a half-written temporary file
       removeEncapTempFiles(name, opts.netns)
+    },
+    encapBatch: async (batch) => {
+      if (opts.verbose) for (const s of batch.start ?? []) process.stderr.write(`[#] (userspace) start ${s.name}\n`)
+      if (opts.verbose) for (const n of batch.stop ?? []) process.stderr.write(`[#] (userspace) stop ${n}\n`)
+      const r = await applyEncaps(batch, {netns: opts.netns})
+      for (const n of batch.stop ?? []) removeEncapTempFiles(n, opts.netns)
+      return r
     },
     forgetEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) forget ${name}\n`)

@@ -15,6 +15,9 @@ export interface System {
   ip(args: string[]): Promise<void>
   startEncap(name: string, params: TunnelParams): Promise<void>
   stopEncap(name: string): Promise<void>
+  /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
+   * failed); without it, startEncap/stopEncap run one by one */
+  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams}>; stop?: string[]}): Promise<Map<string, string | undefined>>
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
   /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
@@ -139,7 +142,8 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
     const sig = hooks.interrupted?.()
     if (sig) throw new InterruptedError(sig)
   }
-  for (const p of c.programs) {
+  if (sys.encapBatch) await runPreBatched(sys, c, hooks, progress, checkInterrupt)
+  else for (const p of c.programs) {
     for (const a of p.pre) {
       checkInterrupt()
       try {
@@ -180,8 +184,13 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
   }
   await hooks.created?.(progress.created)
   await hooks.phase?.('after-batch')
+  if (sys.encapBatch) {
+    const stops = c.programs.flatMap((p) => p.post.filter((a) => a.op === 'stop').map((a) => ({p, a})))
+    if (stops.length) batchFailed(c, stops, await sys.encapBatch({stop: stops.map((x) => x.a.name)}))
+  }
   for (const p of c.programs) {
     for (const a of p.post) {
+      if (sys.encapBatch && a.op === 'stop') continue
       try {
         await side(sys, a)
       } catch (e) {
@@ -190,6 +199,57 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
     }
   }
   return lines.length
+}
+
+type Prog = Compiled['programs'][number]
+
+/** Throws, annotated with its step, the first failure of an engine transaction's results. */
+function batchFailed(c: Compiled, actions: Array<{p: Prog; a: SideAction}>, results: Map<string, string | undefined>): void {
+  for (const {p, a} of actions) {
+    const why = results.get(a.name)
+    if (why === undefined) continue
+    const others = actions.filter((x) => x.a.name !== a.name && results.get(x.a.name) !== undefined).map((x) => x.a.name)
+    const e = new CommandError(`userspace encapsulator for ${a.name}: ${why}${others.length ? ` (also failed: ${others.join(', ')})` : ''}`, ['engine'], why)
+    throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
+  }
+}
+
+/**
+ * The pre-actions of every step as engine transactions: all stops (one commit), the link deletions in plan order,
+ * then all starts (one commit: an apply of N userspace tunnels is one transaction, not N).
+ */
+async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progress: RunProgress, checkInterrupt: () => void): Promise<void> {
+  const all = c.programs.flatMap((p) => p.pre.map((a) => ({p, a})))
+  const stops = all.filter((x) => x.a.op === 'stop')
+  if (stops.length) {
+    checkInterrupt()
+    batchFailed(c, stops, await sys.encapBatch!({stop: stops.map((x) => x.a.name)}))
+  }
+  for (const {p, a} of all.filter((x) => x.a.op !== 'stop' && x.a.op !== 'start')) {
+    checkInterrupt()
+    try {
+      await side(sys, a)
+    } catch (e) {
+      throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
+    }
+  }
+  const starts = all.filter((x) => x.a.op === 'start')
+  if (!starts.length) return
+  checkInterrupt()
+  const entries = new Map<string, {name: string; done: boolean}>()
+  for (const {a} of starts) {
+    await hooks.starting?.(a.name)
+    const entry = {name: a.name, done: false}
+    entries.set(a.name, entry)
+    progress.started.push(entry)
+  }
+  const results = await sys.encapBatch!({start: starts.map((x) => ({name: x.a.name, params: (x.a as Extract<SideAction, {op: 'start'}>).params}))})
+  for (const {a} of starts) {
+    if (results.get(a.name) !== undefined) continue
+    entries.get(a.name)!.done = true
+    await hooks.started?.(a.name)
+  }
+  batchFailed(c, starts, results)
 }
 
 /** What still differs from the plan's intent after executing it (empty = verified). */

@@ -17,7 +17,7 @@ export interface NativeCounters {
   icmpSent: number
   /** TUN opened with IFF_VNET_HDR (TSO segmentation on TX, TCP coalescing on RX) */
   offload: boolean
-  /** the TUN device was deleted under the daemon; it exits */
+  /** the TUN device was deleted under the engine; it forgets the tunnel */
   deviceGone: boolean
   tsoSegments: number
   groMerged: number
@@ -26,15 +26,6 @@ export interface NativeCounters {
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
-}
-
-/** one tunnel of the namespace's table: its device, parameters, the ifindex of its `dev` (0 = none), its IFF_UP
- * (the data plane re-reads IFF_UP itself before dispatching) */
-export interface TableEntry {
-  name: string
-  params: NativeParams
-  link: number
-  up: boolean
 }
 
 export interface EncapResult {
@@ -57,13 +48,19 @@ export type NativeParams = Partial<TunnelParams> & {mode: TunnelParams['mode']}
 
 export interface NativeAddon {
   openTun(name: string, opts?: {vnetHdr?: boolean}): number
-  start(name: string, params: NativeParams, opts?: {offload?: boolean}): number
-  stats(handle: number): NativeCounters
-  stop(handle: number, removeDevice: boolean): void
+  /** the namespace's engine (one per process): protocol sockets and the fixed pool of packet threads */
+  engineStart(): void
+  /** stops the packet threads; the TUN devices stay */
+  engineStop(): void
+  /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason */
+  engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean}): void
+  /** new parameters in place: counters, sequence numbers and the device are kept; throws the reason */
+  engineChange(name: string, params: NativeParams): void
+  /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
+  engineRemove(name: string, removeDevice: boolean): boolean
+  /** a tunnel's counters, or null */
+  engineStats(name: string): NativeCounters | null
   removeTun(name: string): void
-  /** the namespace's userspace tunnels in creation order, this one at index self (receive dispatch, native/dispatch.c);
-   * returns how many were accepted (0 if self was not) */
-  setTable(handle: number, table: TableEntry[], self: number): number
   encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
   rawSend(packet: Buffer): number

@@ -1,16 +1,18 @@
-// Starts, stops and observes the detached userspace encapsulator daemons (one per tunnel, per namespace).
-import {spawn, execFile} from 'node:child_process'
+// Starts, changes, stops and observes the userspace tunnels of a namespace: one engine process per namespace
+// (engine.ts), configured by the tunnels' state files and one commit per apply on its control socket.
+import {spawn} from 'node:child_process'
 import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {connect} from 'node:net'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {promisify} from 'node:util'
 import type {Counters, Mode, TunnelParams} from '../model/types.js'
 import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
+import {ip, ipJson} from '../lib/ip.js'
 import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
-import {type EncapState, type EncapStats, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
+import {type EncapState, type EncapStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
+import type {CommitReply} from './engine.js'
 
-const execFileP = promisify(execFile)
 
 export interface EncapOptions {
   netns?: string
@@ -45,17 +47,17 @@ export function userspaceUnavailableReason(): string | undefined {
 
 const here = dirname(fileURLToPath(import.meta.url))
 
-/** argv running the daemon: the compiled daemon.js beside this file, else dist/, else the TypeScript source via tsx. */
-function daemonArgv(stateFile: string): string[] {
-  // TUNCTL_DAEMON_NODE: another node binary or wrapper for the daemon. Otherwise this node, with the V8 flags
+/** argv running the engine: the compiled engine.js beside this file, else dist/, else the TypeScript source via tsx. */
+function engineArgv(dir: string): string[] {
+  // TUNCTL_DAEMON_NODE: another node binary or wrapper for the engine. Otherwise this node, with the V8 flags
   // it was started with (e.g. --no-enable-avx inside user-mode-linux), but not loaders or the inspector.
   const envNode = process.env.TUNCTL_DAEMON_NODE
   const node = envNode ? [envNode] : [process.execPath, ...process.execArgv.filter((a) => /^--(no-|max-|stack-size)/.test(a))]
-  const js = join(here, 'daemon.js')
-  if (existsSync(js)) return [...node, js, stateFile]
-  const dist = join(here, '..', '..', 'dist', 'userspace', 'daemon.js')
-  if (existsSync(dist)) return [...node, dist, stateFile]
-  return [...node, '--import', 'tsx', join(here, 'daemon.ts'), stateFile]
+  const js = join(here, 'engine.js')
+  if (existsSync(js)) return [...node, js, dir]
+  const dist = join(here, '..', '..', 'dist', 'userspace', 'engine.js')
+  if (existsSync(dist)) return [...node, dist, dir]
+  return [...node, '--import', 'tsx', join(here, 'engine.ts'), dir]
 }
 
 /** A state or stats file, validated: missing → undefined; corrupt → undefined with a warning (never trusted). */
@@ -78,8 +80,8 @@ function readChecked<T>(path: string, valid: (v: unknown) => v is T, what: strin
 const readState = (path: string) => readChecked(path, isEncapState, 'state file')
 const readStats = (path: string) => readChecked(path, isEncapStats, 'counters file')
 
-/** The pid of a daemon started with this state file (its argv names it), when the state file cannot say. */
-function daemonFor(stateFile: string): number | undefined {
+/** The pid of an engine started for the run dir of this state file (its argv names the dir), when no record says. */
+function engineByArgv(stateFile: string): number | undefined {
   let pids: string[]
   try {
     pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p))
@@ -88,8 +90,7 @@ function daemonFor(stateFile: string): number | undefined {
   }
   for (const p of pids) {
     try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
-      if (argv.includes(stateFile) && isDaemonAlive(Number(p), stateFile)) return Number(p)
+      if (isDaemonAlive(Number(p), stateFile)) return Number(p)
     } catch {}
   }
   return undefined
@@ -109,9 +110,10 @@ export function procStartTicks(pid: number): number | undefined {
 }
 
 /**
- * A live (not zombie) process that is a tunctl encapsulator daemon: its command line runs daemon.js/daemon.ts, and
- * — when `stateFile` is given — for that state file, and — when `startTicks` is given — it started at that time.
- * The CLI signals only processes this proves to be the daemon of the tunnel (a reused pid fails the check).
+ * A live (not zombie) process that is a tunctl userspace engine: its command line runs engine.js/engine.ts, and —
+ * when `stateFile` is given — for the run dir holding that state file, and — when `startTicks` is given — it
+ * started at that time. The CLI signals only processes this proves to be the namespace's engine (a reused pid
+ * fails the check).
  */
 export function isDaemonAlive(pid: number | undefined, stateFile?: string, startTicks?: number): boolean {
   if (!pid || pid <= 0 || !Number.isInteger(pid)) return false
@@ -124,8 +126,9 @@ export function isDaemonAlive(pid: number | undefined, stateFile?: string, start
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     if (/\) Z /.test(stat)) return false // zombie
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    if (!argv.some((a) => /(^|\/)daemon\.[jt]s$/.test(a))) return false
-    if (stateFile !== undefined && !argv.includes(stateFile)) return false
+    const at = argv.findIndex((a) => /(^|\/)engine\.[jt]s$/.test(a))
+    if (at < 0) return false
+    if (stateFile !== undefined && argv[at + 1] !== dirname(stateFile)) return false
     if (startTicks !== undefined && procStartTicks(pid) !== startTicks) return false
     return true
   } catch {
@@ -138,8 +141,9 @@ function isParams(p: any): p is TunnelParams {
 }
 
 /**
- * The daemon of tunnel `name`: the pid its state file (else its stats file) records, if that process is proven to
- * be it (cmdline, state file, start time); with a corrupt state file, the process whose argv names that file.
+ * The engine running tunnel `name`: the pid its state file (else its stats file) records, if that process is
+ * proven to be the namespace's engine (cmdline, run dir, start time); with a corrupt state file, the engine whose
+ * argv names the run dir.
  */
 export function recordedDaemon(name: string, netns?: string): number | undefined {
   const sf = statePath(name, netns)
@@ -147,109 +151,239 @@ export function recordedDaemon(name: string, netns?: string): number | undefined
   for (const rec of [existsSync(sf) ? readState(sf) : undefined, existsSync(stf) ? readStats(stf) : undefined]) {
     if (rec && typeof rec.pid === 'number' && isDaemonAlive(rec.pid, sf, typeof rec.startTicks === 'number' ? rec.startTicks : undefined)) return rec.pid
   }
-  return existsSync(sf) && !readState(sf) ? daemonFor(sf) : undefined
+  return existsSync(sf) && !readState(sf) ? engineByArgv(sf) : undefined
+}
+
+/** The namespace's running engine (its record, proven by cmdline, run dir and start time), or undefined. */
+export function runningEngine(netns?: string): number | undefined {
+  const dir = nsDir(netns)
+  const files = engineFiles(dir)
+  const marker = join(dir, '.engine') // any file of the dir: isDaemonAlive compares its directory
+  try {
+    const rec = JSON.parse(readFileSync(files.record, 'utf8'))
+    if (typeof rec?.pid === 'number' && isDaemonAlive(rec.pid, marker, typeof rec.startTicks === 'number' ? rec.startTicks : undefined)) return rec.pid
+  } catch {}
+  return existsSync(dir) ? engineByArgv(marker) : undefined
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/**
- * Starts the encapsulator for `name` (or reconfigures a running one with SIGHUP) and resolves once its TUN
- * device exists and the data plane runs. Does not set addresses, mtu, up or alias: the engine does.
- */
-export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions = {}): Promise<{pid: number}> {
-  if (!supportsUserspace(params.mode)) throw new UnavailableError(`mode ${params.mode} has no userspace encapsulator`)
-  const why = userspaceUnavailableReason()
-  if (why) throw new UnavailableError(`userspace encapsulator unavailable: ${why}`)
-  if (params.proto === 'mplsip') throw new UnavailableError('the userspace encapsulator does not carry MPLS (encapsulated: mplsip)')
-  const netns = opts.netns
-  ensureRunDir(netns)
-  const sf = statePath(name, netns)
-  const stf = statsPath(name, netns)
-  const prev = readState(sf)
-  const generation = (prev?.generation ?? 0) + 1
-  // a live daemon (also one whose state file was corrupt) is reconfigured with SIGHUP from the state written here
-  const running = recordedDaemon(name, netns)
-  const startTicks = running ? procStartTicks(running) : undefined
-  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running, ...(startTicks ? {startTicks} : {})} : {})}
-  writeAtomic(sf, state)
-
-  let pid: number
-  let child: ReturnType<typeof spawn> | undefined
-  let exited: number | null = null
-  if (running) {
-    pid = running
-    process.kill(pid, 'SIGHUP')
-  } else {
-    try {
-      unlinkSync(stf)
-    } catch {}
-    const argv = daemonArgv(sf)
-    const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
-    const fd = openAppend(logPath(name, netns))
-    try {
-      child = spawn(full[0]!, full.slice(1), {detached: true, stdio: ['ignore', fd, fd], cwd: '/'})
-    } finally {
-      closeSync(fd)
+/** One request on the engine's control socket; rejects if the engine closes it without an answer. */
+function request(sock: string, req: unknown, timeoutMs: number): Promise<CommitReply> {
+  return new Promise((resolve, reject) => {
+    const c = connect(sock)
+    let buf = ''
+    let done = false
+    const finish = (e: Error | undefined, v?: CommitReply) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      c.destroy()
+      if (e) reject(e)
+      else resolve(v!)
     }
-    child.on('exit', (code) => (exited = code ?? -1))
-    child.on('error', () => (exited = -1))
-    child.unref()
-    pid = child.pid ?? 0
-  }
-
-  try {
-    return await awaitStart(name, sf, stf, generation, pid, () => exited, netns)
-  } catch (e) {
-    // a start that failed leaves nothing of its own behind: the process we spawned is killed; a brand-new
-    // tunnel's device, state, counters and log are removed; a restart (of a dead daemon) gets its old state back
-    if (child) {
-      if (exited === null && pid > 0) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {}
+    const timer = setTimeout(() => finish(new Error(`no answer from the engine within ${timeoutMs / 1000} s`)), timeoutMs)
+    c.setEncoding('utf8')
+    c.on('connect', () => c.write(JSON.stringify(req) + '\n'))
+    c.on('data', (d: string) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      try {
+        finish(undefined, JSON.parse(buf.slice(0, nl)))
+      } catch (e: any) {
+        finish(new Error(`unreadable answer from the engine: ${e.message}`))
       }
-      if (prev) writeAtomic(sf, prev)
-      else await stopEncap(name, opts).catch(() => {})
-    }
-    throw e
-  }
+    })
+    c.on('error', (e) => finish(e))
+    c.on('close', () => finish(new Error('the engine closed the control socket without answering (it died?)')))
+  })
 }
 
-/** Waits until the daemon reports this generation running (resolves its pid) or failed (throws, with its log). */
-async function awaitStart(name: string, sf: string, stf: string, generation: number, pid: number, exited: () => number | null, netns?: string): Promise<{pid: number}> {
-  const deadline = Date.now() + 10_000
-  while (Date.now() < deadline) {
-    const st = existsSync(stf) ? readStats(stf) : undefined
-    if (st?.error && st.generation === generation) {
-      throw new CommandError(`userspace encapsulator for ${name} failed to start: ${st.error}`, ['daemon', sf], st.error)
-    }
-    if (st && st.generation === generation && !st.error) return {pid: st.pid}
-    const code = exited()
-    if (code !== null) {
-      throw new CommandError(`userspace encapsulator for ${name} exited (${code}) before starting`, ['daemon', sf], readLog(name, netns))
-    }
-    await sleep(50)
-  }
-  throw new CommandError(`userspace encapsulator for ${name} did not start within 10 s (pid ${pid})`, ['daemon', sf], readLog(name, netns))
-}
-
-function readLog(name: string, netns?: string): string {
+function readEngineLog(netns?: string): string {
   try {
-    return readFileSync(logPath(name, netns), 'utf8').split('\n').slice(-10).join('\n')
+    return readFileSync(engineFiles(nsDir(netns)).log, 'utf8').split('\n').slice(-10).join('\n')
   } catch {
     return ''
   }
 }
 
-async function linkExists(name: string, netns?: string): Promise<boolean> {
-  return (await linkInfo(name, netns)) !== undefined
+/** The namespace's engine, started if none runs; resolves once its control socket answers. */
+async function ensureEngine(netns?: string): Promise<number> {
+  const dir = ensureRunDir(netns)
+  const files = engineFiles(dir)
+  const live = runningEngine(netns)
+  if (live) return live
+  const argv = engineArgv(dir)
+  const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
+  const fd = openAppend(files.log)
+  let child: ReturnType<typeof spawn>
+  try {
+    child = spawn(full[0]!, full.slice(1), {detached: true, stdio: ['ignore', fd, fd], cwd: '/'})
+  } finally {
+    closeSync(fd)
+  }
+  let exited: number | null = null
+  child.on('exit', (code) => (exited = code ?? -1))
+  child.on('error', () => (exited = -1))
+  child.unref()
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (exited !== null) throw new CommandError(`the userspace engine exited (${exited}) before starting`, ['engine', dir], readEngineLog(netns))
+    const pid = runningEngine(netns)
+    if (pid) {
+      try {
+        await request(files.sock, {op: 'ping'}, 5000)
+        return pid
+      } catch {}
+    }
+    await sleep(30)
+  }
+  if (exited === null && child.pid) {
+    try {
+      process.kill(child.pid, 'SIGKILL')
+    } catch {}
+  }
+  throw new CommandError(`the userspace engine did not start within 15 s`, ['engine', dir], readEngineLog(netns))
+}
+
+/** One apply's userspace changes, as one engine transaction. */
+export interface EncapBatch {
+  /** tunnels to run with these parameters (added, or changed in place) */
+  start?: Array<{name: string; params: TunnelParams}>
+  /** tunnels to remove with their TUN devices */
+  stop?: string[]
+  /** tunnels to remove from the engine, their devices left alone */
+  forget?: string[]
+}
+
+/** Per tunnel of a batch: undefined = done, else why it failed. */
+export type EncapResults = Map<string, string | undefined>
+
+/** Why `params` cannot run in the userspace engine, or undefined. */
+function refusal(params: TunnelParams): string | undefined {
+  if (!supportsUserspace(params.mode)) return `mode ${params.mode} has no userspace encapsulator`
+  const why = userspaceUnavailableReason()
+  if (why) return `userspace encapsulator unavailable: ${why}`
+  if (params.proto === 'mplsip') return 'the userspace encapsulator does not carry MPLS (encapsulated: mplsip)'
+  return undefined
+}
+
+/**
+ * Applies a batch of userspace changes in one transaction: writes (or removes) the tunnels' state files, then one
+ * commit to the namespace's engine (started if needed), which converges to them and answers per tunnel. A tunnel
+ * that failed leaves nothing of its own: a new one's state, device and counters are removed, a changed one gets
+ * its previous state back (the engine keeps running it as it was).
+ */
+export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): Promise<EncapResults> {
+  const netns = opts.netns
+  const starts = batch.start ?? []
+  for (const s of starts) {
+    const why = refusal(s.params)
+    if (why) throw new UnavailableError(why)
+  }
+  const results: EncapResults = new Map()
+  const stops = [...(batch.stop ?? []), ...(batch.forget ?? [])]
+  if (!starts.length && !stops.length) return results
+  const dir = ensureRunDir(netns)
+  const engine = runningEngine(netns)
+  const prevs = new Map<string, EncapState | undefined>()
+  const stopStates = new Map<string, EncapState | undefined>()
+  for (const s of starts) {
+    const old = statePath(s.name, netns)
+    const prev = existsSync(old) ? readState(old) : undefined
+    prevs.set(s.name, prev)
+    const sf = join(dir, `${s.name}.json`) // the engine's dir (a legacy-layout file is replaced)
+    if (old !== sf) {
+      try {
+        unlinkSync(old)
+      } catch {}
+    }
+    const startTicks = engine ? procStartTicks(engine) : undefined
+    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
+    writeAtomic(sf, state)
+  }
+  for (const n of stops) {
+    const sf = statePath(n, netns)
+    stopStates.set(n, existsSync(sf) ? readState(sf) : undefined)
+    // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
+    for (const f of [sf, join(dir, `${n}.json`)]) {
+      try {
+        unlinkSync(f)
+      } catch {}
+    }
+  }
+  let reply: CommitReply | undefined
+  let failure: Error | undefined
+  if (starts.length || engine) {
+    try {
+      const pid = engine ?? (await ensureEngine(netns))
+      void pid
+      const timeout = 60_000 + 50 * (starts.length + stops.length)
+      reply = await request(engineFiles(dir).sock, {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}, timeout)
+      if (!reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
+    } catch (e: any) {
+      failure = e
+    }
+  }
+  // starts: the engine's answer, per tunnel
+  const failedNew: string[] = []
+  for (const s of starts) {
+    const r = reply?.results[s.name]
+    const why = failure ? failure.message : !r ? 'the engine did not report it' : r.ok ? undefined : (r.error ?? 'failed')
+    results.set(s.name, why)
+    if (!why) continue
+    const prev = prevs.get(s.name)
+    if (prev) writeAtomic(join(dir, `${s.name}.json`), prev)
+    else {
+      failedNew.push(s.name)
+      try {
+        unlinkSync(statePath(s.name, netns))
+      } catch {}
+    }
+  }
+  if (failedNew.length && reply && !failure) {
+    // the engine runs none of them (a failed add closes its device); a second commit drops any it half-took
+    try {
+      await request(engineFiles(dir).sock, {op: 'commit', forget: []}, 60_000)
+    } catch {}
+  }
+  // stops: the engine removed the devices; without a (live) engine, delete what is left here
+  const forget = new Set(batch.forget ?? [])
+  for (const n of stops) {
+    results.set(n, undefined)
+    if (!forget.has(n)) {
+      const link = await linkInfo(n, netns)
+      if (link && (stopStates.get(n) || isOwnedTun(link))) {
+        const why = await deleteLink(n, netns)
+        if (why) results.set(n, why)
+      }
+    }
+    for (const f of [statsPath(n, netns), logPath(n, netns), join(dir, `${n}.stats.json`)]) {
+      try {
+        unlinkSync(f)
+      } catch {}
+    }
+  }
+  // a new tunnel that failed: its device (marked from creation) goes too, unless the engine runs it after all
+  for (const n of failedNew) {
+    const link = await linkInfo(n, netns)
+    if (link && isOwnedTun(link) && !reply?.running.includes(n)) {
+      await deleteLink(n, netns)
+    }
+    for (const f of [statsPath(n, netns), logPath(n, netns)]) {
+      try {
+        unlinkSync(f)
+      } catch {}
+    }
+  }
+  return results
 }
 
 /** `ip -j -d link show dev NAME`, or undefined if there is no such link */
 async function linkInfo(name: string, netns?: string): Promise<any | undefined> {
   try {
-    const r = await execFileP('ip', [...(netns ? ['-n', netns] : []), '-j', '-d', 'link', 'show', 'dev', name])
-    return (JSON.parse(String(r.stdout)) as any[])[0]
+    return (await ipJson<any[]>(['link', 'show', 'dev', name], {netns}))[0]
   } catch {
     return undefined
   }
@@ -260,45 +394,47 @@ function isOwnedTun(link: any): boolean {
   return link?.linkinfo?.info_kind === 'tun' && link.ifalias === 'tunctl' // the exact mark, as observe's isOwned
 }
 
+/** deletes link `name`; undefined, or why it is still there */
+async function deleteLink(name: string, netns?: string): Promise<string | undefined> {
+  try {
+    await ip(['link', 'del', 'dev', name], {netns})
+  } catch (e: any) {
+    if (await linkInfo(name, netns)) return `deleting ${name}: ${e.message}`
+  }
+  return undefined
+}
+
+/** Throws a CommandError for the first failed tunnel of a batch's results. */
+export function throwFailures(results: EncapResults, netns?: string): void {
+  const failed = [...results].filter(([, why]) => why !== undefined)
+  if (!failed.length) return
+  const text = failed.map(([n, why]) => `${n}: ${why}`).join('; ')
+  throw new CommandError(`userspace engine: ${text}`, ['engine', nsDir(netns)], readEngineLog(netns))
+}
+
 /**
- * Stops the encapsulator (SIGTERM, then SIGKILL after 3 s) — only a process proven to be this tunnel's daemon —,
- * deletes its device if left behind (when a state file records it, or the device is a tunctl-marked TUN device:
- * its state may be lost), removes its state, counters and log.
+ * Starts the encapsulator for `name` (or changes the running one in place) and resolves once its TUN device exists
+ * and the engine runs it. Does not set addresses, mtu, up or alias: the batch does.
+ */
+export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions = {}): Promise<{pid: number}> {
+  const r = await applyEncaps({start: [{name, params}]}, opts)
+  const why = r.get(name)
+  if (why) throw new CommandError(`userspace encapsulator for ${name} failed to start: ${why}`, ['engine', nsDir(opts.netns)], readEngineLog(opts.netns))
+  return {pid: runningEngine(opts.netns) ?? 0}
+}
+
+/**
+ * Stops the encapsulator of `name`: the engine removes it with its device (a device left by a dead engine is
+ * deleted when a state file records it or it is a tunctl-marked TUN device: its state may be lost); its state and
+ * counters are removed.
  */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
-  const netns = opts.netns
-  const sf = statePath(name, netns)
-  const state = existsSync(sf) ? readState(sf) : undefined
-  const pid = recordedDaemon(name, netns)
-  if (pid) {
-    const ticks = procStartTicks(pid)
-    const same = () => isDaemonAlive(pid, sf, ticks)
-    try {
-      process.kill(pid, 'SIGTERM')
-    } catch {}
-    const deadline = Date.now() + 3000
-    while (same() && Date.now() < deadline) await sleep(50)
-    if (same()) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {}
-      const d2 = Date.now() + 2000
-      while (same() && Date.now() < d2) await sleep(50)
-    }
-  }
-  const link = await linkInfo(name, netns)
-  if (link && (state || isOwnedTun(link))) {
-    try {
-      await execFileP('ip', [...(netns ? ['-n', netns] : []), 'link', 'del', 'dev', name])
-    } catch (e: any) {
-      if (await linkExists(name, netns)) throw new CommandError(`deleting ${name}: ${String(e.stderr).trim()}`, ['ip', 'link', 'del', name], String(e.stderr))
-    }
-  }
-  for (const f of [sf, statsPath(name, netns), logPath(name, netns)]) {
-    try {
-      unlinkSync(f)
-    } catch {}
-  }
+  throwFailures(await applyEncaps({stop: [name]}, opts), opts.netns)
+}
+
+/** Removes `name` from the engine and forgets its files, never deleting its link (its start failed or was cut short). */
+export async function forgetEncap(name: string, opts: EncapOptions = {}): Promise<void> {
+  throwFailures(await applyEncaps({forget: [name]}, opts), opts.netns)
 }
 
 /** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters. */

@@ -1,4 +1,5 @@
-// Where the userspace encapsulator keeps its state: runDir(netns)/<name>.{json,stats.json,log} (src/lib/rundir.ts:
+// Where the userspace encapsulator keeps its state: runDir(netns)/<name>.{json,stats.json}, the engine's
+// .engine.{sock,json,log} (src/lib/rundir.ts:
 // /run/tunctl/host or /run/tunctl/ns/NAME); a tunnel started by an older release keeps its files in the legacy
 // /run/tunctl/<netns|default>/ (told apart by the state's own netns field) until it is stopped.
 import {existsSync, readFileSync} from 'node:fs'
@@ -35,6 +36,11 @@ export function statePath(name: string, netns?: string): string {
   return p
 }
 
+/** The engine's own files in a run dir (dot files: never a tunnel's): control socket, identity record, log. */
+export function engineFiles(dir: string): {sock: string; record: string; log: string} {
+  return {sock: join(dir, '.engine.sock'), record: join(dir, '.engine.json'), log: join(dir, '.engine.log')}
+}
+
 export function statsPath(name: string, netns?: string): string {
   return statePath(name, netns).replace(/\.json$/, '.stats.json')
 }
@@ -69,26 +75,26 @@ export function isEncapStats(v: unknown): v is EncapStats {
   return true
 }
 
-/** `<name>.json`: written by startEncap, pid filled in by the daemon. */
+/** `<name>.json`: written by the CLI (applyEncaps), pid filled in by the namespace's engine. */
 export interface EncapState {
   name: string
   netns?: string
   params: TunnelParams
-  /** bumped by every startEncap; the daemon echoes the generation it runs in its stats file */
+  /** bumped by every start; the engine echoes the generation it runs in the stats file */
   generation: number
   pid?: number
-  /** the daemon's start time (/proc/PID/stat field 22, clock ticks since boot): with pid, identifies the process */
+  /** the engine's start time (/proc/PID/stat field 22, clock ticks since boot): with pid, identifies the process */
   startTicks?: number
 }
 
-/** `<name>.stats.json`: rewritten (atomic rename) by the daemon every second. */
+/** `<name>.stats.json`: rewritten (atomic rename) by the engine (every second while counters change). */
 export interface EncapStats {
   name: string
   pid: number
   generation: number
   startedAt: string
   updatedAt: string
-  /** set when the daemon could not start (it exits right after writing it) */
+  /** set when the engine could not start the tunnel */
   error?: string
   /** see EncapState.startTicks */
   startTicks?: number

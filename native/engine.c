@@ -1,0 +1,837 @@
+/* tunctl userspace engine: one data plane for all userspace tunnels of a namespace (see engine.h). */
+#define _GNU_SOURCE
+#include "engine.h"
+#include "offload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <linux/if.h> */
+
+#define BATCH 64
+#define SLOT (TUNCTL_HEADROOM + 65536)
+#define RXSLOT 65536
+
+#define ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
+
+static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47};
+
+static int proto_index(int proto) {
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (eng_protos[i] == proto) return i;
+  return -1;
+}
+
+/* ---- the per-mode switch: the one place a new mode (vti over ESP, native/vti.c) plugs its codecs in ---- */
+
+/* decapsulates a packet the dispatch selected for t (identity checks already made by the lookup) */
+static int eng_decap(struct eng_tun *t, uint8_t *pkt, size_t len, uint8_t **inner, size_t *ilen) {
+  struct tunctl_cfg cfg = t->cfg;
+  cfg.dispatched = 1;
+  switch (cfg.mode) {
+  default:
+    return tunctl_decap(&cfg, &t->rx, pkt, len, inner, ilen);
+  }
+}
+
+/* encapsulates the inner packet at buf + TUNCTL_HEADROOM (see tunctl_encap) */
+static int eng_encap(struct eng_tun *t, uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, uint32_t *dst,
+                     uint8_t *icmpbuf, int *why) {
+  switch (t->cfg.mode) {
+  default:
+    return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
+  }
+}
+
+/* ---- sockets ---- */
+
+static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char *err, size_t errlen) {
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, proto);
+  if (fd < 0) {
+    snprintf(err, errlen, "raw socket protocol %d: %s", proto, strerror(errno));
+    return -1;
+  }
+  int one = 1, big = 8 << 20;
+  setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  if (recv) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one); /* the receiving link, for the dispatch */
+  } else {
+    /* a sending socket only: receive nothing on it */
+    struct sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {.len = 1, .filter = &none};
+    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  }
+  if (fwmark) setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
+  if (dev && dev[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) < 0) {
+    snprintf(err, errlen, "SO_BINDTODEVICE %s: %s", dev, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* a tunnel with a `dev` or a fwmark sends through its own socket (receive sockets are never bound to `dev`:
+ * ip_tunnel_lookup prefers a tunnel's link but does not require it, the dispatch decides) */
+static int own_send_socket(const struct tunctl_cfg *cfg, const char *dev, char *err, size_t errlen) {
+  if (!(dev && dev[0]) && !cfg->fwmark) return -2;
+  return open_raw(tunctl_outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+}
+
+static int send_fd(struct tunctl_engine *e, struct eng_tun *t) {
+  return t->send_fd >= 0 ? t->send_fd : e->raw[proto_index(tunctl_outer_proto(&t->cfg))];
+}
+
+/* ---- TX ---- */
+
+struct txctx {
+  struct tunctl_engine *e;
+  struct eng_tun *t;
+  int fd;
+  uint8_t *bufs;
+  uint8_t *gbuf;
+  uint8_t icmpbuf[2048];
+  uint8_t frag[65536];
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  struct sockaddr_in sa[BATCH];
+  size_t inlen[BATCH];
+  int n;
+};
+
+static void tun_write(struct eng_tun *t, const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len) {
+  struct virtio_net_hdr zero;
+  struct iovec v[2];
+  int k = 0;
+  if (t->vnet) {
+    if (!vh) {
+      memset(&zero, 0, sizeof zero);
+      vh = &zero;
+    }
+    v[k].iov_base = (void *)vh;
+    v[k++].iov_len = sizeof *vh;
+  }
+  v[k].iov_base = (void *)pkt;
+  v[k++].iov_len = len;
+  if (writev(t->tun_fd, v, k) < 0) ADD(t->s.rx_errors, 1);
+}
+
+/* MTU of the route to dst (what the kernel uses to refuse IP_HDRINCL packets with EMSGSIZE) */
+static int route_mtu(uint32_t dst) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(9)};
+  sa.sin_addr.s_addr = dst;
+  int mtu = -1;
+  socklen_t l = sizeof mtu;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &l) < 0) mtu = -1;
+  close(fd);
+  return mtu;
+}
+
+/* an outer packet without DF that does not fit the underlay: send it as IPv4 fragments (the kernel's tunnels
+ * let ip_fragment do this when pmtudisc is off); returns 0 when all fragments were sent */
+static int tx_fragment(struct txctx *c, int i, int pmtu) {
+  const uint8_t *o = c->iov[i].iov_base;
+  size_t outlen = c->iov[i].iov_len;
+  if (pmtu < 68) return -1;
+  size_t step = ((size_t)pmtu - 20) & ~(size_t)7;
+  static __thread uint16_t ident;
+  if (!ident) ident = (uint16_t)(getpid() ^ (uintptr_t)&ident);
+  uint16_t id = ++ident ? ident : ++ident;
+  uint8_t *frag = c->frag;
+  for (size_t off = 0; off < outlen - 20; off += step) {
+    size_t n = outlen - 20 - off < step ? outlen - 20 - off : step;
+    int more = off + n < outlen - 20;
+    memcpy(frag, o, 20);
+    memcpy(frag + 20, o + 20 + off, n);
+    frag[2] = (uint8_t)((20 + n) >> 8);
+    frag[3] = (uint8_t)(20 + n);
+    frag[4] = (uint8_t)(id >> 8);
+    frag[5] = (uint8_t)id;
+    uint16_t fo = (uint16_t)((off / 8) | (more ? 0x2000 : 0));
+    frag[6] = (uint8_t)(fo >> 8);
+    frag[7] = (uint8_t)fo;
+    frag[10] = frag[11] = 0;
+    uint16_t ck = tunctl_csum(frag, 20, 0);
+    frag[10] = (uint8_t)(ck >> 8);
+    frag[11] = (uint8_t)ck;
+    if (sendto(c->fd, frag, 20 + n, 0, (struct sockaddr *)&c->sa[i], sizeof c->sa[i]) < 0) return -1;
+  }
+  return 0;
+}
+
+/* the underlay refused message i as too big: without DF, fragment it; with DF, lower the tunnel's effective
+ * MTU to what fits and tell the inner sender (ICMP frag needed / packet too big), as tnl_update_pmtu does.
+ * Returns 1 if the packet went out after all. */
+static int tx_too_big(struct txctx *c, int i) {
+  size_t outlen = c->iov[i].iov_len, ilen = c->inlen[i];
+  const uint8_t *inner = (const uint8_t *)c->iov[i].iov_base + (outlen - ilen);
+  int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
+  if (!(((const uint8_t *)c->iov[i].iov_base)[6] & 0x40)) return tx_fragment(c, i, pmtu) == 0;
+  int overhead = (int)(outlen - ilen);
+  if (pmtu <= overhead + 68) return 0;
+  int mtu = pmtu - overhead;
+  int cur = c->t->cfg.mtu > 0 ? c->t->cfg.mtu : tunctl_default_mtu(&c->t->cfg);
+  if (mtu < cur) c->t->cfg.mtu = mtu; /* later packets get the ICMP from tunctl_encap directly */
+  size_t n = tunctl_icmp_too_big(inner, ilen, mtu, c->icmpbuf);
+  if (n) {
+    tun_write(c->t, NULL, c->icmpbuf, n);
+    ADD(c->t->s.icmp_sent, 1);
+  }
+  return 0;
+}
+
+static void tx_flush(struct txctx *c) {
+  int i = 0;
+  struct tunctl_stats *s = &c->t->s;
+  while (i < c->n) {
+    int k = sendmmsg(c->fd, c->msgs + i, (unsigned)(c->n - i), 0);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EMSGSIZE && tx_too_big(c, i)) {
+        ADD(s->tx_packets, 1);
+        ADD(s->tx_bytes, c->inlen[i]);
+      } else {
+        ADD(s->tx_errors, 1); /* e.g. no route to the remote, EMSGSIZE with DF */
+      }
+      i++;
+      continue;
+    }
+    uint64_t bytes = 0;
+    for (int j = i; j < i + k; j++) bytes += c->inlen[j];
+    ADD(s->tx_packets, (uint64_t)k);
+    ADD(s->tx_bytes, bytes);
+    i += k;
+  }
+  c->n = 0;
+}
+
+/* encapsulates the inner packet in slot c->n and queues it */
+static void tx_add(struct txctx *c, size_t len) {
+  uint8_t *b = c->bufs + (size_t)c->n * SLOT;
+  uint8_t *out;
+  size_t outlen;
+  uint32_t dst;
+  int why;
+  struct tunctl_stats *s = &c->t->s;
+  int res = eng_encap(c->t, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
+  int n = c->n;
+  if (res == TX_SEND) {
+    memset(&c->sa[n], 0, sizeof c->sa[n]);
+    c->sa[n].sin_family = AF_INET;
+    c->sa[n].sin_addr.s_addr = dst;
+    c->iov[n].iov_base = out;
+    c->iov[n].iov_len = outlen;
+    memset(&c->msgs[n], 0, sizeof c->msgs[n]);
+    c->msgs[n].msg_hdr.msg_name = &c->sa[n];
+    c->msgs[n].msg_hdr.msg_namelen = sizeof c->sa[n];
+    c->msgs[n].msg_hdr.msg_iov = &c->iov[n];
+    c->msgs[n].msg_hdr.msg_iovlen = 1;
+    c->inlen[n] = len;
+    c->n++;
+    if (c->n == BATCH) tx_flush(c);
+  } else if (res == TX_ICMP) {
+    tun_write(c->t, NULL, out, outlen);
+    ADD(s->icmp_sent, 1);
+    ADD(s->tx_dropped, 1);
+  } else {
+    ADD(s->txdrops[why], 1);
+    ADD(s->tx_dropped, 1);
+  }
+}
+
+/* drains up to BATCH packets from t's TUN device; called with the table read-locked */
+static void tx_drain(struct txctx *c, struct eng_tun *t) {
+  c->t = t;
+  c->fd = send_fd(c->e, t);
+  c->n = 0;
+  struct tunctl_stats *s = &t->s;
+  for (int reads = 0; reads < BATCH; reads++) {
+    ssize_t r;
+    if (!t->vnet) {
+      r = read(t->tun_fd, c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM, 65535);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EBADFD || errno == EIO) __atomic_store_n(&t->gone, 1, __ATOMIC_RELAXED);
+        else if (errno != EAGAIN) ADD(s->tx_errors, 1);
+        break;
+      }
+      tx_add(c, (size_t)r);
+      continue;
+    }
+    struct virtio_net_hdr vh;
+    struct iovec v[2] = {{&vh, sizeof vh}, {c->gbuf, 65535}};
+    r = readv(t->tun_fd, v, 2);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EBADFD || errno == EIO) __atomic_store_n(&t->gone, 1, __ATOMIC_RELAXED);
+      else if (errno != EAGAIN) ADD(s->tx_errors, 1);
+      break;
+    }
+    if ((size_t)r < sizeof vh) continue;
+    size_t plen = (size_t)r - sizeof vh;
+    int gso = vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+    struct tunctl_tso tso;
+    if ((gso == VIRTIO_NET_HDR_GSO_TCPV4 || gso == VIRTIO_NET_HDR_GSO_TCPV6) && vh.gso_size &&
+        tunctl_tso_parse(c->gbuf, plen, &tso) == 0) {
+      for (unsigned i = 0;; i++) {
+        size_t sl = tunctl_tso_segment(c->gbuf, &tso, vh.gso_size, i, c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM);
+        if (!sl) break;
+        ADD(s->tso_segments, 1);
+        tx_add(c, sl);
+      }
+      continue;
+    }
+    if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+      ADD(s->txdrops[TXD_MALFORMED], 1); /* UFO etc. are never enabled */
+      ADD(s->tx_dropped, 1);
+      continue;
+    }
+    if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) tunctl_finish_csum(c->gbuf, plen, vh.csum_start, vh.csum_offset);
+    memcpy(c->bufs + (size_t)c->n * SLOT + TUNCTL_HEADROOM, c->gbuf, plen);
+    tx_add(c, plen);
+  }
+  tx_flush(c);
+}
+
+struct txarg {
+  struct tunctl_engine *e;
+  int ep;
+};
+
+static void *tx_main(void *arg) {
+  struct txarg *a = arg;
+  struct tunctl_engine *e = a->e;
+  int ep = a->ep;
+  free(a);
+  struct txctx *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->e = e;
+  c->bufs = malloc((size_t)BATCH * SLOT);
+  c->gbuf = malloc(65536 + 64);
+  if (!c->bufs || !c->gbuf) return NULL;
+  struct epoll_event ev[64];
+  for (;;) {
+    int k = epoll_wait(ep, ev, 64, -1);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    int stop = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    for (int i = 0; i < k; i++) {
+      if (ev[i].data.u64 == UINT64_MAX) {
+        stop = 1;
+        continue;
+      }
+      uint32_t slot = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
+      struct eng_tun *t = slot < ENGINE_MAX ? e->slots[slot] : NULL;
+      if (!t || t->gen != gen) continue; /* removed (or replaced) since epoll_wait returned */
+      if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
+        /* the TUN device was deleted under us (ip link del): the control notices and forgets the tunnel */
+        __atomic_store_n(&t->gone, 1, __ATOMIC_RELAXED);
+        epoll_ctl(ep, EPOLL_CTL_DEL, t->tun_fd, NULL);
+        continue;
+      }
+      tx_drain(c, t);
+      if (__atomic_load_n(&t->gone, __ATOMIC_RELAXED)) epoll_ctl(ep, EPOLL_CTL_DEL, t->tun_fd, NULL);
+    }
+    pthread_rwlock_unlock(&e->lock);
+    if (stop) break;
+  }
+  free(c->bufs);
+  free(c->gbuf);
+  free(c);
+  return NULL;
+}
+
+/* ---- RX ---- */
+
+/* IFF_UP of every table entry, re-read after a link change (ip_tunnel_lookup tests t->dev->flags & IFF_UP per
+ * packet). Called with the table read-locked: one thread at a time writes the flags. */
+static void refresh_flags(struct tunctl_engine *e) {
+  if (!__atomic_load_n(&e->flags_stale, __ATOMIC_RELAXED)) return;
+  if (pthread_mutex_trylock(&e->flags_lock) != 0) return; /* another thread refreshes them now */
+  if (__atomic_exchange_n(&e->flags_stale, 0, __ATOMIC_RELAXED)) {
+    for (int i = 0; i < e->n; i++) {
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, e->order[i]->name, IFNAMSIZ - 1);
+      int up = ioctl(e->ctl_fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+      __atomic_store_n(&e->entries[i].up, up, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&e->flags_lock);
+}
+
+/* a receive thread's cache of dispatch decisions: tunctl_select reads only the outer protocol, addresses, GRE
+ * key and receiving link, so a decision is reused for packets with the same ones until the table changes */
+#define RXCACHE 256
+struct rxcache {
+  uint64_t tabgen;
+  uint32_t saddr, daddr, key;
+  int ifindex, has_key, sel;
+};
+
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* the identity the lookup reads; 0 if the packet is not simple enough to cache (the dispatch handles it) */
+static int rx_identity(const uint8_t *pkt, size_t len, int proto, uint32_t *saddr, uint32_t *daddr, int *has_key, uint32_t *key) {
+  if (len < 20 || (pkt[0] >> 4) != 4) return 0;
+  size_t ihl = (size_t)(pkt[0] & 15) * 4;
+  size_t tot = (size_t)pkt[2] << 8 | pkt[3];
+  if (ihl < 20 || tot < ihl || tot > len || pkt[9] != proto) return 0;
+  memcpy(saddr, pkt + 12, 4);
+  memcpy(daddr, pkt + 16, 4);
+  *has_key = 0;
+  *key = 0;
+  if (proto == 47) {
+    if (tot - ihl < 4) return 0;
+    const uint8_t *g = pkt + ihl;
+    uint16_t flags = (uint16_t)(g[0] << 8 | g[1]);
+    size_t off = 4 + ((flags & 0x8000) ? 4 : 0);
+    if (flags & 0x2000) {
+      if (tot - ihl < off + 4) return 0;
+      *has_key = 1;
+      *key = rd32(g + off);
+    }
+  }
+  return 1;
+}
+
+struct rxarg {
+  struct tunctl_engine *e;
+  int pi;
+};
+
+static void rx_flush_gro(struct eng_tun *t, struct tunctl_gro *g) {
+  struct virtio_net_hdr vh;
+  size_t len = tunctl_gro_finish(g, &vh);
+  if (len && t) tun_write(t, &vh, g->buf, len);
+  if (t && g->nseg > 1) ADD(t->s.gro_merged, g->nseg);
+  tunctl_gro_reset(g);
+}
+
+static void *rx_main(void *arg) {
+  struct rxarg *a = arg;
+  struct tunctl_engine *e = a->e;
+  int pi = a->pi, proto = eng_protos[pi];
+  free(a);
+  int fd = e->raw[pi];
+  struct tunctl_gro *gro = calloc(1, sizeof *gro);
+  struct rxcache *cache = calloc(RXCACHE, sizeof *cache);
+  uint8_t *bufs = malloc((size_t)BATCH * RXSLOT);
+  struct mmsghdr *msgs = calloc(BATCH, sizeof *msgs);
+  struct iovec *iov = calloc(BATCH, sizeof *iov);
+  char (*cbuf)[CMSG_SPACE(sizeof(struct in_pktinfo))] = calloc(BATCH, sizeof *cbuf);
+  if (!gro || !cache || !bufs || !msgs || !iov || !cbuf) return NULL;
+  struct pollfd pfd[3];
+  int np = 0, nl = -1;
+  pfd[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
+  if (pi == 0 && e->nl_fd >= 0) nl = np, pfd[np++] = (struct pollfd){.fd = e->nl_fd, .events = POLLIN};
+  pfd[np++] = (struct pollfd){.fd = e->stop_fd, .events = POLLIN};
+  for (;;) {
+    if (poll(pfd, (nfds_t)np, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (pfd[np - 1].revents) break;
+    if (nl >= 0 && pfd[nl].revents) {
+      /* link changes first: packets of this round are dispatched with the flags after them */
+      char nlbuf[8192];
+      while (recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
+      }
+      __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
+    }
+    if (!pfd[0].revents) continue;
+    for (;;) {
+      for (int j = 0; j < BATCH; j++) {
+        iov[j].iov_base = bufs + (size_t)j * RXSLOT;
+        iov[j].iov_len = RXSLOT;
+        memset(&msgs[j], 0, sizeof msgs[j]);
+        msgs[j].msg_hdr.msg_iov = &iov[j];
+        msgs[j].msg_hdr.msg_iovlen = 1;
+        msgs[j].msg_hdr.msg_control = cbuf[j];
+        msgs[j].msg_hdr.msg_controllen = sizeof cbuf[j];
+      }
+      int k = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      pthread_rwlock_rdlock(&e->lock);
+      refresh_flags(e);
+      uint64_t tabgen = __atomic_load_n(&e->tabgen, __ATOMIC_RELAXED);
+      struct tunctl_table tab = {e->entries, e->n};
+      struct eng_tun *gro_t = NULL;
+      for (int j = 0; j < k; j++) {
+        uint8_t *pkt = iov[j].iov_base, *inner;
+        size_t len = msgs[j].msg_len, ilen;
+        int ifindex = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[j].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[j].msg_hdr, cm))
+          if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+            ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
+        if (!e->n) continue;
+        int sel = TUNCTL_SEL_NONE, why = SEL_MALFORMED;
+        uint32_t sa = 0, da = 0, key = 0;
+        int has_key = 0;
+        struct rxcache *ce = NULL;
+        if (!(msgs[j].msg_hdr.msg_flags & MSG_TRUNC)) {
+          if (rx_identity(pkt, len, proto, &sa, &da, &has_key, &key)) {
+            ce = &cache[(sa * 2654435761u ^ da ^ key * 40503u ^ (uint32_t)ifindex) % RXCACHE];
+            if (ce->tabgen == tabgen && ce->saddr == sa && ce->daddr == da && ce->key == key && ce->has_key == has_key &&
+                ce->ifindex == ifindex)
+              sel = ce->sel, why = SEL_OK;
+            else
+              ce->tabgen = 0;
+          }
+          if (sel == TUNCTL_SEL_NONE) {
+            sel = tunctl_select(&tab, pkt, len, ifindex, &why);
+            if (ce && sel != TUNCTL_SEL_NONE)
+              *ce = (struct rxcache){.tabgen = tabgen, .saddr = sa, .daddr = da, .key = key, .has_key = has_key, .ifindex = ifindex, .sel = sel};
+          }
+        }
+        if (sel == TUNCTL_SEL_NONE) {
+          /* nobody's: counted once, by the oldest tunnel listening on this protocol (as tunctl_receive) */
+          int first = -1;
+          for (int i = 0; i < e->n && first < 0; i++)
+            if (tunctl_uses_proto(&e->entries[i].cfg, proto)) first = i;
+          if (first < 0) continue;
+          struct eng_tun *t = e->order[first];
+          int drop = DR_TRUNCATED;
+          if (!(msgs[j].msg_hdr.msg_flags & MSG_TRUNC)) {
+            struct tunctl_rxstate scratch = {0};
+            if (tunctl_receive(&tab, first, &scratch, pkt, len, ifindex, &inner, &ilen, &drop) != RXV_NO_TUNNEL) continue;
+          }
+          ADD(t->s.drops[drop], 1);
+          ADD(t->s.rx_dropped, 1);
+          continue;
+        }
+        struct eng_tun *t = e->order[sel];
+        int res = eng_decap(t, pkt, len, &inner, &ilen);
+        if (res != DR_OK) {
+          ADD(t->s.drops[res], 1);
+          ADD(t->s.rx_dropped, 1);
+          if (res == DR_BAD_CSUM || res == DR_CSUM_FLAGS || res == DR_SEQ || res == DR_SPOOFED) ADD(t->s.rx_errors, 1);
+          continue;
+        }
+        ADD(t->s.rx_packets, 1);
+        ADD(t->s.rx_bytes, ilen);
+        if (!t->vnet) {
+          tun_write(t, NULL, inner, ilen);
+          continue;
+        }
+        if (gro_t != t) {
+          rx_flush_gro(gro_t, gro);
+          gro_t = t;
+        }
+        int g = tunctl_gro_add(gro, inner, ilen);
+        if (g == 1) continue;
+        rx_flush_gro(t, gro);
+        if (g == -1 && tunctl_gro_add(gro, inner, ilen) == 1) continue;
+        tun_write(t, NULL, inner, ilen);
+      }
+      rx_flush_gro(gro_t, gro);
+      pthread_rwlock_unlock(&e->lock);
+      if (k < BATCH) break;
+    }
+  }
+  free(bufs);
+  free(gro);
+  free(cache);
+  free(msgs);
+  free(iov);
+  free(cbuf);
+  return NULL;
+}
+
+/* ---- control ---- */
+
+struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
+  struct tunctl_engine *e = calloc(1, sizeof *e);
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  pthread_rwlockattr_t at;
+  pthread_rwlockattr_init(&at);
+  /* the control's write lock is not starved by packet threads that keep re-taking the read lock */
+  pthread_rwlockattr_setkind_np(&at, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&e->lock, &at);
+  pthread_rwlockattr_destroy(&at);
+  pthread_mutex_init(&e->flags_lock, NULL);
+  e->slots = calloc(ENGINE_MAX, sizeof *e->slots);
+  e->tabgen = 1;
+  e->nl_fd = e->ctl_fd = e->stop_fd = -1;
+  for (int i = 0; i < ENGINE_NPROTO; i++) e->raw[i] = -1;
+  for (int i = 0; i < ENGINE_TX; i++) e->txep[i] = -1;
+  if (!e->slots) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if ((e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
+  e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (e->nl_fd >= 0) {
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (bind(e->nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      close(e->nl_fd);
+      e->nl_fd = -1;
+    }
+  }
+  e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (e->stop_fd < 0) {
+    snprintf(err, errlen, "eventfd: %s", strerror(errno));
+    goto fail;
+  }
+  for (int i = 0; i < ENGINE_TX; i++) {
+    if ((e->txep[i] = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+      snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+      goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+    epoll_ctl(e->txep[i], EPOLL_CTL_ADD, e->stop_fd, &ev);
+  }
+  for (int i = 0; i < ENGINE_NPROTO; i++) {
+    struct rxarg *a = malloc(sizeof *a);
+    *a = (struct rxarg){e, i};
+    if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
+      snprintf(err, errlen, "pthread_create failed");
+      goto fail;
+    }
+    e->nthreads++;
+  }
+  for (int i = 0; i < ENGINE_TX; i++) {
+    struct txarg *a = malloc(sizeof *a);
+    *a = (struct txarg){e, e->txep[i]};
+    if (pthread_create(&e->tx_thread[i], NULL, tx_main, a) != 0) {
+      snprintf(err, errlen, "pthread_create failed");
+      goto fail;
+    }
+    e->nthreads++;
+  }
+  return e;
+fail:
+  tunctl_engine_free(e);
+  return NULL;
+}
+
+void tunctl_engine_free(struct tunctl_engine *e) {
+  if (!e) return;
+  if (e->stop_fd >= 0) {
+    uint64_t one = 1;
+    if (write(e->stop_fd, &one, sizeof one) < 0) {
+    }
+  }
+  for (int i = 0; i < e->nthreads; i++) pthread_join(i < ENGINE_NPROTO ? e->rx_thread[i] : e->tx_thread[i - ENGINE_NPROTO], NULL);
+  for (int i = 0; i < e->n; i++) {
+    struct eng_tun *t = e->order[i];
+    close(t->tun_fd);
+    if (t->send_fd >= 0) close(t->send_fd);
+    free(t);
+  }
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (e->raw[i] >= 0) close(e->raw[i]);
+  for (int i = 0; i < ENGINE_TX; i++)
+    if (e->txep[i] >= 0) close(e->txep[i]);
+  if (e->nl_fd >= 0) close(e->nl_fd);
+  if (e->ctl_fd >= 0) close(e->ctl_fd);
+  if (e->stop_fd >= 0) close(e->stop_fd);
+  free(e->slots);
+  free(e->order);
+  free(e->entries);
+  pthread_rwlock_destroy(&e->lock);
+  pthread_mutex_destroy(&e->flags_lock);
+  free(e);
+}
+
+static int find(struct tunctl_engine *e, const char *name) {
+  for (int i = 0; i < e->n; i++)
+    if (!strncmp(e->order[i]->name, name, 15)) return i;
+  return -1;
+}
+
+static int link_of(const char *dev) { return dev && dev[0] ? (int)if_nametoindex(dev) : 0; }
+
+int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
+                      char *err, size_t errlen) {
+  pthread_rwlock_rdlock(&e->lock);
+  int exists = find(e, name) >= 0, full = e->n >= ENGINE_MAX;
+  pthread_rwlock_unlock(&e->lock);
+  if (exists) {
+    snprintf(err, errlen, "%s is already a tunnel of the engine", name);
+    return -1;
+  }
+  if (full) {
+    snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+    return -1;
+  }
+  struct eng_tun *t = calloc(1, sizeof *t);
+  if (!t) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  snprintf(t->name, sizeof t->name, "%.15s", name);
+  snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
+  t->cfg = *cfg;
+  t->tun_fd = -1;
+  int existed = if_nametoindex(name) != 0;
+  if (offload && (t->tun_fd = tunctl_open_tun(name, 1, err, errlen)) >= 0) t->vnet = 1;
+  if (t->tun_fd < 0) t->tun_fd = tunctl_open_tun(name, 0, err, errlen);
+  if (t->tun_fd < 0) {
+    free(t);
+    return -1;
+  }
+  int fl = fcntl(t->tun_fd, F_GETFL);
+  fcntl(t->tun_fd, F_SETFL, fl | O_NONBLOCK);
+  /* the MTU the kernel would give the tunnel (or the configured one); the batch may change it later */
+  tunctl_set_mtu(name, cfg->mtu > 0 ? cfg->mtu : tunctl_default_mtu(cfg));
+  t->ifindex = (int)if_nametoindex(name);
+  t->send_fd = own_send_socket(cfg, t->dev, err, errlen);
+  if (t->send_fd == -1) {
+    if (!existed) tunctl_set_persist(t->tun_fd, 0); /* a failed add leaves no device of its own */
+    close(t->tun_fd);
+    free(t);
+    return -1;
+  }
+  if (t->send_fd < -1) t->send_fd = -1;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, t->name, IFNAMSIZ - 1);
+  int up = ioctl(e->ctl_fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+
+  pthread_rwlock_wrlock(&e->lock);
+  if (e->n == e->cap) {
+    int cap = e->cap ? e->cap * 2 : 16;
+    struct eng_tun **o = realloc(e->order, sizeof *o * (size_t)cap);
+    if (o) e->order = o;
+    struct tunctl_entry *en = realloc(e->entries, sizeof *en * (size_t)cap);
+    if (en) e->entries = en;
+    if (!o || !en) {
+      pthread_rwlock_unlock(&e->lock);
+      snprintf(err, errlen, "out of memory");
+      if (!existed) tunctl_set_persist(t->tun_fd, 0);
+      close(t->tun_fd);
+      if (t->send_fd >= 0) close(t->send_fd);
+      free(t);
+      return -1;
+    }
+    e->cap = cap;
+  }
+  uint32_t slot = e->next_slot;
+  while (e->slots[slot % ENGINE_MAX]) slot++;
+  slot %= ENGINE_MAX;
+  e->next_slot = slot + 1;
+  t->slot = (int)slot;
+  t->gen = ++e->next_gen;
+  e->slots[slot] = t;
+  /* the dispatch table in creation order (ifindex: a device created earlier, also before an engine restart,
+   * is older) */
+  int at = e->n;
+  while (at > 0 && e->order[at - 1]->ifindex > t->ifindex) at--;
+  memmove(e->order + at + 1, e->order + at, sizeof *e->order * (size_t)(e->n - at));
+  memmove(e->entries + at + 1, e->entries + at, sizeof *e->entries * (size_t)(e->n - at));
+  e->order[at] = t;
+  e->entries[at] = (struct tunctl_entry){.cfg = t->cfg, .link = link_of(t->dev), .up = up};
+  e->n++;
+  __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)t->gen << 32 | slot};
+  epoll_ctl(e->txep[slot % ENGINE_TX], EPOLL_CTL_ADD, t->tun_fd, &ev);
+  pthread_rwlock_unlock(&e->lock);
+  return 0;
+}
+
+int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, char *err,
+                         size_t errlen) {
+  int fd = own_send_socket(cfg, dev, err, errlen);
+  if (fd == -1) return -1;
+  pthread_rwlock_wrlock(&e->lock);
+  int i = find(e, name);
+  if (i < 0) {
+    pthread_rwlock_unlock(&e->lock);
+    if (fd >= 0) close(fd);
+    snprintf(err, errlen, "%s is not a tunnel of the engine", name);
+    return -1;
+  }
+  struct eng_tun *t = e->order[i];
+  /* in place: the device, its counters and its sequence numbers stay */
+  t->cfg = *cfg;
+  snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
+  int old = t->send_fd;
+  t->send_fd = fd >= 0 ? fd : -1;
+  e->entries[i].cfg = t->cfg;
+  e->entries[i].link = link_of(t->dev);
+  __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+  pthread_rwlock_unlock(&e->lock);
+  if (old >= 0) close(old);
+  return 0;
+}
+
+int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device) {
+  pthread_rwlock_wrlock(&e->lock);
+  int i = find(e, name);
+  if (i < 0) {
+    pthread_rwlock_unlock(&e->lock);
+    return -1;
+  }
+  struct eng_tun *t = e->order[i];
+  memmove(e->order + i, e->order + i + 1, sizeof *e->order * (size_t)(e->n - i - 1));
+  memmove(e->entries + i, e->entries + i + 1, sizeof *e->entries * (size_t)(e->n - i - 1));
+  e->n--;
+  e->slots[t->slot] = NULL;
+  epoll_ctl(e->txep[t->slot % ENGINE_TX], EPOLL_CTL_DEL, t->tun_fd, NULL);
+  __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+  pthread_rwlock_unlock(&e->lock);
+  /* no packet thread holds t now (they hold the read lock around every use) */
+  if (remove_device) tunctl_set_persist(t->tun_fd, 0);
+  close(t->tun_fd);
+  if (t->send_fd >= 0) close(t->send_fd);
+  free(t);
+  return 0;
+}
+
+int tunctl_engine_stats(struct tunctl_engine *e, const char *name, struct tunctl_stats *o, int *vnet, int *gone) {
+  pthread_rwlock_rdlock(&e->lock);
+  int i = find(e, name);
+  if (i < 0) {
+    pthread_rwlock_unlock(&e->lock);
+    return -1;
+  }
+  struct eng_tun *t = e->order[i];
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+  const uint64_t *src = (const uint64_t *)&t->s;
+  uint64_t *dst = (uint64_t *)o;
+  for (size_t k = 0; k < sizeof *o / sizeof(uint64_t); k++) dst[k] = LD(src[k]);
+  *vnet = t->vnet;
+  *gone = LD(t->gone);
+  pthread_rwlock_unlock(&e->lock);
+  return 0;
+}
+
+int tunctl_engine_count(struct tunctl_engine *e) {
+  pthread_rwlock_rdlock(&e->lock);
+  int n = e->n;
+  pthread_rwlock_unlock(&e->lock);
+  return n;
+}

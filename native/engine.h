@@ -1,0 +1,71 @@
+/* tunctl userspace engine: every userspace tunnel of one network namespace in one data plane.
+ * One raw socket per outer protocol (opened once), a fixed pool of threads (one receive thread per protocol socket,
+ * ENGINE_TX transmit threads epolling the tunnels' TUN devices), one persistent TUN device per tunnel.
+ * The tunnel table is swapped under a writer-preferring rwlock: the packet threads hold it for reading around each
+ * batch, the control thread (add / change in place / remove) for writing, so a change never disturbs the packets
+ * of other tunnels beyond that short wait, and a tunnel changed in place keeps its counters and sequence state. */
+#ifndef TUNCTL_ENGINE_H
+#define TUNCTL_ENGINE_H
+
+#include "dataplane.h"
+
+#include <pthread.h>
+
+/* the outer protocols the engine receives: one raw socket and one receive thread each. Adding one (50 for vti over
+ * ESP, 1 for ICMP errors about outer packets) is one entry here plus its case in engine.c eng_decap / rx_proto. */
+#define ENGINE_NPROTO 3
+#define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
+#define ENGINE_MAX 16384     /* tunnels per engine */
+
+struct eng_tun {
+  char name[16];
+  char dev[16];         /* underlay device (SO_BINDTODEVICE on its own sending socket); empty = none */
+  struct tunctl_cfg cfg;
+  int tun_fd;
+  int vnet;             /* TUN opened with IFF_VNET_HDR + offloads */
+  int send_fd;          /* own sending socket (dev or fwmark set), else -1: the protocol's socket sends */
+  int ifindex;          /* of the TUN device: the table's order (the kernel's creation order) */
+  int slot;
+  uint32_t gen;         /* with slot: the TX threads' epoll key (a removed tunnel's stale event is ignored) */
+  int gone;             /* the TUN device disappeared (ip link del) */
+  struct tunctl_rxstate rx;
+  struct tunctl_txstate tx;
+  struct tunctl_stats s; /* updated with atomic adds by every packet thread */
+};
+
+struct tunctl_engine {
+  pthread_rwlock_t lock;
+  struct eng_tun **slots;       /* by slot (ENGINE_MAX) */
+  struct eng_tun **order;       /* dispatch order: by ifindex (creation order), parallel to entries */
+  struct tunctl_entry *entries; /* the receive dispatch's table (dispatch.c) */
+  int n, cap;
+  uint32_t next_gen;
+  uint64_t tabgen;              /* bumped at every table or IFF_UP change: invalidates the receive caches */
+  int raw[ENGINE_NPROTO];
+  int nl_fd, ctl_fd;
+  int flags_stale;
+  pthread_mutex_t flags_lock;
+  int stop_fd;
+  int txep[ENGINE_TX];
+  pthread_t rx_thread[ENGINE_NPROTO], tx_thread[ENGINE_TX];
+  int nthreads;
+  uint32_t next_slot;
+};
+
+/* opens the protocol sockets and starts the threads; NULL with err set on failure */
+struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen);
+/* stops the threads and closes everything; TUN devices stay (persistent) */
+void tunctl_engine_free(struct tunctl_engine *e);
+/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err */
+int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
+                      char *err, size_t errlen);
+/* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
+int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, char *err,
+                         size_t errlen);
+/* removes a tunnel; remove_device: its TUN device goes too (persist off), else it stays; 0, or -1 if unknown */
+int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device);
+/* a tunnel's counters; 0, or -1 if unknown. *vnet, *gone: offload in use, device deleted under the engine */
+int tunctl_engine_stats(struct tunctl_engine *e, const char *name, struct tunctl_stats *out, int *vnet, int *gone);
+int tunctl_engine_count(struct tunctl_engine *e);
+
+#endif

@@ -1,0 +1,295 @@
+// The namespace's userspace engine: `node dist/userspace/engine.js <run dir>` (started by control.ts inside the
+// namespace) runs every userspace tunnel of the namespace in one native data plane (native/engine.c). Its
+// configuration is the tunnels' state files in the run dir (<name>.json, written by the CLI); a "commit" on the
+// control socket (.engine.sock, 0600) makes the engine converge to them in one transaction and answers per tunnel.
+// It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is removed.
+import {execFileSync} from 'node:child_process'
+import {chmodSync, existsSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {createServer, type Socket} from 'node:net'
+import {join} from 'node:path'
+import {writeAtomic} from '../lib/rundir.js'
+import type {Counters} from '../model/types.js'
+import {loadAddon, type NativeCounters} from './addon.js'
+import {type EncapState, type EncapStats, engineFiles, isEncapState} from './paths.js'
+
+function log(msg: string) {
+  process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
+}
+
+type EngineCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; otherTunnel?: number; offload?: boolean}
+
+function toCounters(n: NativeCounters): EngineCounters {
+  const drops: Record<string, number> = {}
+  for (const [k, v] of Object.entries(n.drops)) if (v) drops[k] = v
+  return {
+    rxPackets: n.rxPackets,
+    rxBytes: n.rxBytes,
+    txPackets: n.txPackets,
+    txBytes: n.txBytes,
+    rxErrors: n.rxErrors,
+    txErrors: n.txErrors,
+    rxDropped: n.rxDropped,
+    txDropped: n.txDropped,
+    icmpSent: n.icmpSent,
+    tsoSegments: n.tsoSegments,
+    groMerged: n.groMerged,
+    otherTunnel: n.otherTunnel,
+    offload: n.offload,
+    drops,
+  }
+}
+
+/** isatap: the link-local fe80::5efe:a.b.c.d the kernel gives an ISATAP interface */
+function isatapLinkLocal(state: EncapState) {
+  if (state.params.mode !== 'isatap' || state.params.local === 'any') return
+  try {
+    execFileSync('ip', ['-6', 'addr', 'replace', `fe80::5efe:${state.params.local}/64`, 'dev', state.name], {stdio: 'pipe'})
+  } catch (e: any) {
+    log(`adding the ISATAP link-local address failed: ${String(e.stderr ?? e.message).trim()}`)
+  }
+}
+
+function ownStartTicks(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    return Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** What a commit answers for one tunnel. */
+export interface CommitResult {
+  ok: boolean
+  error?: string
+  /** the generation of its state file the engine runs */
+  generation?: number
+  removed?: boolean
+}
+
+export interface CommitReply {
+  ok: boolean
+  pid: number
+  results: Record<string, CommitResult>
+  running: string[]
+  error?: string
+}
+
+interface Running {
+  state: EncapState
+  key: string
+  startedAt: string
+  lastWrite: number
+  lastCounters: string
+}
+
+function main() {
+  const dir = process.argv[2]
+  if (!dir) {
+    process.stderr.write('usage: engine.js <run dir>\n')
+    process.exit(64)
+  }
+  const files = engineFiles(dir)
+  // TUNCTL_OFFLOAD=0: plain TUN without IFF_VNET_HDR (no TSO segmentation / coalescing)
+  const offload = process.env.TUNCTL_OFFLOAD !== '0'
+  const addon = loadAddon()
+  const startTicks = ownStartTicks()
+  const running = new Map<string, Running>()
+  addon.engineStart()
+
+  const statsOf = (name: string, r: Running): EncapStats | undefined => {
+    const n = addon.engineStats(name)
+    if (!n) return undefined
+    return {
+      name,
+      pid: process.pid,
+      ...(startTicks !== undefined ? {startTicks} : {}),
+      params: r.state.params,
+      generation: r.state.generation,
+      startedAt: r.startedAt,
+      updatedAt: new Date().toISOString(),
+      counters: toCounters(n),
+    }
+  }
+  const writeStats = (name: string, r: Running, force: boolean) => {
+    const st = statsOf(name, r)
+    if (!st) return
+    const c = JSON.stringify(st.counters)
+    // every second while traffic flows or when few tunnels run, at least every 10 s otherwise
+    if (!force && running.size > 100 && c === r.lastCounters && Date.now() - r.lastWrite < 10_000) return
+    r.lastCounters = c
+    r.lastWrite = Date.now()
+    writeAtomic(join(dir, `${name}.stats.json`), st)
+  }
+  const unlinkQuiet = (f: string) => {
+    try {
+      unlinkSync(f)
+    } catch {}
+  }
+
+  /** the state files of the run dir (valid ones only: a corrupt file is not a configuration) */
+  const desiredStates = (): Map<string, EncapState> => {
+    const out = new Map<string, EncapState>()
+    for (const f of readdirSync(dir).sort()) {
+      if (f.startsWith('.') || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+      try {
+        const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
+        if (isEncapState(st) && `${st.name}.json` === f) out.set(st.name, st)
+      } catch {}
+    }
+    return out
+  }
+
+  /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
+  const commit = (forget: Set<string>, order: string[]): CommitReply => {
+    const results: Record<string, CommitResult> = {}
+    const desired = desiredStates()
+    for (const [name] of [...running]) {
+      if (desired.has(name)) continue
+      const keep = forget.has(name)
+      addon.engineRemove(name, !keep)
+      running.delete(name)
+      unlinkQuiet(join(dir, `${name}.stats.json`))
+      results[name] = {ok: true, removed: true}
+      log(`removed ${name}${keep ? ' (device kept)' : ''}`)
+    }
+    const rank = (n: string) => {
+      const i = order.indexOf(n)
+      return i < 0 ? order.length : i
+    }
+    const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
+    for (const name of names) {
+      const state = desired.get(name)!
+      const key = JSON.stringify(state.params)
+      const r = running.get(name)
+      try {
+        if (!r) addon.engineAdd(name, state.params, {offload})
+        else if (r.key !== key) addon.engineChange(name, state.params)
+      } catch (e: any) {
+        results[name] = {ok: false, error: e.message, generation: state.generation}
+        log(`${r ? 'changing' : 'adding'} ${name} failed: ${e.message}`)
+        continue
+      }
+      const now = new Date().toISOString()
+      const rec: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
+      if (!r) log(`started ${state.params.mode} ${name} local ${state.params.local} remote ${state.params.remote}`)
+      else if (r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
+      rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
+      rec.key = key
+      running.set(name, rec)
+      writeAtomic(join(dir, `${name}.json`), rec.state)
+      if (!r || r.key !== key) isatapLinkLocal(rec.state)
+      writeStats(name, rec, true)
+      results[name] = {ok: true, generation: state.generation}
+    }
+    return {ok: true, pid: process.pid, results, running: [...running.keys()]}
+  }
+
+  let exiting = false
+  const shutdown = (why: string, code = 0) => {
+    if (exiting) return
+    exiting = true
+    clearInterval(timer)
+    log(`${why}: stopping (${running.size} tunnels; their devices stay)`)
+    try {
+      addon.engineStop()
+    } catch (e: any) {
+      log(`stop failed: ${e.message}`)
+    }
+    server.close()
+    unlinkQuiet(files.sock)
+    unlinkQuiet(files.record)
+    process.exit(code)
+  }
+
+  // the state file of a running tunnel damaged or removed by hand (never by the CLI, which commits after it):
+  // write back what runs, so the CLI keeps recognising this engine and the tunnel's parameters
+  const repairState = (name: string, r: Running) => {
+    let ok = false
+    try {
+      const cur = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8'))
+      ok = cur?.name === name && typeof cur?.params?.mode === 'string'
+    } catch {}
+    if (ok) return
+    log(`state file of ${name} unreadable: rewriting it`)
+    writeAtomic(join(dir, `${name}.json`), r.state)
+  }
+
+  const timer = setInterval(() => {
+    for (const [name, r] of [...running]) {
+      try {
+        const n = addon.engineStats(name)
+        if (n?.deviceGone || !existsSync(`/sys/class/net/${name}`)) {
+          // the device was deleted by someone else (ip link del): the tunnel is gone, so is its record
+          addon.engineRemove(name, false)
+          running.delete(name)
+          for (const f of [`${name}.stats.json`, `${name}.json`]) unlinkQuiet(join(dir, f))
+          log(`${name} was deleted; forgot it`)
+          continue
+        }
+        if (!busy) repairState(name, r)
+        writeStats(name, r, false)
+      } catch (e: any) {
+        log(`counters of ${name}: ${e.message}`)
+      }
+    }
+    // idle: no tunnel left after a commit, or none ever committed (the CLI that started it died)
+    if (!running.size && !busy && (committed || Date.now() - bornAt > 30_000)) shutdown('no tunnel left')
+  }, 1000)
+
+  let busy = false
+  let committed = false
+  const bornAt = Date.now()
+  const server = createServer((sock: Socket) => {
+    let buf = ''
+    sock.setEncoding('utf8')
+    sock.on('error', () => {})
+    sock.on('data', (d: string) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      const line = buf.slice(0, nl)
+      buf = ''
+      let reply: CommitReply
+      try {
+        const req = JSON.parse(line)
+        if (req?.op === 'commit') {
+          busy = true
+          committed = true
+          try {
+            reply = commit(new Set(Array.isArray(req.forget) ? req.forget : []), Array.isArray(req.order) ? req.order : [])
+          } finally {
+            busy = false
+          }
+        } else if (req?.op === 'ping') {
+          reply = {ok: true, pid: process.pid, results: {}, running: [...running.keys()]}
+        } else {
+          reply = {ok: false, pid: process.pid, results: {}, running: [...running.keys()], error: 'unknown request'}
+        }
+      } catch (e: any) {
+        reply = {ok: false, pid: process.pid, results: {}, running: [...running.keys()], error: e.message}
+      }
+      sock.end(JSON.stringify(reply) + '\n', () => {
+        if (!running.size && committed) shutdown('no tunnel left')
+      })
+    })
+  })
+  server.on('error', (e: any) => {
+    log(`control socket ${files.sock}: ${e.message}`)
+    process.exit(1)
+  })
+  // a stale socket of a dead engine (the CLI starts an engine only when none answers)
+  unlinkQuiet(files.sock)
+  const umask = process.umask(0o177)
+  server.listen(files.sock, () => {
+    process.umask(umask)
+    chmodSync(files.sock, 0o600)
+    writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir})
+    log(`engine listening on ${files.sock}`)
+  })
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+}
+
+main()
