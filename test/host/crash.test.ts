@@ -1,6 +1,6 @@
 // Crash safety of the userspace driver (issue #6): a TUN device carries tunctl's mark from the moment it exists,
-// so a CLI killed mid-apply, a killed daemon, a damaged or lost state file, or a failed batch leave nothing that
-// wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, daemon or state.
+// so a CLI killed mid-apply, a killed engine, a damaged or lost state file, or a failed batch leave nothing that
+// wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -37,16 +37,17 @@ function tuns(ns: string): Map<string, {up: boolean; alias?: string}> {
   return new Map(links.filter((l) => l?.linkinfo?.info_kind === 'tun').map((l) => [l.ifname, {up: l.flags?.includes('UP'), alias: l.ifalias}]))
 }
 
-/** pids of the encapsulator daemons running for ns (their command line names a state file under its directory) */
-function daemons(ns: string): number[] {
-  const dir = nsDir(ns) + '/'
+/** pids of the userspace engines running for ns (their command line names its run directory after engine.js) */
+function engines(ns: string): number[] {
+  const dir = nsDir(ns)
   const out: number[] = []
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue
     try {
       if (/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) continue
       const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
-      if (argv.some((a) => /daemon\.[jt]s$/.test(a)) && argv.some((a) => a.startsWith(dir))) out.push(Number(p))
+      const at = argv.findIndex((a) => /engine\.[jt]s$/.test(a))
+      if (at >= 0 && argv[at + 1] === dir) out.push(Number(p))
     } catch {}
   }
   return out.sort()
@@ -114,22 +115,22 @@ const why =
       const after = tuns(pair!.a)
       assert.is(after.size, N, [...after.keys()].join(' '))
       for (const [n, d] of after) assert.ok(d.up, `${n} up`)
-      await until(`${N} daemons`, () => daemons(pair!.a).length === N)
-      assert.is(daemons(pair!.a).length, N, 'one daemon per tunnel, none extra')
+      await until('an engine', () => engines(pair!.a).length === 1)
+      assert.is(engines(pair!.a).length, 1, `one engine for ${N} tunnels, none extra`)
       assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
 
       ok(['del', '--netns', pair!.a, ...Object.keys(manyGre())])
       assert.is(tuns(pair!.a).size, 0)
-      await until('no daemons', () => daemons(pair!.a).length === 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
       assert.equal(records(pair!.a), [])
     })
   }
   t.run()
 }
 
-// ---- a killed daemon, a damaged state file, a lost record, a failed batch ----
+// ---- a killed engine, a damaged state file, a lost record, a failed batch ----
 {
-  const t = suite('crash: killed daemon, damaged or lost state, failed batch')
+  const t = suite('crash: killed engine, damaged or lost state, failed batch')
   let pair: Pair | undefined
   const file = join(scratch, 'one.yaml')
   const spec = {g1: {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', key: 1, ttl: 64, addresses: ['10.78.1.1/30']}}
@@ -144,24 +145,24 @@ const why =
     })
     t.after(() => removePair(pair))
 
-    t('SIGKILL of the daemon: del works', async () => {
+    t('SIGKILL of the engine: del works', async () => {
       ok(['apply', '--netns', pair!.a, file])
-      const [pid] = daemons(pair!.a)
+      const [pid] = engines(pair!.a)
       assert.ok(pid)
       process.kill(pid!, 'SIGKILL')
-      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      await until('engine gone', () => engines(pair!.a).length === 0)
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
       assert.equal(records(pair!.a), [])
     })
 
-    t('SIGKILL of the daemon: apply restarts it and traffic flows', async () => {
+    t('SIGKILL of the engine: apply starts a new one and traffic flows', async () => {
       ok(['apply', '--netns', pair!.a, file])
-      const [pid] = daemons(pair!.a)
+      const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
-      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      await until('engine gone', () => engines(pair!.a).length === 0)
       ok(['apply', '--netns', pair!.a, file])
-      const now = daemons(pair!.a)
+      const now = engines(pair!.a)
       assert.is(now.length, 1)
       assert.is.not(now[0], pid)
       const p = ping(pair!.a, '10.78.1.2')
@@ -169,7 +170,7 @@ const why =
     })
 
     t('a damaged state file: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
-      const [pid] = daemons(pair!.a)
+      const [pid] = engines(pair!.a)
       writeFileSync(statePath('g1', pair!.a), '{"name": "g1", "params": nul')
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g, 'g1 shown')
@@ -177,7 +178,7 @@ const why =
       assert.is(g.alive, true)
       ok(['apply', '--netns', pair!.a, file])
       assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
-      // the daemon writes its state back within a second
+      // the engine writes the state back within a second
       const readable = () => {
         try {
           return JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8')).params.mode === 'gre'
@@ -186,19 +187,19 @@ const why =
         }
       }
       await until('the state file rewritten', readable, 5000)
-      assert.equal(daemons(pair!.a), [pid!], 'the same daemon')
+      assert.equal(engines(pair!.a), [pid!], 'the same engine')
       writeFileSync(statePath('g1', pair!.a), 'garbage')
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
-      await until('no daemons', () => daemons(pair!.a).length === 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
       assert.equal(records(pair!.a), [])
     })
 
-    t('state and stats files lost, daemon dead: the marked TUN device is still tunctl\'s; apply replaces it; del works', async () => {
+    t('state and stats files lost, engine dead: the marked TUN device is still tunctl\'s; apply replaces it; del works', async () => {
       ok(['apply', '--netns', pair!.a, file])
-      const [pid] = daemons(pair!.a)
+      const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
-      await until('daemon gone', () => daemons(pair!.a).length === 0)
+      await until('engine gone', () => engines(pair!.a).length === 0)
       for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g?.owned, 'owned')
@@ -206,42 +207,42 @@ const why =
       const plan = ok(['plan', '--netns', pair!.a, file])
       assert.match(plan.out, /g1/)
       ok(['apply', '--netns', pair!.a, file])
-      assert.is(daemons(pair!.a).length, 1)
+      assert.is(engines(pair!.a).length, 1)
       const p = ping(pair!.a, '10.78.1.2')
       assert.ok(p.ok, p.out)
-      // lost again, this time with the daemon alive: del still removes device and daemon
+      // lost again, this time with the engine alive: del still removes the device, and the engine exits
       for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
-      await until('no daemons', () => daemons(pair!.a).length === 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
     })
 
-    t('a batch line failing after a userspace create (TUNCTL_FAIL_AT_LINE=1): no device, daemon or state is left', async () => {
+    t('a batch line failing after a userspace create (TUNCTL_FAIL_AT_LINE=1): no device, engine tunnel or state is left', async () => {
       assert.is(tuns(pair!.a).size, 0)
       const r = tunctl(['apply', '--netns', pair!.a, file], {TUNCTL_FAIL_AT_LINE: '1'})
       assert.is.not(r.code, 0, r.out + r.err)
       assert.match(r.out + r.err, /restored|rolled back/i)
       assert.is(tuns(pair!.a).size, 0, [...tuns(pair!.a).keys()].join(' '))
-      await until('no daemons', () => daemons(pair!.a).length === 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
       assert.equal(records(pair!.a), [])
       ok(['apply', '--netns', pair!.a, file])
       assert.is(tuns(pair!.a).size, 1)
     })
 
-    t('the CLI signals no process it cannot prove is the tunnel\'s daemon (a reused pid in the state file)', async () => {
-      // a process that looks like an encapsulator daemon, but of another tunnel (another state file)
-      const decoy = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', statePath('g1', pair!.a + '-other')], {stdio: 'ignore'})
+    t('the CLI signals no process it cannot prove is the namespace\'s engine (a reused pid in the state file)', async () => {
+      // a process that looks like a userspace engine, but of another namespace (another run directory)
+      const decoy = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', nsDir(pair!.a + '-other')], {stdio: 'ignore'})
       await until('decoy running', () => {
         try {
-          return readFileSync(`/proc/${decoy.pid}/cmdline`, 'utf8').includes('daemon.js')
+          return readFileSync(`/proc/${decoy.pid}/cmdline`, 'utf8').includes('engine.js')
         } catch {
           return false
         }
       })
       try {
-        const [pid] = daemons(pair!.a)
+        const [pid] = engines(pair!.a)
         process.kill(pid!, 'SIGKILL')
-        await until('daemon gone', () => daemons(pair!.a).length === 0)
+        await until('engine gone', () => engines(pair!.a).length === 0)
         const st = JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8'))
         writeFileSync(statePath('g1', pair!.a), JSON.stringify({...st, pid: decoy.pid, startTicks: undefined}))
         writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: st.generation}))

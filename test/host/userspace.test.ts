@@ -1,6 +1,6 @@
-// Host e2e of the userspace encapsulator: for gre, ipip, sit and isatap, two namespaces joined by veth run a
-// daemon each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
-// match the tunnel and check the drop counters, kill a daemon and check it is reported dead.
+// Host e2e of the userspace encapsulator: for gre, ipip, sit and isatap, two namespaces joined by veth run an
+// engine each (started through control.ts), ping and iperf3 through the tunnel, inject packets that do not
+// match the tunnel and check the drop counters, kill an engine and check it is reported dead.
 import {readFileSync} from 'node:fs'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
@@ -25,7 +25,7 @@ async function counters(ns: string, name = 'tun0'): Promise<Counters> {
   return c!
 }
 
-/** waits until the daemon has written counters satisfying pred (stats files are rewritten every second) */
+/** waits until the engine has written counters satisfying pred (stats files are rewritten every second) */
 async function waitCounters(ns: string, pred: (c: Counters) => boolean, ms = 4000, name = 'tun0'): Promise<Counters> {
   return waitFor(() => counters(ns, name), pred, {what: `${name} counters in ${ns}`, timeoutMs: ms, intervalMs: 200})
 }
@@ -152,7 +152,7 @@ for (const c of cases) {
 
   t.after(() => removePair(pair))
 
-  t('the TUN device exists with the kernel default MTU and the daemon is alive', async () => {
+  t('the TUN device exists with the kernel default MTU and the engine is alive', async () => {
     const link = JSON.parse(ipn(pair!.a, '-j', '-d', 'link', 'show', 'dev', 'tun0'))[0]
     assert.is(link.linkinfo?.info_kind, 'tun')
     assert.is(link.mtu, c.mode === 'gre' ? 1468 : 1480)
@@ -175,7 +175,7 @@ for (const c of cases) {
     const after = await waitCounters(pair!.a, (x) => x.txBytes > before.txBytes + 10e6)
     assert.ok(after.txPackets > before.txPackets + 1000, `tx ${before.txPackets} → ${after.txPackets}`)
     assert.ok(after.rxPackets > before.rxPackets, `rx ${before.rxPackets} → ${after.rxPackets}`)
-    // offloads: the sender's daemon cut TSO packets, the receiver's coalesced segments into GSO writes
+    // offloads: the sender's engine cut TSO packets, the receiver's coalesced segments into GSO writes
     const statsA = JSON.parse(readFileSync(statsPath('tun0', pair!.a), 'utf8')).counters
     const statsB = JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).counters
     assert.is(statsA.offload, true)
@@ -204,9 +204,12 @@ for (const c of cases) {
   })
 
   if (c.mode === 'gre') {
-    t('startEncap on a running daemon reconfigures it in place (SIGHUP): new key on both ends', async () => {
+    t('startEncap on a running engine changes the tunnel in place: new key on both ends, same engine, counters kept', async () => {
       const pidBefore = (await observeEncaps({netns: pair!.a})).get('tun0')!.pid
+      const txBefore = (await counters(pair!.a)).txPackets
+      assert.ok(txBefore > 0, 'traffic before the change')
       await startEncap('tun0', {...c.a, ikey: 7, okey: 7}, {netns: pair!.a})
+      assert.ok((await counters(pair!.a)).txPackets >= txBefore, 'counters not reset by the change')
       await startEncap('tun0', {...c.b, ikey: 7, okey: 7}, {netns: pair!.b})
       const m = await observeEncaps({netns: pair!.a})
       assert.is(m.get('tun0')!.pid, pidBefore)
@@ -217,7 +220,7 @@ for (const c of cases) {
   }
 
   if (c.mode === 'gre') {
-    t('a second GRE tunnel in the same namespaces (other key): both carry traffic; the kernel filters each one\'s packets from the other\'s socket; a packet nobody takes is still counted', async () => {
+    t('a second GRE tunnel in the same namespaces (other key): the same engine, both carry traffic, each packet reaches exactly one tunnel; a packet nobody takes is still counted', async () => {
       const k = {ikey: 43, okey: 43}
       await startEncap('tun1', {...c.a, ...k}, {netns: pair!.a})
       await startEncap('tun1', {...c.b, ...k}, {netns: pair!.b})
@@ -226,7 +229,12 @@ for (const c of cases) {
         ipn(pair!.b, 'addr', 'add', '10.1.1.2/30', 'dev', 'tun1')
         ipn(pair!.a, 'link', 'set', 'tun1', 'up')
         ipn(pair!.b, 'link', 'set', 'tun1', 'up')
-        await sleep(1300) // the daemons pick up their sibling within a second
+        const om = await observeEncaps({netns: pair!.b})
+        assert.is(om.get('tun1')!.pid, om.get('tun0')!.pid, 'one engine process for both tunnels')
+        // counters written after this point (the previous test's in-flight packets are counted by then)
+        const since = Date.now() + 300
+        const updated = () => Date.parse(JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).updatedAt)
+        await waitFor(async () => updated(), (u) => u > since, {what: 'fresh counters of tun0', timeoutMs: 4000, intervalMs: 100})
         const before = await counters(pair!.b)
         const r1 = ping(pair!.a, '10.1.1.2', 5)
         assert.ok(r1.ok, r1.out)
@@ -235,21 +243,20 @@ for (const c of cases) {
         await sleep(1300)
         const after = await counters(pair!.b)
         assert.is(after.rxDropped, before.rxDropped, JSON.stringify(after.drops))
-        // tun1's packets never reach tun0's daemon: its raw socket's BPF filter drops them in the kernel
-        // (without the filter each of the 5 pings would be copied to tun0 and counted in otherTunnel)
+        // tun1's packets never reach tun0: the engine's dispatch gives each packet to one tunnel
         const raw0 = JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).counters
         const raw1 = JSON.parse(readFileSync(statsPath('tun1', pair!.b), 'utf8')).counters
         assert.ok(raw1.rxPackets >= 5, `tun1 rxPackets ${raw1.rxPackets}`)
         assert.is(raw0.otherTunnel, 0, 'tun0 saw none of tun1\'s packets')
-        // a packet matching neither tunnel (key 99) reaches both daemons; the oldest (tun0) counts it, once
+        // a packet matching neither tunnel (key 99): the oldest tunnel of its protocol (tun0) counts it, once
         const stray = addon().encapForTest({...c.a, ikey: 99, okey: 99}, icmp4('10.1.0.1', '10.1.0.2')).packet!
         const d0 = await counters(pair!.b)
         const d1 = await counters(pair!.b, 'tun1')
         rawSendFrom(pair!.a, stray)
         const e0 = await waitCounters(pair!.b, (x) => drop(x, 'no_tunnel') === drop(d0, 'no_tunnel') + 1)
         // tun1 wrote its counters once more since
-        const since = Date.parse(JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).updatedAt)
-        const fresh = () => Date.parse(JSON.parse(readFileSync(statsPath('tun1', pair!.b), 'utf8')).updatedAt) > since
+        const since0 = Date.parse(JSON.parse(readFileSync(statsPath('tun0', pair!.b), 'utf8')).updatedAt)
+        const fresh = () => Date.parse(JSON.parse(readFileSync(statsPath('tun1', pair!.b), 'utf8')).updatedAt) > since0
         for (const end = Date.now() + 4000; !fresh() && Date.now() < end; ) await sleep(100)
         assert.ok(fresh(), 'tun1 wrote its counters')
         const e1 = await counters(pair!.b, 'tun1')
@@ -296,11 +303,11 @@ for (const c of cases) {
     }
   })
 
-  t('a killed daemon is reported dead; startEncap restarts it on the same device; stopEncap removes a left-over device', async () => {
+  t('a killed engine is reported dead; startEncap starts a new one on the same device; stopEncap removes a left-over device', async () => {
     const m = await observeEncaps({netns: pair!.b})
     const pid = m.get('tun0')!.pid!
     process.kill(pid, 'SIGKILL')
-    await waitFor(() => processRuns(pid), (r) => !r, {what: `killed daemon ${pid} gone`})
+    await waitFor(() => processRuns(pid), (r) => !r, {what: `killed engine ${pid} gone`})
     const m2 = await observeEncaps({netns: pair!.b})
     assert.is(m2.get('tun0')?.alive, false)
     assert.is(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0, 'persistent TUN left behind')
@@ -312,13 +319,13 @@ for (const c of cases) {
     const r = ping(pair!.a, c.pingTargets[0])
     assert.ok(r.ok, r.out)
     process.kill(pid2, 'SIGKILL')
-    await waitFor(() => processRuns(pid2), (r) => !r, {what: `killed daemon ${pid2} gone`})
+    await waitFor(() => processRuns(pid2), (r) => !r, {what: `killed engine ${pid2} gone`})
     await stopEncap('tun0', {netns: pair!.b})
     assert.is.not(run('ip', ['-n', pair!.b, 'link', 'show', 'dev', 'tun0']).code, 0)
     assert.is((await observeEncaps({netns: pair!.b})).size, 0)
   })
 
-  t('stopEncap of a live daemon: SIGTERM removes its device', async () => {
+  t('stopEncap of the last tunnel of a live engine: the engine removes its device and exits', async () => {
     const pid = (await observeEncaps({netns: pair!.a})).get('tun0')!.pid!
     await stopEncap('tun0', {netns: pair!.a})
     assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', 'tun0']).code, 0)
@@ -333,7 +340,7 @@ for (const c of cases) {
   })
 
   if (c.mode === 'gre') {
-    t('the device deleted under a running daemon (ip link del): the daemon exits and forgets the tunnel', async () => {
+    t('the device deleted under a running engine (ip link del): the engine forgets the tunnel (and exits: it was the last)', async () => {
       const {pid} = await startEncap('tun0', c.a, {netns: pair!.a})
       ipn(pair!.a, 'link', 'del', 'dev', 'tun0')
       const end = Date.now() + 4000
@@ -353,7 +360,7 @@ for (const c of cases) {
       assert.is(alive, false)
     })
 
-    t('a reconfiguration the data plane refuses fails startEncap with the reason; stopEncap cleans up', async () => {
+    t('a reconfiguration the engine refuses fails startEncap with the reason and keeps the tunnel as it ran; stopEncap cleans up', async () => {
       const {pid} = await startEncap('tun0', c.a, {netns: pair!.a})
       let err: any
       try {
@@ -362,11 +369,15 @@ for (const c of cases) {
         err = e
       }
       assert.match(String(err?.message), /bad local address/)
-      await waitFor(() => processRuns(pid), (r) => !r, {what: `daemon ${pid} exits after a refused reconfiguration`})
-      assert.is((await observeEncaps({netns: pair!.a})).get('tun0')?.alive, false)
-      assert.is(isDaemonAlive(pid), false)
+      const o = (await observeEncaps({netns: pair!.a})).get('tun0')
+      assert.is(o?.alive, true, 'the engine still runs the tunnel')
+      assert.is(o?.pid, pid, 'the same engine')
+      assert.is(o?.params.local, c.a.local, 'its previous parameters (state file restored)')
       await stopEncap('tun0', {netns: pair!.a})
       assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', 'tun0']).code, 0)
+      // its last tunnel removed, the engine exits
+      await waitFor(() => processRuns(pid), (r) => !r, {what: `engine ${pid} exits after its last tunnel`})
+      assert.is(isDaemonAlive(pid), false)
     })
   }
 
