@@ -1,5 +1,5 @@
 // control.ts without root: which modes have a userspace driver, and observeEncaps reading state/stats files
-// (alive only for a live daemon process, counters from the stats file) in a temporary run directory.
+// (alive only for a live engine process of that run dir, counters from the stats file) in a temporary run directory.
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {waitFor} from '../../lib/wait.js'
 import {tmpdir} from 'node:os'
@@ -26,23 +26,28 @@ t('observeEncaps: nothing recorded → empty map', async () => {
   assert.is((await control.observeEncaps({netns: 'none-such'})).size, 0)
 })
 
-t('observeEncaps: params and counters from the files; alive only for a live daemon process', async () => {
+t('observeEncaps: params and counters from the files; alive only for a live engine process of that run dir', async () => {
   const dir = join(run, 'ns', 'ns1')
   mkdirSync(dir, {recursive: true})
-  // a live process whose command line names a daemon (stands in for dist/userspace/daemon.js)
-  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/daemon.js', join(dir, 'gre1.json')], {stdio: 'ignore'})
+  // a live process whose command line names the engine of this run dir (stands in for dist/userspace/engine.js)
+  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  // an engine of another run dir: not this namespace's
+  const other = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir + '-other'], {stdio: 'ignore'})
   try {
-    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (c) => c.includes('daemon'), {what: 'the stand-in daemon process'})
+    for (const c of [child, other]) await waitFor(() => { try { return readFileSync(`/proc/${c.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', netns: 'ns1', params, generation: 1, pid: child.pid}))
     writeFileSync(
       join(dir, 'gre1.stats.json'),
       JSON.stringify({name: 'gre1', pid: child.pid, generation: 1, startedAt: 'x', updatedAt: 'y', counters: {rxPackets: 3, rxBytes: 300, txPackets: 4, txBytes: 400, rxErrors: 1, txErrors: 0, rxDropped: 2, txDropped: 0, icmpSent: 0, drops: {bad_key: 2}}}),
     )
-    // dead: a pid that is not running (our own pid is alive but is not a daemon → also dead)
+    // dead: a pid that is not running (our own pid is alive but is not an engine → also dead; an engine of
+    // another run dir → dead too)
     writeFileSync(join(dir, 'ipip1.json'), JSON.stringify({name: 'ipip1', params: {...params, mode: 'ipip'}, generation: 3, pid: process.pid}))
+    writeFileSync(join(dir, 'ipip2.json'), JSON.stringify({name: 'ipip2', params: {...params, mode: 'ipip'}, generation: 1, pid: other.pid}))
     writeFileSync(join(dir, 'lock'), '123')
     const m = await control.observeEncaps({netns: 'ns1'})
-    assert.equal([...m.keys()], ['gre1', 'ipip1'])
+    assert.equal([...m.keys()], ['gre1', 'ipip1', 'ipip2'])
+    assert.is(m.get('ipip2')!.alive, false, 'an engine of another run dir')
     const g = m.get('gre1')!
     assert.is(g.alive, true)
     assert.is(g.pid, child.pid)
@@ -55,6 +60,7 @@ t('observeEncaps: params and counters from the files; alive only for a live daem
     assert.is((await control.observeEncaps({netns: 'ns1'})).get('gre1')!.alive, false)
   } finally {
     child.kill('SIGKILL')
+    other.kill('SIGKILL')
   }
 })
 
