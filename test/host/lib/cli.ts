@@ -73,9 +73,9 @@ export async function exited(c: Child, what: string, timeoutMs = 60_000): Promis
   }
 }
 
-/** pids of encapsulator daemons whose state file is in the namespace's run directory. */
+/** pids of the userspace engines of the namespace (their command line names its run directory after engine.js). */
 export function daemonsOf(ns: string): number[] {
-  const dir = nsDir(ns) + '/'
+  const dir = nsDir(ns)
   const out: number[] = []
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue
@@ -83,7 +83,8 @@ export function daemonsOf(ns: string): number[] {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
       if (/\) Z /.test(stat)) continue
-      if (cmd.some((a) => a.endsWith('daemon.js') || a.endsWith('daemon.ts')) && cmd.some((a) => a.startsWith(dir))) out.push(Number(p))
+      const at = cmd.findIndex((a) => a.endsWith('engine.js') || a.endsWith('engine.ts'))
+      if (at >= 0 && cmd[at + 1] === dir) out.push(Number(p))
     } catch {}
   }
   return out.sort((a, b) => a - b)
@@ -123,21 +124,25 @@ export function essence(tunnels: any[]): Record<string, unknown> {
 }
 
 /**
- * Everything tunctl leaves in a namespace that must match a state: tunnel essence, daemon count per alive
- * userspace tunnel, and the run-directory files other than lock/confirm records.
+ * Everything tunctl leaves in a namespace that must match a state: tunnel essence, one engine when a userspace
+ * tunnel exists, and the run-directory files other than lock/confirm records.
  */
 export function leftovers(ns: string, tunnels: any[]): string[] {
   const problems: string[] = []
   const userspace = tunnels.filter((t) => t.driver === 'userspace')
   const daemons = daemonsOf(ns)
-  if (daemons.length !== userspace.length) problems.push(`${daemons.length} encapsulator daemons for ${userspace.length} userspace tunnels`)
+  // one engine for all the namespace's userspace tunnels, none without them
+  const want = userspace.length ? 1 : 0
+  if (daemons.length !== want) problems.push(`${daemons.length} userspace engines for ${userspace.length} userspace tunnels`)
   for (const t of userspace) if (!t.alive) problems.push(`${t.name}: encapsulator dead`)
   const names = new Set(userspace.map((t) => t.name))
   for (const f of runFiles(ns)) {
-    if (f === 'lock' || f === 'confirm-result.json' || f === 'confirm.log') continue
+    if (f === 'lock' || f === 'confirm-result.json' || f === 'confirm.log' || f === '.engine.log') continue
+    // the engine's control socket and identity record, while it runs
+    if ((f === '.engine.sock' || f === '.engine.json') && daemons.length) continue
     const m = /^(.*?)(\.stats)?\.(json|log)$/.exec(f)
     if (m && names.has(m[1]!)) continue
-    // writeAtomic's temp file (.FILE.PID.RAND.tmp) of a daemon still running is a write in flight, not a leftover
+    // writeAtomic's temp file (.FILE.PID.RAND.tmp) of an engine still running is a write in flight, not a leftover
     const tmp = /^\.(.*?)(?:\.stats)?\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
     if (tmp && names.has(tmp[1]!) && daemons.includes(Number(tmp[2]))) continue
     problems.push(`stray file ${f}`)
