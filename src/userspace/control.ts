@@ -223,13 +223,13 @@ async function ensureEngine(netns?: string): Promise<number> {
   } finally {
     closeSync(fd)
   }
-  let exited: number | null = null
-  child.on('exit', (code) => (exited = code ?? -1))
-  child.on('error', () => (exited = -1))
+  let exited: string | null = null
+  child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit ${code}`))
+  child.on('error', (e) => (exited = e.message))
   child.unref()
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
-    if (exited !== null) throw new CommandError(`the userspace engine exited (${exited}) before starting`, ['engine', dir], readEngineLog(netns))
+    if (exited !== null) throw new CommandError(`the userspace engine ended (${exited}) before it answered`, ['engine', dir], readEngineLog(netns))
     const pid = runningEngine(netns)
     if (pid) {
       try {

@@ -134,11 +134,10 @@ function threads(pid: number): number {
           process.kill(engine, 'SIGKILL')
         } catch {}
         const r = await exited(cli, 'the apply whose engine was killed', 120_000)
-        // the apply either finished before the kill or failed; it never hangs
-        assert.ok(r.code === 0 || r.code > 1, `apply exit ${r.code}\n${r.err}`)
+        // the apply either finished before the kill, or failed and restored the namespace; it never hangs
+        assert.ok(r.code === 0 || /The host was restored/.test(r.err), `apply exit ${r.code}\n${r.err}`)
         await until('the killed engine gone', () => !daemonsOf(pair!.a).includes(engine), 10_000)
-        const again = ok(['apply', '--netns', pair!.a, file])
-        void again
+        ok(['apply', '--netns', pair!.a, file])
         const shown = showJson(pair!.a).filter((x) => x.driver === 'userspace')
         assert.is(shown.length, N, `round ${round}: ${shown.map((x) => x.name).join(' ')}`)
         for (const x of shown) assert.is(x.alive, true, `round ${round}: ${x.name} alive`)
