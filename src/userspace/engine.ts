@@ -145,6 +145,14 @@ function main() {
   const commit = (forget: Set<string>, order: string[]): CommitReply => {
     const results: Record<string, CommitResult> = {}
     const desired = desiredStates()
+    // a device deleted under the engine (ip link del, a rollback) since the last look: that tunnel is gone, a
+    // desired one of that name is added afresh below
+    for (const [name] of [...running]) {
+      if (existsSync(`/sys/class/net/${name}`) && !addon.engineStats(name)?.deviceGone) continue
+      addon.engineRemove(name, false)
+      running.delete(name)
+      log(`${name} was deleted`)
+    }
     for (const [name] of [...running]) {
       if (desired.has(name)) continue
       const keep = forget.has(name)
