@@ -300,7 +300,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       } catch {}
     }
     const startTicks = engine ? procStartTicks(engine) : undefined
-    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
+    // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
+    const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
+    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
     writeAtomic(sf, state)
   }
   for (const n of stops) {

@@ -91,7 +91,8 @@ function main() {
     process.exit(64)
   }
   const files = engineFiles(dir)
-  // TUNCTL_OFFLOAD=0: plain TUN without IFF_VNET_HDR (no TSO segmentation / coalescing)
+  // TUNCTL_OFFLOAD=0: plain TUN devices without IFF_VNET_HDR (no TSO segmentation / coalescing); a tunnel's state
+  // can ask the same (offload: false)
   const offload = process.env.TUNCTL_OFFLOAD !== '0'
   const addon = loadAddon()
   const startTicks = ownStartTicks()
@@ -172,7 +173,7 @@ function main() {
       const key = JSON.stringify(state.params)
       const r = running.get(name)
       try {
-        if (!r) addon.engineAdd(name, state.params, {offload})
+        if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false})
         else if (r.key !== key) addon.engineChange(name, state.params)
       } catch (e: any) {
         results[name] = {ok: false, error: e.message, generation: state.generation}

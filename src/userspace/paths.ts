@@ -83,6 +83,8 @@ export interface EncapState {
   /** bumped by every start; the engine echoes the generation it runs in the stats file */
   generation: number
   pid?: number
+  /** false: a plain TUN device without offloads (TUNCTL_OFFLOAD=0 in the CLI's environment at start) */
+  offload?: boolean
   /** the engine's start time (/proc/PID/stat field 22, clock ticks since boot): with pid, identifies the process */
   startTicks?: number
 }

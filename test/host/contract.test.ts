@@ -24,7 +24,7 @@ const file = (name: string, text: string) => {
 }
 const linkExists = (ns: string, name: string) => run('ip', ['-n', ns, 'link', 'show', 'dev', name]).code === 0
 const links = (ns: string) => JSON.parse(ipn(ns, '-j', 'link', 'show')).map((l: any) => l.ifname).sort()
-const daemons = (ns: string) => run('pgrep', ['-f', `daemon.js ${nsDir(ns)}/`]).out.trim().split('\n').filter(Boolean)
+const daemons = (ns: string) => run('pgrep', ['-f', `engine.js ${nsDir(ns)}$`]).out.trim().split('\n').filter(Boolean)
 const ANSI = /\x1b\[[0-9;]*m/
 
 const GRE = (name: string, key: number) => `  ${name}:\n    mode: gre\n    local: ${A_ADDR}\n    remote: 198.51.100.2\n    key: ${key}\n    addresses: [10.30.${key}.1/30]\n`
@@ -128,10 +128,11 @@ t('an encapsulator that cannot start: apply exits 1 and leaves no device, proces
 t('prune and del of userspace tunnels stop their encapsulators; del works with a dead encapsulator', ({pair}) => {
   const ns = pair!.a
   tunctlOk(['apply', '--netns', ns, file('two.yaml', spec(GRE('gq1', 18), GRE('gq2', 19)))])
-  assert.is(daemons(ns).length, 2)
+  assert.is(daemons(ns).length, 1, 'one engine for both')
   tunctlOk(['apply', '--prune', '--netns', ns, file('one.yaml', spec(GRE('gq1', 18)))])
   assert.not.ok(linkExists(ns, 'gq2'), 'pruned device gone')
-  assert.is(daemons(ns).length, 1, 'its encapsulator stopped')
+  assert.is(daemons(ns).length, 1, 'the engine runs on for gq1')
+  assert.not.ok(existsSync(join(nsDir(ns), 'gq2.json')), 'gq2 stopped: its state is gone')
   const pid = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns]))).gq1.pid
   assert.type(pid, 'number')
   process.kill(pid, 'SIGKILL')
