@@ -62,7 +62,7 @@ ip -n $C -batch "$out/ref.batch"
 t1=$(date +%s.%N)
 ref=$(echo "$t1 - $t0" | bc)
 
-tunctl() { node bin/run "$@"; }
+tunctl() { TUNCTL_TIMING=1 node bin/run "$@"; }
 t0=$(date +%s.%N)
 tunctl apply --netns $A "$out/a.yaml" >"$out/apply.log" 2>&1
 t1=$(date +%s.%N)
@@ -103,4 +103,5 @@ printf '| engine RSS after apply / after iperf3 | %.1f / %.1f MiB (budget 64 MiB
 printf '| engine threads | %d |\n' "$threads"
 printf '| iperf3 through one tunnel, %d idle siblings | %s Gbit/s |\n' "$((n - 1))" "$with"
 printf '| iperf3 through the same tunnel alone | %s Gbit/s |\n' "$alone"
+cp /run/tunctl/ns/$A/.engine.log "$out/engine-a.log" 2>/dev/null || true
 echo "raw results: $out"

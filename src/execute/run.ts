@@ -160,6 +160,7 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
       }
     }
   }
+  mark('userspace pre-actions done')
   await hooks.phase?.('before-batch')
   checkInterrupt()
   const lines = batchLines(c, failAtLine)

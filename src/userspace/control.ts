@@ -9,6 +9,7 @@ import type {Counters, Mode, TunnelParams} from '../model/types.js'
 import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {ip, ipJson} from '../lib/ip.js'
+import {mark} from '../lib/timing.js'
 import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
 import {type EncapState, type EncapStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
 import type {CommitReply} from './engine.js'
@@ -286,7 +287,16 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   const stops = [...(batch.stop ?? []), ...(batch.forget ?? [])]
   if (!starts.length && !stops.length) return results
   const dir = ensureRunDir(netns)
-  const engine = runningEngine(netns)
+  // the engine first (started if needed), so the state files name it from the start: the engine need not rewrite them
+  let engine = runningEngine(netns)
+  let failure: Error | undefined
+  if (starts.length && !engine) {
+    try {
+      engine = await ensureEngine(netns)
+    } catch (e: any) {
+      failure = e
+    }
+  }
   const prevs = new Map<string, EncapState | undefined>()
   const stopStates = new Map<string, EncapState | undefined>()
   for (const s of starts) {
@@ -315,12 +325,10 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       } catch {}
     }
   }
+  mark(`userspace: ${starts.length + stops.length} state files written`)
   let reply: CommitReply | undefined
-  let failure: Error | undefined
-  if (starts.length || engine) {
+  if (!failure && engine) {
     try {
-      const pid = engine ?? (await ensureEngine(netns))
-      void pid
       const timeout = 60_000 + 50 * (starts.length + stops.length)
       reply = await request(engineFiles(dir).sock, {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}, timeout)
       if (!reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
@@ -328,6 +336,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       failure = e
     }
   }
+  mark('userspace: engine committed')
   // starts: the engine's answer, per tunnel
   const failedNew: string[] = []
   for (const s of starts) {
@@ -350,12 +359,14 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       await request(engineFiles(dir).sock, {op: 'commit', forget: []}, 60_000)
     } catch {}
   }
-  // stops: the engine removed the devices; without a (live) engine, delete what is left here
+  // stops: the engine removed the devices; without a (live) engine, delete what is left here (one link dump for
+  // all of them: a prune of 1000 tunnels must not run 1000 ip processes)
   const forget = new Set(batch.forget ?? [])
+  const linksNow = stops.length + failedNew.length ? await allLinks(netns) : new Map<string, any>()
   for (const n of stops) {
     results.set(n, undefined)
     if (!forget.has(n)) {
-      const link = await linkInfo(n, netns)
+      const link = linksNow.get(n)
       if (link && (stopStates.get(n) || isOwnedTun(link))) {
         const why = await deleteLink(n, netns)
         if (why) results.set(n, why)
@@ -369,7 +380,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   }
   // a new tunnel that failed: its device (marked from creation) goes too, unless the engine runs it after all
   for (const n of failedNew) {
-    const link = await linkInfo(n, netns)
+    const link = linksNow.get(n)
     if (link && isOwnedTun(link) && !reply?.running.includes(n)) {
       await deleteLink(n, netns)
     }
@@ -401,6 +412,12 @@ async function linkInfo(name: string, netns?: string): Promise<any | undefined> 
   } catch {
     return undefined
   }
+}
+
+/** every link of the namespace by name (`ip -j -d link show`) */
+async function allLinks(netns?: string): Promise<Map<string, any>> {
+  const links = await ipJson<any[]>(['link', 'show'], {netns})
+  return new Map(links.map((l) => [l.ifname, l]))
 }
 
 /** a TUN device carrying tunctl's ownership mark (set by the native code before the device is made persistent) */

@@ -144,6 +144,7 @@ function main() {
 
   /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
   const commit = (forget: Set<string>, order: string[]): CommitReply => {
+    const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
     const desired = desiredStates()
     // a device deleted under the engine (ip link del, a rollback) since the last look: that tunnel is gone, a
@@ -161,12 +162,11 @@ function main() {
       running.delete(name)
       unlinkQuiet(join(dir, `${name}.stats.json`))
       results[name] = {ok: true, removed: true}
-      log(`removed ${name}${keep ? ' (device kept)' : ''}`)
+      if (running.size < 50) log(`removed ${name}${keep ? ' (device kept)' : ''}`)
     }
-    const rank = (n: string) => {
-      const i = order.indexOf(n)
-      return i < 0 ? order.length : i
-    }
+    const orderAt = new Map(order.map((n, i) => [n, i]))
+    const rank = (n: string) => orderAt.get(n) ?? order.length
+    const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     for (const name of names) {
       const state = desired.get(name)!
@@ -182,16 +182,19 @@ function main() {
       }
       const now = new Date().toISOString()
       const rec: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
-      if (!r) log(`started ${state.params.mode} ${name} local ${state.params.local} remote ${state.params.remote}`)
-      else if (r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
+      if (!r && verbose) log(`started ${state.params.mode} ${name} local ${state.params.local} remote ${state.params.remote}`)
+      else if (r && r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
       rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       rec.key = key
       running.set(name, rec)
-      writeAtomic(join(dir, `${name}.json`), rec.state)
+      // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
+      if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
       if (!r || r.key !== key) isatapLinkLocal(rec.state)
-      writeStats(name, rec, true)
+      // counters at once for a small commit; a large one leaves them to the next tick (1 s)
+      if (verbose) writeStats(name, rec, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms`)
     return {ok: true, pid: process.pid, results, running: [...running.keys()]}
   }
 
