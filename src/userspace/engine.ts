@@ -147,12 +147,18 @@ function main() {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
     const desired = desiredStates()
-    // a device deleted under the engine (ip link del, a rollback) since the last look: that tunnel is gone, a
-    // desired one of that name is added afresh below
-    for (const [name] of [...running]) {
+    // a device deleted under the engine (ip link del: del, prune, a rollback) since the last look: that tunnel is
+    // gone with its record, unless the CLI wrote its state anew (another generation) for this commit: then it is
+    // added afresh below
+    for (const [name, r] of [...running]) {
       if (existsSync(`/sys/class/net/${name}`) && !addon.engineStats(name)?.deviceGone) continue
       addon.engineRemove(name, false)
       running.delete(name)
+      const want = desired.get(name)
+      if (want && want.generation === r.state.generation) {
+        desired.delete(name)
+        for (const f of [`${name}.stats.json`, `${name}.json`]) unlinkQuiet(join(dir, f))
+      }
       log(`${name} was deleted`)
     }
     for (const [name] of [...running]) {
