@@ -4,7 +4,7 @@
 // Why: without it a start resolves and reads ~700 files (~2,600 stat calls); inside user-mode-linux, where
 // every system call is a ptrace round trip, that alone took ~1.9 s of a 2.4 s `tunctl --version`.
 // The bundle sits two levels below the repo like dist/*/x.js, so paths relative to a module (schemas/,
-// build/Release/, dist/userspace/daemon.js) resolve the same. typescript stays out: oclif only loads it to run
+// build/Release/, dist/userspace/engine.js) resolve the same. typescript stays out: oclif only loads it to run
 // .ts commands through ts-node, which tunctl never does.
 import {build} from 'esbuild'
 import {dirname, join} from 'node:path'

@@ -1,5 +1,5 @@
 // Host e2e helpers: namespace pairs joined by veth (198.51.100.1/24 ↔ 198.51.100.2/24), commands inside them,
-// and a teardown that stops encapsulator daemons before deleting the namespaces (runs on failure too).
+// and a teardown that stops the userspace engines before deleting the namespaces (runs on failure too).
 import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync, readFileSync, readdirSync, rmSync} from 'node:fs'
@@ -54,7 +54,7 @@ export function makePair(tag: string): Pair {
   return {a, b}
 }
 
-/** Kills every daemon recorded for the namespace, removes its state directory, deletes the namespace. Never throws. */
+/** Kills the userspace engine recorded for the namespace (its pid in the state files and .engine.json), removes its state directory, deletes the namespace. Never throws. */
 export function removeNs(ns: string): void {
   const dir = nsDir(ns)
   try {
