@@ -327,14 +327,24 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   }
   mark(`userspace: ${starts.length + stops.length} state files written`)
   let reply: CommitReply | undefined
+  const req = {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}
+  const timeout = 60_000 + 50 * (starts.length + stops.length)
   if (!failure && engine) {
     try {
-      const timeout = 60_000 + 50 * (starts.length + stops.length)
-      reply = await request(engineFiles(dir).sock, {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}, timeout)
-      if (!reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
+      reply = await request(engineFiles(dir).sock, req, timeout)
     } catch (e: any) {
-      failure = e
+      // the engine was exiting (its last tunnel had just been removed) when this commit reached it, and took
+      // nothing of it: a new engine for the starts (it names itself in their state files)
+      if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && !runningEngine(netns)) {
+        try {
+          await ensureEngine(netns)
+          reply = await request(engineFiles(dir).sock, req, timeout)
+        } catch (e2: any) {
+          failure = e2
+        }
+      } else failure = e
     }
+    if (reply && !reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
   }
   mark('userspace: engine committed')
   // starts: the engine's answer, per tunnel
