@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dataplane.h"
 #include "offload.h"
+#include "vti.h"
+
+#include <openssl/crypto.h>
 
 #define MAX_HANDLES 64
 static struct tunctl_dp *handles[MAX_HANDLES];
@@ -76,7 +80,8 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
   else if (!strcmp(buf, "ipip")) cfg->mode = TM_IPIP;
   else if (!strcmp(buf, "sit")) cfg->mode = TM_SIT;
   else if (!strcmp(buf, "isatap")) cfg->mode = TM_ISATAP;
-  else return "mode must be gre, ipip, sit or isatap";
+  else if (!strcmp(buf, "vti") && dev) cfg->mode = TM_VTI; /* start() only: a vti is no entry of the dispatch table */
+  else return "mode must be gre, ipip, sit, isatap or vti";
   get_str(env, o, "local", buf, sizeof buf);
   if (!parse_v4(buf, &cfg->local)) return "bad local address";
   get_str(env, o, "remote", buf, sizeof buf);
@@ -103,6 +108,7 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
     cfg->inner = cfg->mode == TM_IPIP ? TP_IPV4 : cfg->mode == TM_GRE ? (TP_IPV4 | TP_IPV6) : TP_IPV6;
   }
   if (cfg->mode == TM_ISATAP) cfg->inner = TP_IPV6;
+  if (cfg->mode == TM_VTI) cfg->inner = TP_IPV4 | TP_IPV6;
   if (get_str(env, o, "sixrdPrefix", buf, sizeof buf)) {
     char *slash = strchr(buf, '/');
     if (!slash) return "bad 6rd prefix";
@@ -175,7 +181,62 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
-/* start(name, params, {offload}) → handle */
+/* ---- vti (native/vti.c) ----
+ * opts.esp = {alg, spiOut, spiIn, replayWindow, keyOut, keyIn, authOut?, authIn? (Buffers), resumeSeq?, seqLimit?}.
+ * The key Buffers are wiped here once the SA holds the keys; the process stops being dumpable (no core dump, no
+ * ptrace by other users, /proc/PID/mem unreadable) before any key is copied. */
+static int get_key(napi_env env, napi_value o, const char *k, uint8_t **p, size_t *n) {
+  napi_value v;
+  bool isbuf = false;
+  *p = NULL, *n = 0;
+  if (!get_prop(env, o, k, &v) || napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf) return 0;
+  return napi_get_buffer_info(env, v, (void **)p, n) == napi_ok;
+}
+static const char *vti_setup(napi_env env, napi_value opts, struct tunctl_dp *dp) {
+  dp->vti = calloc(1, sizeof *dp->vti);
+  if (!dp->vti) return "out of memory";
+  napi_value esp;
+  struct tunctl_esp_sa *sa = NULL;
+  double spi_in = 0, resume = 0, limit = 0, d;
+  if (opts && get_prop(env, opts, "esp", &esp)) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return "prctl(PR_SET_DUMPABLE, 0) failed";
+    char alg[32];
+    struct tunctl_esp_params p = {0};
+    get_str(env, esp, "alg", alg, sizeof alg);
+    p.alg = tunctl_esp_alg_from_name(alg);
+    if (get_num(env, esp, "spiOut", &d)) p.spi_out = (uint32_t)d;
+    if (get_num(env, esp, "spiIn", &d)) p.spi_in = (uint32_t)d, spi_in = d;
+    if (get_num(env, esp, "replayWindow", &d)) p.replay_window = (unsigned)d;
+    get_num(env, esp, "resumeSeq", &resume);
+    get_num(env, esp, "seqLimit", &limit);
+    uint8_t *ko, *ki, *ao, *ai;
+    get_key(env, esp, "keyOut", &ko, &p.key_out_len);
+    get_key(env, esp, "keyIn", &ki, &p.key_in_len);
+    get_key(env, esp, "authOut", &ao, &p.auth_out_len);
+    get_key(env, esp, "authIn", &ai, &p.auth_in_len);
+    p.key_out = ko, p.key_in = ki, p.auth_out = ao, p.auth_in = ai;
+    const char *err = NULL;
+    sa = tunctl_esp_sa_new(&p, &err);
+    if (ko) OPENSSL_cleanse(ko, p.key_out_len);
+    if (ki) OPENSSL_cleanse(ki, p.key_in_len);
+    if (ao) OPENSSL_cleanse(ao, p.auth_out_len);
+    if (ai) OPENSSL_cleanse(ai, p.auth_in_len);
+    if (!sa) return err ? err : "ESP SA setup failed";
+  }
+  if (tunctl_vti_init(dp->vti, dp->cfg.local, dp->cfg.remote, dp->cfg.ikey, dp->cfg.okey, (uint32_t)spi_in, sa,
+                      (uint32_t)resume) < 0)
+    return "the resumed sequence number is behind the SA's";
+  dp->vti->seq_limit = (uint32_t)limit;
+  return NULL;
+}
+static void vti_free(struct tunctl_dp *dp) {
+  if (!dp->vti) return;
+  tunctl_vti_free(dp->vti);
+  free(dp->vti);
+  dp->vti = NULL;
+}
+
+/* start(name, params, {offload, esp}) → handle */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -210,10 +271,17 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   }
   /* offloads unless start(name, params, {offload: false}) */
   int want_vnet = 1;
+  napi_value opts = NULL;
   if (argc > 2) {
     napi_valuetype t;
     napi_typeof(env, argv[2], &t);
-    if (t == napi_object) want_vnet = get_bool(env, argv[2], "offload", 1);
+    if (t == napi_object) want_vnet = get_bool(env, argv[2], "offload", 1), opts = argv[2];
+  }
+  if (dp->cfg.mode == TM_VTI && (e = vti_setup(env, opts, dp))) { /* ---- vti ---- */
+    vti_free(dp);
+    free(dp);
+    napi_throw_error(env, "ECONFIG", e);
+    return NULL;
   }
   dp->vnet = 0;
   dp->tun_fd = -1;
@@ -223,6 +291,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   }
   if (dp->tun_fd < 0) dp->tun_fd = tunctl_open_tun(name, 0, err, sizeof err);
   if (dp->tun_fd < 0) {
+    vti_free(dp);
     free(dp);
     napi_throw_error(env, "ETUN", err);
     return NULL;
@@ -233,6 +302,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     tunctl_set_persist(dp->tun_fd, 0);
     close(dp->tun_fd);
     snprintf(err, sizeof err, "%s", dp->err);
+    vti_free(dp);
     free(dp);
     napi_throw_error(env, "ESTART", err);
     return NULL;
@@ -278,8 +348,30 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set(env, o, "offload", off);
   napi_get_boolean(env, __atomic_load_n(&dp->gone, __ATOMIC_RELAXED), &gone);
   set(env, o, "deviceGone", gone);
+  struct tunctl_vti *v = dp->vti;
+  if (v) { /* ---- vti: its drop reasons (vti.c), and the ESP counters ---- */
+#define LDV(x) (double)__atomic_load_n(&(x), __ATOMIC_RELAXED)
+    for (int i = 1; i < TUNCTL_VTI_RX__COUNT; i++) if (i != VRX_ESP) set(env, drops, tunctl_vti_rx_names[i], num(env, LDV(v->rxdrops[i])));
+    for (int i = 1; i < VTX__COUNT; i++) if (i != VTX_NO_STATE && i != VTX_MALFORMED) set(env, drops, tunctl_vti_tx_names[i], num(env, LDV(v->txdrops[i])));
+    set(env, drops, "tx_no_state", num(env, LDV(v->txdrops[VTX_NO_STATE])));
+    set(env, drops, "tx_malformed", num(env, LDV(v->txdrops[VTX_MALFORMED])));
+    set(env, o, "icmpSent", num(env, LDV(v->icmp_sent)));
+    set(env, o, "otherTunnel", num(env, LDV(v->rx_other)));
+    napi_value e;
+    napi_create_object(env, &e);
+    set(env, e, "txPackets", num(env, LDV(v->tx_packets)));
+    set(env, e, "txBytes", num(env, LDV(v->tx_bytes)));
+    set(env, e, "rxPackets", num(env, LDV(v->rx_packets)));
+    set(env, e, "rxBytes", num(env, LDV(v->rx_bytes)));
+    set(env, e, "txSeq", num(env, LDV(v->tx_seq)));
+    set(env, e, "seqLimit", num(env, LDV(v->seq_limit)));
+    set(env, e, "hasSa", num(env, v->sa ? 1 : 0));
+    set(env, o, "esp", e);
+#undef LDV
+  } else {
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
+  }
   set(env, o, "drops", drops);
   return o;
 }
@@ -299,7 +391,24 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   if (remove) tunctl_set_persist(dp->tun_fd, 0);
   close(dp->tun_fd);
   handles[(int)d] = NULL;
+  vti_free(dp);
   free(dp);
+  return NULL;
+}
+
+/* vtiSeqLimit(handle, limit): the outbound sequence numbers reserved (persisted) up to limit (vti.c seq_limit) */
+static napi_value js_vti_seq_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_dp *dp = get_handle(env, argv[0]);
+  if (!dp) return NULL;
+  double d = 0;
+  if (!dp->vti || argc < 2 || napi_get_value_double(env, argv[1], &d) != napi_ok) {
+    napi_throw_error(env, NULL, "vtiSeqLimit(handle of a vti, limit)");
+    return NULL;
+  }
+  __atomic_store_n(&dp->vti->seq_limit, (uint32_t)d, __ATOMIC_RELAXED);
   return NULL;
 }
 
@@ -441,6 +550,40 @@ static napi_value js_decap(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* vtiEncapForTest(params, {esp}, inner) → the outer IPv4 + ESP packet a userspace vti with these SAs sends for
+ * inner (tests: forged, replayed and tampered packets). The key Buffers are wiped, as start() does. */
+static napi_value js_vti_encap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
+    napi_throw_type_error(env, NULL, "vtiEncapForTest(params, {esp}, inner)");
+    return NULL;
+  }
+  struct tunctl_dp *dp = calloc(1, sizeof *dp);
+  uint8_t *buf = malloc(TUNCTL_VTI_HEADROOM + 65536 + 64), icmp[2048];
+  char dev[16];
+  const char *e = !dp || !buf ? "out of memory" : parse_cfg(env, argv[0], &dp->cfg, dev);
+  if (!e && dp->cfg.mode != TM_VTI) e = "params.mode must be vti";
+  if (!e) e = vti_setup(env, argv[1], dp);
+  napi_value out = NULL;
+  if (!e) {
+    memcpy(buf + TUNCTL_VTI_HEADROOM, data, len);
+    uint8_t *o;
+    size_t olen;
+    int r = tunctl_vti_encap(dp->vti, buf, TUNCTL_VTI_HEADROOM + 65536 + 64, len, &o, &olen, icmp);
+    if (r == VTI_TX_SEND) out = make_buffer(env, o, olen);
+    else e = "not sent (dropped or answered with ICMP)";
+  }
+  if (dp) vti_free(dp);
+  free(dp);
+  free(buf);
+  if (e) napi_throw_error(env, "EVTI", e);
+  return out;
+}
+
 /* rawSend(packet): sends a complete IPv4 packet (header included) to its destination; for tests */
 static napi_value js_raw_send(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -567,6 +710,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
       {"setTable", NULL, js_set_table, NULL, NULL, NULL, napi_default, NULL},
+      {"vtiSeqLimit", NULL, js_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"vtiEncapForTest", NULL, js_vti_encap, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

@@ -232,6 +232,13 @@ static int tx_fragment(struct txctx *c, int i, int pmtu) {
  * MTU to what fits and tell the inner sender (ICMP frag needed / packet too big), as tnl_update_pmtu does.
  * Returns 1 if the packet went out after all. */
 static int tx_too_big(struct txctx *c, int i) {
+  if (c->dp->vti) { /* ---- vti (native/vti.c) ---- */
+    int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
+    if (!(((const uint8_t *)c->iov[i].iov_base)[6] & 0x40)) return tx_fragment(c, i, pmtu) == 0;
+    /* the inner packet is encrypted: lower the path MTU, later packets get the ICMP from tunctl_vti_encap */
+    if (pmtu >= 68) __atomic_store_n(&c->dp->vti->pmtu, pmtu, __ATOMIC_RELAXED);
+    return 0;
+  }
   size_t outlen = c->iov[i].iov_len, ilen = c->inlen[i];
   const uint8_t *inner = (const uint8_t *)c->iov[i].iov_base + (outlen - ilen);
   int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
@@ -273,14 +280,20 @@ static void tx_flush(struct txctx *c) {
   c->n = 0;
 }
 
+_Static_assert(TUNCTL_VTI_HEADROOM == TUNCTL_HEADROOM, "vti.c and the data plane agree on the headroom");
+
 /* encapsulates the inner packet in slot c->n and queues it */
 static void tx_add(struct txctx *c, size_t len) {
   uint8_t *b = c->bufs + (size_t)c->n * SLOT;
   uint8_t *out;
   size_t outlen;
   uint32_t dst;
-  int why;
-  int res = tunctl_encap(&c->dp->cfg, &c->tx, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
+  int why = TXD_NONE, res;
+  if (c->dp->vti) { /* ---- vti: ESP (native/vti.c); drop reasons counted there ---- */
+    res = tunctl_vti_encap(c->dp->vti, b, SLOT, len, &out, &outlen, c->icmpbuf);
+    dst = c->dp->vti->remote;
+  } else
+  res = tunctl_encap(&c->dp->cfg, &c->tx, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
   int n = c->n;
   if (res == TX_SEND) {
     memset(&c->sa[n], 0, sizeof c->sa[n]);
@@ -301,7 +314,7 @@ static void tx_add(struct txctx *c, size_t len) {
     ADD(c->s->icmp_sent, 1);
     ADD(c->s->tx_dropped, 1);
   } else {
-    ADD(c->s->txdrops[why], 1);
+    if (!c->dp->vti) ADD(c->s->txdrops[why], 1);
     ADD(c->s->tx_dropped, 1);
   }
 }
@@ -603,6 +616,15 @@ static void *rx_main(void *arg) {
             if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
               ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
           if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) v = RXV_DROP, res = DR_TRUNCATED;
+          else if (dp->vti) { /* ---- vti: ESP (native/vti.c); drop reasons counted there ---- */
+            int r = tunctl_vti_decap(dp->vti, iov[j].iov_base, msgs[j].msg_len, &inner, &ilen);
+            if (r == TUNCTL_VTI_OTHER) continue; /* another tunnel's addresses: counted by vti.c as rx_other */
+            if (r != VRX_OK) {
+              ADD(s->rx_dropped, 1);
+              continue;
+            }
+            v = RXV_DELIVER, res = DR_OK;
+          }
           else v = tunctl_receive(&tab, self, &rx, iov[j].iov_base, msgs[j].msg_len, ifindex, &inner, &ilen, &res);
           if (v == RXV_SIBLING) {
             ADD(s->rx_other, 1);
@@ -641,7 +663,8 @@ static void *rx_main(void *arg) {
 int tunctl_dp_start(struct tunctl_dp *dp) {
   dp->nraw = 0;
   dp->raw_fd[0] = dp->raw_fd[1] = dp->tx_fd = -1;
-  int p = tunctl_outer_proto(&dp->cfg);
+  int p = dp->vti ? 50 : tunctl_outer_proto(&dp->cfg); /* vti: ESP */
+  if (dp->vti && dp->vti->pmtu <= 0) dp->vti->pmtu = route_mtu(dp->vti->remote); /* xfrm MTU (vti.c) */
   /* receive sockets are never bound to `dev`: ip_tunnel_lookup prefers a tunnel's link but does not require it,
    * and the dispatch decides (it reads the receiving link from IP_PKTINFO) */
   if ((dp->raw_fd[dp->nraw] = open_raw(dp, p, 0)) < 0) return -1;

@@ -4,6 +4,7 @@
 
 #include "dispatch.h"
 #include "tunctl.h"
+#include "vti.h"
 
 #include <pthread.h>
 
@@ -47,6 +48,8 @@ struct tunctl_dp {
   int running;
   struct tunctl_stats txs, rxs; /* tx thread writes txs, rx thread writes rxs */
   char err[256];
+  /* vti (ESP, native/vti.c): set before tunctl_dp_start, owned by the caller; NULL for the other modes */
+  struct tunctl_vti *vti;
 };
 
 /* tunctl's ownership mark (src/plan/lines.ts OWNER_ALIAS), set as the TUN device's ifalias */

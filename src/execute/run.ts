@@ -1,6 +1,7 @@
 // Runs a plan against an injected System: userspace actions + one ip batch, verify by re-observing, roll back on failure.
 import {CommandError, InterruptedError, RollbackError, TunctlError, VerifyError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
+import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
 import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
@@ -13,7 +14,7 @@ export interface System {
   observe(opts?: {routes?: boolean}): Promise<ObservedState>
   ipBatch(lines: string[][]): Promise<void>
   ip(args: string[]): Promise<void>
-  startEncap(name: string, params: TunnelParams): Promise<void>
+  startEncap(name: string, params: TunnelParams, ipsec?: IpsecParams): Promise<void>
   stopEncap(name: string): Promise<void>
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
@@ -100,7 +101,7 @@ export function batchLines(c: Compiled, failAtLine?: number): string[][] {
 }
 
 async function side(sys: System, a: SideAction): Promise<void> {
-  if (a.op === 'start') return sys.startEncap(a.name, a.params)
+  if (a.op === 'start') return sys.startEncap(a.name, a.params, a.ipsec)
   if (a.op === 'stop') return sys.stopEncap(a.name)
   try {
     await sys.ip(['link', 'del', 'dev', a.name])

@@ -3,6 +3,7 @@ import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteHolder, RouteSpec, Router, TunnelParams} from '../model/types.js'
 import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
 import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+import type {IpsecParams} from '../ipsec/spec.js'
 import {manageableName} from '../lib/names.js'
 import {tableNumber} from '../lib/rttables.js'
 
@@ -16,6 +17,9 @@ export interface EncapInfo {
   pid?: number
   alive: boolean
   counters?: Counters
+  /** vti: the ipsec block its daemon runs (key-free) and the ESP counters */
+  ipsec?: IpsecParams
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
 }
 
 export interface RawState {
@@ -30,6 +34,13 @@ export interface RawState {
 }
 
 const FALLBACK = new Set<string>(FALLBACK_DEVICES)
+
+/** a userspace vti's ESP counters (native/vti.c), in the kernel driver's shape: replay = replayed or too old, failed = every other drop of an ESP packet for this SA */
+function userspaceEsp(e: NonNullable<EncapInfo['esp']>, drops: Record<string, number> = {}): NonNullable<ObservedTunnel['esp']> {
+  const replay = (drops.replay ?? 0) + (drops.too_old ?? 0)
+  const failed = ['bad_icv', 'bad_pad', 'bad_next_header', 'inner_malformed', 'truncated', 'crypto'].reduce((n, k) => n + (drops[k] ?? 0), 0)
+  return {out: {packets: e.txPackets, bytes: e.txBytes}, in: {packets: e.rxPackets, bytes: e.rxBytes, replay, failed}}
+}
 
 export {tableNumber} from '../lib/rttables.js'
 
@@ -220,6 +231,8 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
         ...(counters ? {counters} : {}),
         ...(e.pid !== undefined ? {pid: e.pid} : {}),
         alive: e.alive,
+        ...(e.ipsec ? {ipsec: e.ipsec} : {}),
+        ...(e.esp ? {esp: userspaceEsp(e.esp, counters?.drops)} : {}),
       })
     }
   }

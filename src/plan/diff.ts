@@ -189,7 +189,7 @@ export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, dri
   if (a.del.length || a.add.length) changes.push({field: 'addresses', from: observed.addresses, to: desired.addresses})
   const r = diffRoutes(observed.routes, desired.routes)
   if (r.del.length || r.add.length) changes.push({field: 'routes', from: observed.routes, to: desired.routes})
-  const ipsec = diffIpsec(observed.ipsec, driver === 'kernel' ? desired.ipsec : undefined)
+  const ipsec = diffIpsec(observed.ipsec, desired.ipsec) // kernel: SAs in xfrm; userspace: the vti daemon's SA
   if (ipsec) changes.push(ipsec)
   if (observed.driver === 'userspace' && driver === 'userspace' && observed.alive === false) {
     changes.push({field: 'encapsulator', from: 'dead', to: 'running'})
@@ -420,14 +420,10 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   }
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
-  // vti ipsec: kernel SAs only; never an SPI or a policy mark that an SA/policy tunctl does not own holds
+  // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace
+  // driver's SA lives in its daemon, native/vti.c: no kernel object to clash with)
   if (!opts.ignoreRouteHolders) {
-    for (const s of steps) {
-      if (s.kind !== 'delete' && s.desired?.ipsec && s.driver !== 'kernel') {
-        conflicts.push({name: s.name, pointer: s.desired.pointer, at: s.desired.at, message: `ipsec needs the kernel driver (${s.driverReason ?? 'userspace chosen'}); the userspace ESP data plane is not built yet`})
-      }
-    }
-    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete'))
+    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete' && s.driver === 'kernel'))
     for (const c of xfrmConflicts(present, observed)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
   }
 

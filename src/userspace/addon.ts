@@ -26,6 +26,8 @@ export interface NativeCounters {
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
+  /** vti only (native/vti.c): ESP counters, last outbound sequence number, its reservation, whether it has an SA */
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; txSeq: number; seqLimit: number; hasSa: number}
 }
 
 /** one tunnel of the namespace's table: its device, parameters, the ifindex of its `dev` (0 = none), its IFF_UP
@@ -57,7 +59,12 @@ export type NativeParams = Partial<TunnelParams> & {mode: TunnelParams['mode']}
 
 export interface NativeAddon {
   openTun(name: string, opts?: {vnetHdr?: boolean}): number
-  start(name: string, params: NativeParams, opts?: {offload?: boolean}): number
+  /** opts.esp (vti): the SA, native/addon.c vti_setup; its key Buffers are wiped, the process made non-dumpable */
+  start(name: string, params: NativeParams, opts?: {offload?: boolean; esp?: Record<string, unknown>}): number
+  /** vti: outbound sequence numbers reserved up to limit */
+  vtiSeqLimit(handle: number, limit: number): void
+  /** vti: the outer packet a userspace vti with this SA sends for inner (tests; the key Buffers are wiped) */
+  vtiEncapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, inner: Buffer): Buffer
   stats(handle: number): NativeCounters
   stop(handle: number, removeDevice: boolean): void
   removeTun(name: string): void

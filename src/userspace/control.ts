@@ -8,12 +8,17 @@ import type {Counters, Mode, TunnelParams} from '../model/types.js'
 import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
-import {type EncapState, type EncapStats, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
+import type {IpsecParams} from '../ipsec/spec.js'
+import {espRecord, observedIpsec} from '../ipsec/userspace.js'
+import {KEYFILE_RECORDS} from '../ipsec/record.js'
+import {type EncapState, type EncapStats, type EspStats, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
 
 const execFileP = promisify(execFile)
 
 export interface EncapOptions {
   netns?: string
+  /** vti: its ipsec block, key file already read (src/ipsec/userspace.ts: only its path and fingerprint are recorded) */
+  ipsec?: IpsecParams
 }
 
 export interface ObservedEncap {
@@ -27,11 +32,14 @@ export interface ObservedEncap {
   updatedAt?: string
   /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the daemon) */
   offload?: boolean
+  /** vti: the ipsec block it runs (key-free; keys compare by fingerprint) and its ESP counters */
+  ipsec?: IpsecParams
+  esp?: EspStats
 }
 
-const USERSPACE_MODES: readonly Mode[] = ['ipip', 'gre', 'sit', 'isatap']
+const USERSPACE_MODES: readonly Mode[] = ['ipip', 'gre', 'sit', 'isatap', 'vti']
 
-/** Modes the userspace encapsulator implements (not vti: it needs IPsec). */
+/** Modes the userspace encapsulator implements (vti: ESP in native/vti.c). */
 export function supportsUserspace(mode: Mode): boolean {
   return USERSPACE_MODES.includes(mode)
 }
@@ -170,7 +178,8 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
   // a live daemon (also one whose state file was corrupt) is reconfigured with SIGHUP from the state written here
   const running = recordedDaemon(name, netns)
   const startTicks = running ? procStartTicks(running) : undefined
-  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running, ...(startTicks ? {startTicks} : {})} : {})}
+  const ipsec = params.mode === 'vti' && opts.ipsec ? {ipsec: espRecord(opts.ipsec)} : {}
+  const state: EncapState = {name, ...(netns ? {netns} : {}), params, generation, ...(running ? {pid: running, ...(startTicks ? {startTicks} : {})} : {}), ...ipsec}
   writeAtomic(sf, state)
 
   let pid: number
@@ -315,7 +324,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     }
     const names = new Set<string>()
     for (const f of files) {
-      if (f.startsWith('.')) continue
+      if (f.startsWith('.') || f === KEYFILE_RECORDS) continue // vti ipsec: the key-file references (src/ipsec/record.ts)
       if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
       else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
     }
@@ -341,6 +350,8 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
         if (offload !== undefined) o.offload = offload
       }
       if (st?.error) o.error = st.error
+      if (state?.ipsec) o.ipsec = observedIpsec(state.ipsec)
+      if (st?.esp) o.esp = st.esp
       out.set(name, o)
     }
   }

@@ -6,7 +6,8 @@ import {basename, dirname, join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters, type TableEntry} from './addon.js'
-import type {EncapState, EncapStats} from './paths.js'
+import {espSeqPath, type EncapState, type EncapStats, type EspStats} from './paths.js'
+import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -71,7 +72,7 @@ function tunnelTable(stateFile: string, ownName: string): {table: TableEntry[]; 
     if (!f.endsWith('.json') || f.endsWith('.stats.json')) continue
     try {
       const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as EncapState
-      if (!st?.params?.mode || !st.name || `${st.name}.json` !== f) continue
+      if (!st?.params?.mode || !st.name || `${st.name}.json` !== f || st.params.mode === 'vti') continue
       const ifindex = sysNet(st.name, 'ifindex')
       if (ifindex === undefined) continue
       const flags = sysNet(st.name, 'flags') ?? 0
@@ -81,6 +82,51 @@ function tunnelTable(stateFile: string, ownName: string): {table: TableEntry[]; 
   }
   rows.sort((a, b) => a.ifindex - b.ifindex)
   return {table: rows.map((r) => r.entry), self: rows.findIndex((r) => r.name === ownName)}
+}
+
+// ---- vti (ESP, native/vti.c) ----
+// Outbound sequence numbers are handed out in blocks reserved on disk before use (`<name>.esp-seq`, fsynced):
+// a restarted, reloaded or crashed daemon resumes above every number it may have sent, so a kernel peer's replay
+// window keeps accepting its packets (a static SA never resets its window). A block is raised every second when
+// half used; a burst beyond it is dropped as `seq_reserved` until then. The file survives stop (del + apply with
+// the same SA resumes too), not a reboot of this host (/run): like the kernel driver's SAs, which restart at 1.
+const SEQ_BLOCK = 1 << 21
+const SEQ_MAX = 0xffffffff
+
+interface SeqFile {
+  spiOut: number // of the SA that made the last reservation (for people reading the file)
+  keyFingerprint: string
+  reserved: number
+}
+
+// Whatever SA the reservation was made for: a new SA may resume above it too (the peer's window for the old keys
+// may come back when the key file is changed back), so sequence numbers only ever go up on this host.
+function readSeq(path: string): number {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as SeqFile
+    if (Number.isInteger(v.reserved) && v.reserved >= 0 && v.reserved <= SEQ_MAX) return v.reserved
+  } catch {}
+  return 0 // none yet: sequence numbers start at 1
+}
+
+function reserveSeq(path: string, r: EspRecord, upTo: number): number {
+  const reserved = Math.min(SEQ_MAX, upTo)
+  writeAtomic(path, {spiOut: r.spiOut, keyFingerprint: r.keyFingerprint, reserved} satisfies SeqFile)
+  return reserved
+}
+
+/** the addon's start options: the ESP SA (keys read here, wiped after) resuming above the reservation */
+function startOptions(state: EncapState, seqPath: string, offload: boolean): {opts: Record<string, unknown>; limit: number} {
+  if (state.params.mode !== 'vti' || !state.ipsec) return {opts: {offload}, limit: 0}
+  const r = state.ipsec
+  const keys = loadEspKeys(state.name, r)
+  try {
+    const resume = readSeq(seqPath)
+    const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
+    return {opts: {offload, esp: espStartOptions(r, keys, {resume, limit})}, limit}
+  } finally {
+    wipe(keys)
+  }
 }
 
 function ownStartTicks(): number | undefined {
@@ -107,6 +153,36 @@ function main() {
   const startedAt = new Date().toISOString()
   let handle: number
   let base: DaemonCounters = emptyCounters()
+  const seqPath = espSeqPath(state.name, state.netns)
+  let seqLimit = 0
+  let espBase = {txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0}
+  let exhaustedLogged = false
+  const espStats = (): EspStats | undefined => {
+    const e = addon.stats(handle).esp
+    if (!e) return undefined
+    const exhausted = e.txSeq >= SEQ_MAX
+    if (exhausted && !exhaustedLogged) {
+      exhaustedLogged = true
+      log(`ESP SA spi-out ${state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in the key file and apply`)
+    }
+    return {
+      txPackets: espBase.txPackets + e.txPackets,
+      txBytes: espBase.txBytes + e.txBytes,
+      rxPackets: espBase.rxPackets + e.rxPackets,
+      rxBytes: espBase.rxBytes + e.rxBytes,
+      txSeq: e.txSeq,
+      seqLimit: e.seqLimit,
+      hasSa: e.hasSa === 1,
+      ...(exhausted ? {exhausted} : {}),
+    }
+  }
+  // raises the reservation once half of it is used (called every second)
+  const extendSeq = () => {
+    const e = addon.stats(handle).esp
+    if (!e || !state.ipsec || !seqLimit || seqLimit >= SEQ_MAX || e.txSeq < seqLimit - SEQ_BLOCK / 2) return
+    seqLimit = reserveSeq(seqPath, state.ipsec, e.txSeq + SEQ_BLOCK)
+    addon.vtiSeqLimit(handle, seqLimit)
+  }
 
   // with the pid, identifies this process to the CLI (which signals only a proven daemon)
   const startTicks = ownStartTicks()
@@ -119,10 +195,13 @@ function main() {
     startedAt,
     updatedAt: new Date().toISOString(),
     counters: add(base, toCounters(addon.stats(handle))),
+    ...(state.params.mode === 'vti' ? {esp: espStats()} : {}),
   })
 
   try {
-    handle = addon.start(state.name, state.params, {offload})
+    const {opts, limit} = startOptions(state, seqPath, offload)
+    seqLimit = limit
+    handle = addon.start(state.name, state.params, opts)
   } catch (e: any) {
     log(`start failed: ${e.message}`)
     writeAtomic(statsFile, {name: state.name, pid: process.pid, generation: state.generation, startedAt, updatedAt: startedAt, error: e.message})
@@ -130,6 +209,7 @@ function main() {
   }
   let siblings = ''
   const refreshSiblings = (force = false) => {
+    if (state.params.mode === 'vti') return // ESP: no receive dispatch (native/vti.c matches addresses and SPI)
     const {table, self} = tunnelTable(stateFile, state.name)
     const key = JSON.stringify([table, self])
     if (!force && key === siblings) return
@@ -182,6 +262,7 @@ function main() {
     try {
       if (addon.stats(handle).deviceGone) return deviceGone()
       repairState()
+      extendSeq()
       refreshSiblings()
       writeAtomic(statsFile, stats())
     } catch (e: any) {
@@ -193,9 +274,14 @@ function main() {
     try {
       const next = JSON.parse(readFileSync(stateFile, 'utf8')) as EncapState
       base = add(base, toCounters(addon.stats(handle)))
+      const prevEsp = espStats()
+      if (prevEsp) espBase = {txPackets: prevEsp.txPackets, txBytes: prevEsp.txBytes, rxPackets: prevEsp.rxPackets, rxBytes: prevEsp.rxBytes}
       addon.stop(handle, false) // keep the device (and its addresses)
       state = {...next, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
-      handle = addon.start(state.name, state.params, {offload})
+      const {opts, limit} = startOptions(state, seqPath, offload)
+      seqLimit = limit
+      exhaustedLogged = false
+      handle = addon.start(state.name, state.params, opts)
       refreshSiblings(true)
       writeAtomic(stateFile, state)
       isatapLinkLocal(state)
