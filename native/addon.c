@@ -584,6 +584,41 @@ static napi_value js_vti_encap(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* vtiDecapForTest(params, {esp}, outer) → {result: reason name ('ok', 'other', 'replay', 'bad_icv', ...), inner?}: what
+ * a userspace vti with these SAs does with one received packet (tests). The key Buffers are wiped. */
+static napi_value js_vti_decap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
+    napi_throw_type_error(env, NULL, "vtiDecapForTest(params, {esp}, outer)");
+    return NULL;
+  }
+  struct tunctl_dp *dp = calloc(1, sizeof *dp);
+  uint8_t *copy = malloc(len ? len : 1);
+  char dev[16];
+  const char *e = !dp || !copy ? "out of memory" : parse_cfg(env, argv[0], &dp->cfg, dev);
+  if (!e && dp->cfg.mode != TM_VTI) e = "params.mode must be vti";
+  if (!e) e = vti_setup(env, argv[1], dp);
+  napi_value o = NULL;
+  if (!e) {
+    memcpy(copy, data, len);
+    uint8_t *inner;
+    size_t ilen;
+    int r = tunctl_vti_decap(dp->vti, copy, len, &inner, &ilen);
+    napi_create_object(env, &o);
+    set(env, o, "result", str(env, r == TUNCTL_VTI_OTHER ? "other" : r == VRX_OK ? "ok" : tunctl_vti_rx_names[r]));
+    if (r == VRX_OK) set(env, o, "inner", make_buffer(env, inner, ilen));
+  }
+  if (dp) vti_free(dp);
+  free(dp);
+  free(copy);
+  if (e) napi_throw_error(env, "EVTI", e);
+  return o;
+}
+
 /* rawSend(packet): sends a complete IPv4 packet (header included) to its destination; for tests */
 static napi_value js_raw_send(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -712,6 +747,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setTable", NULL, js_set_table, NULL, NULL, NULL, napi_default, NULL},
       {"vtiSeqLimit", NULL, js_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},
       {"vtiEncapForTest", NULL, js_vti_encap, NULL, NULL, NULL, napi_default, NULL},
+      {"vtiDecapForTest", NULL, js_vti_decap, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

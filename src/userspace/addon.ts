@@ -65,6 +65,8 @@ export interface NativeAddon {
   vtiSeqLimit(handle: number, limit: number): void
   /** vti: the outer packet a userspace vti with this SA sends for inner (tests; the key Buffers are wiped) */
   vtiEncapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, inner: Buffer): Buffer
+  /** vti: what a userspace vti with this SA does with one received outer packet (tests; the key Buffers are wiped) */
+  vtiDecapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, outer: Buffer): {result: string; inner?: Buffer}
   stats(handle: number): NativeCounters
   stop(handle: number, removeDevice: boolean): void
   removeTun(name: string): void

@@ -5,7 +5,7 @@ import {readFileSync, readdirSync, unlinkSync, watch} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
-import {loadAddon, type NativeCounters, type TableEntry} from './addon.js'
+import {loadAddon, type NativeAddon, type NativeCounters, type TableEntry} from './addon.js'
 import {espSeqPath, type EncapState, type EncapStats, type EspStats} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 
@@ -115,15 +115,16 @@ function reserveSeq(path: string, r: EspRecord, upTo: number): number {
   return reserved
 }
 
-/** the addon's start options: the ESP SA (keys read here, wiped after) resuming above the reservation */
-function startOptions(state: EncapState, seqPath: string, offload: boolean): {opts: Record<string, unknown>; limit: number} {
-  if (state.params.mode !== 'vti' || !state.ipsec) return {opts: {offload}, limit: 0}
+/** starts the data plane; a vti with an ipsec block gets its ESP SA (keys read here, handed to the addon, which
+ * wipes them once the SA holds them; wiped here too on every path) resuming above the reservation */
+function startDataPlane(addon: NativeAddon, state: EncapState, seqPath: string, offload: boolean): {handle: number; limit: number} {
+  if (state.params.mode !== 'vti' || !state.ipsec) return {handle: addon.start(state.name, state.params, {offload}), limit: 0}
   const r = state.ipsec
   const keys = loadEspKeys(state.name, r)
   try {
     const resume = readSeq(seqPath)
     const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
-    return {opts: {offload, esp: espStartOptions(r, keys, {resume, limit})}, limit}
+    return {handle: addon.start(state.name, state.params, {offload, esp: espStartOptions(r, keys, {resume, limit})}), limit}
   } finally {
     wipe(keys)
   }
@@ -199,9 +200,7 @@ function main() {
   })
 
   try {
-    const {opts, limit} = startOptions(state, seqPath, offload)
-    seqLimit = limit
-    handle = addon.start(state.name, state.params, opts)
+    ;({handle, limit: seqLimit} = startDataPlane(addon, state, seqPath, offload))
   } catch (e: any) {
     log(`start failed: ${e.message}`)
     writeAtomic(statsFile, {name: state.name, pid: process.pid, generation: state.generation, startedAt, updatedAt: startedAt, error: e.message})
@@ -278,10 +277,8 @@ function main() {
       if (prevEsp) espBase = {txPackets: prevEsp.txPackets, txBytes: prevEsp.txBytes, rxPackets: prevEsp.rxPackets, rxBytes: prevEsp.rxBytes}
       addon.stop(handle, false) // keep the device (and its addresses)
       state = {...next, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
-      const {opts, limit} = startOptions(state, seqPath, offload)
-      seqLimit = limit
       exhaustedLogged = false
-      handle = addon.start(state.name, state.params, opts)
+      ;({handle, limit: seqLimit} = startDataPlane(addon, state, seqPath, offload))
       refreshSiblings(true)
       writeAtomic(stateFile, state)
       isatapLinkLocal(state)
