@@ -324,7 +324,8 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     }
     const names = new Set<string>()
     for (const f of files) {
-      if (f.startsWith('.') || f === KEYFILE_RECORDS) continue // vti ipsec: the key-file references (src/ipsec/record.ts)
+      // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)
+      if (f.startsWith('.') || f === KEYFILE_RECORDS || f === 'journal.json') continue
       if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
       else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
     }
