@@ -161,7 +161,10 @@ for (const alg of ALGS) {
       assert.is(me.ipsec.algorithm, alg.name)
       assert.is(me.ipsec.spiOut, '0x00001001')
       assert.ok(me.ipsec.counters.out.packets >= 6, JSON.stringify(me.ipsec))
-      const files = [show, ok(['show', '--netns', pair!.a, 'vti1']).out, ok(['export', '--netns', pair!.a]).out]
+      const exported = ok(['export', '--netns', pair!.a]).out
+      assert.match(exported, /key-file: \S+\.keys/, exported) // written back as the key-file reference, like the kernel driver's
+      assert.match(exported, /spi-out: "?0x0*1001"?/, exported)
+      const files = [show, ok(['show', '--netns', pair!.a, 'vti1']).out, exported]
       for (const f of ['.json', '.stats.json', '.log', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
       for (const v of Object.values(alg.keys)) for (const text of files) assert.not.ok(text.toLowerCase().includes(v.slice(0, 16)), `a key in ${text.slice(0, 200)}`)
     })
