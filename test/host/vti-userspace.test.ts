@@ -52,7 +52,7 @@ function keyFile(path: string, keys: Record<string, string>, peer: boolean) {
 }
 
 function side(alg: Alg, me: string, peer: string, inner: string, spiOut: number, spiIn: number, keyPath: string) {
-  return {vti1: {mode: 'vti', local: me, remote: peer, key: 7, addresses: [`${inner}/30`], ipsec: {'spi-out': spiOut, 'spi-in': spiIn, ...alg.block, 'key-file': keyPath}}}
+  return {vti1: {mode: 'vti', local: me, remote: peer, key: 7, addresses: [`${inner}/30`, `2001:db8:5::${inner.endsWith('.1') ? 1 : 2}/64`], ipsec: {'spi-out': spiOut, 'spi-in': spiIn, ...alg.block, 'key-file': keyPath}}}
 }
 
 function stats(ns: string): any {
@@ -150,9 +150,12 @@ for (const alg of ALGS) {
     })
     t.after(() => removePair(pair))
 
-    t('ping both ways; show names the algorithm and SPIs and counts ESP, and no key appears in show, state or logs', async () => {
+    t('ping both ways (IPv4 and IPv6 inside); show names the algorithm and SPIs and counts ESP, and no key appears in show, state or logs', async () => {
       pingOk(pair!.a, '10.10.5.2')
       pingOk(pair!.b, '10.10.5.1')
+      // IPv6 inside (next header 41)
+      const r6 = nsExec(pair!.a, 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', '2001:db8:5::2'])
+      assert.match(r6.out, /3 packets transmitted, 3 received/, r6.out + r6.err)
       const s = await waitStats(pair!.b, (s) => s.esp?.rxPackets >= 6, 'B counts ESP')
       await waitStats(pair!.a, (s) => s.esp?.txPackets >= 6, 'A counts ESP')
       assert.ok(s.esp.txPackets >= 6 && s.esp.hasSa, JSON.stringify(s.esp))
