@@ -231,6 +231,23 @@ for (const alg of ALGS) {
       assert.is(s2.esp.rxPackets - s0.esp.rxPackets, 1 + (s2.esp.rxPackets - s1.esp.rxPackets), 'only the intact packet (and real traffic after it) accepted')
       assert.ok(s2.counters.rxDropped - s0.counters.rxDropped >= 4, JSON.stringify(s2.counters))
     })
+
+    t('new keys in both key files: plan shows ~ ipsec (old keys → new keys), apply reloads both daemons, traffic flows on the new SAs', async () => {
+      const fresh: Record<string, string> = Object.fromEntries(Object.entries(alg.keys).map(([n, v], i) => [n, hex(v.length / 2, 50 + i)]))
+      keyFile(join(scratch, `${pair!.a}.keys`), fresh, false)
+      keyFile(join(scratch, `${pair!.b}.keys`), fresh, true)
+      const before = stats(pair!.a)
+      const plan = ok(['plan', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)]).out
+      assert.match(plan, /~ ipsec: .*\(old keys\) → .*\(new keys\)/, plan)
+      for (const v of Object.values(fresh)) assert.not.ok(plan.includes(v.slice(0, 16)), 'a key in the plan')
+      for (const ns of [pair!.a, pair!.b]) ok(['apply', '--netns', ns, join(scratch, `${ns}.yaml`)])
+      const after = await waitStats(pair!.a, (s) => s.generation > before.generation, 'A reloaded')
+      assert.is(after.pid, before.pid, 'reloaded in place (SIGHUP), not restarted')
+      pingOk(pair!.a, '10.10.5.2')
+      pingOk(pair!.b, '10.10.5.1')
+      const again = ok(['plan', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)]).out
+      assert.match(again, /No changes/, again)
+    })
   }
   t.run()
 }
