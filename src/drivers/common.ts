@@ -1,13 +1,12 @@
 // Helpers shared by every mode driver: value parsing (ttl, tos, keys, CIDRs), common validation, JSON decoding.
 import ipaddr from 'ipaddr.js'
 import type {Mode, RouteSpec} from '../model/types.js'
+import {COMMON_PARAM_KEYS} from '../model/fields.js'
 import type {DriverDiagnostic, IpLink, RawTunnelSpec} from './contract.js'
 
 /** Spec keys every mode accepts (the contract's name-independent keys). ttl/tos/pmtudisc are per mode (not vti). */
-export const COMMON_KEYS = ['mode', 'state', 'local', 'remote', 'dev', 'fwmark', 'mtu', 'up', 'addresses', 'routes', 'driver'] as const
+export const COMMON_KEYS: readonly string[] = ['mode', 'state', ...COMMON_PARAM_KEYS, 'addresses', 'routes', 'driver']
 
-/** ttl, tos, pmtudisc: the IPv4 outer-header keys of ipip, sit, isatap and gre (vti has none). */
-export const OUTER_HEADER_KEYS = ['ttl', 'tos', 'pmtudisc'] as const
 
 export const TTL_INHERIT = 0
 export const TOS_INHERIT = 1

@@ -1,9 +1,9 @@
 // gre: GRE over IPv4 (kernel module ip_gre, kind 'gre', fallback device gre0): keys, checksums, sequence numbers, ignore-df.
 import type {TunnelParams} from '../model/types.js'
+import {modeParamKeys} from '../model/fields.js'
 import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
 import {
   DecodeContext,
-  OUTER_HEADER_KEYS,
   decodeDev,
   diag,
   endpoint,
@@ -25,7 +25,7 @@ import {
 } from './common.js'
 import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
 
-const KEYS = [...OUTER_HEADER_KEYS, 'ignore-df', 'key', 'input-key', 'output-key', 'csum', 'seq']
+const KEYS = modeParamKeys('gre') // the field table's keys for gre
 
 function isMulticast(a: string): boolean {
   const o = Number(a.split('.')[0])

@@ -7,7 +7,6 @@ export const ipip = makeIptunDriver({
   kind: 'ipip',
   modules: ['ipip'],
   fallbackDevice: 'tunl0',
-  extraKeys: [],
   protos: ['ipip', 'mplsip', 'any'],
   defaultProto: 'ipip',
   isatap: false,

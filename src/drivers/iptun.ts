@@ -1,10 +1,10 @@
 // The kernel's ip_tunnel netlink family (IFLA_IPTUN_*) shared by ipip and sit (and isatap, a sit variant).
 import type {InnerProto, Mode, TunnelParams} from '../model/types.js'
+import {LINK_FIELDS, modeParamKeys} from '../model/fields.js'
 import type {DriverDiagnostic, IpLink, ModeDriver, RawTunnelSpec} from './contract.js'
 import {
   DecodeContext,
   Family,
-  OUTER_HEADER_KEYS,
   decodeDev,
   diag,
   endpoint,
@@ -25,8 +25,6 @@ export interface IptunVariant {
   kind: 'ipip' | 'sit'
   modules: string[]
   fallbackDevice: string
-  /** extra spec keys (beyond COMMON_KEYS + ttl/tos/pmtudisc) */
-  extraKeys: string[]
   /** allowed `encapsulated:` values; empty = the key is not accepted */
   protos: InnerProto[]
   defaultProto: InnerProto
@@ -67,7 +65,7 @@ export function commonReplaceReason(from: TunnelParams, to: TunnelParams): strin
 }
 
 export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined} {
-  const keys = [...OUTER_HEADER_KEYS, ...(v.protos.length ? ['encapsulated'] : []), ...v.extraKeys]
+  const keys = modeParamKeys(v.mode) // the field table's keys for the mode
 
   function params(p: TunnelParams, update: boolean): string[] {
     const w = ['remote', p.remote, 'local', p.local]
@@ -158,12 +156,6 @@ export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpL
     },
   }
 }
-
-/** Fields that `ip link set … type KIND` carries (everything except mtu/up and out-of-band lists like routers). */
-const LINK_FIELDS: (keyof TunnelParams)[] = [
-  'local', 'remote', 'dev', 'ttl', 'tos', 'pmtudisc', 'ignoreDf', 'ikey', 'okey', 'icsum', 'ocsum', 'iseq', 'oseq',
-  'fwmark', 'proto', 'sixrdPrefix', 'sixrdRelayPrefix',
-]
 
 export function linkFieldsDiffer(a: TunnelParams, b: TunnelParams): boolean {
   return LINK_FIELDS.some((k) => a[k] !== b[k])

@@ -52,7 +52,6 @@ function validateIsatap(spec: RawTunnelSpec): DriverDiagnostic[] {
 export const isatap = makeIptunDriver({
   ...sitVariant,
   mode: 'isatap',
-  extraKeys: ['routers'],
   protos: [], // always ip6ip; `encapsulated:` is not accepted
   defaultProto: 'ip6ip',
   isatap: true,

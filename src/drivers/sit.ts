@@ -43,7 +43,6 @@ export const sitVariant: IptunVariant = {
   kind: 'sit',
   modules: ['sit'],
   fallbackDevice: 'sit0',
-  extraKeys: ['6rd-prefix', '6rd-relay-prefix'],
   protos: ['ip6ip', 'ipip', 'mplsip', 'any'],
   defaultProto: 'ip6ip',
   isatap: false,

@@ -1,12 +1,13 @@
 // vti: IPsec virtual tunnel interface over IPv4 (kernel module ip_vti, kind 'vti', fallback ip_vti0): local, remote, keys (marks), dev, fwmark;
 // the optional ipsec: block (src/ipsec/) adds manually keyed SAs and policies marked with the keys.
 import type {TunnelParams} from '../model/types.js'
+import {modeParamKeys} from '../model/fields.js'
 import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
 import {DecodeContext, decodeDev, endpoint, hexNum, printedKey, infoData, infoKind, isUp, keysOf, validateCommon, validateKeys} from './common.js'
 import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
 import {validateIpsec} from '../ipsec/spec.js'
 
-const KEYS = ['key', 'input-key', 'output-key', 'ipsec']
+const KEYS = [...modeParamKeys('vti'), 'ipsec'] // the field table's keys for vti, and the ipsec: block
 
 /** vti has no key flag: key 0 means "no key". */
 function nz(k: number | undefined): number | undefined {

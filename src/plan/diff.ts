@@ -1,5 +1,6 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
+import {COMMON_PARAM_FIELDS, PARAM_FIELDS} from '../model/fields.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
@@ -84,32 +85,7 @@ export class ConflictError extends TunctlError {
   }
 }
 
-/** Fields of TunnelParams in display order (mode is handled separately). */
-export const PARAM_FIELDS: Array<keyof TunnelParams> = [
-  'local',
-  'remote',
-  'dev',
-  'ttl',
-  'tos',
-  'pmtudisc',
-  'ignoreDf',
-  'ikey',
-  'okey',
-  'icsum',
-  'ocsum',
-  'iseq',
-  'oseq',
-  'fwmark',
-  'proto',
-  'sixrdPrefix',
-  'sixrdRelayPrefix',
-  'routers',
-  'mtu',
-  'up',
-]
-
-/** Fields every mode has (the spec's common keys). */
-const COMMON_PARAM_FIELDS = new Set<string>(['local', 'remote', 'dev', 'fwmark', 'mtu', 'up'])
+export {PARAM_FIELDS} from '../model/fields.js'
 
 /** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
 export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
