@@ -1,21 +1,21 @@
 // gre: GRE over IPv4 (kernel module ip_gre, kind 'gre', fallback device gre0): keys, checksums, sequence numbers, ignore-df.
 import type {TunnelParams} from '../model/types.js'
 import {modeParamKeys} from '../model/fields.js'
-import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
+import {endpoint} from '../net/endpoint.js'
+import {keyFromDottedQuad, keysOf, parseKey} from '../net/key.js'
+import type {DriverDiagnostic, ModeDriver} from './contract.js'
 import {
-  DecodeContext,
+  clean,
+  commonReplaceReason,
   decodeDev,
   diag,
-  endpoint,
+  encodeUpdateLines,
   hexNum,
   infoData,
   infoKind,
   isUp,
-  keyFromDottedQuad,
-  keysOf,
   maxMtu,
   pairOf,
-  parseKey,
   tosOf,
   tosWord,
   ttlOf,
@@ -23,7 +23,6 @@ import {
   validateCommon,
   validateKeys,
 } from './common.js'
-import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
 
 const KEYS = modeParamKeys('gre') // the field table's keys for gre
 
@@ -64,7 +63,7 @@ function flagOn(p: TunnelParams, k: keyof TunnelParams): boolean {
   return k === 'ikey' || k === 'okey' ? p[k] !== undefined : p[k] === true
 }
 
-export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined} = {
+export const gre: ModeDriver = {
   mode: 'gre',
   kind: 'gre',
   modules: ['ip_gre'],
@@ -74,7 +73,7 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
   validate(spec) {
     const okey = spec.key !== undefined || spec['output-key'] !== undefined || (typeof spec.remote === 'string' && isMulticast(spec.remote))
     const hdr = 4 + (pairOf(spec.csum).output ? 4 : 0) + (okey ? 4 : 0) + (pairOf(spec.seq).output ? 4 : 0)
-    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'gre', keys: KEYS, families: [4, 6], maxMtu: maxMtu('gre', hdr)})
+    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'gre', keys: KEYS, maxMtu: maxMtu('gre', hdr)})
     out.push(...validateKeys(spec))
     if (spec['ignore-df'] === true && spec.pmtudisc !== false) {
       out.push(diag('/ignore-df', 'ignore-df needs pmtudisc: false (the kernel refuses ignore-df while path MTU discovery sets DF)'))
@@ -153,7 +152,7 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
     return lines
   },
 
-  decode(link, ctx?: DecodeContext) {
+  decode(link, ctx) {
     if (infoKind(link) !== 'gre') return undefined
     const d = infoData(link)
     if (d.external) return undefined

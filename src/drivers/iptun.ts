@@ -1,13 +1,14 @@
 // The kernel's ip_tunnel netlink family (IFLA_IPTUN_*) shared by ipip and sit (and isatap, a sit variant).
 import type {InnerProto, Mode, TunnelParams} from '../model/types.js'
-import {LINK_FIELDS, modeParamKeys} from '../model/fields.js'
-import type {DriverDiagnostic, IpLink, ModeDriver, RawTunnelSpec} from './contract.js'
+import {modeParamKeys} from '../model/fields.js'
+import {endpoint} from '../net/endpoint.js'
+import type {DecodeContext, DriverDiagnostic, IpLink, ModeDriver, RawTunnelSpec} from './contract.js'
 import {
-  DecodeContext,
-  Family,
+  clean,
+  commonReplaceReason,
+  encodeUpdateLines,
   decodeDev,
   diag,
-  endpoint,
   hexNum,
   infoData,
   infoKind,
@@ -30,8 +31,6 @@ export interface IptunVariant {
   defaultProto: InnerProto
   /** sit's ISATAP flag (IFLA_IPTUN_FLAGS & SIT_ISATAP) */
   isatap: boolean
-  /** inner families for a given proto */
-  families(proto: InnerProto): Family[]
   /** mode-specific checks */
   validateExtra?(spec: RawTunnelSpec): DriverDiagnostic[]
   /** mode-specific normalized fields */
@@ -46,25 +45,7 @@ export interface IptunVariant {
   replaceExtra?(from: TunnelParams, to: TunnelParams): string | undefined
 }
 
-/** Drop keys whose value is undefined, so canonical params compare with deep equality. */
-export function clean<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k]
-  return o
-}
-
-/** Replace reasons every ip_tunnel-based mode shares (ipip, sit, isatap, gre, vti). */
-export function commonReplaceReason(from: TunnelParams, to: TunnelParams): string | undefined {
-  if (from.mode !== to.mode) return `mode ${from.mode} → ${to.mode} cannot change in place`
-  if ((from.remote === 'any') !== (to.remote === 'any')) {
-    return `remote ${from.remote} → ${to.remote}: remote any ↔ address changes the device type (NOARP vs POINTOPOINT); the kernel refuses it in place`
-  }
-  if (from.dev !== undefined && to.dev === undefined) {
-    return `dev ${from.dev} → none: iproute2 cannot unset the underlay device in place (ip link set keeps the existing one)`
-  }
-  return undefined
-}
-
-export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined} {
+export function makeIptunDriver(v: IptunVariant): ModeDriver {
   const keys = modeParamKeys(v.mode) // the field table's keys for the mode
 
   function params(p: TunnelParams, update: boolean): string[] {
@@ -86,12 +67,11 @@ export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpL
     keys,
 
     validate(spec) {
-      const proto: InnerProto = (spec.encapsulated as InnerProto) ?? v.defaultProto
       const out: DriverDiagnostic[] = []
       if (spec.encapsulated !== undefined && v.protos.length && !v.protos.includes(spec.encapsulated)) {
         out.push(diag('/encapsulated', `encapsulated must be one of ${v.protos.join(', ')} for mode ${v.mode}`))
       }
-      out.push(...validateCommon(spec, {mode: v.mode, keys, families: v.families(v.protos.includes(proto) ? proto : v.defaultProto)}))
+      out.push(...validateCommon(spec, {mode: v.mode, keys}))
       if (v.validateExtra) out.push(...v.validateExtra(spec))
       return out
     },
@@ -133,7 +113,7 @@ export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpL
       return encodeUpdateLines(name, v.kind, from, to, () => params(to, true), v.updateLines?.(name, from, to) ?? [])
     },
 
-    decode(link, ctx?: DecodeContext) {
+    decode(link, ctx) {
       if (infoKind(link) !== v.kind) return undefined
       const d = infoData(link)
       if (d.external) return undefined // collect_md (flow-based) devices are not tunnels tunctl manages
@@ -155,32 +135,4 @@ export function makeIptunDriver(v: IptunVariant): ModeDriver & {decode(link: IpL
       return clean(p)
     },
   }
-}
-
-export function linkFieldsDiffer(a: TunnelParams, b: TunnelParams): boolean {
-  return LINK_FIELDS.some((k) => a[k] !== b[k])
-}
-
-/**
- * Update lines: one `link set dev NAME [mtu N] type KIND <all params of to>` when any link field differs
- * (mtu goes in the same request so the kernel does not recompute it when dev/fwmark/header size change),
- * else just `link set dev NAME mtu N` when only the mtu differs; then `extra` lines.
- */
-export function encodeUpdateLines(
-  name: string,
-  kind: string,
-  from: TunnelParams,
-  to: TunnelParams,
-  params: () => string[],
-  extra: string[][],
-): string[][] {
-  const lines: string[][] = []
-  if (linkFieldsDiffer(from, to)) {
-    const head = ['link', 'set', 'dev', name]
-    if (to.mtu !== undefined) head.push('mtu', String(to.mtu))
-    lines.push([...head, 'type', kind, ...params()])
-  } else if (to.mtu !== undefined && to.mtu !== from.mtu) {
-    lines.push(['link', 'set', 'dev', name, 'mtu', String(to.mtu)])
-  }
-  return [...lines, ...extra]
 }

@@ -2,9 +2,10 @@
 // the optional ipsec: block (src/ipsec/) adds manually keyed SAs and policies marked with the keys.
 import type {TunnelParams} from '../model/types.js'
 import {modeParamKeys} from '../model/fields.js'
-import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
-import {DecodeContext, decodeDev, endpoint, hexNum, printedKey, infoData, infoKind, isUp, keysOf, validateCommon, validateKeys} from './common.js'
-import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
+import {endpoint} from '../net/endpoint.js'
+import {keysOf, printedKey} from '../net/key.js'
+import type {DriverDiagnostic, ModeDriver} from './contract.js'
+import {clean, commonReplaceReason, decodeDev, encodeUpdateLines, hexNum, infoData, infoKind, isUp, validateCommon, validateKeys} from './common.js'
 import {validateIpsec} from '../ipsec/spec.js'
 
 const KEYS = [...modeParamKeys('vti'), 'ipsec'] // the field table's keys for vti, and the ipsec: block
@@ -21,7 +22,7 @@ function params(p: TunnelParams): string[] {
   return w
 }
 
-export const vti: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined} = {
+export const vti: ModeDriver = {
   mode: 'vti',
   kind: 'vti',
   modules: ['ip_vti'],
@@ -29,7 +30,7 @@ export const vti: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
   keys: KEYS,
 
   validate(spec) {
-    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'vti', keys: KEYS, families: [4, 6]})
+    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'vti', keys: KEYS})
     out.push(...validateKeys(spec))
     out.push(...validateIpsec(spec)) // the ipsec: block (manually keyed ESP SAs); its key file is read after parsing
     return out
@@ -64,7 +65,7 @@ export const vti: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
     return encodeUpdateLines(name, 'vti', from, to, () => params(to), [])
   },
 
-  decode(link, ctx?: DecodeContext) {
+  decode(link, ctx) {
     if (infoKind(link) !== 'vti') return undefined
     const d = infoData(link)
     return clean<TunnelParams>({

@@ -1,8 +1,11 @@
 // Pure part of observe: raw `ip -j` JSON (+ encapsulator states) → ObservedState. No system access (unit-testable).
 import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteHolder, RouteSpec, Router, TunnelParams} from '../model/types.js'
-import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
-import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+import type {DecodeContext} from '../drivers/contract.js'
+import {DRIVERS} from '../drivers/index.js'
+import {addrText, isSitV4Compat, parseIP} from '../net/addr.js'
+import {isFallbackDevice} from '../net/fallback.js'
+import {compareRoutes} from '../net/route.js'
 import {manageableName} from '../lib/names.js'
 import {tableNumber} from '../lib/rttables.js'
 
@@ -28,8 +31,6 @@ export interface RawState {
   tunnelShow?: string
   encaps?: Map<string, EncapInfo>
 }
-
-const FALLBACK = new Set<string>(FALLBACK_DEVICES)
 
 export {tableNumber} from '../lib/rttables.js'
 
@@ -84,11 +85,6 @@ function canonicalDst(dst: string, fam: 4 | 6): string {
   if (dst === 'default') return fam === 6 ? '::/0' : '0.0.0.0/0'
   const [a, l] = dst.split('/')
   return `${addrText(parseIP(a)!)}/${l ?? (fam === 6 ? 128 : 32)}`
-}
-
-function compareRoutes(a: RouteSpec, b: RouteSpec): number {
-  const c = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0)
-  return a.table - b.table || c(a.to, b.to) || (a.metric ?? -1) - (b.metric ?? -1) || c(a.via ?? '', b.via ?? '')
 }
 
 /**
@@ -161,7 +157,7 @@ export function isOwned(link: any): boolean {
 }
 
 export function hasIsatap(links: any[]): boolean {
-  return links.some((l) => l?.linkinfo?.info_kind === 'sit' && l.linkinfo.info_data?.isatap && !FALLBACK.has(l.ifname))
+  return links.some((l) => l?.linkinfo?.info_kind === 'sit' && l.linkinfo.info_data?.isatap && !isFallbackDevice(l.ifname))
 }
 
 /** Pure: raw `ip` JSON (+ encapsulator states) → ObservedState. */
@@ -182,7 +178,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   for (const link of raw.links) {
     const name: string = link.ifname
     kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
-    if (FALLBACK.has(name)) continue
+    if (isFallbackDevice(name)) continue
     const common = {
       name,
       ifindex: link.ifindex,
