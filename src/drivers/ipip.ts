@@ -4,8 +4,6 @@ import {makeIptunDriver} from './iptun.js'
 export const ipip = makeIptunDriver({
   mode: 'ipip',
   kind: 'ipip',
-  modules: ['ipip'],
-  fallbackDevice: 'tunl0',
   protos: ['ipip', 'mplsip', 'any'],
   defaultProto: 'ipip',
   isatap: false,

@@ -38,8 +38,6 @@ function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
 export const sitVariant: IptunVariant = {
   mode: 'sit',
   kind: 'sit',
-  modules: ['sit'],
-  fallbackDevice: 'sit0',
   protos: ['ip6ip', 'ipip', 'mplsip', 'any'],
   defaultProto: 'ip6ip',
   isatap: false,
