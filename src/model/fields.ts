@@ -39,6 +39,8 @@ export interface FieldRow {
   toSpec?(v: unknown): unknown
   /** false: export writes it itself (mtu: only when it is not the kernel's default) */
   exported?: boolean
+  /** an attribute of the device itself (`ip link set dev NAME mtu N|up`), also of a userspace tunnel's TUN device */
+  device?: boolean
 }
 
 const ALL = MODES
@@ -73,8 +75,8 @@ export const FIELDS: readonly FieldRow[] = [
     change: 'update',
     toSpec: (v) => (v as NonNullable<TunnelParams['routers']>).map((r) => (r.default ? r.address : {address: r.address, default: false})),
   },
-  {field: 'mtu', label: 'mtu', specKeys: ['mtu'], modes: ALL, link: false, change: 'update', exported: false},
-  {field: 'up', label: 'up', specKeys: ['up'], modes: ALL, default: true, link: false, change: 'update'},
+  {field: 'mtu', label: 'mtu', specKeys: ['mtu'], modes: ALL, link: false, change: 'update', exported: false, device: true},
+  {field: 'up', label: 'up', specKeys: ['up'], modes: ALL, default: true, link: false, change: 'update', device: true},
 ]
 
 export const FIELD_BY_NAME: ReadonlyMap<string, FieldRow> = new Map(FIELDS.map((r) => [r.field, r]))
@@ -87,6 +89,9 @@ export const COMMON_PARAM_FIELDS: ReadonlySet<string> = new Set(FIELDS.filter((r
 
 /** Fields `ip link set … type KIND` carries (everything except mtu/up and out-of-band lists like routers). */
 export const LINK_FIELDS: readonly ParamField[] = FIELDS.filter((r) => r.link).map((r) => r.field)
+
+/** Fields of a userspace tunnel that are attributes of its TUN device (ip batch), not encapsulator parameters. */
+export const DEVICE_FIELDS: ReadonlySet<string> = new Set(FIELDS.filter((r) => r.device).map((r) => r.field))
 
 /** The label plan and show print for a field (a non-parameter field like 'addresses' is its own label). */
 export function fieldLabel(f: string): string {

@@ -1,6 +1,6 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
-import {COMMON_PARAM_FIELDS, PARAM_FIELDS} from '../model/fields.js'
+import {COMMON_PARAM_FIELDS, DEVICE_FIELDS, PARAM_FIELDS} from '../model/fields.js'
 import {effectiveMetric, routeKey, tableText} from '../net/route.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
@@ -88,8 +88,8 @@ export class ConflictError extends TunctlError {
 
 export {PARAM_FIELDS} from '../model/fields.js'
 
-/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
-export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
+/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters (the field table's device fields). */
+export const USERSPACE_LINK_FIELDS = DEVICE_FIELDS
 
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true

@@ -79,4 +79,25 @@ test('paramsToSpec writes every field back as the spec keys that normalize reads
   assert.is(paramsToSpec(cases[0]!).tos, 'inherit')
 })
 
+/** Another value of each field (for the change column). */
+const ALT: Record<string, unknown> = {
+  local: '192.0.2.7', ttl: 64, tos: 0x10, pmtudisc: false, ignoreDf: true, fwmark: 5, proto: 'any',
+  sixrdPrefix: '2001:db8::/32', sixrdRelayPrefix: '192.0.2.0/24', routers: [{address: '192.0.2.9', default: true}], mtu: 1400, up: false,
+}
+
+test('the change column: an \'update\' field changes in place in every mode that has it, a \'replace\' field never does', () => {
+  for (const r of FIELDS) {
+    if (r.change === 'driver') continue
+    assert.ok(r.field in ALT, `no other value for ${r.field} in ALT`)
+    for (const m of r.modes) {
+      const d = DRIVERS[m]
+      const from = d.normalize({mode: m, local: '192.0.2.1', remote: m === 'isatap' ? 'any' : '198.51.100.1'})
+      const to = {...from, [r.field]: ALT[r.field]}
+      const why = d.replaceReason(from, to)
+      if (r.change === 'update') assert.is(why, undefined, `${m}: ${r.field} should change in place: ${why}`)
+      else assert.type(why, 'string', `${m}: ${r.field} cannot change in place, but replaceReason gives none`)
+    }
+  }
+})
+
 test.run()
