@@ -1,6 +1,7 @@
 // gre: GRE over IPv4 (kernel module ip_gre, kind 'gre', fallback device gre0): keys, checksums, sequence numbers, ignore-df.
 import type {TunnelParams} from '../model/types.js'
 import {modeParamKeys} from '../model/fields.js'
+import {parseIP} from '../net/addr.js'
 import {keyFromDottedQuad, keysOf, parseKey} from '../net/key.js'
 import type {DriverDiagnostic, ModeDriver} from './contract.js'
 import {diag, maxMtu, pairOf, validateKeys} from './common.js'
@@ -9,8 +10,7 @@ import {makeTunnelDriver} from './tunnel.js'
 const KEYS = modeParamKeys('gre') // the field table's keys for gre
 
 function isMulticast(a: string): boolean {
-  const o = Number(a.split('.')[0])
-  return o >= 224 && o <= 239
+  return parseIP(a)?.range() === 'multicast'
 }
 
 function remoteClass(r: string): string {

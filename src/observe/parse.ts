@@ -3,7 +3,7 @@ import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteHolder, RouteSpec, Router, TunnelParams} from '../model/types.js'
 import type {DecodeContext} from '../drivers/contract.js'
 import {DRIVERS} from '../drivers/index.js'
-import {addrText, isSitV4Compat, parseIP} from '../net/addr.js'
+import {type ParsedCidr, addrText, isSitV4Compat, parseCidr, parseIP} from '../net/addr.js'
 import {isFallbackDevice} from '../net/fallback.js'
 import {compareRoutes} from '../net/route.js'
 import {manageableName} from '../lib/names.js'
@@ -81,10 +81,9 @@ function routeFamily(r: any): 4 | 6 {
   return 4
 }
 
-function canonicalDst(dst: string, fam: 4 | 6): string {
-  if (dst === 'default') return fam === 6 ? '::/0' : '0.0.0.0/0'
-  const [a, l] = dst.split('/')
-  return `${addrText(parseIP(a)!)}/${l ?? (fam === 6 ? 128 : 32)}`
+/** `ip -j route`'s dst as a prefix (a bare address is a host prefix), or undefined for one this reader does not know. */
+function canonicalDst(dst: string, fam: 4 | 6): ParsedCidr | undefined {
+  return parseCidr(dst === 'default' ? (fam === 6 ? '::/0' : '0.0.0.0/0') : dst)
 }
 
 /**
@@ -101,10 +100,11 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
     if (table === 255) continue
     const fam = routeFamily(r)
     if (typeof r.dst !== 'string') continue
-    const to = canonicalDst(r.dst, fam)
+    const dst = canonicalDst(r.dst, fam)
+    if (!dst) continue
+    const to = dst.text
     if (fam === 6) {
-      const [a] = to.split('/')
-      const range = parseIP(a)!.range()
+      const range = dst.addr.range()
       if (range === 'linkLocal' || range === 'multicast') continue
     }
     const rt: RouteSpec = {to, table, metric: typeof r.metric === 'number' ? r.metric : 0}
@@ -122,12 +122,8 @@ export function routeKeysOf(routes: any[], tableNames?: Map<string, number>): Ro
   for (const r of routes) {
     if (typeof r?.dst !== 'string') continue
     const fam = routeFamily(r)
-    let to: string
-    try {
-      to = canonicalDst(r.dst, fam)
-    } catch {
-      continue // a destination this reader does not know (e.g. another family's syntax)
-    }
+    const to = canonicalDst(r.dst, fam)?.text
+    if (to === undefined) continue // a destination this reader does not know (e.g. another family's syntax)
     const h: RouteHolder = {table: tableNumber(r.table, tableNames), to, metric: typeof r.metric === 'number' ? r.metric : 0}
     if (typeof r.dev === 'string') h.dev = r.dev
     if (r.type && r.type !== 'unicast') h.type = String(r.type)
