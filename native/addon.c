@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dataplane.h"
+#include "inner.h"
 #include "offload.h"
 #include "vti.h"
 
@@ -99,16 +100,13 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
   cfg->oseq = get_bool(env, o, "oseq", 0);
   if (get_num(env, o, "fwmark", &d)) cfg->fwmark = (uint32_t)d;
   if (get_num(env, o, "mtu", &d)) cfg->mtu = (int)d;
-  if (get_str(env, o, "proto", buf, sizeof buf)) {
-    if (!strcmp(buf, "ipip")) cfg->inner = TP_IPV4;
-    else if (!strcmp(buf, "ip6ip")) cfg->inner = TP_IPV6;
-    else if (!strcmp(buf, "any")) cfg->inner = TP_IPV4 | TP_IPV6;
-    else return "inner protocol mplsip is not supported by the userspace encapsulator";
-  } else {
-    cfg->inner = cfg->mode == TM_IPIP ? TP_IPV4 : cfg->mode == TM_GRE ? (TP_IPV4 | TP_IPV6) : TP_IPV6;
+  {
+    int has_proto = get_str(env, o, "proto", buf, sizeof buf) != 0;
+    if (has_proto && !strcmp(buf, "mplsip")) return "inner protocol mplsip is not supported by the userspace encapsulator";
+    /* inner.h: the spec's rule (innerFamilies); vti (ESP, vti.c) carries IPv4 and IPv6 and takes no proto */
+    cfg->inner = cfg->mode == TM_VTI ? TP_IPV4 | TP_IPV6 : tunctl_inner(cfg->mode, has_proto ? buf : NULL);
+    if (!cfg->inner) return "inner protocol not valid for this mode";
   }
-  if (cfg->mode == TM_ISATAP) cfg->inner = TP_IPV6;
-  if (cfg->mode == TM_VTI) cfg->inner = TP_IPV4 | TP_IPV6;
   if (get_str(env, o, "sixrdPrefix", buf, sizeof buf)) {
     char *slash = strchr(buf, '/');
     if (!slash) return "bad 6rd prefix";

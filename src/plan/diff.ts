@@ -1,5 +1,7 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
+import {COMMON_PARAM_FIELDS, DEVICE_FIELDS, PARAM_FIELDS} from '../model/fields.js'
+import {effectiveMetric, routeKey, tableText} from '../net/route.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
@@ -84,35 +86,10 @@ export class ConflictError extends TunctlError {
   }
 }
 
-/** Fields of TunnelParams in display order (mode is handled separately). */
-export const PARAM_FIELDS: Array<keyof TunnelParams> = [
-  'local',
-  'remote',
-  'dev',
-  'ttl',
-  'tos',
-  'pmtudisc',
-  'ignoreDf',
-  'ikey',
-  'okey',
-  'icsum',
-  'ocsum',
-  'iseq',
-  'oseq',
-  'fwmark',
-  'proto',
-  'sixrdPrefix',
-  'sixrdRelayPrefix',
-  'routers',
-  'mtu',
-  'up',
-]
+export {PARAM_FIELDS} from '../model/fields.js'
 
-/** Fields every mode has (the spec's common keys). */
-const COMMON_PARAM_FIELDS = new Set<string>(['local', 'remote', 'dev', 'fwmark', 'mtu', 'up'])
-
-/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
-export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
+/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters (the field table's device fields). */
+export const USERSPACE_LINK_FIELDS = DEVICE_FIELDS
 
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
@@ -244,20 +221,6 @@ export function chooseDriver(
   throw new UnavailableError(`${t.name}: mode ${mode} is unavailable: kernel: ${s.reason}; no userspace driver for ${mode}`)
 }
 
-
-/** The kernel's default metric of a route without one: 0 (IPv4), 1024 (IPv6). */
-export function effectiveMetric(r: RouteSpec): number {
-  return r.metric ?? (r.to.includes(':') ? 1024 : 0)
-}
-
-/** The (table, prefix, metric) the kernel keys a route on: two routes with the same key cannot coexist. */
-export function routeKey(r: {table: number; to: string; metric?: number}): string {
-  return `${r.table}|${r.to}|${r.metric ?? (r.to.includes(':') ? 1024 : 0)}`
-}
-
-function tableText(t: number): string {
-  return t === 254 ? 'main' : t === 255 ? 'local' : t === 253 ? 'default' : String(t)
-}
 
 /**
  * Routes the plan adds whose (table, prefix, metric) a route that survives the plan already holds: on another
