@@ -30,7 +30,18 @@ unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <lin
 
 #define ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
 
-static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47};
+static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47, 50};
+
+_Static_assert(TUNCTL_VTI_HEADROOM == TUNCTL_HEADROOM, "vti.c and the engine agree on the headroom");
+
+/* the outer protocol of a tunnel (vti: ESP) */
+static int outer_proto(const struct tunctl_cfg *cfg) { return cfg->mode == TM_VTI ? 50 : tunctl_outer_proto(cfg); }
+
+static void vti_free(struct tunctl_vti *v) {
+  if (!v) return;
+  tunctl_vti_free(v);
+  free(v);
+}
 
 static int proto_index(int proto) {
   for (int i = 0; i < ENGINE_NPROTO; i++)
@@ -42,6 +53,7 @@ static int proto_index(int proto) {
 
 /* decapsulates a packet the dispatch selected for t (identity checks already made by the lookup) */
 static int eng_decap(struct eng_tun *t, uint8_t *pkt, size_t len, uint8_t **inner, size_t *ilen) {
+  if (t->vti) return tunctl_vti_decap(t->vti, pkt, len, inner, ilen); /* vti.c: VRX_OK, a drop, or TUNCTL_VTI_OTHER */
   struct tunctl_cfg cfg = t->cfg;
   cfg.dispatched = 1;
   switch (cfg.mode) {
@@ -53,6 +65,11 @@ static int eng_decap(struct eng_tun *t, uint8_t *pkt, size_t len, uint8_t **inne
 /* encapsulates the inner packet at buf + TUNCTL_HEADROOM (see tunctl_encap) */
 static int eng_encap(struct eng_tun *t, uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, uint32_t *dst,
                      uint8_t *icmpbuf, int *why) {
+  if (t->vti) { /* ---- vti: ESP (vti.c); its drop reasons are counted there ---- */
+    *why = TXD_NONE;
+    *dst = t->vti->remote;
+    return tunctl_vti_encap(t->vti, buf, SLOT, len, out, outlen, icmpbuf); /* VTI_TX_* = TX_* */
+  }
   switch (t->cfg.mode) {
   default:
     return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
@@ -93,11 +110,11 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
  * ip_tunnel_lookup prefers a tunnel's link but does not require it, the dispatch decides) */
 static int own_send_socket(const struct tunctl_cfg *cfg, const char *dev, char *err, size_t errlen) {
   if (!(dev && dev[0]) && !cfg->fwmark) return -2;
-  return open_raw(tunctl_outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  return open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
 }
 
 static int send_fd(struct tunctl_engine *e, struct eng_tun *t) {
-  return t->send_fd >= 0 ? t->send_fd : e->raw[proto_index(tunctl_outer_proto(&t->cfg))];
+  return t->send_fd >= 0 ? t->send_fd : e->raw[proto_index(outer_proto(&t->cfg))];
 }
 
 /* ---- TX ---- */
@@ -183,6 +200,13 @@ static int tx_fragment(struct txctx *c, int i, int pmtu) {
  * MTU to what fits and tell the inner sender (ICMP frag needed / packet too big), as tnl_update_pmtu does.
  * Returns 1 if the packet went out after all. */
 static int tx_too_big(struct txctx *c, int i) {
+  if (c->t->vti) { /* ---- vti (vti.c) ---- */
+    int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
+    if (!(((const uint8_t *)c->iov[i].iov_base)[6] & 0x40)) return tx_fragment(c, i, pmtu) == 0;
+    /* the inner packet is encrypted: lower the path MTU, later packets get the ICMP from tunctl_vti_encap */
+    if (pmtu >= 68) __atomic_store_n(&c->t->vti->pmtu, pmtu, __ATOMIC_RELAXED);
+    return 0;
+  }
   size_t outlen = c->iov[i].iov_len, ilen = c->inlen[i];
   const uint8_t *inner = (const uint8_t *)c->iov[i].iov_base + (outlen - ilen);
   int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
@@ -254,7 +278,7 @@ static void tx_add(struct txctx *c, size_t len) {
     ADD(s->icmp_sent, 1);
     ADD(s->tx_dropped, 1);
   } else {
-    ADD(s->txdrops[why], 1);
+    if (!c->t->vti) ADD(s->txdrops[why], 1);
     ADD(s->tx_dropped, 1);
   }
 }
@@ -492,6 +516,27 @@ static void *rx_main(void *arg) {
           if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
             ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
         if (!e->n) continue;
+        if (proto == 50) {
+          /* ---- vti: ESP (vti.c). Each vti matches its own addresses and SPI; the first that does not answer
+           * "other" takes the packet. None: the kernel drops it silently (XfrmInNoStates), so do we. ---- */
+          if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) continue;
+          for (int i = e->n - 1; i >= 0; i--) {
+            struct eng_tun *t = e->order[i];
+            if (!t->vti) continue;
+            int r = tunctl_vti_decap(t->vti, pkt, len, &inner, &ilen);
+            if (r == TUNCTL_VTI_OTHER) continue;
+            if (r != VRX_OK) {
+              ADD(t->s.rx_dropped, 1);
+              break;
+            }
+            ADD(t->s.rx_packets, 1);
+            ADD(t->s.rx_bytes, ilen);
+            if (gro_t) rx_flush_gro(gro_t, gro), gro_t = NULL;
+            tun_write(t, NULL, inner, ilen);
+            break;
+          }
+          continue;
+        }
         int sel = TUNCTL_SEL_NONE, why = SEL_MALFORMED;
         uint32_t sa = 0, da = 0, key = 0;
         int has_key = 0;
@@ -515,13 +560,17 @@ static void *rx_main(void *arg) {
           /* nobody's: counted once, by the oldest tunnel listening on this protocol (as tunctl_receive) */
           int first = -1;
           for (int i = 0; i < e->n && first < 0; i++)
-            if (tunctl_uses_proto(&e->entries[i].cfg, proto)) first = i;
+            if (!e->order[i]->vti && tunctl_uses_proto(&e->entries[i].cfg, proto)) first = i;
           if (first < 0) continue;
           struct eng_tun *t = e->order[first];
           int drop = DR_TRUNCATED;
           if (!(msgs[j].msg_hdr.msg_flags & MSG_TRUNC)) {
-            struct tunctl_rxstate scratch = {0};
-            if (tunctl_receive(&tab, first, &scratch, pkt, len, ifindex, &inner, &ilen, &drop) != RXV_NO_TUNNEL) continue;
+            drop = DR_NO_TUNNEL;
+            if (why == SEL_MALFORMED) {
+              /* the codec says how (truncated vs malformed), as tunctl_receive */
+              struct tunctl_rxstate scratch = {0};
+              drop = tunctl_decap(&t->cfg, &scratch, pkt, len, &inner, &ilen) == DR_TRUNCATED ? DR_TRUNCATED : DR_MALFORMED;
+            }
           }
           ADD(t->s.drops[drop], 1);
           ADD(t->s.rx_dropped, 1);
@@ -649,6 +698,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     struct eng_tun *t = e->order[i];
     close(t->tun_fd);
     if (t->send_fd >= 0) close(t->send_fd);
+    vti_free(t->vti);
     free(t);
   }
   for (int i = 0; i < ENGINE_NPROTO; i++)
@@ -675,23 +725,24 @@ static int find(struct tunctl_engine *e, const char *name) {
 static int link_of(const char *dev) { return dev && dev[0] ? (int)if_nametoindex(dev) : 0; }
 
 int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
-                      char *err, size_t errlen) {
+                      struct tunctl_vti *vti, char *err, size_t errlen) {
   pthread_rwlock_rdlock(&e->lock);
   int exists = find(e, name) >= 0, full = e->n >= ENGINE_MAX;
   pthread_rwlock_unlock(&e->lock);
-  if (exists) {
-    snprintf(err, errlen, "%s is already a tunnel of the engine", name);
-    return -1;
-  }
-  if (full) {
-    snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+  if (exists || full) {
+    if (exists) snprintf(err, errlen, "%s is already a tunnel of the engine", name);
+    else snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+    vti_free(vti);
     return -1;
   }
   struct eng_tun *t = calloc(1, sizeof *t);
   if (!t) {
     snprintf(err, errlen, "out of memory");
+    vti_free(vti);
     return -1;
   }
+  t->vti = vti;
+  if (vti && vti->pmtu <= 0) vti->pmtu = route_mtu(vti->remote); /* xfrm MTU (vti.c) */
   snprintf(t->name, sizeof t->name, "%.15s", name);
   snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
   t->cfg = *cfg;
@@ -700,6 +751,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (offload && (t->tun_fd = tunctl_open_tun(name, 1, err, errlen)) >= 0) t->vnet = 1;
   if (t->tun_fd < 0) t->tun_fd = tunctl_open_tun(name, 0, err, errlen);
   if (t->tun_fd < 0) {
+    vti_free(t->vti);
     free(t);
     return -1;
   }
@@ -712,6 +764,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (t->send_fd == -1) {
     if (!existed) tunctl_set_persist(t->tun_fd, 0); /* a failed add leaves no device of its own */
     close(t->tun_fd);
+    vti_free(t->vti);
     free(t);
     return -1;
   }
@@ -734,6 +787,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
       if (!existed) tunctl_set_persist(t->tun_fd, 0);
       close(t->tun_fd);
       if (t->send_fd >= 0) close(t->send_fd);
+      vti_free(t->vti);
       free(t);
       return -1;
     }
@@ -762,19 +816,27 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   return 0;
 }
 
-int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, char *err,
-                         size_t errlen) {
+int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
+                         struct tunctl_vti *vti, char *err, size_t errlen) {
   int fd = own_send_socket(cfg, dev, err, errlen);
-  if (fd == -1) return -1;
+  if (fd == -1) {
+    vti_free(vti);
+    return -1;
+  }
+  if (vti && vti->pmtu <= 0) vti->pmtu = route_mtu(vti->remote);
   pthread_rwlock_wrlock(&e->lock);
   int i = find(e, name);
   if (i < 0) {
     pthread_rwlock_unlock(&e->lock);
     if (fd >= 0) close(fd);
+    vti_free(vti);
     snprintf(err, errlen, "%s is not a tunnel of the engine", name);
     return -1;
   }
   struct eng_tun *t = e->order[i];
+  /* a vti gets its new SA context (new keys or SPIs); the old one is freed once no packet thread holds it */
+  struct tunctl_vti *oldvti = t->vti;
+  t->vti = vti;
   /* in place: the device, its counters and its sequence numbers stay */
   t->cfg = *cfg;
   snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
@@ -785,7 +847,16 @@ int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   if (old >= 0) close(old);
+  vti_free(oldvti);
   return 0;
+}
+
+struct tunctl_vti *tunctl_engine_vti(struct tunctl_engine *e, const char *name) {
+  pthread_rwlock_rdlock(&e->lock);
+  int i = find(e, name);
+  struct tunctl_vti *v = i < 0 ? NULL : e->order[i]->vti;
+  pthread_rwlock_unlock(&e->lock);
+  return v;
 }
 
 int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device) {
@@ -807,6 +878,7 @@ int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_d
   if (remove_device) tunctl_set_persist(t->tun_fd, 0);
   close(t->tun_fd);
   if (t->send_fd >= 0) close(t->send_fd);
+  vti_free(t->vti);
   free(t);
   return 0;
 }

@@ -8,12 +8,13 @@
 #define TUNCTL_ENGINE_H
 
 #include "dataplane.h"
+#include "vti.h"
 
 #include <pthread.h>
 
-/* the outer protocols the engine receives: one raw socket and one receive thread each. Adding one (50 for vti over
- * ESP, 1 for ICMP errors about outer packets) is one entry here plus its case in engine.c eng_decap / rx_proto. */
-#define ENGINE_NPROTO 3
+/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c).
+ * Adding one (1 for ICMP errors about outer packets) is one entry here plus its case in engine.c rx_main. */
+#define ENGINE_NPROTO 4
 #define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
 #define ENGINE_MAX 16384     /* tunnels per engine */
 
@@ -21,6 +22,7 @@ struct eng_tun {
   char name[16];
   char dev[16];         /* underlay device (SO_BINDTODEVICE on its own sending socket); empty = none */
   struct tunctl_cfg cfg;
+  struct tunctl_vti *vti; /* vti: its ESP SA context (vti.c), owned; NULL for the other modes */
   int tun_fd;
   int vnet;             /* TUN opened with IFF_VNET_HDR + offloads */
   int send_fd;          /* own sending socket (dev or fwmark set), else -1: the protocol's socket sends */
@@ -56,12 +58,15 @@ struct tunctl_engine {
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen);
 /* stops the threads and closes everything; TUN devices stay (persistent) */
 void tunctl_engine_free(struct tunctl_engine *e);
-/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err */
+/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err. vti (mode vti:
+ * its ESP context, else NULL) is the engine's from here, also on failure */
 int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
-                      char *err, size_t errlen);
+                      struct tunctl_vti *vti, char *err, size_t errlen);
 /* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
-int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, char *err,
-                         size_t errlen);
+int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
+                         struct tunctl_vti *vti, char *err, size_t errlen);
+/* a vti's ESP context (for the control thread: counters, sequence limit), or NULL */
+struct tunctl_vti *tunctl_engine_vti(struct tunctl_engine *e, const char *name);
 /* removes a tunnel; remove_device: its TUN device goes too (persist off), else it stays; 0, or -1 if unknown */
 int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device);
 /* a tunnel's counters; 0, or -1 if unknown. *vnet, *gone: offload in use, device deleted under the engine */

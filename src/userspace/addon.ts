@@ -26,6 +26,8 @@ export interface NativeCounters {
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
+  /** vti only (native/vti.c): ESP counters, last outbound sequence number, its reservation, whether it has an SA */
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; txSeq: number; seqLimit: number; hasSa: number}
 }
 
 export interface EncapResult {
@@ -52,14 +54,22 @@ export interface NativeAddon {
   engineStart(): void
   /** stops the packet threads; the TUN devices stay */
   engineStop(): void
-  /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason */
-  engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean}): void
-  /** new parameters in place: counters, sequence numbers and the device are kept; throws the reason */
-  engineChange(name: string, params: NativeParams): void
+  /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason.
+   * opts.esp (vti): the SA, native/addon.c vti_setup; its key Buffers are wiped, the process made non-dumpable */
+  engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean; esp?: Record<string, unknown>}): void
+  /** new parameters in place: counters, sequence numbers and the device are kept (a vti gets the new SA of
+   * opts.esp, or none); throws the reason */
+  engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>}): void
   /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
   engineRemove(name: string, removeDevice: boolean): boolean
   /** a tunnel's counters, or null */
   engineStats(name: string): NativeCounters | null
+  /** vti: outbound sequence numbers reserved up to limit */
+  engineVtiSeqLimit(name: string, limit: number): void
+  /** vti: the outer packet a userspace vti with this SA sends for inner (tests; the key Buffers are wiped) */
+  vtiEncapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, inner: Buffer): Buffer
+  /** vti: what a userspace vti with this SA does with one received outer packet (tests; the key Buffers are wiped) */
+  vtiDecapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, outer: Buffer): {result: string; inner?: Buffer}
   removeTun(name: string): void
   encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult
