@@ -14,7 +14,7 @@ import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type S
 
 export {type ApplyResult, type ExecHooks, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
 
-/** Removes temporary files of `name`'s state and counters left by a daemon killed in the middle of writing them. */
+/** Removes temporary files of `name`'s state and counters left by an engine killed in the middle of writing them. */
 export function removeEncapTempFiles(name: string, netns?: string): void {
   const dir = nsDir(netns)
   const prefixes = [`.${name}.json.`, `.${name}.stats.json.`]
@@ -63,7 +63,7 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
       await stopEncap(name, {netns: opts.netns})
-      // a daemon that had to be SIGKILLed (slow to stop) may leave a half-written temporary file
+      // an engine killed may leave a half-written temporary file
       removeEncapTempFiles(name, opts.netns)
     },
     encapBatch: async (batch) => {

@@ -354,7 +354,7 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
     const check = (after: ObservedState) => [...verifyPlan(plan, after), ...xfrmResidual(after)]
     let residual = check(await sys.observe({routes}))
     mark(`verified${residual.length ? ' (differences: observing again)' : ''}`)
-    // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
+    // some changes settle asynchronously (an engine's state file, DAD): re-observe a few times before failing
     for (const ms of residual.length ? (opts.verifyRetryMs ?? [100, 400]) : []) {
       await new Promise((r) => setTimeout(r, ms))
       residual = check(await sys.observe({routes}))

@@ -29,11 +29,11 @@ export interface ObservedEncap {
   pid?: number
   alive: boolean
   counters?: Counters
-  /** the last error the daemon reported (it could not start) */
+  /** the last error the engine reported for it (it could not start) */
   error?: string
   /** ISO time of the last counters update */
   updatedAt?: string
-  /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the daemon) */
+  /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the engine) */
   offload?: boolean
   /** vti: the ipsec block it runs (key-free; keys compare by fingerprint) and its ESP counters */
   ipsec?: IpsecParams
@@ -515,7 +515,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       let state = existsSync(sf) ? readState(sf) : undefined
       const st = existsSync(stf) ? readStats(stf) : undefined
       if (state && state.name !== name) state = undefined // not one of ours
-      // the state file is unreadable: the daemon's stats file names its parameters too
+      // the state file is unreadable: the engine's stats file names its parameters too
       const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
       if (!params) continue
       const rec = state?.pid !== undefined ? state : st

@@ -66,7 +66,7 @@ export function isEncapState(v: unknown): v is EncapState {
   return true
 }
 
-/** A stats file's content as the daemon writes it. */
+/** A stats file's content as the engine writes it. */
 export function isEncapStats(v: unknown): v is EncapStats {
   if (!isObj(v) || typeof v.name !== 'string' || !isCount(v.pid) || !isCount(v.generation)) return false
   if (v.error !== undefined && typeof v.error !== 'string') return false
@@ -111,7 +111,7 @@ export interface EncapStats {
   esp?: EspStats
 }
 
-/** vti: what the daemon reports of its SA (never keys) */
+/** vti: what the engine reports of its SA (never keys) */
 export interface EspStats {
   txPackets: number
   txBytes: number
@@ -125,7 +125,7 @@ export interface EspStats {
   exhausted?: boolean
 }
 
-/** `<name>.esp-seq`: a userspace vti's outbound sequence-number reservation (daemon.ts), kept across restarts */
+/** `<name>.esp-seq`: a userspace vti's outbound sequence-number reservation (engine.ts), kept across restarts */
 export function espSeqPath(name: string, netns?: string): string {
   return statePath(name, netns).replace(/\.json$/, '.esp-seq')
 }
