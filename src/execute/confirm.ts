@@ -8,11 +8,11 @@
 // The watchdog holds the namespace lock (the apply hands it its lock fd), so nothing else changes the namespace
 // while a change waits for confirmation; it runs in its own session, so the apply's terminal or SSH connection
 // going away does not touch it. If it dies (SIGKILL, crash) the journal stays and the next command rolls back.
-import {spawn} from 'node:child_process'
 import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {processStart, readJournal, runDir, writeFileAtomic} from '../lib/journal.js'
+import {spawnDetached} from '../lib/exec.js'
 import {openAppend} from '../lib/rundir.js'
 
 export interface ConfirmResult {
@@ -79,7 +79,7 @@ export async function startWatchdog(netns: string | undefined, id: string, lockF
   let exited: number | null = null
   let child
   try {
-    child = spawn(argv[0]!, [...argv.slice(1), netns ?? '', id], {detached: true, stdio: ['ignore', log, log, lockFd], cwd: '/'})
+    child = spawnDetached([...argv, netns ?? '', id], [log, log, lockFd])
   } finally {
     closeSync(log)
   }
