@@ -11,9 +11,9 @@
 import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {processStart, readJournal, runDir, writeFileAtomic} from '../lib/journal.js'
+import {processStart, readJournal} from '../lib/journal.js'
 import {spawnDetached} from '../lib/exec.js'
-import {openAppend} from '../lib/rundir.js'
+import {openAppend, runDir, writeAtomic} from '../lib/rundir.js'
 
 export interface ConfirmResult {
   id: string
@@ -42,12 +42,12 @@ export function readResult(netns: string | undefined, id?: string): ConfirmResul
 }
 
 export function writeResult(netns: string | undefined, r: ConfirmResult): void {
-  writeFileAtomic(resultFile(netns), JSON.stringify(r, null, 1) + '\n')
+  writeAtomic(resultFile(netns), JSON.stringify(r, null, 1) + '\n')
 }
 
 /** Asks the watchdog to keep the apply `id`. */
 export function requestConfirm(netns: string | undefined, id: string): void {
-  writeFileAtomic(confirmFile(netns, id), `${process.pid}\n`)
+  writeAtomic(confirmFile(netns, id), `${process.pid}\n`)
 }
 
 export function removeConfirmRequest(netns: string | undefined, id: string): void {

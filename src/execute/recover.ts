@@ -4,7 +4,9 @@ import {readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {DRIVERS} from '../drivers/index.js'
 import {RollbackError} from '../lib/errors.js'
-import {describeJournal, journalScope, ownerAlive, processStart, readJournal, removeJournal, runDir, writeJournal, type Journal} from '../lib/journal.js'
+import {describeJournal, journalScope, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../lib/journal.js'
+import {startTicks} from '../lib/proc.js'
+import {runDir} from '../lib/rundir.js'
 import type {Drivers} from '../plan/diff.js'
 import {realSystem} from './index.js'
 import {restore, type ExecHooks, type System} from './run.js'
@@ -20,7 +22,7 @@ function removeStaleBatchFiles(netns?: string): void {
   try {
     for (const f of readdirSync(dir)) {
       const m = /^batch\.(\d+)\.\d+$/.exec(f)
-      if (m && processStart(Number(m[1])) === undefined) unlinkSync(join(dir, f))
+      if (m && startTicks(Number(m[1])) === undefined) unlinkSync(join(dir, f))
     }
   } catch {}
 }
