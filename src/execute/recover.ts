@@ -59,7 +59,7 @@ export async function recoverUnfinished(opts: RecoverOptions): Promise<Journal |
     left = [`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`]
   }
   removeJournal(opts.netns)
-  if (left.length) throw new RollbackError('an unfinished earlier apply could not be rolled back completely', undefined, left)
+  if (left.length) throw new RollbackError('an unfinished earlier apply could not be rolled back completely', left)
   log('rolled back the unfinished apply; the namespace is as it was before it')
   return j
 }

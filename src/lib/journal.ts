@@ -26,7 +26,8 @@ export interface Journal {
   version: 1
   /** random id of this apply (tunctl confirm and the watchdog agree on it) */
   id: string
-  command: 'apply'
+  /** the command whose plan this is (del: a plan of deletions) */
+  command: 'apply' | 'del'
   /** the process that owns the journal (the apply, or its --confirm watchdog), with its start time (pid reuse) */
   pid: number
   pidStart?: string
@@ -142,7 +143,7 @@ export function journalScope(j: Journal): RestoreScope {
 
 export function describeJournal(j: Journal): string {
   const what = j.phase === 'confirm' ? `awaiting confirmation until ${j.confirm?.deadline ?? '?'}` : `phase ${j.phase}`
-  return `an apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
+  return `${j.command === 'del' ? 'a del' : 'an apply'}${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
 }
 
 setLockHint((netns) => {
