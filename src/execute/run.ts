@@ -91,6 +91,9 @@ export interface RestoreScope {
 
 export type Residual = Array<{name: string; changes: FieldChange[]}>
 
+/** The Residual entry name of xfrm objects (SAs, policies) still differing from the plan's target. */
+export const XFRM_RESIDUAL = '(xfrm)'
+
 export const INJECTED_FAILURE_LINE = ['link', 'set', 'dev', 'tunctl-injected-failure', 'up']
 
 /** TUNCTL_FAIL_AT_LINE=N → N (testing hook); anything else → undefined. */
@@ -206,7 +209,8 @@ export function verifyPlan(plan: Plan, after: ObservedState): Residual {
   for (const s of plan.steps) {
     const o = byName.get(s.name)
     if (s.kind === 'delete') {
-      if (o) residual.push({name: s.name, changes: [{field: 'exists', from: true, to: false}]})
+      // gone as a link too (a TUN device left by a stopped encapsulator is no tunnel but still holds the name)
+      if (o || after.links.includes(s.name)) residual.push({name: s.name, changes: [{field: 'exists', from: true, to: false}]})
       continue
     }
     if (!o) {
@@ -282,7 +286,7 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   const xfrmResidual = (after: ObservedState): Residual => {
     if (!xfrmTarget) return []
     const left = reconcile(after.xfrm ?? NO_XFRM, xfrmTarget).shown
-    return left.length ? [{name: '(xfrm)', changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
+    return left.length ? [{name: XFRM_RESIDUAL, changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
   }
   try {
     await runXfrm(sys, xfrm)
