@@ -128,6 +128,8 @@ export class FakeSystem implements System {
   ignoreField?: keyof TunnelParams
   /** fail any line matching this regexp (e.g. during rollback) */
   failLine?: RegExp
+  /** accept lines matching this regexp without doing anything (a kernel that ignores a change: verify fails) */
+  ignoreLine?: RegExp
   startFails = false
   /** like the real observe: a userspace TUN device without the ownership alias is no tunnel (only a 'tun' link) */
   hideUnownedTun = false
@@ -160,7 +162,7 @@ export class FakeSystem implements System {
     lines.forEach((l, i) => {
       try {
         if (this.failLine?.test(l.join(' '))) throw new Error('RTNETLINK answers: Invalid argument')
-        this.apply(l)
+        if (!this.ignoreLine?.test(l.join(' '))) this.apply(l)
       } catch (e: any) {
         throw new CommandError(`ip ${l.join(' ')}: ${e.message}`, ['ip', ...l], `${e.message}\nCommand failed -:${i + 1}`, i + 1)
       }

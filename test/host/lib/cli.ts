@@ -5,6 +5,7 @@ import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {nsDir} from '../../../src/userspace/paths.js'
 import {shownTunnels} from '../../lib/schemas.js'
+import {waitFor} from '../../lib/wait.js'
 
 export const REPO = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
 export const BIN = join(REPO, 'bin', 'run')
@@ -46,15 +47,9 @@ export function tunctlChild(args: string[], env: Record<string, string> = {}): C
   return {proc, done}
 }
 
-/** Polls `cond` every 20 ms until it returns a truthy value; throws `what` after timeoutMs. */
+/** Polls `cond` every 20 ms until it returns a truthy value; throws `what` after timeoutMs (test/lib/wait.ts waitFor). */
 export async function until<T>(what: string, cond: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = cond()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  return (await waitFor(cond, Boolean, {what, timeoutMs, intervalMs: 20})) as T
 }
 
 /** Resolves with the child's result, or throws after timeoutMs (killing it). */
