@@ -1,5 +1,4 @@
 // `tunctl confirm`: keeps an apply made with --confirm SECONDS before its watchdog rolls it back.
-import {Flags} from '@oclif/core'
 import {BaseCommand, commonFlags} from '../lib/base.js'
 import {TunctlError} from '../lib/errors.js'
 import {ownerAlive, readJournal} from '../lib/journal.js'

@@ -83,13 +83,6 @@ export function commandError(argv: string[], stderr: string, batchLine?: number)
   return new CommandError(`${argv.join(' ')}: ${stderr.trim()}`, argv, stderr, batchLine)
 }
 
-/** Runs `cmd args` and throws commandError for a non-zero exit. */
-export async function runChecked(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const r = await run(cmd, args, opts)
-  if (r.exitCode !== 0 || r.timedOut) throw commandError(opts.shown ?? [cmd, ...args], r.timedOut ? `timed out after ${opts.timeoutMs} ms\n${r.stderr}` : r.stderr)
-  return r
-}
-
 /**
  * Starts a long-lived detached child (own process group, cwd /, stdin closed) that tunctl does not wait for, e.g.
  * the confirmation watchdog; `stdio` are the fds for stdout, stderr and any further descriptors it inherits.

@@ -1,5 +1,5 @@
 // Reads the namespace's tunnels (links, addresses, routes, userspace encapsulators) into an ObservedState.
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import type {Mode, ObservedState} from '../model/types.js'
 import {DRIVERS} from '../drivers/index.js'
 import {run} from '../lib/exec.js'
