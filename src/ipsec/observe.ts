@@ -79,8 +79,7 @@ export async function addXfrm(state: ObservedState, links: any[], opts: {netns?:
   const dp = await readDisablePolicy(opts.netns, withSa)
   for (const t of state.tunnels) {
     if (t.ipsec && dp.get(t.name) === false) {
-      const p = t.ipsec as any
-      p.problems = [...(p.problems ?? []), 'disable_policy is not set on the device']
+      t.ipsec.problems = [...(t.ipsec.problems ?? []), 'disable_policy is not set on the device']
     }
   }
 }

@@ -253,7 +253,7 @@ export function parseStates(text: string): {owned: XfrmSa[]; foreign: string[]} 
       const m = /^\s*(aead|enc|auth-trunc|auth) (\S+) 0x([0-9a-f]+)(?: \((\d+) bits\))?/.exec(line)
       if (!m) continue
       const which = m[1] === 'aead' ? 'aead' : m[1] === 'enc' ? 'enc' : 'auth'
-      ;(s as any)[which] = m[2]
+      s[which] = m[2]
       keys[which] = Buffer.from(m[3]!, 'hex')
       if (which !== 'auth') s.encBits = m[3]!.length * 4
     }
