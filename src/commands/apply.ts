@@ -1,21 +1,15 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
-import {createInterface} from 'node:readline'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT, RollbackError, TunctlError, UsageError} from '../lib/errors.js'
-import {readJournal, removeJournal, writeJournal} from '../lib/journal.js'
-import {withLock} from '../lib/lock.js'
-import {processAlive, startTicks} from '../lib/proc.js'
 import {mark} from '../lib/timing.js'
 import type {Plan} from '../model/types.js'
 import {renderPlan, planToJSON} from '../plan/index.js'
-import {loadSpec, STDIN_NAME} from '../spec/load.js'
-import {recordKeyFiles} from '../ipsec/record.js'
-import {type ApplyResult} from '../execute/index.js'
-import {readResult, removeConfirmRequest, requestConfirm, startWatchdog, type ConfirmResult} from '../execute/confirm.js'
+import {loadSpec} from '../spec/load.js'
+import {applySpec} from '../execute/apply.js'
+import {awaitConfirmation} from '../execute/confirm.js'
 import {planSpec} from '../execute/pipeline.js'
-import {recoverUnfinished, reportUnfinished} from '../execute/recover.js'
-import {executeJournaled, transaction} from '../execute/transaction.js'
+import {reportUnfinished} from '../execute/recover.js'
 
 export const adoptFlag = Flags.string({
   description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
@@ -71,7 +65,7 @@ ${BaseCommand.exitCodesHelp}`
   }
 
   private plan?: Plan
-  /** what the --json failure document reports: the batch ran / the change was verified before the failure */
+  /** a --confirm that did not come: the change was applied and verified before it was rolled back */
   private failure: {applied?: boolean; verified?: boolean} = {}
 
   async run(): Promise<void> {
@@ -97,36 +91,15 @@ ${BaseCommand.exitCodesHelp}`
       return
     }
 
-    let confirmWait: {id: string; deadline: string; watchdog: number; watchdogStart?: number} | undefined
-    const result = await transaction({netns, verbose: flags.verbose, lockTimeout: flags['lock-timeout']}, async (tx): Promise<ApplyResult> => {
-      const {observed, plan} = await planSpec(desired, req)
-      show(plan)
-      if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
-      const {result: r, journal} = await executeJournaled(tx, plan, {netns, verbose: flags.verbose, operation: 'apply', file: desired.file, snapshot: observed, adopted: flags.adopt}).catch((e: unknown) => {
-        if (e instanceof TunctlError) this.failure = {applied: Boolean(e.applied)}
-        throw e
-      })
-      // where each vti's keys came from, for export (paths and SPIs only, never key material)
-      if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
-      if (flags.confirm !== undefined && !tx.signals.signal) {
-        const deadline = new Date(Date.now() + flags.confirm * 1000).toISOString()
-        journal.phase = 'confirm'
-        journal.confirm = {seconds: flags.confirm, deadline}
-        writeJournal(journal)
-        const watchdog = await startWatchdog(netns, journal.id, tx.lock.fd)
-        confirmWait = {id: journal.id, deadline, watchdog, watchdogStart: startTicks(watchdog)}
-      } else removeJournal(netns)
-      return r
-    })
+    const {plan, result, confirmWait} = await applySpec(desired, {...req, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], confirm: flags.confirm}, show)
     mark('executed')
-    const plan = this.plan!
     if (result.interrupted) process.stderr.write(`tunctl: ${result.interrupted} arrived while the batch ran: the apply finished and was verified; it stands\n`)
     if (confirmWait) {
       if (!this.jsonMode) {
         const c = plan.counts
         process.stdout.write(`Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted; verified.\n`)
       }
-      const confirmed = await this.awaitConfirmation(netns, confirmWait, flags.confirm!)
+      const confirmed = await awaitConfirmation(netns, confirmWait, flags.confirm!)
       if (confirmed.outcome !== 'confirmed') {
         this.failure = {applied: true, verified: true}
         if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`${confirmed.reason ?? "not confirmed in time"}, and the rollback is incomplete`, confirmed.leftovers ?? [])
@@ -150,42 +123,6 @@ ${BaseCommand.exitCodesHelp}`
       process.stdout.write(
         `Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted (${result.lines ? `${result.lines} ip line${result.lines === 1 ? '' : 's'} in one batch` : 'userspace encapsulator actions only'}); verified.\n`,
       )
-    }
-  }
-
-  /** Waits for the watchdog's verdict; Enter on a terminal confirms. A signal here stops waiting (the watchdog stays). */
-  private async awaitConfirmation(netns: string | undefined, w: {id: string; deadline: string; watchdog: number; watchdogStart?: number}, seconds: number): Promise<ConfirmResult> {
-    const cmd = `tunctl confirm${netns ? ` --netns ${netns}` : ''}`
-    const tty = Boolean(process.stdin.isTTY)
-    process.stderr.write(`tunctl: keep this change? Run \`${cmd}\`${tty ? ' or press Enter here' : ''} within ${seconds} s (by ${w.deadline}); otherwise it is rolled back.\n`)
-    const rl = tty ? createInterface({input: process.stdin}) : undefined
-    rl?.once('line', () => requestConfirm(netns, w.id))
-    let stop: string | undefined
-    const onSig = (s: NodeJS.Signals) => (stop = s)
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSig)
-    try {
-      for (;;) {
-        const r = readResult(netns, w.id)
-        if (r) return r
-        if (stop) {
-          process.exitCode = EXIT.FAILED
-          const e = new TunctlError(`${stop}: stopped waiting; the change is rolled back at ${w.deadline} unless \`${cmd}\` comes first`)
-          e.code = 'not-waiting'
-          throw e
-        }
-        const j = readJournal(netns)
-        if (!j || j.id !== w.id || !processAlive({pid: w.watchdog, startTicks: w.watchdogStart})) {
-          // the watchdog died without a verdict: roll back now (the confirmation never came)
-          if (readResult(netns, w.id)) continue
-          removeConfirmRequest(netns, w.id)
-          await withLock(netns, 30, async () => recoverUnfinished({netns}))
-          return {id: w.id, outcome: 'rolled-back', at: new Date().toISOString(), reason: 'the confirmation watchdog died'}
-        }
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    } finally {
-      rl?.close()
-      for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSig)
     }
   }
 

@@ -11,9 +11,14 @@
 import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {createInterface} from 'node:readline'
+import {EXIT, TunctlError} from '../lib/errors.js'
 import {processStart, readJournal} from '../lib/journal.js'
+import {withLock} from '../lib/lock.js'
+import {processAlive} from '../lib/proc.js'
 import {spawnDetached} from '../lib/exec.js'
 import {openAppend, runDir, writeAtomic} from '../lib/rundir.js'
+import {recoverUnfinished} from './recover.js'
 
 export interface ConfirmResult {
   id: string
@@ -22,6 +27,14 @@ export interface ConfirmResult {
   /** why it was rolled back: the time ran out, or the watchdog was told to stop */
   reason?: string
   leftovers?: string[]
+}
+
+/** An apply waiting for confirmation: its journal id, the deadline, and the watchdog holding the lock. */
+export interface ConfirmWait {
+  id: string
+  deadline: string
+  watchdog: number
+  watchdogStart?: number
 }
 
 export function confirmFile(netns: string | undefined, id: string): string {
@@ -98,4 +111,40 @@ export async function startWatchdog(netns: string | undefined, id: string, lockF
     process.kill(pid, 'SIGKILL')
   } catch {}
   throw new Error('the confirmation watchdog did not start within 15 s')
+}
+
+/** Waits for the watchdog's verdict; Enter on a terminal confirms. A signal here stops waiting (the watchdog stays). */
+export async function awaitConfirmation(netns: string | undefined, w: ConfirmWait, seconds: number): Promise<ConfirmResult> {
+  const cmd = `tunctl confirm${netns ? ` --netns ${netns}` : ''}`
+  const tty = Boolean(process.stdin.isTTY)
+  process.stderr.write(`tunctl: keep this change? Run \`${cmd}\`${tty ? ' or press Enter here' : ''} within ${seconds} s (by ${w.deadline}); otherwise it is rolled back.\n`)
+  const rl = tty ? createInterface({input: process.stdin}) : undefined
+  rl?.once('line', () => requestConfirm(netns, w.id))
+  let stop: string | undefined
+  const onSig = (s: NodeJS.Signals) => (stop = s)
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSig)
+  try {
+    for (;;) {
+      const r = readResult(netns, w.id)
+      if (r) return r
+      if (stop) {
+        process.exitCode = EXIT.FAILED
+        const e = new TunctlError(`${stop}: stopped waiting; the change is rolled back at ${w.deadline} unless \`${cmd}\` comes first`)
+        e.code = 'not-waiting'
+        throw e
+      }
+      const j = readJournal(netns)
+      if (!j || j.id !== w.id || !processAlive({pid: w.watchdog, startTicks: w.watchdogStart})) {
+        // the watchdog died without a verdict: roll back now (the confirmation never came)
+        if (readResult(netns, w.id)) continue
+        removeConfirmRequest(netns, w.id)
+        await withLock(netns, 30, async () => recoverUnfinished({netns}))
+        return {id: w.id, outcome: 'rolled-back', at: new Date().toISOString(), reason: 'the confirmation watchdog died'}
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  } finally {
+    rl?.close()
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSig)
+  }
 }
