@@ -13,7 +13,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createInterface} from 'node:readline'
 import {EXIT, TunctlError} from '../lib/errors.js'
-import {processStart, readJournal} from '../lib/journal.js'
+import {ownerAlive, processStart, readJournal} from '../lib/journal.js'
 import {withLock} from '../lib/lock.js'
 import {processAlive} from '../lib/proc.js'
 import {spawnDetached} from '../lib/exec.js'
@@ -147,4 +147,36 @@ export async function awaitConfirmation(netns: string | undefined, w: ConfirmWai
     rl?.close()
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSig)
   }
+}
+
+/**
+ * `tunctl confirm`: asks the watchdog of the apply awaiting confirmation to keep it and waits (10 s) for its verdict.
+ * Nothing waiting, too late, or a dead watchdog (then the unfinished apply is rolled back here) → TunctlError.
+ */
+export async function confirmApply(netns: string | undefined): Promise<{id: string; file?: string}> {
+  const j = readJournal(netns)
+  if (!j) {
+    const last = readResult(netns)
+    const about = last && last.outcome !== 'confirmed' ? ` (the last apply with --confirm was rolled back at ${last.at}: ${last.reason ?? 'not confirmed in time'})` : ''
+    throw new TunctlError(`nothing awaits confirmation${netns ? ` in namespace ${netns}` : ''}${about}`)
+  }
+  if (!ownerAlive(j)) {
+    // the apply or its watchdog died: the change was never confirmed in time; converge like any mutating command
+    await withLock(netns, 30, async () => recoverUnfinished({netns}))
+    throw new TunctlError(`the apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}) ${j.phase === 'confirm' ? 'lost its confirmation watchdog' : 'did not finish'}; it was rolled back instead`)
+  }
+  if (j.phase !== 'confirm') throw new TunctlError(`the apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}) is still running; nothing awaits confirmation yet`)
+  requestConfirm(netns, j.id)
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const r = readResult(netns, j.id)
+    if (r?.outcome === 'confirmed') break
+    if (r) {
+      removeConfirmRequest(netns, j.id)
+      throw new TunctlError(`too late: the apply${j.file ? ` of ${j.file}` : ''} was rolled back at ${r.at} (${r.reason ?? 'not confirmed in time'})${r.outcome === 'rollback-incomplete' ? `; the rollback is incomplete:\n  ${(r.leftovers ?? []).join('\n  ')}` : ''}`)
+    }
+    if (Date.now() > deadline) throw new TunctlError(`the confirmation watchdog (pid ${j.pid}) did not answer within 10 s; the request stays in place`)
+    await sleep(50)
+  }
+  return {id: j.id, ...(j.file ? {file: j.file} : {})}
 }
