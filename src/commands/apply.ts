@@ -1,13 +1,13 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
-import {EXIT, RollbackError, TunctlError, UsageError} from '../lib/errors.js'
+import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
 import type {Plan} from '../model/types.js'
 import {renderPlan, planToJSON} from '../plan/index.js'
 import {loadSpec} from '../spec/load.js'
 import {applySpec} from '../execute/apply.js'
-import {awaitConfirmation} from '../execute/confirm.js'
+import {awaitConfirmation, notConfirmedError} from '../execute/confirm.js'
 import {planSpec} from '../execute/pipeline.js'
 import {reportUnfinished} from '../execute/recover.js'
 
@@ -102,11 +102,7 @@ ${BaseCommand.exitCodesHelp}`
       const confirmed = await awaitConfirmation(netns, confirmWait, flags.confirm!)
       if (confirmed.outcome !== 'confirmed') {
         this.failure = {applied: true, verified: true}
-        if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`${confirmed.reason ?? "not confirmed in time"}, and the rollback is incomplete`, confirmed.leftovers ?? [])
-        const e = new TunctlError(`${confirmed.reason ?? "not confirmed in time"}: rolled back to the state before the apply`)
-        e.code = 'not-confirmed'
-        e.rolledBack = true
-        throw e
+        throw notConfirmedError(confirmed)
       }
     }
     if (this.jsonMode) {

@@ -12,7 +12,7 @@ import {existsSync, closeSync, readFileSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createInterface} from 'node:readline'
-import {EXIT, TunctlError} from '../lib/errors.js'
+import {EXIT, RollbackError, TunctlError} from '../lib/errors.js'
 import {ownerAlive, processStart, readJournal} from '../lib/journal.js'
 import {withLock} from '../lib/lock.js'
 import {processAlive} from '../lib/proc.js'
@@ -179,4 +179,14 @@ export async function confirmApply(netns: string | undefined): Promise<{id: stri
     await sleep(50)
   }
   return {id: j.id, ...(j.file ? {file: j.file} : {})}
+}
+
+/** The error of an apply whose confirmation did not come: rolled back (exit 1) or rolled back incompletely (exit 3). */
+export function notConfirmedError(confirmed: ConfirmResult): TunctlError {
+  const why = confirmed.reason ?? 'not confirmed in time'
+  if (confirmed.outcome === 'rollback-incomplete') return new RollbackError(`${why}, and the rollback is incomplete`, confirmed.leftovers ?? [])
+  const e = new TunctlError(`${why}: rolled back to the state before the apply`)
+  e.code = 'not-confirmed'
+  e.rolledBack = true
+  return e
 }
