@@ -1,5 +1,5 @@
 // `tunctl confirm`: keeps an apply made with --confirm SECONDS before its watchdog rolls it back.
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {BaseCommand, nsJsonFlags} from '../lib/base.js'
 import {confirmApply} from '../execute/confirm.js'
 
 export default class Confirm extends BaseCommand {
@@ -15,10 +15,7 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'In a namespace, as JSON', command: '<%= config.bin %> <%= command.id %> --netns blue --json'},
   ]
 
-  static override flags = {
-    netns: commonFlags.netns,
-    json: commonFlags.json,
-  }
+  static override flags = nsJsonFlags
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Confirm)

@@ -1,6 +1,6 @@
 // `tunctl doctor`: what this host can do — iproute2 version, each mode kernel/userspace/unavailable and why, privileges, /dev/net/tun.
 import {existsSync, readFileSync} from 'node:fs'
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {BaseCommand, nsJsonFlags} from '../lib/base.js'
 import {run} from '../lib/exec.js'
 import {ipJson} from '../lib/ip.js'
 import {table} from '../lib/render.js'
@@ -27,10 +27,7 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'Check a namespace, machine-readable', command: '<%= config.bin %> <%= command.id %> --netns blue --json'},
   ]
 
-  static override flags = {
-    netns: commonFlags.netns,
-    json: commonFlags.json,
-  }
+  static override flags = nsJsonFlags
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Doctor)

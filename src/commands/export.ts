@@ -1,6 +1,5 @@
 // `tunctl export`: the current tunnels as a version-1 spec that `apply` turns back into the same state.
-import {Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
 import {readKeyFileRecords} from '../ipsec/record.js'
 import {observe} from '../observe/index.js'
 import {reportUnfinished} from '../execute/recover.js'
@@ -19,9 +18,8 @@ ${BaseCommand.exitCodesHelp}`
   ]
 
   static override flags = {
-    all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
-    netns: commonFlags.netns,
-    json: commonFlags.json,
+    all: commonFlags.all,
+    ...nsJsonFlags,
   }
 
   async run(): Promise<void> {

@@ -1,7 +1,7 @@
 // `tunctl show [NAME]`: tunnels with mode, driver, endpoints, keys, ttl, mtu, state, addresses, routes, ownership, counters.
 import {visible} from '../lib/text.js'
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
 import {TunctlError} from '../lib/errors.js'
 import {table} from '../lib/render.js'
 import type {ObservedTunnel} from '../model/types.js'
@@ -64,9 +64,8 @@ ${BaseCommand.exitCodesHelp}`
   }
 
   static override flags = {
-    all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
-    netns: commonFlags.netns,
-    json: commonFlags.json,
+    all: commonFlags.all,
+    ...nsJsonFlags,
   }
 
   async run(): Promise<void> {
