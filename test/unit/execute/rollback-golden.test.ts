@@ -11,6 +11,7 @@ import {executeWith} from '../../../src/execute/run.js'
 import {stillPresent} from '../../../src/execute/delete.js'
 import {computePlan} from '../../../src/plan/diff.js'
 import {makeDeletePlan} from '../../../src/plan/delete.js'
+import {compilePlan} from '../../../src/plan/lines.js'
 import type {DesiredTunnel, Mode, ObservedState, ObservedTunnel, Plan, TunnelParams} from '../../../src/model/types.js'
 import {ALL_KERNEL, FAKE_DRIVERS, FakeSystem, desired, observed} from '../../lib/fakes.mjs'
 
@@ -26,8 +27,8 @@ interface Case {
   prune?: boolean
   /** del: the names and flags */
   del?: {names: string[]; force?: boolean; ignoreMissing?: boolean}
-  /** the failure injected: a batch line replaced (TUNCTL_FAIL_AT_LINE), lines failing or ignored by the kernel, a failing encapsulator start */
-  failure: {line?: number; failLine?: string; ignoreLine?: string; ignoreField?: keyof TunnelParams; startFails?: boolean}
+  /** the failure injected: a batch line replaced (TUNCTL_FAIL_AT_LINE) given by number or as the first line of a step, lines failing or ignored by the kernel, a failing encapsulator start */
+  failure: {line?: number; step?: string; failLine?: string; ignoreLine?: string; ignoreField?: keyof TunnelParams; startFails?: boolean}
 }
 
 const essence = (o: ObservedState) =>
@@ -50,13 +51,21 @@ async function run(c: Case): Promise<string> {
     const spec = (c.spec ?? []).map(({name, mode, ...rest}) => desired(name, mode, rest))
     plan = computePlan({file: 'spec.yaml', tunnels: spec}, before, {prune: Boolean(c.prune), support: ALL_KERNEL}, FAKE_DRIVERS)
   }
+  let failAtLine = c.failure.line
+  if (c.failure.step !== undefined) {
+    const compiled = compilePlan(plan, FAKE_DRIVERS)
+    const i = compiled.lineStep.findIndex((k) => compiled.programs[k]!.step.name === c.failure.step)
+    if (i < 0) throw new Error(`case: step ${c.failure.step} has no batch line`)
+    failAtLine = i + 1
+  }
   const out: string[] = [`# ${c.description}`, `plan (${c.del ? 'del' : 'apply'}): ${plan.steps.map((s) => `${s.kind} ${s.name}`).join(', ') || 'nothing'}`]
+  if (failAtLine !== undefined) out.push(`failure injected at batch line ${failAtLine}`)
   let outcome: string
   try {
     const r = await executeWith(sys, plan, {
       drivers: FAKE_DRIVERS,
       snapshot: before,
-      failAtLine: c.failure.line,
+      failAtLine,
       adopted: new Set(adopted),
       verifyRetryMs: [],
       ...(c.del ? {operation: 'del' as const, verifyError: stillPresent()} : {}),
