@@ -3,7 +3,7 @@
 // stderr has anything that looks like a key scrubbed.
 import {CommandError} from '../lib/errors.js'
 import {echoCommand, run} from '../lib/exec.js'
-import {batchLine} from '../lib/ip.js'
+import {batchLine, failedBatchLine} from '../lib/ip.js'
 import {KEY_HIDDEN} from './xfrm.js'
 
 /** Long hex runs (keys) replaced: ip's error messages can quote an argument. */
@@ -20,8 +20,7 @@ export async function xfrmBatch(lines: string[][], shown: string[][], opts: {net
   const r = await run('ip', argv, {input: text})
   if (r.exitCode !== 0) {
     const stderr = scrubKeys(r.stderr)
-    const m = /Command failed -:(\d+)/.exec(stderr)
-    const line = m ? Number(m[1]) : undefined
+    const line = failedBatchLine(stderr)
     const what = line ? shown[line - 1]! : ['-batch', '-']
     throw new CommandError(`ip ${what.join(' ')}: ${stderr.trim()}`, ['ip', ...argv], stderr)
   }

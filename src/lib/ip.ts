@@ -91,6 +91,12 @@ export function batchLine(words: string[]): string {
 
 let batchSeq = 0
 
+/** The 1-based line an `ip -batch` stopped at: iproute2 reports "Command failed FILE:LINE" (FILE `-` for stdin). */
+export function failedBatchLine(stderr: string): number | undefined {
+  const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
+  return m ? Number(m[1]) : undefined
+}
+
 /**
  * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch FILE` process. The batch is written
  * to a file first (0600, in the namespace's run directory) and ip runs in its own process group, not killed with us: if
@@ -111,9 +117,7 @@ export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<
     const r = await run('ip', argv, {detached: true})
     if (r.exitCode !== 0) {
       const stderr = r.stderr
-      // iproute2 reports "Command failed FILE:LINE" for the failing batch line
-      const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
-      const line = m ? Number(m[1]) : undefined
+      const line = failedBatchLine(stderr)
       throw commandError(['ip', ...(line ? lines[line - 1]! : ['-batch', '-'])], stderr.replaceAll(file, '-'), line)
     }
   } finally {
