@@ -59,8 +59,8 @@ export async function recoverUnfinished(opts: RecoverOptions): Promise<Journal |
     left = [`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`]
   }
   removeJournal(opts.netns)
-  if (left.length) throw new RollbackError('an unfinished earlier apply could not be rolled back completely', left)
-  log('rolled back the unfinished apply; the namespace is as it was before it')
+  if (left.length) throw new RollbackError(`an unfinished earlier ${j.command} could not be rolled back completely`, left)
+  log(`rolled back the unfinished ${j.command}; the namespace is as it was before it`)
   return j
 }
 
