@@ -169,6 +169,29 @@ t('del is rolled back when it fails part-way: exit 1, both tunnels as before (de
   assert.equal(daemons(ns), [], 'and no encapsulator')
 })
 
+t('a del killed after its batch is journaled: show reports it, the next command rolls it back', async ({pair}) => {
+  const ns = pair!.a
+  tunctlOk(['apply', '--netns', ns, file('del-kill.yaml', spec(GRE('gy1', 26), GRE('gy2', 27)))])
+  const pause = join(scratch, `pause-del-${Math.random().toString(16).slice(2)}`)
+  const child = tunctlChild(['del', '--netns', ns, 'gy1', 'gy2'], {TUNCTL_PAUSE_AT: 'after-batch', TUNCTL_PAUSE_FILE: pause})
+  await waitFor(() => existsSync(`${pause}.reached`), Boolean, {what: 'del paused after its batch', timeoutMs: 60_000})
+  assert.not.ok(linkExists(ns, 'gy1') || linkExists(ns, 'gy2'), 'the batch deleted both devices')
+  child.proc.kill('SIGKILL')
+  await exited(child, 'killed del')
+  const shown = tunctl(['show', '--netns', ns])
+  assert.match(shown.stderr, /found a del .*whose process is gone/, show(shown))
+  const r = tunctlOk(['del', '--ignore-missing', '--netns', ns, 'nosuch'])
+  assert.match(r.stderr, /found a del .*rolling back/, show(r))
+  assert.match(r.stderr, /rolled back the unfinished del/, show(r))
+  const after = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns])))
+  for (const n of ['gy1', 'gy2']) {
+    assert.is(after[n]?.owned, true, `${n} is back and tunctl's` + show(r))
+    assert.is(after[n].alive, true, `${n}'s encapsulator runs`)
+  }
+  tunctlOk(['del', '--netns', ns, 'gy1', 'gy2'])
+  assert.equal(daemons(ns), [], 'no encapsulator left')
+})
+
 /** Runs `apply FILE` paused at `phase`; `meanwhile` acts on the system there; then lets it go on. */
 async function applyPausedAt(ns: string, f: string, phase: string, meanwhile: () => void, env: Record<string, string> = {}) {
   const pause = join(scratch, `pause-${phase}-${Math.random().toString(16).slice(2)}`)
