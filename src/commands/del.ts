@@ -37,7 +37,8 @@ ${BaseCommand.exitCodesHelp}`
     const {argv, flags} = await this.parse(Del)
     this.jsonMode = flags.json
     const names = argv.filter((a): a is string => typeof a === 'string')
-    const result = await deleteTunnels(names, {netns: flags.netns, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], force: flags.force, ignoreMissing: flags['ignore-missing']})
+    const {interrupted, ...result} = await deleteTunnels(names, {netns: flags.netns, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], force: flags.force, ignoreMissing: flags['ignore-missing']})
+    if (interrupted) process.stderr.write(`tunctl: ${interrupted} arrived while the batch ran: the deletions finished and were verified; they stand\n`)
     if (this.jsonMode) this.printJSON({ok: true, ...result})
     else {
       for (const n of result.deleted) process.stdout.write(`- ${visible(n)} deleted\n`)

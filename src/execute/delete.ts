@@ -19,6 +19,8 @@ export interface DeleteResult {
   deleted: string[]
   /** names that did not exist (ignoreMissing) */
   missing: string[]
+  /** the signal that arrived while the batch ran (the deletions then finished and were verified) */
+  interrupted?: string
 }
 
 /** Deletes the named tunnels (every name checked before anything runs); throws as apply does (exit 1 restored, 3 not). */
@@ -27,11 +29,11 @@ export async function deleteTunnels(names: string[], opts: DeleteOptions): Promi
   return transaction(opts, async (tx) => {
     const observed = await observe({netns})
     const {plan, missing, foreign} = makeDeletePlan(observed, names, opts)
-    if (plan.steps.length) {
-      await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'del', snapshot: observed, adopted: foreign, verifyError: stillPresent(netns)})
-      removeJournal(netns)
-    }
-    return {deleted: plan.steps.map((s) => s.name), missing}
+    const deleted = plan.steps.map((s) => s.name)
+    if (!plan.steps.length) return {deleted, missing}
+    const {result} = await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'del', snapshot: observed, adopted: foreign, verifyError: stillPresent(netns)})
+    removeJournal(netns)
+    return {deleted, missing, ...(result.interrupted ? {interrupted: result.interrupted} : {})}
   })
 }
 
