@@ -1,8 +1,6 @@
 // `tunctl export`: the current tunnels as a version-1 spec that `apply` turns back into the same state.
 import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
-import {readKeyFileRecords} from '../ipsec/record.js'
-import {observe} from '../observe/index.js'
-import {reportUnfinished} from '../execute/recover.js'
+import {exportTunnels} from '../execute/inspect.js'
 import {exportDoc, exportSpec} from '../plan/export.js'
 
 export default class Export extends BaseCommand {
@@ -25,10 +23,7 @@ ${BaseCommand.exitCodesHelp}`
   async run(): Promise<void> {
     const {flags} = await this.parse(Export)
     this.jsonMode = flags.json
-    reportUnfinished(flags.netns)
-    const observed = await observe({netns: flags.netns})
-    const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
-    const keyFiles = readKeyFileRecords(flags.netns) // vti ipsec: the key-file references recorded at apply
+    const {tunnels, keyFiles} = await exportTunnels({netns: flags.netns, all: flags.all})
     if (flags.json) this.printJSON(exportDoc(tunnels, keyFiles))
     else process.stdout.write(exportSpec(tunnels, keyFiles))
   }
