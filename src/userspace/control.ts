@@ -325,19 +325,26 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...ipsec, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
     writeAtomic(sf, state)
   }
+  const unlinkStates = (names: string[]) => {
+    for (const n of names) {
+      // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
+      for (const f of [statePath(n, netns), join(dir, `${n}.json`)]) {
+        try {
+          unlinkSync(f)
+        } catch {}
+      }
+    }
+  }
   for (const n of stops) {
     const sf = statePath(n, netns)
     stopStates.set(n, existsSync(sf) ? readState(sf) : undefined)
-    // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
-    for (const f of [sf, join(dir, `${n}.json`)]) {
-      try {
-        unlinkSync(f)
-      } catch {}
-    }
   }
+  // with a live engine, the commit names the stops and the engine removes their state files itself (it would
+  // otherwise write back a state file it still runs, taking it for damaged); without one, they go now
+  if (!engine) unlinkStates(stops)
   mark(`userspace: ${starts.length + stops.length} state files written`)
   let reply: CommitReply | undefined
-  const req = {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}
+  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name)}
   const timeout = 60_000 + 50 * (starts.length + stops.length)
   if (!failure && engine) {
     try {
@@ -357,6 +364,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     if (reply && !reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
   }
   mark('userspace: engine committed')
+  unlinkStates(stops) // also when the commit failed: a stop is never undone
   // starts: the engine's answer, per tunnel
   const failedNew: string[] = []
   for (const s of starts) {
