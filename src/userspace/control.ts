@@ -421,7 +421,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   // no engine runs and no tunnel is left for one: its stale record and socket (a killed engine's) go too
   if (!runningEngine(netns)) {
     const files = engineFiles(dir)
-    const left = readdirSync(dir).some((f) => !f.startsWith('.') && f.endsWith('.json') && !f.endsWith('.stats.json'))
+    const left = readdirSync(dir).some((f) => !f.startsWith('.') && f.endsWith('.json') && !f.endsWith('.stats.json') && f !== 'journal.json' && f !== KEYFILE_RECORDS)
     if (!left) {
       for (const f of [files.record, files.sock]) {
         try {
