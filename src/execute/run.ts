@@ -42,9 +42,10 @@ export type ExecPhase = 'before-batch' | 'batch' | 'after-batch' | 'verify' | 'r
 export interface ExecHooks {
   /** a phase begins (awaited: the journal is written first, a paused test waits here) */
   phase?(p: ExecPhase): Promise<void>
-  /** a userspace encapsulator is about to start (journal it before it can create anything) / has started */
-  starting?(name: string): Promise<void>
-  started?(name: string): Promise<void>
+  /** userspace encapsulators are about to start (journal them before they can create anything) / have started;
+   * a batched apply reports all of one engine commit's starts in one call (one journal append, one fsync) */
+  starting?(names: string[]): Promise<void>
+  started?(names: string[]): Promise<void>
   /** the batch ran (fully, or up to its failing line): the names whose link this apply created */
   created?(names: string[]): Promise<void>
   /** the signal that interrupted the apply, if one did: before the batch it stops and rolls back */
@@ -159,12 +160,12 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
       checkInterrupt()
       try {
         if (a.op === 'start') {
-          await hooks.starting?.(a.name)
+          await hooks.starting?.([a.name])
           const entry = {name: a.name, done: false}
           progress.started.push(entry)
           await side(sys, a)
           entry.done = true
-          await hooks.started?.(a.name)
+          await hooks.started?.([a.name])
         } else await side(sys, a)
       } catch (e) {
         throw annotate(e, `${describeStep(p.step)}: ${formatSide(a)}`)
@@ -249,8 +250,8 @@ async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progres
   if (!starts.length) return
   checkInterrupt()
   const entries = new Map<string, {name: string; done: boolean}>()
+  await hooks.starting?.(starts.map((x) => x.a.name))
   for (const {a} of starts) {
-    await hooks.starting?.(a.name)
     const entry = {name: a.name, done: false}
     entries.set(a.name, entry)
     progress.started.push(entry)
@@ -261,11 +262,9 @@ async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progres
       return {name: a.name, params: a.params, ...(a.ipsec ? {ipsec: a.ipsec} : {})}
     }),
   })
-  for (const {a} of starts) {
-    if (results.get(a.name) !== undefined) continue
-    entries.get(a.name)!.done = true
-    await hooks.started?.(a.name)
-  }
+  const done = starts.filter((x) => results.get(x.a.name) === undefined).map((x) => x.a.name)
+  for (const n of done) entries.get(n)!.done = true
+  if (done.length) await hooks.started?.(done)
   batchFailed(c, starts, results)
 }
 

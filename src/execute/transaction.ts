@@ -115,11 +115,11 @@ function journalHooks(journal: Journal, signals: SignalWatch): ExecHooks & {batc
       }
       await pausePoint(p, interrupted)
     },
-    async starting(name) {
-      journalStarted(journal, name, false)
+    async starting(names) {
+      journalStarted(journal, names, false)
     },
-    async started(name) {
-      journalStarted(journal, name, true)
+    async started(names) {
+      journalStarted(journal, names, true)
     },
     async created(names) {
       journal.created = names

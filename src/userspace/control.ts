@@ -10,7 +10,7 @@ import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {ip, ipJson} from '../lib/ip.js'
 import {mark} from '../lib/timing.js'
-import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
+import {ensureRunDir, openAppend, syncWritten, warnOnce, writeAtomic} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
 import {KEYFILE_RECORDS} from '../ipsec/record.js'
@@ -219,10 +219,19 @@ function readEngineLog(netns?: string): string {
 
 /** The namespace's engine, started if none runs; resolves once its control socket answers. */
 async function ensureEngine(netns?: string): Promise<number> {
-  const dir = ensureRunDir(netns)
-  const files = engineFiles(dir)
   const live = runningEngine(netns)
   if (live) return live
+  return launchEngine(netns).ready
+}
+
+/**
+ * Starts an engine for the namespace (the caller knows none runs): `pid` at once (the spawned process becomes the
+ * engine: `ip netns exec` execs it, so the caller can name it in state files while it boots), `ready` resolves
+ * with the engine's pid (from its record) once its control socket answers.
+ */
+function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<number>} {
+  const dir = ensureRunDir(netns)
+  const files = engineFiles(dir)
   const argv = engineArgv(dir)
   const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
   const fd = openAppend(files.log)
@@ -236,24 +245,28 @@ async function ensureEngine(netns?: string): Promise<number> {
   child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit ${code}`))
   child.on('error', (e) => (exited = e.message))
   child.unref()
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (exited !== null) throw new CommandError(`the userspace engine ended (${exited}) before it answered`, ['engine', dir], readEngineLog(netns))
-    const pid = runningEngine(netns)
-    if (pid) {
+  const ready = (async () => {
+    const deadline = Date.now() + 15_000
+    while (Date.now() < deadline) {
+      if (exited !== null) throw new CommandError(`the userspace engine ended (${exited}) before it answered`, ['engine', dir], readEngineLog(netns))
+      const pid = runningEngine(netns)
+      if (pid) {
+        try {
+          await request(files.sock, {op: 'ping'}, 5000)
+          return pid
+        } catch {}
+      }
+      await sleep(30)
+    }
+    if (exited === null && child.pid) {
       try {
-        await request(files.sock, {op: 'ping'}, 5000)
-        return pid
+        process.kill(child.pid, 'SIGKILL')
       } catch {}
     }
-    await sleep(30)
-  }
-  if (exited === null && child.pid) {
-    try {
-      process.kill(child.pid, 'SIGKILL')
-    } catch {}
-  }
-  throw new CommandError(`the userspace engine did not start within 15 s`, ['engine', dir], readEngineLog(netns))
+    throw new CommandError(`the userspace engine did not start within 15 s`, ['engine', dir], readEngineLog(netns))
+  })()
+  ready.catch(() => {}) // awaited by the caller; not an unhandled rejection while it writes state files
+  return {pid: child.pid, ready}
 }
 
 /** One apply's userspace changes, as one engine transaction. */
@@ -295,36 +308,59 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   const stops = [...(batch.stop ?? []), ...(batch.forget ?? [])]
   if (!starts.length && !stops.length) return results
   const dir = ensureRunDir(netns)
-  // the engine first (started if needed), so the state files name it from the start: the engine need not rewrite them
+  // the engine first (started if needed, booting while the state files are written), so the state files name it
+  // from the start: the engine need not rewrite them (it reads them only when the commit comes)
   let engine = runningEngine(netns)
   let failure: Error | undefined
+  let launch: ReturnType<typeof launchEngine> | undefined
   if (starts.length && !engine) {
     try {
-      engine = await ensureEngine(netns)
+      launch = launchEngine(netns)
+      engine = launch.pid
     } catch (e: any) {
       failure = e
     }
   }
   const prevs = new Map<string, EncapState | undefined>()
   const stopStates = new Map<string, EncapState | undefined>()
+  // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
+  const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
+  const written: string[] = []
+  const writeStates = (pid: number | undefined) => {
+    const startTicks = pid ? procStartTicks(pid) : undefined
+    for (const s of starts) {
+      // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
+      const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
+      const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prevs.get(s.name)?.generation ?? 0) + 1, ...offload, ...ipsec, ...(pid ? {pid, ...(startTicks ? {startTicks} : {})} : {})}
+      // no fsync per file: syncWritten makes them all durable at once before the commit
+      const sf = join(dir, `${s.name}.json`)
+      writeAtomic(sf, state, undefined, {sync: false})
+      written.push(sf)
+    }
+  }
   for (const s of starts) {
     const old = statePath(s.name, netns)
-    const prev = existsSync(old) ? readState(old) : undefined
-    prevs.set(s.name, prev)
-    const sf = join(dir, `${s.name}.json`) // the engine's dir (a legacy-layout file is replaced)
-    if (old !== sf) {
+    prevs.set(s.name, existsSync(old) ? readState(old) : undefined)
+    if (old !== join(dir, `${s.name}.json`)) {
+      // the engine's dir replaces a legacy-layout file
       try {
         unlinkSync(old)
       } catch {}
     }
-    const startTicks = engine ? procStartTicks(engine) : undefined
-    // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
-    const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
-    // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
-    const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
-    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...ipsec, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
-    writeAtomic(sf, state)
   }
+  writeStates(engine)
+  if (launch) {
+    try {
+      const pid = await launch.ready
+      // not the spawned process after all (the engine's own record names it): the state files name the engine
+      if (pid !== engine) writeStates(pid)
+      engine = pid
+    } catch (e: any) {
+      failure = e
+      engine = undefined
+    }
+  }
+  if (written.length) syncWritten(dir, written)
   const unlinkStates = (names: string[]) => {
     for (const n of names) {
       // a legacy-layout state file (an older release) is not the engine's: removed here, its device below

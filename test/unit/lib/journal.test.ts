@@ -55,6 +55,22 @@ test('encapsulator starts go to an append-only log that readJournal merges (no r
   assert.equal(readdirSync(runDir('ns1', root)), [])
 })
 
+test('the starts of one engine commit are one append (one fsync): every name is in the log before the commit', () => {
+  const j = base({started: []})
+  writeJournal(j, root)
+  const names = Array.from({length: 1000}, (_, i) => `s${i + 1}`)
+  journalStarted(j, names, false, root)
+  const log = readFileSync(join(runDir('ns1', root), 'journal.started'), 'utf8')
+  assert.is(log, names.map((n) => `start ${n}\n`).join(''))
+  journalStarted(j, names.slice(0, 2), true, root)
+  journalStarted(j, [], true, root)
+  const r = readJournal('ns1', root)?.started
+  assert.is(r?.length, 1000)
+  assert.equal(r?.slice(0, 3), [{name: 's1', done: true}, {name: 's2', done: true}, {name: 's3', done: false}])
+  assert.equal(j.started.slice(0, 3), r?.slice(0, 3))
+  removeJournal('ns1', root)
+})
+
 test('a torn or foreign file is no journal', () => {
   writeJournal(base(), root)
   writeFileSync(journalPath('ns1', root), '{"version": 1, "id"')
