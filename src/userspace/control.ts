@@ -543,6 +543,7 @@ export async function forgetEncap(name: string, opts: EncapOptions = {}): Promis
 /** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters. */
 export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string, ObservedEncap>> {
   const out = new Map<string, ObservedEncap>()
+  const aliveChecked = new Map<string, boolean>()
   // the current directory, then the legacy one (a tunnel started by an older release), whose files must name
   // this namespace; a name found in the current one wins
   for (const [dir, legacy] of [[nsDir(opts.netns), false], [legacyNsDir(opts.netns), true]] as const) {
@@ -572,7 +573,11 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       if (!params) continue
       const rec = state?.pid !== undefined ? state : st
       const pid = typeof rec?.pid === 'number' ? rec.pid : undefined
-      const alive = isDaemonAlive(pid, sf, typeof rec?.startTicks === 'number' ? rec.startTicks : undefined)
+      const ticks = typeof rec?.startTicks === 'number' ? rec.startTicks : undefined
+      // one engine runs all of a namespace's tunnels: prove it once per observation, not once per tunnel
+      const key = `${pid}:${dirname(sf)}:${ticks}`
+      let alive = aliveChecked.get(key)
+      if (alive === undefined) aliveChecked.set(key, (alive = isDaemonAlive(pid, sf, ticks)))
       const o: ObservedEncap = {params, alive, ...(pid ? {pid} : {})}
       if (st?.counters) {
         const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
