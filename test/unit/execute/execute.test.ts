@@ -356,4 +356,30 @@ test('hooks: starting/started around each encapsulator start; created = link add
   assert.equal(calls, ['starting u', 'started u', 'created a'])
 })
 
+test('engine transactions (encapBatch): all of one commit\'s starts are journaled in one call before the commit, their completions in one after', async () => {
+  const sys = new FakeSystem([])
+  const calls: string[] = []
+  const batched = Object.assign(sys, {
+    encapBatch: async (b: {start?: Array<{name: string; params: any}>}) => {
+      calls.push(`commit ${(b.start ?? []).map((s) => s.name).join(',')}`)
+      const r = new Map<string, string | undefined>()
+      for (const s of b.start ?? []) {
+        await sys.startEncap(s.name, s.params)
+        r.set(s.name, undefined)
+      }
+      return r
+    },
+  })
+  const spec = ['u1', 'u2', 'u3'].map((n, i) => desired(n, 'gre', {driver: 'userspace', p: {local: `192.0.2.${i + 1}`}}))
+  const plan = await planFor(sys, spec)
+  await executeWith(batched, plan, {
+    drivers: D,
+    hooks: {
+      starting: async (n) => void calls.push(`starting ${n.join(',')}`),
+      started: async (n) => void calls.push(`started ${n.join(',')}`),
+    },
+  })
+  assert.equal(calls, ['starting u1,u2,u3', 'commit u1,u2,u3', 'started u1,u2,u3'])
+})
+
 test.run()
