@@ -2,6 +2,8 @@
 # Scale of the userspace engine (issue #6 item 6): N (default 1000) userspace GRE tunnels in one namespace.
 #   1. `tunctl apply` of N userspace gre tunnels (each with a key and an address) against one `ip -batch` that
 #      creates the same N TUN devices with their alias, addresses and up state in a fresh namespace (same run);
+#      the same apply once more in namespace D with its run dir on tmpfs (TUNCTL_RUN_DIR under /dev/shm), as /run
+#      is on a systemd host (this VM's /run is on ext4, where creating the N state files costs 0.1-0.9 s);
 #   2. the engine's RSS and thread count (one process for the namespace);
 #   3. one tunnel's iperf3 TCP throughput with N-1 idle siblings, then with the siblings removed (prune).
 # Usage (root): bench/scale.sh [N=1000] [SECONDS=5]   Prints a markdown table; raw output in bench/results/.
@@ -17,21 +19,25 @@ for c in iperf3 ping; do command -v $c >/dev/null || { echo "$c missing" >&2; ex
 [ -f build/Release/tunctl_native.node ] || node scripts/build-native.mjs
 [ -f dist/bundle/tunctl.mjs ] || { npx tsc -p tsconfig.json && node scripts/bundle.mjs; }
 id=$$
-A=tunctl-s-a$id B=tunctl-s-b$id C=tunctl-s-c$id
+A=tunctl-s-a$id B=tunctl-s-b$id C=tunctl-s-c$id D=tunctl-s-d$id
+shm=/dev/shm/tunctl-scale-$id
 out=bench/results/scale-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 
 cleanup() {
   set +e
-  for ns in $A $B $C; do
+  for ns in $A $B $C $D; do
     ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del $ns 2>/dev/null
     rm -rf /run/tunctl/ns/$ns /run/tunctl/$ns
   done
+  rm -rf "$shm"
 }
 trap cleanup EXIT
 
-for ns in $A $B $C; do ip netns add $ns; ip -n $ns link set lo up; done
+for ns in $A $B $C $D; do ip netns add $ns; ip -n $ns link set lo up; done
+ip -n $D link add ul0 type veth peer name ul1
+ip -n $D addr add 198.51.100.1/24 dev ul0; ip -n $D link set ul0 up; ip -n $D link set ul1 up
 ip -n $A link add ul0 type veth peer name ul0 netns $B
 ip -n $A addr add 198.51.100.1/24 dev ul0; ip -n $A link set ul0 up
 ip -n $B addr add 198.51.100.2/24 dev ul0; ip -n $B link set ul0 up
@@ -68,6 +74,15 @@ tunctl apply --netns $A "$out/a.yaml" >"$out/apply.log" 2>&1
 t1=$(date +%s.%N)
 apply=$(echo "$t1 - $t0" | bc)
 tunctl apply --netns $B "$out/b.yaml" >>"$out/apply.log" 2>&1
+t0=$(date +%s.%N)
+TUNCTL_RUN_DIR=$shm tunctl apply --netns $D "$out/a.yaml" >"$out/apply-tmpfs.log" 2>&1
+t1=$(date +%s.%N)
+apply_tmpfs=$(echo "$t1 - $t0" | bc)
+ip netns pids $D | xargs -r kill -9 2>/dev/null || true
+t0=$(date +%s.%N)
+node -e 0
+t1=$(date +%s.%N)
+node0=$(echo "$t1 - $t0" | bc)
 
 engine=$(cat /run/tunctl/ns/$A/.engine.json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).pid))')
 rss_kib=$(awk '/^VmRSS/ {print $2}' /proc/$engine/status)
@@ -96,6 +111,8 @@ echo "| measure ($n userspace gre tunnels, $(nproc) CPUs) | value |"
 echo "|---|---:|"
 printf '| ip -batch: %d TUN devices with alias, address, up (reference) | %.2f s |\n' "$n" "$ref"
 printf '| tunctl apply of %d userspace gre tunnels | %.2f s (%.2fx the reference) |\n' "$n" "$apply" "$(echo "$apply / $ref" | bc -l)"
+printf '| the same apply, run dir on tmpfs (/dev/shm) | %.2f s (%.2fx the reference) |\n' "$apply_tmpfs" "$(echo "$apply_tmpfs / $ref" | bc -l)"
+printf '| node -e 0 (Node start-up alone) | %.2f s |\n' "$node0"
 printf '| tunctl apply --prune down to 1 tunnel | %.2f s |\n' "$prune"
 printf '| engine processes in the namespace | %d |\n' "$engines"
 printf '| engine RSS after apply / after iperf3 | %.1f / %.1f MiB (budget 64 MiB + 64 KiB x %d = %.1f MiB) |\n' \

@@ -251,6 +251,7 @@ async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progres
   checkInterrupt()
   const entries = new Map<string, {name: string; done: boolean}>()
   await hooks.starting?.(starts.map((x) => x.a.name))
+  mark(`userspace: ${starts.length} starts journaled`)
   for (const {a} of starts) {
     const entry = {name: a.name, done: false}
     entries.set(a.name, entry)

@@ -349,6 +349,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     }
   }
   writeStates(engine)
+  mark(`userspace: ${written.length} state files written${launch ? ' (the engine booting meanwhile)' : ''}`)
   if (launch) {
     try {
       const pid = await launch.ready
@@ -360,6 +361,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       engine = undefined
     }
   }
+  if (launch) mark('userspace: the engine answers')
   if (written.length) syncWritten(dir, written)
   const unlinkStates = (names: string[]) => {
     for (const n of names) {
@@ -378,7 +380,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   // with a live engine, the commit names the stops and the engine removes their state files itself (it would
   // otherwise write back a state file it still runs, taking it for damaged); without one, they go now
   if (!engine) unlinkStates(stops)
-  mark(`userspace: ${starts.length + stops.length} state files written`)
+  mark(`userspace: state files synced, ${stops.length} stops recorded`)
   let reply: CommitReply | undefined
   const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name)}
   const timeout = 60_000 + 50 * (starts.length + stops.length)
