@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tunctl demo: builds two throwaway network namespaces joined by a veth, applies examples/<mode>.yaml on one
 # side and its mirror on the other, pings through the tunnel, shows it, re-applies (no changes), removes all.
-# Usage: demo/run.sh [--uml] [MODE...]   (modes default: gre ipip sit isatap)
-#   On this host the kernel has no tunnel modules, so `--driver auto` picks the userspace encapsulator.
-#   --uml runs the same demo inside user-mode-linux, where the real kernel drivers are used (and vti works).
+# Usage: demo/run.sh [--uml] [MODE...]   (modes default: gre ipip sit isatap vti)
+#   On this host the kernel has no tunnel modules, so `--driver auto` picks the userspace encapsulator (vti too:
+#   ESP in userspace, keys from examples/vti.keys).
+#   --uml runs the same demo inside user-mode-linux, where the real kernel drivers are used.
 # Never touches the host's own network: everything lives in namespaces named tunctl-demo-*.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,7 @@ if [ "${1:-}" = "--uml" ]; then
 fi
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces)"; exit 77; }
 [ -d dist ] || npx tsc -p .
-modes=(${@:-gre ipip sit isatap})
+modes=(${@:-gre ipip sit isatap vti})
 A=tunctl-demo-a; B=tunctl-demo-b
 tunctl() { echo "+ tunctl $*" >&2; "$repo/bin/run" "$@"; }
 cleanup() {

@@ -9,11 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "inner.h"
 #include "offload.h"
+#include "vti.h"
+
+#include <openssl/crypto.h>
 
 #define CHECK(call)                                                                                                     \
   do {                                                                                                                  \
@@ -73,7 +78,8 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
   else if (!strcmp(buf, "ipip")) cfg->mode = TM_IPIP;
   else if (!strcmp(buf, "sit")) cfg->mode = TM_SIT;
   else if (!strcmp(buf, "isatap")) cfg->mode = TM_ISATAP;
-  else return "mode must be gre, ipip, sit or isatap";
+  else if (!strcmp(buf, "vti") && dev) cfg->mode = TM_VTI; /* engineAdd/engineChange only: a vti is no entry of the dispatch table */
+  else return "mode must be gre, ipip, sit, isatap or vti";
   get_str(env, o, "local", buf, sizeof buf);
   if (!parse_v4(buf, &cfg->local)) return "bad local address";
   get_str(env, o, "remote", buf, sizeof buf);
@@ -91,15 +97,13 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
   cfg->oseq = get_bool(env, o, "oseq", 0);
   if (get_num(env, o, "fwmark", &d)) cfg->fwmark = (uint32_t)d;
   if (get_num(env, o, "mtu", &d)) cfg->mtu = (int)d;
-  if (get_str(env, o, "proto", buf, sizeof buf)) {
-    if (!strcmp(buf, "ipip")) cfg->inner = TP_IPV4;
-    else if (!strcmp(buf, "ip6ip")) cfg->inner = TP_IPV6;
-    else if (!strcmp(buf, "any")) cfg->inner = TP_IPV4 | TP_IPV6;
-    else return "inner protocol mplsip is not supported by the userspace encapsulator";
-  } else {
-    cfg->inner = cfg->mode == TM_IPIP ? TP_IPV4 : cfg->mode == TM_GRE ? (TP_IPV4 | TP_IPV6) : TP_IPV6;
+  {
+    int has_proto = get_str(env, o, "proto", buf, sizeof buf) != 0;
+    if (has_proto && !strcmp(buf, "mplsip")) return "inner protocol mplsip is not supported by the userspace encapsulator";
+    /* inner.h: the spec's rule (innerFamilies); vti (ESP, vti.c) carries IPv4 and IPv6 and takes no proto */
+    cfg->inner = cfg->mode == TM_VTI ? TP_IPV4 | TP_IPV6 : tunctl_inner(cfg->mode, has_proto ? buf : NULL);
+    if (!cfg->inner) return "inner protocol not valid for this mode";
   }
-  if (cfg->mode == TM_ISATAP) cfg->inner = TP_IPV6;
   if (get_str(env, o, "sixrdPrefix", buf, sizeof buf)) {
     char *slash = strchr(buf, '/');
     if (!slash) return "bad 6rd prefix";
@@ -172,6 +176,70 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
+/* ---- vti (native/vti.c) ----
+ * opts.esp = {alg, spiOut, spiIn, replayWindow, keyOut, keyIn, authOut?, authIn? (Buffers), resumeSeq?, seqLimit?}.
+ * The key Buffers are wiped here once the SA holds the keys; the process stops being dumpable (no core dump, no
+ * ptrace by other users, /proc/PID/mem unreadable) before any key is copied. *out: the tunnel's SA context (no SA
+ * without opts.esp: the vti carries nothing, as a kernel vti without xfrm states). */
+static int get_key(napi_env env, napi_value o, const char *k, uint8_t **p, size_t *n) {
+  napi_value v;
+  bool isbuf = false;
+  *p = NULL, *n = 0;
+  if (!get_prop(env, o, k, &v) || napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf) return 0;
+  return napi_get_buffer_info(env, v, (void **)p, n) == napi_ok;
+}
+static void vti_free(struct tunctl_vti *v) {
+  if (!v) return;
+  tunctl_vti_free(v);
+  free(v);
+}
+static const char *vti_setup(napi_env env, napi_value opts, const struct tunctl_cfg *cfg, struct tunctl_vti **out) {
+  struct tunctl_vti *v = calloc(1, sizeof *v);
+  *out = NULL;
+  if (!v) return "out of memory";
+  napi_value esp;
+  struct tunctl_esp_sa *sa = NULL;
+  double spi_in = 0, resume = 0, limit = 0, d;
+  if (opts && get_prop(env, opts, "esp", &esp)) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+      free(v);
+      return "prctl(PR_SET_DUMPABLE, 0) failed";
+    }
+    char alg[32];
+    struct tunctl_esp_params p = {0};
+    get_str(env, esp, "alg", alg, sizeof alg);
+    p.alg = tunctl_esp_alg_from_name(alg);
+    if (get_num(env, esp, "spiOut", &d)) p.spi_out = (uint32_t)d;
+    if (get_num(env, esp, "spiIn", &d)) p.spi_in = (uint32_t)d, spi_in = d;
+    if (get_num(env, esp, "replayWindow", &d)) p.replay_window = (unsigned)d;
+    get_num(env, esp, "resumeSeq", &resume);
+    get_num(env, esp, "seqLimit", &limit);
+    uint8_t *ko, *ki, *ao, *ai;
+    get_key(env, esp, "keyOut", &ko, &p.key_out_len);
+    get_key(env, esp, "keyIn", &ki, &p.key_in_len);
+    get_key(env, esp, "authOut", &ao, &p.auth_out_len);
+    get_key(env, esp, "authIn", &ai, &p.auth_in_len);
+    p.key_out = ko, p.key_in = ki, p.auth_out = ao, p.auth_in = ai;
+    const char *err = NULL;
+    sa = tunctl_esp_sa_new(&p, &err);
+    if (ko) OPENSSL_cleanse(ko, p.key_out_len);
+    if (ki) OPENSSL_cleanse(ki, p.key_in_len);
+    if (ao) OPENSSL_cleanse(ao, p.auth_out_len);
+    if (ai) OPENSSL_cleanse(ai, p.auth_in_len);
+    if (!sa) {
+      free(v);
+      return err ? err : "ESP SA setup failed";
+    }
+  }
+  if (tunctl_vti_init(v, cfg->local, cfg->remote, cfg->ikey, cfg->okey, (uint32_t)spi_in, sa, (uint32_t)resume) < 0) {
+    vti_free(v);
+    return "the resumed sequence number is behind the SA's";
+  }
+  v->seq_limit = (uint32_t)limit;
+  *out = v;
+  return NULL;
+}
+
 /* the namespace's engine (one per process: the engine process, dist/userspace/engine.js) */
 static struct tunctl_engine *engine;
 
@@ -204,7 +272,9 @@ static int get_name(napi_env env, napi_value v, char *name, size_t len) {
   return napi_get_value_string_utf8(env, v, name, len, &n) == napi_ok && n > 0 && n < 16;
 }
 
-/* engineAdd(name, params, {offload}) / engineChange(name, params): throws with the reason on failure */
+/* engineAdd(name, params, {offload, esp}) / engineChange(name, params, {esp, keepSa}): throws with the reason on
+ * failure. vti: opts.esp, its SA (vti_setup: the key Buffers are wiped); engineChange with keepSa keeps the running
+ * SA (the parameters changed, not the keys), without it and without esp the vti has no SA */
 static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
   size_t argc = 3;
   napi_value argv[3];
@@ -222,13 +292,22 @@ static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
     napi_throw_error(env, "ECONFIG", pe);
     return NULL;
   }
-  int offload = 1;
-  if (add && argc > 2) {
+  int offload = 1, keep_sa = 0;
+  napi_value opts = NULL;
+  if (argc > 2) {
     napi_valuetype t;
     napi_typeof(env, argv[2], &t);
-    if (t == napi_object) offload = get_bool(env, argv[2], "offload", 1);
+    if (t == napi_object) opts = argv[2];
   }
-  int r = add ? tunctl_engine_add(e, name, &cfg, dev, offload, err, sizeof err) : tunctl_engine_change(e, name, &cfg, dev, err, sizeof err);
+  if (opts && add) offload = get_bool(env, opts, "offload", 1);
+  if (opts && !add) keep_sa = get_bool(env, opts, "keepSa", 0);
+  struct tunctl_vti *vti = NULL; /* ---- vti: its SA context, handed to the engine ---- */
+  if (cfg.mode == TM_VTI && !keep_sa && (pe = vti_setup(env, opts, &cfg, &vti))) {
+    napi_throw_error(env, "ECONFIG", pe);
+    return NULL;
+  }
+  int r = add ? tunctl_engine_add(e, name, &cfg, dev, offload, vti, err, sizeof err)
+              : tunctl_engine_change(e, name, &cfg, dev, vti, err, sizeof err);
   if (r < 0) {
     napi_throw_error(env, "ETUN", err);
     return NULL;
@@ -296,10 +375,49 @@ static napi_value js_engine_stats(napi_env env, napi_callback_info info) {
   set(env, o, "offload", off);
   napi_get_boolean(env, gone, &g);
   set(env, o, "deviceGone", g);
+  struct tunctl_vti v;
+  int has_sa = 0;
+  if (tunctl_engine_vti_stats(e, name, &v, &has_sa) == 0) { /* ---- vti: its drop reasons (vti.c), and the ESP counters ---- */
+    for (int i = 1; i < TUNCTL_VTI_RX__COUNT; i++) if (i != VRX_ESP) set(env, drops, tunctl_vti_rx_names[i], num(env, (double)v.rxdrops[i]));
+    for (int i = 1; i < VTX__COUNT; i++) if (i != VTX_NO_STATE && i != VTX_MALFORMED) set(env, drops, tunctl_vti_tx_names[i], num(env, (double)v.txdrops[i]));
+    set(env, drops, "tx_no_state", num(env, (double)v.txdrops[VTX_NO_STATE]));
+    set(env, drops, "tx_malformed", num(env, (double)v.txdrops[VTX_MALFORMED]));
+    set(env, o, "icmpSent", num(env, (double)v.icmp_sent));
+    set(env, o, "otherTunnel", num(env, (double)v.rx_other));
+    napi_value es;
+    napi_create_object(env, &es);
+    set(env, es, "txPackets", num(env, (double)v.tx_packets));
+    set(env, es, "txBytes", num(env, (double)v.tx_bytes));
+    set(env, es, "rxPackets", num(env, (double)v.rx_packets));
+    set(env, es, "rxBytes", num(env, (double)v.rx_bytes));
+    set(env, es, "txSeq", num(env, (double)v.tx_seq));
+    set(env, es, "seqLimit", num(env, (double)v.seq_limit));
+    set(env, es, "hasSa", num(env, has_sa));
+    set(env, o, "esp", es);
+  } else {
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
+  }
   set(env, o, "drops", drops);
   return o;
+}
+
+/* engineVtiSeqLimit(name, limit): the vti's outbound sequence numbers reserved (persisted) up to limit (vti.c
+ * seq_limit) */
+static napi_value js_engine_vti_seq_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  char name[32];
+  double d = 0;
+  if (argc < 2 || !get_name(env, argv[0], name, sizeof name) || napi_get_value_double(env, argv[1], &d) != napi_ok ||
+      tunctl_engine_vti_seq_limit(e, name, (uint32_t)d) < 0) {
+    napi_throw_error(env, NULL, "engineVtiSeqLimit(name of a vti of the engine, limit)");
+    return NULL;
+  }
+  return NULL;
 }
 
 /* removeTun(name): attach to a left-over persistent device and clear persist so it disappears */
@@ -402,6 +520,75 @@ static napi_value js_decap(napi_env env, napi_callback_info info) {
   if (r == DR_OK) set(env, o, "inner", make_buffer(env, inner, ilen));
   set(env, o, "iseqno", num(env, rx.i_seqno));
   free(copy);
+  return o;
+}
+
+/* vtiEncapForTest(params, {esp}, inner) → the outer IPv4 + ESP packet a userspace vti with these SAs sends for
+ * inner (tests: forged, replayed and tampered packets). The key Buffers are wiped, as start() does. */
+static napi_value js_vti_encap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
+    napi_throw_type_error(env, NULL, "vtiEncapForTest(params, {esp}, inner)");
+    return NULL;
+  }
+  struct tunctl_cfg cfg;
+  struct tunctl_vti *vti = NULL;
+  uint8_t *buf = malloc(TUNCTL_VTI_HEADROOM + 65536 + 64), icmp[2048];
+  char dev[16];
+  const char *e = !buf ? "out of memory" : parse_cfg(env, argv[0], &cfg, dev);
+  if (!e && cfg.mode != TM_VTI) e = "params.mode must be vti";
+  if (!e) e = vti_setup(env, argv[1], &cfg, &vti);
+  napi_value out = NULL;
+  if (!e) {
+    memcpy(buf + TUNCTL_VTI_HEADROOM, data, len);
+    uint8_t *o;
+    size_t olen;
+    int r = tunctl_vti_encap(vti, buf, TUNCTL_VTI_HEADROOM + 65536 + 64, len, &o, &olen, icmp);
+    if (r == VTI_TX_SEND) out = make_buffer(env, o, olen);
+    else e = "not sent (dropped or answered with ICMP)";
+  }
+  vti_free(vti);
+  free(buf);
+  if (e) napi_throw_error(env, "EVTI", e);
+  return out;
+}
+
+/* vtiDecapForTest(params, {esp}, outer) → {result: reason name ('ok', 'other', 'replay', 'bad_icv', ...), inner?}: what
+ * a userspace vti with these SAs does with one received packet (tests). The key Buffers are wiped. */
+static napi_value js_vti_decap(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data;
+  size_t len;
+  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
+    napi_throw_type_error(env, NULL, "vtiDecapForTest(params, {esp}, outer)");
+    return NULL;
+  }
+  struct tunctl_cfg cfg;
+  struct tunctl_vti *vti = NULL;
+  uint8_t *copy = malloc(len ? len : 1);
+  char dev[16];
+  const char *e = !copy ? "out of memory" : parse_cfg(env, argv[0], &cfg, dev);
+  if (!e && cfg.mode != TM_VTI) e = "params.mode must be vti";
+  if (!e) e = vti_setup(env, argv[1], &cfg, &vti);
+  napi_value o = NULL;
+  if (!e) {
+    memcpy(copy, data, len);
+    uint8_t *inner;
+    size_t ilen;
+    int r = tunctl_vti_decap(vti, copy, len, &inner, &ilen);
+    napi_create_object(env, &o);
+    set(env, o, "result", str(env, r == TUNCTL_VTI_OTHER ? "other" : r == VRX_OK ? "ok" : tunctl_vti_rx_names[r]));
+    if (r == VRX_OK) set(env, o, "inner", make_buffer(env, inner, ilen));
+  }
+  vti_free(vti);
+  free(copy);
+  if (e) napi_throw_error(env, "EVTI", e);
   return o;
 }
 
@@ -533,6 +720,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"engineRemove", NULL, js_engine_remove, NULL, NULL, NULL, napi_default, NULL},
       {"engineStats", NULL, js_engine_stats, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"engineVtiSeqLimit", NULL, js_engine_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"vtiEncapForTest", NULL, js_vti_encap, NULL, NULL, NULL, napi_default, NULL},
+      {"vtiDecapForTest", NULL, js_vti_decap, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},
       {"decapForTest", NULL, js_decap, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, js_raw_send, NULL, NULL, NULL, napi_default, NULL},

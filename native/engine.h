@@ -8,12 +8,15 @@
 #define TUNCTL_ENGINE_H
 
 #include "dataplane.h"
+#include "vti.h"
 
 #include <pthread.h>
 
-/* the outer protocols the engine receives: one raw socket and one receive thread each. Adding one (50 for vti over
- * ESP, 1 for ICMP errors about outer packets) is one entry here plus its case in engine.c eng_decap / rx_proto. */
-#define ENGINE_NPROTO 3
+/* the outer protocols the engine receives: one raw socket and one receive thread each. Adding one (1 for ICMP
+ * errors about outer packets) is one entry here plus its case in engine.c eng_decap / rx_proto. The ESP socket
+ * (protocol 50, vti: native/vti.c) is opened with the namespace's first vti tunnel, the others at start. */
+#define ENGINE_NPROTO 4
+#define ENGINE_ESP 3         /* index of protocol 50 in engine.c eng_protos */
 #define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
 #define ENGINE_MAX 16384     /* tunnels per engine */
 
@@ -31,6 +34,9 @@ struct eng_tun {
   struct tunctl_rxstate rx;
   struct tunctl_txstate tx;
   struct tunctl_stats s; /* updated with atomic adds by every packet thread */
+  /* ---- vti (ESP, native/vti.c): the tunnel's SA context, NULL for the other modes. Encap runs in the tunnel's
+   * one TX thread, decap in the ESP receive thread; replaced only under the write lock (new keys) */
+  struct tunctl_vti *vti;
 };
 
 struct tunctl_engine {
@@ -48,7 +54,7 @@ struct tunctl_engine {
   int stop_fd;
   int txep[ENGINE_TX];
   pthread_t rx_thread[ENGINE_NPROTO], tx_thread[ENGINE_TX];
-  int nthreads;
+  int rx_started[ENGINE_NPROTO], ntx;
   uint32_t next_slot;
 };
 
@@ -56,16 +62,25 @@ struct tunctl_engine {
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen);
 /* stops the threads and closes everything; TUN devices stay (persistent) */
 void tunctl_engine_free(struct tunctl_engine *e);
-/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err */
+/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err.
+ * vti (cfg->mode TM_VTI): vti is its SA context (tunctl_vti_init done), owned by the engine from this call on
+ * (also on failure); the ESP socket is opened with the first one. NULL for the other modes. */
 int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
-                      char *err, size_t errlen);
-/* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
-int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, char *err,
-                         size_t errlen);
+                      struct tunctl_vti *vti, char *err, size_t errlen);
+/* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err.
+ * vti: a new SA context (new keys; owned by the engine from this call on) replaces the tunnel's, its ESP counters
+ * carried over; NULL keeps the tunnel's SA (its addresses and marks follow cfg). */
+int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
+                         struct tunctl_vti *vti, char *err, size_t errlen);
 /* removes a tunnel; remove_device: its TUN device goes too (persist off), else it stays; 0, or -1 if unknown */
 int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device);
 /* a tunnel's counters; 0, or -1 if unknown. *vnet, *gone: offload in use, device deleted under the engine */
 int tunctl_engine_stats(struct tunctl_engine *e, const char *name, struct tunctl_stats *out, int *vnet, int *gone);
 int tunctl_engine_count(struct tunctl_engine *e);
+/* ---- vti: a copy of the tunnel's ESP counters (out->sa is set to NULL; *has_sa says whether it has one); 0, or
+ * -1 if unknown or not a vti */
+int tunctl_engine_vti_stats(struct tunctl_engine *e, const char *name, struct tunctl_vti *out, int *has_sa);
+/* ---- vti: outbound sequence numbers reserved (persisted by the caller) up to limit; 0, or -1 if not a vti */
+int tunctl_engine_vti_seq_limit(struct tunctl_engine *e, const char *name, uint32_t limit);
 
 #endif

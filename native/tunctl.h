@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum tunctl_mode { TM_IPIP = 1, TM_GRE = 2, TM_SIT = 3, TM_ISATAP = 4 };
+enum tunctl_mode { TM_IPIP = 1, TM_GRE = 2, TM_SIT = 3, TM_ISATAP = 4, TM_VTI = 5 /* data path: vti.c */ };
 
 /* inner protocols accepted (bit set) */
 #define TP_IPV4 1

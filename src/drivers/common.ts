@@ -1,134 +1,19 @@
-// Helpers shared by every mode driver: value parsing (ttl, tos, keys, CIDRs), common validation, JSON decoding.
-import ipaddr from 'ipaddr.js'
-import type {Mode, RouteSpec} from '../model/types.js'
+// Pieces shared by every mode driver: ttl/tos words, common validation, JSON decoding, replace reasons, update lines.
+// Addresses, endpoints and keys are src/net/'s.
+import type {Mode, TunnelParams} from '../model/types.js'
+import {COMMON_PARAM_KEYS, LINK_FIELDS} from '../model/fields.js'
+import {isEndpoint} from '../net/endpoint.js'
+import {parseKey} from '../net/key.js'
 import type {DriverDiagnostic, IpLink, RawTunnelSpec} from './contract.js'
 
-/** Spec keys every mode accepts (the contract's name-independent keys). ttl/tos/pmtudisc are per mode (not vti). */
-export const COMMON_KEYS = ['mode', 'state', 'local', 'remote', 'dev', 'fwmark', 'mtu', 'up', 'addresses', 'routes', 'driver'] as const
+export {keysOf} from '../net/key.js' // src/ipsec/spec.ts reads vti keys through here
 
-/** ttl, tos, pmtudisc: the IPv4 outer-header keys of ipip, sit, isatap and gre (vti has none). */
-export const OUTER_HEADER_KEYS = ['ttl', 'tos', 'pmtudisc'] as const
+/** Spec keys every mode accepts (the contract's name-independent keys). ttl/tos/pmtudisc are per mode (not vti). */
+export const COMMON_KEYS: readonly string[] = ['mode', 'state', ...COMMON_PARAM_KEYS, 'addresses', 'routes', 'driver']
+
 
 export const TTL_INHERIT = 0
 export const TOS_INHERIT = 1
-
-/** A dotted quad without leading zeros (what ipaddr.js's isValidFourPartDecimal accepts), by one regex: that one
- * parses by throwing on failure, which costs milliseconds per thousand addresses. */
-const DOTTED_QUAD = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
-
-export function isIPv4(s: unknown): s is string {
-  return typeof s === 'string' && DOTTED_QUAD.test(s)
-}
-
-/**
- * IPv6 text with a dotted-quad tail spelled as two hex groups (an optional /len kept): ipaddr.js 2.5 reads the
- * IPv4-compatible form ::a.b.c.d as the IPv4-mapped ::ffff:a.b.c.d, a different address (iproute2 prints the
- * kernel's own ::a.b.c.d/96 on sit devices in exactly that form).
- */
-function v6Text(s: string): string {
-  return s.replace(/:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/\d+)?$/, (m, a, b, c, d, len = '') => {
-    const q = [a, b, c, d].map(Number)
-    if (q.some((x) => x > 255)) return m
-    return `:${((q[0]! << 8) | q[1]!).toString(16)}:${((q[2]! << 8) | q[3]!).toString(16)}${len}`
-  })
-}
-
-export function isIPv6(s: unknown): s is string {
-  return typeof s === 'string' && s.includes(':') && !s.includes('%') && ipaddr.IPv6.isValid(v6Text(s))
-}
-
-/** A strict IP address (dotted quad for IPv4, no zone for IPv6), or undefined. Every address tunctl reads goes through here. */
-export function parseIP(s: unknown): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (isIPv4(s)) return new ipaddr.IPv4(s.split('.').map(Number))
-  if (isIPv6(s)) return ipaddr.IPv6.parse(v6Text(s))
-  return undefined
-}
-
-/** 'any' or an IPv4 dotted quad; 0.0.0.0 is 'any' (the kernel cannot tell them apart). */
-export function endpoint(v: unknown): string {
-  if (v === undefined || v === null || v === 'any' || v === '0.0.0.0') return 'any'
-  return ipaddr.IPv4.parse(String(v)).toString()
-}
-
-export function isEndpoint(v: unknown): boolean {
-  return v === undefined || v === 'any' || isIPv4(v)
-}
-
-/** The IPv4-compatible ::a.b.c.d/96 the kernel adds to a sit device without a remote (addrconf's sit_add_v4_addrs). */
-export function isSitV4Compat(a: ipaddr.IPv6, prefixlen: number): boolean {
-  const p = a.parts
-  return prefixlen === 96 && p.slice(0, 6).every((x) => x === 0) && (p[6]! !== 0 || p[7]! > 1)
-}
-
-/** Parse 'a.b.c.d/len' / 'x::/len'; undefined if invalid. Returns address family, address, prefix length. */
-export function parseCidr(s: unknown): {family: 4 | 6; addr: ipaddr.IPv4 | ipaddr.IPv6; len: number} | undefined {
-  if (typeof s !== 'string') return undefined
-  try {
-    if (s.includes(':')) {
-      const [a, l] = ipaddr.IPv6.parseCIDR(v6Text(s))
-      return {family: 6, addr: a, len: l}
-    }
-    if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(s)) return undefined
-    const [a, l] = ipaddr.IPv4.parseCIDR(s)
-    return {family: 4, addr: a, len: l}
-  } catch {
-    return undefined
-  }
-}
-
-/** Canonical text of a CIDR (compressed IPv6, host bits kept as written). */
-export function canonicalCidr(s: string): string {
-  const c = parseCidr(s)
-  if (!c) throw new Error(`invalid CIDR ${s}`)
-  return `${addrText(c.addr)}/${c.len}`
-}
-
-/** Canonical address text: dotted quad, or RFC 5952 compressed IPv6 (what inet_ntop / iproute2 print). */
-export function addrText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString()
-}
-
-/** True if the address has no bits set beyond the prefix length. */
-export function hostBitsZero(s: string): boolean {
-  const c = parseCidr(s)
-  if (!c) return false
-  const bytes = c.addr.toByteArray()
-  for (let bit = c.len; bit < bytes.length * 8; bit++) {
-    if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) return false
-  }
-  return true
-}
-
-/** A GRE/VTI key: number 0..2^32-1, a decimal string, or a dotted quad (→ u32 big-endian like iproute2's get_addr32). */
-export function parseKey(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v : undefined
-  if (typeof v !== 'string') return undefined
-  const s = v.trim()
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(s)) {
-    const parts = s.split('.').map(Number)
-    if (parts.some((p) => p > 255)) return undefined
-    return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0
-  }
-  if (/^(0x[0-9a-f]+|\d+)$/i.test(s)) {
-    const n = Number(s)
-    return n <= 0xffffffff ? n : undefined
-  }
-  return undefined
-}
-
-/** Key as iproute2 prints it (gre, and vti in 6.1: dotted quad of the big-endian u32; older vti: "0x2a") → number. */
-export function keyFromDottedQuad(s: string): number {
-  const n = parseKey(s)
-  if (n === undefined) throw new Error(`bad key ${s}`)
-  return n
-}
-
-/** A printed key or absent → number | undefined. */
-export function printedKey(v: unknown): number | undefined {
-  if (v === undefined || v === null) return undefined
-  if (typeof v === 'number') return v
-  return keyFromDottedQuad(String(v))
-}
 
 /**
  * What the kernel tells tunnels of a namespace apart by (ip_tunnel_lookup / ip_tunnel_find), measured in UML
@@ -197,17 +82,7 @@ export function decodeDev(d: Record<string, any>, byIndex?: Map<number, string>)
   return undefined
 }
 
-/** Extra context decode may use (observe fills it). */
-export interface DecodeContext {
-  /** ifindex → name, to resolve an underlay given as an index */
-  byIndex?: Map<number, string>
-  /** isatap potential router lists by tunnel name (from `ip tunnel show`) */
-  prl?: Map<string, {address: string; default: boolean}[]>
-}
-
 // ---------- validation ----------
-
-export type Family = 4 | 6
 
 export function diag(pointer: string, message: string): DriverDiagnostic {
   return {pointer, message}
@@ -230,17 +105,14 @@ export interface CommonRules {
   mode: Mode
   /** keys accepted beyond COMMON_KEYS */
   keys: readonly string[]
-  /** inner address families the tunnel can carry (for addresses/routes) */
-  families: Family[]
   /** largest mtu the kernel keeps (it silently clamps larger values at creation); default maxMtu(mode) */
   maxMtu?: number
 }
 
-function familyName(f: Family): string {
-  return f === 4 ? 'IPv4' : 'IPv6'
-}
-
-/** Checks shared by every mode: keys allowed, endpoints, ttl/pmtudisc, fwmark, mtu, inner address families. */
+/**
+ * Checks of the common keys: keys allowed, endpoints, ttl/tos/pmtudisc, fwmark, mtu. dev (an interface name),
+ * addresses and routes (CIDRs, the families the mode carries: innerFamilies) are checked once, by src/spec/semantic.ts.
+ */
 export function validateCommon(spec: RawTunnelSpec, r: CommonRules): DriverDiagnostic[] {
   const out: DriverDiagnostic[] = []
   const allowed = new Set<string>([...COMMON_KEYS, ...r.keys])
@@ -274,37 +146,6 @@ export function validateCommon(spec: RawTunnelSpec, r: CommonRules): DriverDiagn
       out.push(diag('/mtu', `mtu must be ${min}..${max} for mode ${r.mode}${min === 1280 ? ' (it carries IPv6)' : ''}`))
     }
   }
-  if (spec.dev !== undefined && (typeof spec.dev !== 'string' || !/^[^\s/:]{1,15}$/.test(spec.dev))) {
-    out.push(diag('/dev', 'dev must be an interface name (1-15 chars, no whitespace, / or :)'))
-  }
-  const fams = r.families
-  const famText = fams.map(familyName).join(' or ')
-  if (Array.isArray(spec.addresses)) {
-    spec.addresses.forEach((a: unknown, i: number) => {
-      const c = parseCidr(a)
-      if (!c) out.push(diag(`/addresses/${i}`, `${String(a)} is not an address with prefix length (CIDR)`))
-      else if (!fams.includes(c.family)) out.push(diag(`/addresses/${i}`, `mode ${r.mode} carries ${famText} only; ${String(a)} is ${familyName(c.family)}`))
-    })
-  }
-  if (Array.isArray(spec.routes)) {
-    spec.routes.forEach((rt: any, i: number) => {
-      if (!rt || typeof rt !== 'object') return
-      let fam: Family | undefined
-      if (rt.to === 'default') fam = rt.via && isIPv6(rt.via) ? 6 : rt.via && isIPv4(rt.via) ? 4 : undefined
-      else {
-        const c = parseCidr(rt.to)
-        if (!c) out.push(diag(`/routes/${i}/to`, `${String(rt.to)} is not a CIDR or 'default'`))
-        else fam = c.family
-      }
-      if (fam && !fams.includes(fam)) out.push(diag(`/routes/${i}/to`, `mode ${r.mode} carries ${famText} only; route to ${String(rt.to)} is ${familyName(fam)}`))
-      if (rt.via !== undefined) {
-        const vf: Family | undefined = isIPv4(rt.via) ? 4 : isIPv6(rt.via) ? 6 : undefined
-        if (!vf) out.push(diag(`/routes/${i}/via`, `${String(rt.via)} is not an IP address`))
-        else if (fam && vf !== fam) out.push(diag(`/routes/${i}/via`, `via ${String(rt.via)} is ${familyName(vf)} but the route is ${familyName(fam)}`))
-        else if (!fams.includes(vf)) out.push(diag(`/routes/${i}/via`, `mode ${r.mode} carries ${famText} only; via ${String(rt.via)} is ${familyName(vf)}`))
-      }
-    })
-  }
   return out
 }
 
@@ -326,21 +167,49 @@ export function validateKeys(spec: RawTunnelSpec): DriverDiagnostic[] {
   return out
 }
 
-/** Normalized keys: key → both; undefined = no key in that direction. */
-export function keysOf(spec: RawTunnelSpec): {ikey?: number; okey?: number} {
-  if (spec.key !== undefined) {
-    const k = parseKey(spec.key)
-    return {ikey: k, okey: k}
+
+/** Drop keys whose value is undefined, so canonical params compare with deep equality. */
+export function clean<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k]
+  return o
+}
+
+/** Replace reasons every ip_tunnel-based mode shares (ipip, sit, isatap, gre, vti). */
+export function commonReplaceReason(from: TunnelParams, to: TunnelParams): string | undefined {
+  if (from.mode !== to.mode) return `mode ${from.mode} → ${to.mode} cannot change in place`
+  if ((from.remote === 'any') !== (to.remote === 'any')) {
+    return `remote ${from.remote} → ${to.remote}: remote any ↔ address changes the device type (NOARP vs POINTOPOINT); the kernel refuses it in place`
   }
-  return {ikey: parseKey(spec['input-key']), okey: parseKey(spec['output-key'])}
+  if (from.dev !== undefined && to.dev === undefined) {
+    return `dev ${from.dev} → none: iproute2 cannot unset the underlay device in place (ip link set keeps the existing one)`
+  }
+  return undefined
 }
 
-/** Route spec equality helper for observe (kept here so drivers/observe agree on canonical forms). */
-export function routeKey(r: RouteSpec): string {
-  return `${r.table}|${r.to}|${r.via ?? ''}|${r.metric ?? ''}`
+export function linkFieldsDiffer(a: TunnelParams, b: TunnelParams): boolean {
+  return LINK_FIELDS.some((k) => a[k] !== b[k])
 }
 
-/** Push `[kw, value]` when value is defined. */
-export function opt(out: string[], kw: string, v: string | undefined): void {
-  if (v !== undefined) out.push(kw, v)
+/**
+ * Update lines: one `link set dev NAME [mtu N] type KIND <all params of to>` when any link field differs
+ * (mtu goes in the same request so the kernel does not recompute it when dev/fwmark/header size change),
+ * else just `link set dev NAME mtu N` when only the mtu differs; then `extra` lines.
+ */
+export function encodeUpdateLines(
+  name: string,
+  kind: string,
+  from: TunnelParams,
+  to: TunnelParams,
+  params: () => string[],
+  extra: string[][],
+): string[][] {
+  const lines: string[][] = []
+  if (linkFieldsDiffer(from, to)) {
+    const head = ['link', 'set', 'dev', name]
+    if (to.mtu !== undefined) head.push('mtu', String(to.mtu))
+    lines.push([...head, 'type', kind, ...params()])
+  } else if (to.mtu !== undefined && to.mtu !== from.mtu) {
+    lines.push(['link', 'set', 'dev', name, 'mtu', String(to.mtu)])
+  }
+  return [...lines, ...extra]
 }

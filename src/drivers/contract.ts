@@ -1,5 +1,5 @@
 // The contract every mode driver implements (one file per mode), and the userspace driver's contract.
-import type {Mode, TunnelParams} from '../model/types.js'
+import type {Mode, Router, TunnelParams} from '../model/types.js'
 
 /** A tunnel entry of the spec after schema validation, keys exactly as written in YAML. */
 export type RawTunnelSpec = Record<string, any>
@@ -12,6 +12,14 @@ export interface DriverDiagnostic {
 
 /** One element of `ip -j -d link show` output. */
 export type IpLink = Record<string, any>
+
+/** What decode may use beyond the link itself (observe fills it). */
+export interface DecodeContext {
+  /** ifindex → name, to resolve an underlay given as an index */
+  byIndex?: Map<number, string>
+  /** isatap potential router lists by tunnel name (from `ip tunnel show`, the only place the kernel reports them) */
+  prl?: Map<string, Router[]>
+}
 
 export interface ModeDriver {
   mode: Mode
@@ -34,5 +42,5 @@ export interface ModeDriver {
   /** ip argv lines changing the link in place (`link set dev NAME type KIND …`, mtu, prl) */
   encodeUpdate(name: string, from: TunnelParams, to: TunnelParams): string[][]
   /** `ip -j -d link show` entry → params, or undefined if the link is not of this mode */
-  decode(link: IpLink): TunnelParams | undefined
+  decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined
 }

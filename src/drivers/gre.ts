@@ -1,54 +1,20 @@
 // gre: GRE over IPv4 (kernel module ip_gre, kind 'gre', fallback device gre0): keys, checksums, sequence numbers, ignore-df.
 import type {TunnelParams} from '../model/types.js'
-import type {DriverDiagnostic, IpLink, ModeDriver} from './contract.js'
-import {
-  DecodeContext,
-  OUTER_HEADER_KEYS,
-  decodeDev,
-  diag,
-  endpoint,
-  hexNum,
-  infoData,
-  infoKind,
-  isUp,
-  keyFromDottedQuad,
-  keysOf,
-  maxMtu,
-  pairOf,
-  parseKey,
-  tosOf,
-  tosWord,
-  ttlOf,
-  ttlWord,
-  validateCommon,
-  validateKeys,
-} from './common.js'
-import {clean, commonReplaceReason, encodeUpdateLines} from './iptun.js'
+import {modeParamKeys} from '../model/fields.js'
+import {parseIP} from '../net/addr.js'
+import {keyFromDottedQuad, keysOf, parseKey} from '../net/key.js'
+import type {DriverDiagnostic, ModeDriver} from './contract.js'
+import {diag, maxMtu, pairOf, validateKeys} from './common.js'
+import {makeTunnelDriver} from './tunnel.js'
 
-const KEYS = [...OUTER_HEADER_KEYS, 'ignore-df', 'key', 'input-key', 'output-key', 'csum', 'seq']
+const KEYS = modeParamKeys('gre') // the field table's keys for gre
 
 function isMulticast(a: string): boolean {
-  const o = Number(a.split('.')[0])
-  return o >= 224 && o <= 239
+  return parseIP(a)?.range() === 'multicast'
 }
 
 function remoteClass(r: string): string {
   return r === 'any' ? 'any' : isMulticast(r) ? 'multicast' : 'unicast'
-}
-
-function params(p: TunnelParams): string[] {
-  const w = ['remote', p.remote, 'local', p.local]
-  if (p.dev !== undefined) w.push('dev', p.dev)
-  w.push('ttl', ttlWord(p.ttl ?? 0), 'tos', tosWord(p.tos ?? 1))
-  w.push(p.pmtudisc === false ? 'nopmtudisc' : 'pmtudisc', p.ignoreDf ? 'ignore-df' : 'noignore-df')
-  if (p.ikey !== undefined) w.push('ikey', String(p.ikey))
-  if (p.okey !== undefined) w.push('okey', String(p.okey))
-  if (p.icsum) w.push('icsum')
-  if (p.ocsum) w.push('ocsum')
-  if (p.iseq) w.push('iseq')
-  if (p.oseq) w.push('oseq')
-  w.push('fwmark', String(p.fwmark))
-  return w
 }
 
 const FLAG_NAMES: [keyof TunnelParams, string][] = [
@@ -64,18 +30,19 @@ function flagOn(p: TunnelParams, k: keyof TunnelParams): boolean {
   return k === 'ikey' || k === 'okey' ? p[k] !== undefined : p[k] === true
 }
 
-export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined} = {
+export const gre: ModeDriver = makeTunnelDriver({
   mode: 'gre',
   kind: 'gre',
-  modules: ['ip_gre'],
-  fallbackDevice: 'gre0',
   keys: KEYS,
+  outer: true,
 
-  validate(spec) {
+  maxMtu(spec) {
     const okey = spec.key !== undefined || spec['output-key'] !== undefined || (typeof spec.remote === 'string' && isMulticast(spec.remote))
-    const hdr = 4 + (pairOf(spec.csum).output ? 4 : 0) + (okey ? 4 : 0) + (pairOf(spec.seq).output ? 4 : 0)
-    const out: DriverDiagnostic[] = validateCommon(spec, {mode: 'gre', keys: KEYS, families: [4, 6], maxMtu: maxMtu('gre', hdr)})
-    out.push(...validateKeys(spec))
+    return maxMtu('gre', 4 + (pairOf(spec.csum).output ? 4 : 0) + (okey ? 4 : 0) + (pairOf(spec.seq).output ? 4 : 0))
+  },
+
+  validate(spec, common) {
+    const out: DriverDiagnostic[] = [...common, ...validateKeys(spec)]
     if (spec['ignore-df'] === true && spec.pmtudisc !== false) {
       out.push(diag('/ignore-df', 'ignore-df needs pmtudisc: false (the kernel refuses ignore-df while path MTU discovery sets DF)'))
     }
@@ -92,39 +59,40 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
     return out
   },
 
-  normalize(spec) {
+  own(spec) {
     const csum = pairOf(spec.csum)
     const seq = pairOf(spec.seq)
-    const p: TunnelParams = {
-      mode: 'gre',
-      local: endpoint(spec.local),
-      remote: endpoint(spec.remote),
-      dev: spec.dev,
-      ttl: ttlOf(spec.ttl),
-      tos: tosOf(spec.tos),
-      pmtudisc: spec.pmtudisc ?? true,
-      ignoreDf: spec['ignore-df'] ?? false,
-      ...keysOf(spec),
-      icsum: csum.input,
-      ocsum: csum.output,
-      iseq: seq.input,
-      oseq: seq.output,
-      fwmark: spec.fwmark ?? 0,
-      mtu: spec.mtu,
-      up: spec.up ?? true,
-    }
+    return {ignoreDf: spec['ignore-df'] ?? false, ...keysOf(spec), icsum: csum.input, ocsum: csum.output, iseq: seq.input, oseq: seq.output}
+  },
+
+  extra(_spec, p) {
     // iproute2 keys a multicast tunnel by its group when no key is given
     if (p.remote !== 'any' && isMulticast(p.remote)) {
       const g = parseKey(p.remote)
       if (p.ikey === undefined) p.ikey = g
       if (p.okey === undefined) p.okey = g
     }
-    return clean(p)
+  },
+
+  decodeOwn: (d) => ({
+    ignoreDf: !!d.ignore_df,
+    ikey: typeof d.ikey === 'string' ? keyFromDottedQuad(d.ikey) : undefined,
+    okey: typeof d.okey === 'string' ? keyFromDottedQuad(d.okey) : undefined,
+    icsum: !!d.icsum,
+    ocsum: !!d.ocsum,
+    iseq: !!d.iseq,
+    oseq: !!d.oseq,
+  }),
+
+  words(p) {
+    const w = [p.ignoreDf ? 'ignore-df' : 'noignore-df']
+    if (p.ikey !== undefined) w.push('ikey', String(p.ikey))
+    if (p.okey !== undefined) w.push('okey', String(p.okey))
+    for (const f of ['icsum', 'ocsum', 'iseq', 'oseq'] as const) if (p[f]) w.push(f)
+    return w
   },
 
   replaceReason(from, to) {
-    const r = commonReplaceReason(from, to)
-    if (r) return r
     if (remoteClass(from.remote) !== remoteClass(to.remote)) {
       return `remote ${from.remote} → ${to.remote}: unicast ↔ multicast changes the device flags (POINTOPOINT vs BROADCAST); the kernel refuses it in place`
     }
@@ -136,46 +104,12 @@ export const gre: ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): Tunne
     return undefined
   },
 
-  encodeCreate(name, p) {
-    const head = ['link', 'add', 'name', name]
-    if (p.mtu !== undefined) head.push('mtu', String(p.mtu))
-    return [[...head, 'type', 'gre', ...params(p)]]
-  },
-
-  encodeUpdate(name, from, to) {
-    const lines = encodeUpdateLines(name, 'gre', from, to, () => params(to), [])
+  adjustUpdate(name, from, to, lines, words) {
     // The kernel checks pmtudisc against the device's current ignore-df before applying the new one, so
     // ignore-df → pmtudisc in one request is EINVAL: clear ignore-df first (still without pmtudisc).
     if (from.ignoreDf && !to.ignoreDf && to.pmtudisc !== false && lines.length && lines[0]!.includes('type')) {
-      const step = ['link', 'set', 'dev', name, 'type', 'gre', ...params({...to, pmtudisc: false, ignoreDf: false})]
-      lines.unshift(step)
+      return [['link', 'set', 'dev', name, 'type', 'gre', ...words({...to, pmtudisc: false, ignoreDf: false})], ...lines]
     }
     return lines
   },
-
-  decode(link, ctx?: DecodeContext) {
-    if (infoKind(link) !== 'gre') return undefined
-    const d = infoData(link)
-    if (d.external) return undefined
-    const p: TunnelParams = {
-      mode: 'gre',
-      local: endpoint(d.local),
-      remote: endpoint(d.remote),
-      dev: decodeDev(d, ctx?.byIndex),
-      ttl: typeof d.ttl === 'number' ? d.ttl : 0,
-      tos: hexNum(d.tos),
-      pmtudisc: d.pmtudisc !== false,
-      ignoreDf: !!d.ignore_df,
-      ikey: typeof d.ikey === 'string' ? keyFromDottedQuad(d.ikey) : undefined,
-      okey: typeof d.okey === 'string' ? keyFromDottedQuad(d.okey) : undefined,
-      icsum: !!d.icsum,
-      ocsum: !!d.ocsum,
-      iseq: !!d.iseq,
-      oseq: !!d.oseq,
-      fwmark: hexNum(d.fwmark),
-      mtu: link.mtu,
-      up: isUp(link),
-    }
-    return clean(p)
-  },
-}
+})

@@ -10,8 +10,8 @@
 // - encodeUpdate emits the FULL parameter set of `to` (`ip link set … type KIND …`, never `ip tunnel change`);
 //   iproute2 re-reads the existing link first, so flags it cannot clear (gre key/csum/seq, dev) are replace reasons.
 import type {Mode, TunnelParams} from '../model/types.js'
-import type {IpLink, ModeDriver} from './contract.js'
-import {COMMON_KEYS, DecodeContext} from './common.js'
+import type {DecodeContext, IpLink, ModeDriver} from './contract.js'
+import {COMMON_KEYS} from './common.js'
 import {gre} from './gre.js'
 import {ipip} from './ipip.js'
 import {isatap} from './isatap.js'
@@ -21,12 +21,9 @@ import {vti} from './vti.js'
 export {COMMON_KEYS}
 export type {DecodeContext}
 
-/** A ModeDriver whose decode also accepts the optional DecodeContext. */
-export type Driver = ModeDriver & {decode(link: IpLink, ctx?: DecodeContext): TunnelParams | undefined}
+export const DRIVERS: Record<Mode, ModeDriver> = {ipip, gre, sit, isatap, vti}
 
-export const DRIVERS: Record<Mode, Driver> = {ipip, gre, sit, isatap, vti}
-
-export function driverFor(mode: Mode): Driver {
+export function driverFor(mode: Mode): ModeDriver {
   const d = DRIVERS[mode]
   if (!d) throw new Error(`no driver for mode ${String(mode)}`)
   return d
@@ -43,6 +40,3 @@ export function decodeLink(link: IpLink, ctx?: DecodeContext): TunnelParams | un
   }
   return undefined
 }
-
-/** The kernel's per-namespace fallback devices (never reported as tunnels). */
-export const FALLBACK_DEVICES = ['tunl0', 'gre0', 'gretap0', 'erspan0', 'sit0', 'ip_vti0', 'ip6tnl0', 'ip6gre0', 'ip6_vti0'] as const

@@ -1,16 +1,10 @@
 // ipip: IPv4 (or MPLS) over IPv4, kernel module ipip, kind 'ipip', fallback device tunl0.
-import type {InnerProto} from '../model/types.js'
 import {makeIptunDriver} from './iptun.js'
 
 export const ipip = makeIptunDriver({
   mode: 'ipip',
   kind: 'ipip',
-  modules: ['ipip'],
-  fallbackDevice: 'tunl0',
-  extraKeys: [],
   protos: ['ipip', 'mplsip', 'any'],
   defaultProto: 'ipip',
   isatap: false,
-  // ipip carries IPv4 (and MPLS, which has no addresses/routes in the spec)
-  families: (_p: InnerProto) => [4],
 })

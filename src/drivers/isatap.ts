@@ -1,7 +1,8 @@
 // isatap: a sit device with the ISATAP flag (kind 'sit', proto ip6ip, remote any) plus a potential router list (PRL).
 import type {Router, TunnelParams} from '../model/types.js'
 import type {DriverDiagnostic, RawTunnelSpec} from './contract.js'
-import {diag, isIPv4} from './common.js'
+import {isIPv4} from '../net/addr.js'
+import {diag} from './common.js'
 import {makeIptunDriver} from './iptun.js'
 import {sitVariant} from './sit.js'
 
@@ -52,11 +53,9 @@ function validateIsatap(spec: RawTunnelSpec): DriverDiagnostic[] {
 export const isatap = makeIptunDriver({
   ...sitVariant,
   mode: 'isatap',
-  extraKeys: ['routers'],
   protos: [], // always ip6ip; `encapsulated:` is not accepted
   defaultProto: 'ip6ip',
   isatap: true,
-  families: () => [6],
   validateExtra: validateIsatap,
   normalizeExtra(spec: RawTunnelSpec, p: TunnelParams) {
     p.routers = routersOf(spec.routers)

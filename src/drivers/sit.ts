@@ -1,15 +1,12 @@
 // sit: IPv6 (or IPv4/MPLS) over IPv4, kernel module sit, kind 'sit', fallback device sit0; optional 6rd.
-import type {InnerProto, TunnelParams} from '../model/types.js'
+import type {TunnelParams} from '../model/types.js'
+import {canonicalCidr, hostBitsZero, parseCidr} from '../net/addr.js'
 import type {DriverDiagnostic, RawTunnelSpec} from './contract.js'
-import {Family, diag, hostBitsZero, parseCidr, canonicalCidr} from './common.js'
+import {diag} from './common.js'
 import {IptunVariant, makeIptunDriver} from './iptun.js'
 
 /** The kernel's 6rd default on every sit device (what `6rd-reset` restores): 2002::/16, relay 0.0.0.0/0. */
 export const SIXRD_DEFAULT = {prefix: '2002::/16', relay: '0.0.0.0/0'}
-
-export function sitFamilies(p: InnerProto): Family[] {
-  return p === 'ip6ip' ? [6] : p === 'ipip' ? [4] : [4, 6]
-}
 
 function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
   const out: DriverDiagnostic[] = []
@@ -18,19 +15,19 @@ function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
   if (rel !== undefined && pre === undefined) out.push(diag('/6rd-relay-prefix', '6rd-relay-prefix needs 6rd-prefix'))
   let plen: number | undefined
   if (pre !== undefined) {
-    const c = parseCidr(pre)
+    const c = parseCidr(pre, false)
     if (!c || c.family !== 6) out.push(diag('/6rd-prefix', `6rd-prefix must be an IPv6 prefix (e.g. 2001:db8::/32)`))
-    else if (!hostBitsZero(pre)) out.push(diag('/6rd-prefix', `6rd-prefix ${pre} has bits set beyond /${c.len} (the kernel refuses it)`))
-    else plen = c.len
+    else if (!hostBitsZero(c)) out.push(diag('/6rd-prefix', `6rd-prefix ${pre} has bits set beyond /${c.prefix} (the kernel refuses it)`))
+    else plen = c.prefix
     const proto = spec.encapsulated ?? 'ip6ip'
     if (proto !== 'ip6ip' && proto !== 'any') out.push(diag('/6rd-prefix', `6rd maps IPv6 into IPv4: it needs encapsulated ip6ip or any, not ${proto}`))
   }
   if (rel !== undefined) {
-    const c = parseCidr(rel)
+    const c = parseCidr(rel, false)
     if (!c || c.family !== 4) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix must be an IPv4 prefix (e.g. 192.0.2.0/24)`))
-    else if (!hostBitsZero(rel)) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix ${rel} has bits set beyond /${c.len} (the kernel refuses it)`))
-    else if (plen !== undefined && plen + (32 - c.len) > 64) {
-      out.push(diag('/6rd-relay-prefix', `6rd prefix length ${plen} plus the ${32 - c.len} embedded IPv4 bits exceeds 64 (the kernel refuses it)`))
+    else if (!hostBitsZero(c)) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix ${rel} has bits set beyond /${c.prefix} (the kernel refuses it)`))
+    else if (plen !== undefined && plen + (32 - c.prefix) > 64) {
+      out.push(diag('/6rd-relay-prefix', `6rd prefix length ${plen} plus the ${32 - c.prefix} embedded IPv4 bits exceeds 64 (the kernel refuses it)`))
     }
   } else if (plen !== undefined && plen + 32 > 64) {
     out.push(diag('/6rd-prefix', `6rd prefix length ${plen} plus 32 embedded IPv4 bits exceeds 64; set 6rd-relay-prefix or use a shorter prefix`))
@@ -41,13 +38,9 @@ function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
 export const sitVariant: IptunVariant = {
   mode: 'sit',
   kind: 'sit',
-  modules: ['sit'],
-  fallbackDevice: 'sit0',
-  extraKeys: ['6rd-prefix', '6rd-relay-prefix'],
   protos: ['ip6ip', 'ipip', 'mplsip', 'any'],
   defaultProto: 'ip6ip',
   isatap: false,
-  families: sitFamilies,
   validateExtra: validate6rd,
   normalizeExtra(spec: RawTunnelSpec, p: TunnelParams) {
     if (spec['6rd-prefix'] === undefined) return

@@ -56,9 +56,9 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     ip: (args) => ip(args, o),
     xfrmBatch: (lines, shown) => xfrmBatch(lines, shown, o),
     disablePolicy: (names) => setDisablePolicy(opts.netns, names, opts.verbose),
-    startEncap: async (name, params) => {
+    startEncap: async (name, params, ipsec) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) start ${name}\n`)
-      await startEncap(name, params, {netns: opts.netns})
+      await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {})})
     },
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)

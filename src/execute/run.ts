@@ -1,6 +1,7 @@
 // Runs a plan against an injected System: userspace actions + one ip batch, verify by re-observing, roll back on failure.
 import {CommandError, InterruptedError, RollbackError, TunctlError, VerifyError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
+import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
 import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
@@ -13,11 +14,11 @@ export interface System {
   observe(opts?: {routes?: boolean}): Promise<ObservedState>
   ipBatch(lines: string[][]): Promise<void>
   ip(args: string[]): Promise<void>
-  startEncap(name: string, params: TunnelParams): Promise<void>
+  startEncap(name: string, params: TunnelParams, ipsec?: IpsecParams): Promise<void>
   stopEncap(name: string): Promise<void>
   /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
    * failed); without it, startEncap/stopEncap run one by one */
-  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams}>; stop?: string[]}): Promise<Map<string, string | undefined>>
+  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>; stop?: string[]}): Promise<Map<string, string | undefined>>
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
   /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
@@ -103,7 +104,7 @@ export function batchLines(c: Compiled, failAtLine?: number): string[][] {
 }
 
 async function side(sys: System, a: SideAction): Promise<void> {
-  if (a.op === 'start') return sys.startEncap(a.name, a.params)
+  if (a.op === 'start') return sys.startEncap(a.name, a.params, a.ipsec)
   if (a.op === 'stop') return sys.stopEncap(a.name)
   try {
     await sys.ip(['link', 'del', 'dev', a.name])
@@ -244,7 +245,12 @@ async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progres
     entries.set(a.name, entry)
     progress.started.push(entry)
   }
-  const results = await sys.encapBatch!({start: starts.map((x) => ({name: x.a.name, params: (x.a as Extract<SideAction, {op: 'start'}>).params}))})
+  const results = await sys.encapBatch!({
+    start: starts.map((x) => {
+      const a = x.a as Extract<SideAction, {op: 'start'}>
+      return {name: a.name, params: a.params, ...(a.ipsec ? {ipsec: a.ipsec} : {})}
+    }),
+  })
   for (const {a} of starts) {
     if (results.get(a.name) !== undefined) continue
     entries.get(a.name)!.done = true

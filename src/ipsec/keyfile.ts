@@ -2,13 +2,13 @@
 // Contract: one `NAME: 0xHEX` per line, `#` comments; aead: out, in (key + 4-byte salt); cipher+auth: out-enc,
 // out-auth, in-enc, in-auth. Errors never quote key material: a key file's excerpt has every value masked.
 import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
-import {dirname, isAbsolute, join} from 'node:path'
+import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {InputError, SpecError, type Diagnostic} from '../lib/errors.js'
 import {visible} from '../lib/text.js'
 import {clipExcerpt, visibleKeepTab} from '../spec/positions.js'
 import type {DesiredState, DesiredTunnel} from '../model/types.js'
 import {KEY_BYTES, keyNames, type IpsecParams} from './spec.js'
-import {setKeys, type KeyMaterial} from './keys.js'
+import {setKeyPath, setKeys, type KeyMaterial} from './keys.js'
 
 /** A key file is a few lines; anything larger is not one. */
 const MAX_KEY_FILE = 64 * 1024
@@ -141,7 +141,10 @@ export function loadKeyFiles(state: DesiredState, opts: {stdinName?: string; req
       continue
     }
     const r = parseKeyFile(path, got.text ?? '', t.ipsec)
-    if (r.keys) setKeys(t.ipsec, r.keys)
+    if (r.keys) {
+      setKeys(t.ipsec, r.keys)
+      setKeyPath(t.ipsec, resolve(opts.cwd ?? process.cwd(), path)) // the userspace vti's daemon reads it again
+    }
     else diags.push(...r.diagnostics.filter((d) => !diags.some((x) => x.file === d.file && x.line === d.line && x.column === d.column && x.message === d.message)))
   }
   if (diags.length) throw new SpecError(diags)

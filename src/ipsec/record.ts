@@ -14,7 +14,9 @@ export interface KeyFileRecord {
   spiIn: number
 }
 
-const FILE = 'ipsec-keyfiles.json'
+/** in the run directory beside the userspace state files (control.ts observeEncaps skips it) */
+export const KEYFILE_RECORDS = 'ipsec-keyfiles.json'
+const FILE = KEYFILE_RECORDS
 
 export function readKeyFileRecords(netns?: string): Map<string, KeyFileRecord> {
   try {

@@ -88,7 +88,6 @@ export function validateIpsec(spec: RawTunnelSpec): DriverDiagnostic[] {
     if (!k.ikey || !k.okey) {
       d('', 'ipsec needs a nonzero key (or input-key and output-key): the vti key is the mark that ties the SAs and policies to this tunnel; without one they would catch every packet of the host')
     }
-    if (spec.driver === 'userspace') d('', 'ipsec is provided by the kernel driver only (the userspace ESP data plane is not built yet); drop driver: userspace')
   }
   return out
 }

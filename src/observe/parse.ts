@@ -1,8 +1,12 @@
 // Pure part of observe: raw `ip -j` JSON (+ encapsulator states) → ObservedState. No system access (unit-testable).
 import ipaddr from 'ipaddr.js'
 import type {Counters, ObservedState, ObservedTunnel, RouteHolder, RouteSpec, Router, TunnelParams} from '../model/types.js'
-import {addrText, isSitV4Compat, parseIP} from '../drivers/common.js'
-import {DRIVERS, FALLBACK_DEVICES, type DecodeContext} from '../drivers/index.js'
+import type {DecodeContext} from '../drivers/contract.js'
+import {DRIVERS} from '../drivers/index.js'
+import type {IpsecParams} from '../ipsec/spec.js'
+import {type ParsedCidr, addrText, isSitV4Compat, parseCidr, parseIP} from '../net/addr.js'
+import {isFallbackDevice} from '../net/fallback.js'
+import {compareRoutes} from '../net/route.js'
 import {manageableName} from '../lib/names.js'
 import {tableNumber} from '../lib/rttables.js'
 
@@ -16,6 +20,9 @@ export interface EncapInfo {
   pid?: number
   alive: boolean
   counters?: Counters
+  /** vti: the ipsec block its daemon runs (key-free) and the ESP counters */
+  ipsec?: IpsecParams
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
 }
 
 export interface RawState {
@@ -29,7 +36,12 @@ export interface RawState {
   encaps?: Map<string, EncapInfo>
 }
 
-const FALLBACK = new Set<string>(FALLBACK_DEVICES)
+/** a userspace vti's ESP counters (native/vti.c), in the kernel driver's shape: replay = replayed or too old, failed = every other drop of an ESP packet for this SA */
+function userspaceEsp(e: NonNullable<EncapInfo['esp']>, drops: Record<string, number> = {}): NonNullable<ObservedTunnel['esp']> {
+  const replay = (drops.replay ?? 0) + (drops.too_old ?? 0)
+  const failed = ['bad_icv', 'bad_pad', 'bad_next_header', 'inner_malformed', 'truncated', 'crypto'].reduce((n, k) => n + (drops[k] ?? 0), 0)
+  return {out: {packets: e.txPackets, bytes: e.txBytes}, in: {packets: e.rxPackets, bytes: e.rxBytes, replay, failed}}
+}
 
 export {tableNumber} from '../lib/rttables.js'
 
@@ -80,15 +92,9 @@ function routeFamily(r: any): 4 | 6 {
   return 4
 }
 
-function canonicalDst(dst: string, fam: 4 | 6): string {
-  if (dst === 'default') return fam === 6 ? '::/0' : '0.0.0.0/0'
-  const [a, l] = dst.split('/')
-  return `${addrText(parseIP(a)!)}/${l ?? (fam === 6 ? 128 : 32)}`
-}
-
-function compareRoutes(a: RouteSpec, b: RouteSpec): number {
-  const c = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0)
-  return a.table - b.table || c(a.to, b.to) || (a.metric ?? -1) - (b.metric ?? -1) || c(a.via ?? '', b.via ?? '')
+/** `ip -j route`'s dst as a prefix (a bare address is a host prefix), or undefined for one this reader does not know. */
+function canonicalDst(dst: string, fam: 4 | 6): ParsedCidr | undefined {
+  return parseCidr(dst === 'default' ? (fam === 6 ? '::/0' : '0.0.0.0/0') : dst)
 }
 
 /**
@@ -105,10 +111,11 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
     if (table === 255) continue
     const fam = routeFamily(r)
     if (typeof r.dst !== 'string') continue
-    const to = canonicalDst(r.dst, fam)
+    const dst = canonicalDst(r.dst, fam)
+    if (!dst) continue
+    const to = dst.text
     if (fam === 6) {
-      const [a] = to.split('/')
-      const range = parseIP(a)!.range()
+      const range = dst.addr.range()
       if (range === 'linkLocal' || range === 'multicast') continue
     }
     const rt: RouteSpec = {to, table, metric: typeof r.metric === 'number' ? r.metric : 0}
@@ -126,12 +133,8 @@ export function routeKeysOf(routes: any[], tableNames?: Map<string, number>): Ro
   for (const r of routes) {
     if (typeof r?.dst !== 'string') continue
     const fam = routeFamily(r)
-    let to: string
-    try {
-      to = canonicalDst(r.dst, fam)
-    } catch {
-      continue // a destination this reader does not know (e.g. another family's syntax)
-    }
+    const to = canonicalDst(r.dst, fam)?.text
+    if (to === undefined) continue // a destination this reader does not know (e.g. another family's syntax)
     const h: RouteHolder = {table: tableNumber(r.table, tableNames), to, metric: typeof r.metric === 'number' ? r.metric : 0}
     if (typeof r.dev === 'string') h.dev = r.dev
     if (r.type && r.type !== 'unicast') h.type = String(r.type)
@@ -161,7 +164,7 @@ export function isOwned(link: any): boolean {
 }
 
 export function hasIsatap(links: any[]): boolean {
-  return links.some((l) => l?.linkinfo?.info_kind === 'sit' && l.linkinfo.info_data?.isatap && !FALLBACK.has(l.ifname))
+  return links.some((l) => l?.linkinfo?.info_kind === 'sit' && l.linkinfo.info_data?.isatap && !isFallbackDevice(l.ifname))
 }
 
 /** Pure: raw `ip` JSON (+ encapsulator states) → ObservedState. */
@@ -182,7 +185,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   for (const link of raw.links) {
     const name: string = link.ifname
     kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
-    if (FALLBACK.has(name)) continue
+    if (isFallbackDevice(name)) continue
     const common = {
       name,
       ifindex: link.ifindex,
@@ -220,6 +223,8 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
         ...(counters ? {counters} : {}),
         ...(e.pid !== undefined ? {pid: e.pid} : {}),
         alive: e.alive,
+        ...(e.ipsec ? {ipsec: e.ipsec} : {}),
+        ...(e.esp ? {esp: userspaceEsp(e.esp, counters?.drops)} : {}),
       })
     }
   }

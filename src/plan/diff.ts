@@ -1,5 +1,7 @@
 // Pure diff of desired vs observed tunnels: chooses a driver per tunnel and yields create/update/replace/delete steps.
 import {tunnelIdentity} from '../drivers/common.js'
+import {COMMON_PARAM_FIELDS, DEVICE_FIELDS, PARAM_FIELDS} from '../model/fields.js'
+import {effectiveMetric, routeKey, tableText} from '../net/route.js'
 import type {ModeDriver} from '../drivers/contract.js'
 import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
@@ -84,35 +86,10 @@ export class ConflictError extends TunctlError {
   }
 }
 
-/** Fields of TunnelParams in display order (mode is handled separately). */
-export const PARAM_FIELDS: Array<keyof TunnelParams> = [
-  'local',
-  'remote',
-  'dev',
-  'ttl',
-  'tos',
-  'pmtudisc',
-  'ignoreDf',
-  'ikey',
-  'okey',
-  'icsum',
-  'ocsum',
-  'iseq',
-  'oseq',
-  'fwmark',
-  'proto',
-  'sixrdPrefix',
-  'sixrdRelayPrefix',
-  'routers',
-  'mtu',
-  'up',
-]
+export {PARAM_FIELDS} from '../model/fields.js'
 
-/** Fields every mode has (the spec's common keys). */
-const COMMON_PARAM_FIELDS = new Set<string>(['local', 'remote', 'dev', 'fwmark', 'mtu', 'up'])
-
-/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters. */
-export const USERSPACE_LINK_FIELDS = new Set<string>(['mtu', 'up'])
+/** Fields of a userspace tunnel that are link attributes (ip batch), not encapsulator parameters (the field table's device fields). */
+export const USERSPACE_LINK_FIELDS = DEVICE_FIELDS
 
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
@@ -189,7 +166,7 @@ export function diffTunnel(observed: ObservedTunnel, desired: DesiredTunnel, dri
   if (a.del.length || a.add.length) changes.push({field: 'addresses', from: observed.addresses, to: desired.addresses})
   const r = diffRoutes(observed.routes, desired.routes)
   if (r.del.length || r.add.length) changes.push({field: 'routes', from: observed.routes, to: desired.routes})
-  const ipsec = diffIpsec(observed.ipsec, driver === 'kernel' ? desired.ipsec : undefined)
+  const ipsec = diffIpsec(observed.ipsec, desired.ipsec) // kernel: SAs in xfrm; userspace: the vti daemon's SA
   if (ipsec) changes.push(ipsec)
   if (observed.driver === 'userspace' && driver === 'userspace' && observed.alive === false) {
     changes.push({field: 'encapsulator', from: 'dead', to: 'running'})
@@ -244,20 +221,6 @@ export function chooseDriver(
   throw new UnavailableError(`${t.name}: mode ${mode} is unavailable: kernel: ${s.reason}; no userspace driver for ${mode}`)
 }
 
-
-/** The kernel's default metric of a route without one: 0 (IPv4), 1024 (IPv6). */
-export function effectiveMetric(r: RouteSpec): number {
-  return r.metric ?? (r.to.includes(':') ? 1024 : 0)
-}
-
-/** The (table, prefix, metric) the kernel keys a route on: two routes with the same key cannot coexist. */
-export function routeKey(r: {table: number; to: string; metric?: number}): string {
-  return `${r.table}|${r.to}|${r.metric ?? (r.to.includes(':') ? 1024 : 0)}`
-}
-
-function tableText(t: number): string {
-  return t === 254 ? 'main' : t === 255 ? 'local' : t === 253 ? 'default' : String(t)
-}
 
 /**
  * Routes the plan adds whose (table, prefix, metric) a route that survives the plan already holds: on another
@@ -420,14 +383,10 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   }
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
-  // vti ipsec: kernel SAs only; never an SPI or a policy mark that an SA/policy tunctl does not own holds
+  // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace
+  // driver's SA lives in its daemon, native/vti.c: no kernel object to clash with)
   if (!opts.ignoreRouteHolders) {
-    for (const s of steps) {
-      if (s.kind !== 'delete' && s.desired?.ipsec && s.driver !== 'kernel') {
-        conflicts.push({name: s.name, pointer: s.desired.pointer, at: s.desired.at, message: `ipsec needs the kernel driver (${s.driverReason ?? 'userspace chosen'}); the userspace ESP data plane is not built yet`})
-      }
-    }
-    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete'))
+    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete' && s.driver === 'kernel'))
     for (const c of xfrmConflicts(present, observed)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
   }
 

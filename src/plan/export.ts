@@ -5,6 +5,7 @@ import YAML from 'yaml'
 import {DRIVERS} from '../drivers/index.js'
 import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
 import {deepEqual} from './diff.js'
+import {paramsToSpec} from '../model/fields.js'
 
 /** Default mtu of a tunnel without an underlay device (1500 minus the outer headers; the userspace TUN device mimics it). */
 export function defaultMtu(p: TunnelParams, _driver: string): number | undefined {
@@ -13,42 +14,12 @@ export function defaultMtu(p: TunnelParams, _driver: string): number | undefined
   return 1480
 }
 
-function flagPair(i: boolean | undefined, o: boolean | undefined): unknown {
-  return Boolean(i) === Boolean(o) ? Boolean(i) : {input: Boolean(i), output: Boolean(o)}
-}
-
 function routeEntry(r: RouteSpec): Record<string, unknown> {
   const v6 = r.to.includes(':')
   const e: Record<string, unknown> = {to: r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to}
   if (r.via) e.via = r.via
   if (r.metric !== undefined && !(v6 && r.metric === 1024) && !(!v6 && r.metric === 0)) e.metric = r.metric
   if (r.table !== 254) e.table = r.table
-  return e
-}
-
-/** Every spec key a tunnel's params can be written with (before dropping defaults). */
-function fullEntry(p: TunnelParams): Record<string, unknown> {
-  const e: Record<string, unknown> = {mode: p.mode, local: p.local, remote: p.remote}
-  if (p.dev !== undefined) e.dev = p.dev
-  if (p.ttl !== undefined) e.ttl = p.ttl === 0 ? 'inherit' : p.ttl
-  if (p.tos !== undefined) e.tos = p.tos === 1 ? 'inherit' : p.tos
-  if (p.pmtudisc !== undefined) e.pmtudisc = p.pmtudisc
-  if (p.ignoreDf !== undefined) e['ignore-df'] = p.ignoreDf
-  if (p.ikey !== undefined || p.okey !== undefined) {
-    if (p.ikey === p.okey) e.key = p.ikey
-    else {
-      if (p.ikey !== undefined) e['input-key'] = p.ikey
-      if (p.okey !== undefined) e['output-key'] = p.okey
-    }
-  }
-  if (p.icsum !== undefined || p.ocsum !== undefined) e.csum = flagPair(p.icsum, p.ocsum)
-  if (p.iseq !== undefined || p.oseq !== undefined) e.seq = flagPair(p.iseq, p.oseq)
-  e.fwmark = p.fwmark
-  if (p.proto !== undefined && p.mode !== 'isatap') e.encapsulated = p.proto
-  if (p.sixrdPrefix !== undefined) e['6rd-prefix'] = p.sixrdPrefix
-  if (p.sixrdRelayPrefix !== undefined) e['6rd-relay-prefix'] = p.sixrdRelayPrefix
-  if (p.routers?.length) e.routers = p.routers.map((r) => (r.default ? r.address : {address: r.address, default: false}))
-  e.up = p.up
   return e
 }
 
@@ -72,7 +43,7 @@ const hex = (n: number) => '0x' + n.toString(16)
 export function exportEntry(t: ObservedTunnel, keyFiles?: Map<string, KeyFileRecord>): Record<string, unknown> {
   const d = DRIVERS[t.params.mode]
   const allowed = new Set(['mode', 'state', 'local', 'remote', 'dev', 'fwmark', 'mtu', 'up', 'addresses', 'routes', 'driver', ...d.keys])
-  const entry = Object.fromEntries(Object.entries(fullEntry(t.params)).filter(([k]) => allowed.has(k)))
+  const entry = Object.fromEntries(Object.entries(paramsToSpec(t.params)).filter(([k]) => allowed.has(k)))
   const norm = (e: Record<string, unknown>) => {
     try {
       return d.normalize(e)

@@ -10,9 +10,9 @@ export {compilePlan, stepForLine} from './lines.js'
 
 /** Pure: what has to change so `observed` becomes `desired`. Throws ConflictError (65) / UnavailableError (69). */
 export function makePlan(desired: DesiredState, observed: ObservedState, opts: PlanOptions & {drivers?: Drivers}): Plan {
-  return computePlan(desired, observed, opts, opts.drivers ?? (DRIVERS as Drivers))
+  return computePlan(desired, observed, opts, opts.drivers ?? DRIVERS)
 }
 
 export function renderPlan(plan: Plan, opts: RenderOptions): string {
-  return renderWith(plan, {...opts, drivers: opts.drivers ?? (DRIVERS as Drivers)})
+  return renderWith(plan, {...opts, drivers: opts.drivers ?? DRIVERS})
 }

@@ -1,10 +1,11 @@
 // Pure: plan steps → ip batch lines (argv without `ip`) plus userspace encapsulator actions, with line → step mapping.
 import type {PlanStep, Plan, RouteSpec, TunnelParams} from '../model/types.js'
+import type {IpsecParams} from '../ipsec/spec.js'
 import {diffAddresses, diffRoutes, effectiveParams, PARAM_FIELDS, USERSPACE_LINK_FIELDS, deepEqual, type Drivers} from './diff.js'
 
 /** Something done outside the batch: start/stop a userspace encapsulator, or delete a link on its own. */
 export type SideAction =
-  | {op: 'start'; name: string; params: TunnelParams}
+  | {op: 'start'; name: string; params: TunnelParams; ipsec?: IpsecParams}
   | {op: 'stop'; name: string}
   | {op: 'dellink'; name: string}
 
@@ -93,7 +94,7 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
         if (oldUser) prog.pre.push({op: 'stop', name})
         prog.pre.push({op: 'dellink', name})
       }
-      prog.pre.push({op: 'start', name, params: t.params})
+      prog.pre.push({op: 'start', name, params: t.params, ...(t.ipsec ? {ipsec: t.ipsec} : {})})
       prog.lines.push(...createTail(s, true))
     } else {
       if (s.kind === 'replace') {
@@ -114,7 +115,9 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
   const paramChanged = PARAM_FIELDS.some((f) => f !== 'up' && !deepEqual(from[f], to[f]))
   const encapChanged = s.driver === 'userspace' && PARAM_FIELDS.some((f) => !USERSPACE_LINK_FIELDS.has(f) && !deepEqual(from[f], to[f]))
   // (re)start the encapsulator: a dead one is restarted, a live one reloads its parameters
-  if (s.changes.some((c) => c.field === 'encapsulator') || encapChanged) prog.pre.push({op: 'start', name, params: t.params})
+  // vti: a changed ipsec block (SPIs, algorithm, window, keys) reloads the daemon with the new SA
+  const espChanged = s.driver === 'userspace' && s.changes.some((c) => c.field === 'ipsec')
+  if (s.changes.some((c) => c.field === 'encapsulator') || encapChanged || espChanged) prog.pre.push({op: 'start', name, params: t.params, ...(t.ipsec ? {ipsec: t.ipsec} : {})})
   if (paramChanged) {
     if (s.driver === 'kernel') {
       prog.lines.push(...drivers[t.params.mode].encodeUpdate(name, {...from, up: to.up}, to))

@@ -14,6 +14,7 @@ function shownLine(l: string[]): string {
 }
 import {Chalk} from 'chalk'
 import type {FieldChange, Plan, PlanStep, RouteSpec, TunnelParams} from '../model/types.js'
+import {FIELD_BY_NAME, fieldLabel, isDefault} from '../model/fields.js'
 import {compilePlan, formatSide, type Compiled} from './lines.js'
 import type {Drivers} from './diff.js'
 
@@ -26,22 +27,7 @@ export interface RenderOptions {
   file?: string
 }
 
-const FIELD_LABEL: Record<string, string> = {
-  ignoreDf: 'ignore-df',
-  ikey: 'input-key',
-  okey: 'output-key',
-  icsum: 'input-csum',
-  ocsum: 'output-csum',
-  iseq: 'input-seq',
-  oseq: 'output-seq',
-  proto: 'encapsulated',
-  sixrdPrefix: '6rd-prefix',
-  sixrdRelayPrefix: '6rd-relay-prefix',
-}
-
-export function fieldLabel(f: string): string {
-  return FIELD_LABEL[f] ?? f
-}
+export {fieldLabel}
 
 export function formatRoute(r: RouteSpec): string {
   const to = r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to
@@ -59,8 +45,7 @@ export function formatValue(field: string, v: unknown): string {
     if (field === 'dev') return 'none'
     return 'none'
   }
-  if (field === 'ttl' && v === 0) return 'inherit'
-  if (field === 'tos' && v === 1) return 'inherit'
+  if (FIELD_BY_NAME.get(field)?.inherit === v) return 'inherit' // ttl 0, tos 1
   if (field === 'routers' && Array.isArray(v)) {
     return '[' + v.map((r: any) => (r.default ? `${r.address} (default)` : r.address)).join(', ') + ']'
   }
@@ -89,21 +74,6 @@ export function changeLines(c: FieldChange): Array<{sym: '+' | '-' | '~'; text: 
   return [{sym: '~', text: `${fieldLabel(c.field)}: ${formatValue(c.field, c.from)} → ${formatValue(c.field, c.to)}`}]
 }
 
-const CREATE_DEFAULTS: Partial<Record<keyof TunnelParams, unknown>> = {
-  local: 'any',
-  remote: 'any',
-  ttl: 0,
-  tos: 1,
-  pmtudisc: true,
-  ignoreDf: false,
-  icsum: false,
-  ocsum: false,
-  iseq: false,
-  oseq: false,
-  fwmark: 0,
-  up: true,
-}
-
 /** The attributes of a tunnel to be created, non-default ones only (local/remote always). */
 export function createLines(s: PlanStep): string[] {
   const t = s.desired!
@@ -112,7 +82,7 @@ export function createLines(s: PlanStep): string[] {
   for (const [k, v] of Object.entries(p) as Array<[keyof TunnelParams, unknown]>) {
     if (k === 'mode' || v === undefined) continue
     if (Array.isArray(v) && v.length === 0) continue
-    if (k !== 'local' && k !== 'remote' && k in CREATE_DEFAULTS && CREATE_DEFAULTS[k] === v) continue
+    if (k !== 'local' && k !== 'remote' && isDefault(k, v)) continue
     out.push(`${fieldLabel(k)}: ${formatValue(k, v)}`)
   }
   for (const a of t.addresses) out.push(`address ${a}`)

@@ -1,7 +1,12 @@
 // Checks that need more than the schema: interface names, CIDRs, address families per mode, routes and tables,
 // uniqueness across the file; then per-mode driver checks and normalisation into DesiredTunnel.
-import ipaddr from 'ipaddr.js'
-import {addrText, isSitV4Compat, parseIP, tunnelIdentity} from '../drivers/common.js'
+import type ipaddr from 'ipaddr.js'
+import {tunnelIdentity} from '../drivers/common.js'
+import {type Family, addrText, familyName as famName, hostPrefix, innerFamilies, isSitV4Compat, networkOf, parseAddress, parseCidr} from '../net/addr.js'
+import {endpointOrText} from '../net/endpoint.js'
+import {FALLBACK_DEVICES, fallbackOf, isFallbackDevice} from '../net/fallback.js'
+import {parseKey} from '../net/key.js'
+import {compareRoutes, effectiveMetric, routeKey} from '../net/route.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
 import {interfaceNameProblem} from '../lib/names.js'
@@ -11,100 +16,13 @@ import {joinPointer, splitPointer} from './pointer.js'
 import type {RawDiagnostic} from './schema.js'
 import {hex32, normalizeIpsec, saIdentities} from '../ipsec/spec.js'
 
-export type Family = 4 | 6
-
 export interface SemanticOptions {
   drivers: Record<Mode, ModeDriver>
   /** routing table names → numbers; default: main/local/default plus /etc/iproute2/rt_tables (+ rt_tables.d) */
   rtTables?: Map<string, number>
 }
 
-/** Names the kernel gives its per-namespace fallback devices; `ip link add` with one of them fails. */
-export const RESERVED_NAMES: Record<string, string> = {
-  tunl0: 'ipip',
-  gre0: 'ip_gre',
-  gretap0: 'ip_gre',
-  erspan0: 'ip_gre',
-  sit0: 'sit',
-  ip_vti0: 'ip_vti',
-  ip6tnl0: 'ip6_tunnel',
-  ip6gre0: 'ip6_gre',
-  ip6_vti0: 'ip6_vti',
-}
-
-const FALLBACK_BY_KIND: Record<string, string> = {ipip: 'tunl0', gre: 'gre0', sit: 'sit0', vti: 'ip_vti0'}
-
 export {IFNAMSIZ_MAX, interfaceNameProblem} from '../lib/names.js'
-
-// ---------- addresses ----------
-
-export interface ParsedCidr {
-  family: Family
-  addr: ipaddr.IPv4 | ipaddr.IPv6
-  prefix: number
-  /** canonical text (RFC 5952 for IPv6), host bits as written */
-  text: string
-  /** the address alone, canonical */
-  address: string
-}
-
-/** An IP address (strict: dotted quad for IPv4, no zone for IPv6), or undefined. */
-export function parseAddress(s: unknown): {family: Family; addr: ipaddr.IPv4 | ipaddr.IPv6} | undefined {
-  const addr = parseIP(s)
-  return addr && {family: addr.kind() === 'ipv4' ? 4 : 6, addr}
-}
-
-/** 'a.b.c.d/len' or 'x::y/len'; a bare address means a host prefix (/32, /128) when allowBare. */
-export function parseCidr(s: unknown, allowBare = true): ParsedCidr | undefined {
-  if (typeof s !== 'string') return undefined
-  const slash = s.indexOf('/')
-  const addrPart = slash < 0 ? s : s.slice(0, slash)
-  const lenPart = slash < 0 ? undefined : s.slice(slash + 1)
-  if (lenPart === undefined && !allowBare) return undefined
-  const a = parseAddress(addrPart)
-  if (!a) return undefined
-  const max = a.family === 4 ? 32 : 128
-  let prefix = max
-  if (lenPart !== undefined) {
-    if (!/^\d{1,3}$/.test(lenPart)) return undefined
-    prefix = Number(lenPart)
-    if (prefix > max) return undefined
-  }
-  const address = addrText(a.addr)
-  return {family: a.family, addr: a.addr, prefix, address, text: `${address}/${prefix}`}
-}
-
-export function networkOf(c: ParsedCidr): string {
-  const bytes = c.addr.toByteArray()
-  for (let bit = c.prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7))
-  return `${addrText(ipaddr.fromByteArray(bytes))}/${c.prefix}`
-}
-
-const famName = (f: Family) => (f === 4 ? 'IPv4' : 'IPv6')
-
-/**
- * Inner address families a mode can carry, following the kernel's xmit paths:
- * ipip (ipip.c) sends IPv4 and, with mplsip/any, MPLS — never IPv6; gre any ethertype; vti IPv4 and IPv6
- * (vti_tunnel_xmit handles both); sit IPv6, plus IPv4 with `encapsulated: ipip|any` (ipip alone: IPv4 only);
- * isatap IPv6 only.
- */
-export function innerFamilies(mode: Mode, encapsulated: unknown): {families: Family[]; why: string} {
-  const enc = typeof encapsulated === 'string' ? encapsulated : undefined
-  switch (mode) {
-    case 'ipip':
-      return {families: [4], why: 'an ipip tunnel carries IPv4 (and MPLS) only; use sit or gre for IPv6'}
-    case 'gre':
-    case 'vti':
-      return {families: [4, 6], why: ''}
-    case 'isatap':
-      return {families: [6], why: 'an isatap tunnel carries IPv6 only'}
-    case 'sit':
-      if (enc === 'ipip') return {families: [4], why: 'a sit tunnel with "encapsulated: ipip" carries IPv4 only'}
-      if (enc === 'any') return {families: [4, 6], why: ''}
-      if (enc === 'mplsip') return {families: [4, 6], why: ''}
-      return {families: [6], why: 'a sit tunnel carries IPv6 only unless "encapsulated: ipip" or "encapsulated: any"'}
-  }
-}
 
 // ---------- routing tables ----------
 
@@ -150,8 +68,8 @@ export function checkTunnels(
 
     const nameProblem = interfaceNameProblem(name, 'tunnel name')
     if (nameProblem) diags.push({pointer: ptr, target: 'key', message: nameProblem})
-    else if (Object.hasOwn(RESERVED_NAMES, name)) {
-      diags.push({pointer: ptr, target: 'key', message: `tunnel name "${name}" is reserved: the kernel's ${RESERVED_NAMES[name]} module creates it as its fallback device`})
+    else if (isFallbackDevice(name)) {
+      diags.push({pointer: ptr, target: 'key', message: `tunnel name "${name}" is reserved: the kernel's ${FALLBACK_DEVICES[name]!.module} module creates it as its fallback device`})
     }
     if (!isObject(entry)) continue
     // the entry's keys the schema rejected (the tunnel schema has no combinators: each error names a key or deeper)
@@ -194,7 +112,7 @@ export function checkTunnels(
         seenHere.set(c.address, i)
         addresses.push(c.text)
         // the kernel adds a prefix route for it (not for a host address): main table, metric 0 (IPv4) / 256 (IPv6)
-        if (c.prefix < (c.family === 4 ? 32 : 128)) prefixRoutes.set(`254|${networkOf(c)}|${c.family === 4 ? 0 : 256}`, c.text)
+        if (c.prefix < hostPrefix(c.family)) prefixRoutes.set(routeKey({table: 254, to: networkOf(c), metric: c.family === 4 ? 0 : 256}), c.text)
         if (present) {
           const other = addressOwner.get(c.address)
           if (other) push(rel, `address ${c.address} is also assigned to tunnel "${other.tunnel}"`)
@@ -272,9 +190,9 @@ export function checkTunnels(
         const route: RouteSpec = {to, table}
         if (via) route.via = addrText(via.addr)
         if (typeof r.metric === 'number') route.metric = r.metric
-        const metric = route.metric ?? (family === 6 ? 1024 : 0)
-        const rkey = `${table}|${to}|${metric}`
-        const dup = routes.find((x) => `${x.route.table}|${x.route.to}|${x.route.metric ?? (x.route.to.includes(':') ? 1024 : 0)}` === rkey)
+        const metric = effectiveMetric(route)
+        const rkey = routeKey(route)
+        const dup = routes.find((x) => routeKey(x.route) === rkey)
         if (dup) return push(rel, `route to ${to} (table ${table}, metric ${metric}) is listed twice`)
         const connected = prefixRoutes.get(rkey)
         if (connected) {
@@ -290,13 +208,12 @@ export function checkTunnels(
       })
     }
 
-    // per-mode rules: the driver, pointers relative to the entry
-    const common = new Set(diags.slice(before).map((d) => d.pointer))
+    // per-mode rules: the driver, pointers relative to the entry (it checks what the checks above do not: each
+    // rule is checked in one place, so one mistake is one error)
     if (mode) {
       const driver = opts.drivers[mode]
       for (const d of driver.validate(valid as RawTunnelSpec)) {
         const p = ptr + (d.pointer === '' || d.pointer.startsWith('/') ? d.pointer : '/' + d.pointer)
-        if (common.has(p)) continue // already reported by the common checks, in their words
         diags.push({pointer: p, message: withTunnel(d.message, name), target: targetFor(d.pointer)})
       }
     }
@@ -307,13 +224,13 @@ export function checkTunnels(
     // same local, and for two vti with the same endpoints whatever their keys; gre key 0 ≠ no key, and gre
     // matches on the input key only.
     const identityValid = !['local', 'remote', 'dev', 'key', 'input-key', 'driver', ''].some((k) => badKeys.has(k))
-    if (mode && present && identityValid && !nameProblem && !Object.hasOwn(RESERVED_NAMES, name)) {
+    if (mode && present && identityValid && !nameProblem && !isFallbackDevice(name)) {
       const kind = mode === 'isatap' ? 'sit' : mode
       const local = entry.local ?? 'any'
       const remote = entry.remote ?? 'any'
       const dev = entry.dev ?? ''
-      const ikey = mode === 'gre' ? keyNumber(entry['input-key'] ?? entry.key) : undefined
-      const id = tunnelIdentity(mode, normEndpoint(local), normEndpoint(remote), dev, ikey)
+      const ikey = mode === 'gre' ? parseKey(entry['input-key'] ?? entry.key) : undefined
+      const id = tunnelIdentity(mode, endpointOrText(local), endpointOrText(remote), dev, ikey)
       const first = identities.get(id)
       const other = first?.name
       if (first) {
@@ -330,8 +247,8 @@ export function checkTunnels(
           message: `tunnel "${name}" has ${same} as tunnel "${other}"${note}; the kernel cannot tell them apart`,
         })
       } else identities.set(id, {name, mode})
-      const fb = FALLBACK_BY_KIND[kind]
-      if (!other && entry.driver !== 'userspace' && normEndpoint(local) === 'any' && normEndpoint(remote) === 'any' && !dev && ikey === undefined) {
+      const fb = fallbackOf(kind).name
+      if (!other && entry.driver !== 'userspace' && endpointOrText(local) === 'any' && endpointOrText(remote) === 'any' && !dev && ikey === undefined) {
         diags.push({
           pointer: ptr,
           target: 'key',
@@ -378,25 +295,4 @@ function withTunnel(message: string, name: string): string {
 function targetFor(rel: string): RawDiagnostic['target'] {
   // a problem of the whole ipsec block (or the block on a mode without one) is shown at its key, not at its first line
   return rel === '' || rel === '/ipsec' ? 'key' : 'value'
-}
-
-function normEndpoint(v: unknown): string {
-  return v === undefined || v === 'any' || v === '0.0.0.0' ? 'any' : String(v)
-}
-
-/** key as a u32 (number, decimal string or dotted quad), or undefined */
-export function keyNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return v
-  if (typeof v !== 'string') return undefined
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(v)
-  if (m) return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0
-  return /^\d+$/.test(v) ? Number(v) : undefined
-}
-
-export function compareRoutes(a: RouteSpec, b: RouteSpec): number {
-  return a.table - b.table || cmp(a.to, b.to) || (a.metric ?? -1) - (b.metric ?? -1) || cmp(a.via ?? '', b.via ?? '')
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
 }

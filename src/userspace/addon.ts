@@ -26,6 +26,8 @@ export interface NativeCounters {
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>
+  /** vti only (native/vti.c): ESP counters, last outbound sequence number, its reservation, whether it has an SA */
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; txSeq: number; seqLimit: number; hasSa: number}
 }
 
 export interface EncapResult {
@@ -53,9 +55,17 @@ export interface NativeAddon {
   /** stops the packet threads; the TUN devices stay */
   engineStop(): void
   /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason */
-  engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean}): void
-  /** new parameters in place: counters, sequence numbers and the device are kept; throws the reason */
-  engineChange(name: string, params: NativeParams): void
+  engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean; esp?: Record<string, unknown>}): void
+  /** new parameters in place: counters, sequence numbers and the device are kept; throws the reason.
+   * vti: opts.esp = new SA (keys; its counters carry over), keepSa = the running SA stays (no esp, no keepSa: no SA).
+   * opts.esp (engineAdd too): native/addon.c vti_setup; the key Buffers are wiped, the process made non-dumpable */
+  engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>; keepSa?: boolean}): void
+  /** vti: outbound sequence numbers reserved up to limit */
+  engineVtiSeqLimit(name: string, limit: number): void
+  /** vti: the outer packet a userspace vti with this SA sends for inner (tests; the key Buffers are wiped) */
+  vtiEncapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, inner: Buffer): Buffer
+  /** vti: what a userspace vti with this SA does with one received outer packet (tests; the key Buffers are wiped) */
+  vtiDecapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, outer: Buffer): {result: string; inner?: Buffer}
   /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
   engineRemove(name: string, removeDevice: boolean): boolean
   /** a tunnel's counters, or null */

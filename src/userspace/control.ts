@@ -11,12 +11,17 @@ import {addonAvailable} from './addon.js'
 import {ip, ipJson} from '../lib/ip.js'
 import {mark} from '../lib/timing.js'
 import {ensureRunDir, openAppend, warnOnce, writeAtomic} from '../lib/rundir.js'
-import {type EncapState, type EncapStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
+import type {IpsecParams} from '../ipsec/spec.js'
+import {espRecord, observedIpsec} from '../ipsec/userspace.js'
+import {KEYFILE_RECORDS} from '../ipsec/record.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
 import type {CommitReply} from './engine.js'
 
 
 export interface EncapOptions {
   netns?: string
+  /** vti: its ipsec block, key file already read (src/ipsec/userspace.ts: only its path and fingerprint are recorded) */
+  ipsec?: IpsecParams
 }
 
 export interface ObservedEncap {
@@ -30,11 +35,14 @@ export interface ObservedEncap {
   updatedAt?: string
   /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the daemon) */
   offload?: boolean
+  /** vti: the ipsec block it runs (key-free; keys compare by fingerprint) and its ESP counters */
+  ipsec?: IpsecParams
+  esp?: EspStats
 }
 
-const USERSPACE_MODES: readonly Mode[] = ['ipip', 'gre', 'sit', 'isatap']
+const USERSPACE_MODES: readonly Mode[] = ['ipip', 'gre', 'sit', 'isatap', 'vti']
 
-/** Modes the userspace encapsulator implements (not vti: it needs IPsec). */
+/** Modes the userspace encapsulator implements (vti: ESP in native/vti.c). */
 export function supportsUserspace(mode: Mode): boolean {
   return USERSPACE_MODES.includes(mode)
 }
@@ -250,8 +258,9 @@ async function ensureEngine(netns?: string): Promise<number> {
 
 /** One apply's userspace changes, as one engine transaction. */
 export interface EncapBatch {
-  /** tunnels to run with these parameters (added, or changed in place) */
-  start?: Array<{name: string; params: TunnelParams}>
+  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block (the engine
+   * reads the keys from its key file, the state records only the path and fingerprint) */
+  start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>
   /** tunnels to remove with their TUN devices */
   stop?: string[]
   /** tunnels to remove from the engine, their devices left alone */
@@ -312,7 +321,8 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     const startTicks = engine ? procStartTicks(engine) : undefined
     // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
     const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
-    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
+    const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
+    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {}), ...ipsec}
     writeAtomic(sf, state)
   }
   for (const n of stops) {
@@ -458,7 +468,7 @@ export function throwFailures(results: EncapResults, netns?: string): void {
  * and the engine runs it. Does not set addresses, mtu, up or alias: the batch does.
  */
 export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions = {}): Promise<{pid: number}> {
-  const r = await applyEncaps({start: [{name, params}]}, opts)
+  const r = await applyEncaps({start: [{name, params, ...(opts.ipsec ? {ipsec: opts.ipsec} : {})}]}, opts)
   const why = r.get(name)
   if (why) throw new CommandError(`userspace encapsulator for ${name} failed to start: ${why}`, ['engine', nsDir(opts.netns)], readEngineLog(opts.netns))
   return {pid: runningEngine(opts.netns) ?? 0}
@@ -492,7 +502,8 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     }
     const names = new Set<string>()
     for (const f of files) {
-      if (f.startsWith('.')) continue
+      // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)
+      if (f.startsWith('.') || f === KEYFILE_RECORDS || f === 'journal.json') continue
       if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
       else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
     }
@@ -518,6 +529,8 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
         if (offload !== undefined) o.offload = offload
       }
       if (st?.error) o.error = st.error
+      if (state?.ipsec) o.ipsec = observedIpsec(state.ipsec)
+      if (st?.esp) o.esp = st.esp
       out.set(name, o)
     }
   }

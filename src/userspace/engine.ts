@@ -11,6 +11,7 @@ import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {type EncapState, type EncapStats, engineFiles, isEncapState} from './paths.js'
+import {espKey, espStats, extendSeq, withEsp, type EspRun} from './esp.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -82,6 +83,8 @@ interface Running {
   startedAt: string
   lastWrite: number
   lastCounters: string
+  /** vti: its SA's reservation and identity (esp.ts) */
+  esp?: EspRun
 }
 
 function main() {
@@ -102,6 +105,7 @@ function main() {
   const statsOf = (name: string, r: Running): EncapStats | undefined => {
     const n = addon.engineStats(name)
     if (!n) return undefined
+    const esp = r.esp ? espStats(r.esp, r.state, n, log) : undefined
     return {
       name,
       pid: process.pid,
@@ -111,6 +115,7 @@ function main() {
       startedAt: r.startedAt,
       updatedAt: new Date().toISOString(),
       counters: toCounters(n),
+      ...(esp ? {esp} : {}),
     }
   }
   const writeStats = (name: string, r: Running, force: boolean) => {
@@ -176,11 +181,22 @@ function main() {
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     for (const name of names) {
       const state = desired.get(name)!
-      const key = JSON.stringify(state.params)
+      const key = JSON.stringify(state.params) + espKey(state)
       const r = running.get(name)
+      let esp = r?.esp
       try {
-        if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false})
-        else if (r.key !== key) addon.engineChange(name, state.params)
+        const opts = {offload: offload && state.offload !== false}
+        if (state.params.mode === 'vti') {
+          // ---- vti: the engine reads the keys (esp.ts); new SA when the ipsec record changed, else the running one
+          if (!r) esp = withEsp(dir, state, (o) => addon.engineAdd(name, state.params, {...opts, ...(o ? {esp: o} : {})}))
+          else if (r.esp && r.esp.key === espKey(state)) {
+            if (r.key !== key) addon.engineChange(name, state.params, {keepSa: true})
+          } else esp = withEsp(dir, state, (o) => addon.engineChange(name, state.params, o ? {esp: o} : {}))
+        } else {
+          esp = undefined
+          if (!r) addon.engineAdd(name, state.params, opts)
+          else if (r.key !== key) addon.engineChange(name, state.params)
+        }
       } catch (e: any) {
         results[name] = {ok: false, error: e.message, generation: state.generation}
         log(`${r ? 'changing' : 'adding'} ${name} failed: ${e.message}`)
@@ -192,6 +208,8 @@ function main() {
       else if (r && r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
       rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       rec.key = key
+      if (esp) rec.esp = esp
+      else delete rec.esp
       running.set(name, rec)
       // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
       if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
@@ -247,6 +265,10 @@ function main() {
           continue
         }
         if (!busy) repairState(name, r)
+        if (r.esp) {
+          const limit = extendSeq(r.esp, r.state, n)
+          if (limit !== undefined) addon.engineVtiSeqLimit(name, limit)
+        }
         writeStats(name, r, false)
       } catch (e: any) {
         log(`counters of ${name}: ${e.message}`)

@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import {manageableName} from '../lib/names.js'
 import {legacyRunDir, runDir} from '../lib/rundir.js'
 import {MODES, type Counters, type TunnelParams} from '../model/types.js'
+import {isEspRecord, type EspRecord} from '../ipsec/userspace.js'
 
 export function nsDir(netns?: string): string {
   return runDir(netns)
@@ -61,6 +62,7 @@ export function isEncapState(v: unknown): v is EncapState {
   if (!isCount(v.generation)) return false
   if (v.pid !== undefined && !(isCount(v.pid) && v.pid > 0)) return false
   if (v.netns !== undefined && typeof v.netns !== 'string') return false
+  if (v.ipsec !== undefined && !(p.mode === 'vti' && isEspRecord(v.ipsec))) return false
   return true
 }
 
@@ -87,6 +89,8 @@ export interface EncapState {
   offload?: boolean
   /** the engine's start time (/proc/PID/stat field 22, clock ticks since boot): with pid, identifies the process */
   startTicks?: number
+  /** vti: its ipsec block (key-file path and key fingerprint, never keys; src/ipsec/userspace.ts) */
+  ipsec?: EspRecord
 }
 
 /** `<name>.stats.json`: rewritten (atomic rename) by the engine (every second while counters change). */
@@ -103,4 +107,26 @@ export interface EncapStats {
   /** the parameters it runs (observe's fallback when the state file is unreadable) */
   params?: TunnelParams
   counters?: Counters & {icmpSent?: number}
+  /** vti: ESP counters and the outbound sequence number (native/vti.c) */
+  esp?: EspStats
+}
+
+/** vti: what the daemon reports of its SA (never keys) */
+export interface EspStats {
+  txPackets: number
+  txBytes: number
+  rxPackets: number
+  rxBytes: number
+  /** last outbound sequence number sent; seqLimit: reserved (persisted) up to */
+  txSeq: number
+  seqLimit: number
+  hasSa: boolean
+  /** set when the SA can send no more (2^32 - 1 sequence numbers used): it needs new keys */
+  exhausted?: boolean
+}
+
+/** `<name>.esp-seq` of a run dir: a userspace vti's outbound sequence-number reservation (esp.ts), kept across
+ * engine restarts */
+export function espSeqPath(dir: string, name: string): string {
+  return join(dir, `${name}.esp-seq`)
 }

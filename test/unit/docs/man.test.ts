@@ -12,6 +12,7 @@ import {EXIT_TABLE} from '../../../src/lib/errors.js'
 import {COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
 import {maxMtu, minMtu} from '../../../src/drivers/common.js'
 import {MODES} from '../../../src/model/types.js'
+import {FIELDS} from '../../../src/model/fields.js'
 import {parseSpec} from '../../../src/spec/load.js'
 import {makePlan, renderPlan} from '../../../src/plan/index.js'
 
@@ -414,6 +415,20 @@ test('documented defaults match what the drivers fill in', () => {
   for (const s of ['ttl: inherit', 'tos: inherit', 'pmtudisc: true', 'up: true', 'driver: auto', 'state: present', '1480', '1476']) {
     assert.ok(defaults.includes(s), `DEFAULTS lacks "${s}"`)
   }
+})
+
+test('every default of the field table (src/model/fields.ts) is the Default tunctl.yaml(5) documents for its key', () => {
+  const def = (key: string) => / Default: ([^.]*(?:\.\d[^.]*)*)\./.exec(roffText(keyItems.find((k) => k.tag === key)!.body))?.[1]
+  let checked = 0
+  for (const r of FIELDS) {
+    if (r.default === undefined) continue
+    const spelled = r.inherit !== undefined && r.default === r.inherit ? 'inherit' : String(r.default)
+    for (const k of new Set(r.pair && !r.pair.split ? [r.pair.key] : r.specKeys)) {
+      assert.is(def(k), spelled, `${k}: tunctl.yaml(5) says "${def(k)}", the field table's default is ${spelled}`)
+      checked++
+    }
+  }
+  assert.ok(checked >= 10, `only ${checked} defaults checked`)
 })
 
 test('the mtu ranges in tunctl.yaml(5) are the ones the drivers enforce', () => {

@@ -1,10 +1,14 @@
 // buildObserved over captured `ip -j` outputs (UML): tunnels, ownership, addresses, routes, counters, userspace TUN.
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {readFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {addressesOf, buildObserved, parsePrl, routesOf, tableNumber} from '../../../src/observe/parse.js'
+import {parseSpec} from '../../../src/spec/load.js'
+import {diffRoutes} from '../../../src/plan/diff.js'
+import {readRtTables} from '../../../src/lib/rttables.js'
 
 const FX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'ip')
 const read = (f: string) => JSON.parse(readFileSync(join(FX, f), 'utf8'))
@@ -165,6 +169,29 @@ test('sit without a remote: the kernel\'s own ::a.b.c.d/96 is not a configured a
   assert.equal(addressesOf(raw, 's1', {sit: true}), ['2001:db8:3::1/64'])
   // on any other device it is an address like any other, and read as ::c633:6401 (not the IPv4-mapped ::ffff:…)
   assert.equal(addressesOf(raw, 's1'), ['2001:db8:3::1/64', '::c633:6401/96'])
+})
+
+test('a route in a table named only in rt_tables.d/*.conf (hex id) verifies: spec and observe read the names alike', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tunctl-rt-'))
+  try {
+    writeFileSync(join(dir, 'rt_tables'), '# no names here\n')
+    mkdirSync(join(dir, 'rt_tables.d'))
+    writeFileSync(join(dir, 'rt_tables.d', 'vpn.conf'), '0x64 vpn\n')
+    const names = readRtTables([join(dir, 'rt_tables')]) // what observe reads (hostRtTables) and the spec's default
+    assert.is(names.get('vpn'), 100)
+    const spec = 'version: 1\ntunnels:\n  gre1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 198.51.100.9\n    routes: [{to: 10.9.0.0/16, table: vpn}]\n'
+    const want = parseSpec('t.yaml', spec, {rtTables: names}).tunnels[0]!.routes
+    assert.equal(want, [{to: '10.9.0.0/16', table: 100}])
+    // iproute2 prints the table by the name it reads from the same rt_tables.d file
+    const dump = [{dst: '10.9.0.0/16', dev: 'gre1', table: 'vpn', protocol: 'boot', scope: 'link', flags: []}]
+    const have = routesOf(dump, 'gre1', names)
+    assert.equal(have, [{to: '10.9.0.0/16', table: 100, metric: 0}])
+    assert.equal(diffRoutes(have, want), {del: [], add: []}, 'the route verifies: nothing to add or delete')
+    // a name no file defines stays distinct (never guessed to be the one the spec meant)
+    assert.equal(diffRoutes(routesOf(dump, 'gre1', new Map()), want).add, want)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 })
 
 test.run()

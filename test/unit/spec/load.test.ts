@@ -470,4 +470,29 @@ test('IPv6 with an embedded IPv4 tail keeps its meaning (::a.b.c.d is not ::ffff
   assert.is(d.message, 'tunnel "s": ::c633:6401/96 is an IPv4-compatible address: the kernel adds those to sit devices itself (for remote any), so tunctl does not manage them')
 })
 
+test('one mistake, one error: a route of a family the mode does not carry, via the other family (each rule checked once)', () => {
+  // before: the driver repeated the common family checks, and the second error at /via got through
+  assert.equal(where(diags(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    routes: [{to: 10.0.0.0/8, via: "2001:db8::1"}]\n'))), [
+    [6, 19, 'tunnel "s": IPv4 route to 10.0.0.0/8 cannot be used: a sit tunnel carries IPv6 only unless "encapsulated: ipip" or "encapsulated: any"'],
+  ])
+  assert.equal(where(diags(tunnels('  i:\n    mode: ipip\n    local: 192.0.2.1\n    routes: [{to: default, via: "2001:db8::1"}]\n'))), [
+    [6, 19, 'tunnel "i": IPv6 route to ::/0 cannot be used: an ipip tunnel carries IPv4 (and MPLS) only; use sit or gre for IPv6'],
+  ])
+  // a mismatch alone is one error too
+  assert.equal(where(diags(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: 10.0.0.0/8, via: "2001:db8::1"}]\n'))), [
+    [6, 36, 'tunnel "g": via 2001:db8::1 is IPv6 but the route to 10.0.0.0/8 is IPv4'],
+  ])
+})
+
+test('address and route families per mode (the rule of net/addr.ts innerFamilies, checked by the spec only)', () => {
+  const at = (body: string) => diags(tunnels(body)).map((d) => [d.line, d.column])
+  assert.equal(at('  i:\n    mode: ipip\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30, 2001:db8::1/64]\n'), [[6, 30]])
+  assert.equal(at('  i:\n    mode: isatap\n    local: 192.0.2.1\n    addresses: [10.0.0.1/30]\n'), [[6, 17]])
+  assert.equal(at('  i:\n    mode: ipip\n    local: 192.0.2.1\n    routes: [{to: "2001:db8::/32"}, {to: 10.0.0.0/8, via: "2001:db8::1"}]\n'), [[6, 19], [6, 59]])
+  for (const [mode, extra] of [['sit', '    encapsulated: any\n'], ['gre', ''], ['vti', '']]) {
+    const t = parseSpec('t.yaml', tunnels(`  t:\n    mode: ${mode}\n    local: 192.0.2.1\n${extra}    addresses: [10.0.0.1/30, 2001:db8::1/64]\n`), {rtTables: NO_TABLES})
+    assert.equal(t.tunnels[0]!.addresses, ['10.0.0.1/30', '2001:db8::1/64'], mode)
+  }
+})
+
 test.run()

@@ -4,17 +4,10 @@ import * as assert from 'uvu/assert'
 import {mkdtempSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {
-  compareRoutes,
-  defaultRtTables,
-  innerFamilies,
-  interfaceNameProblem,
-  keyNumber,
-  networkOf,
-  parseAddress,
-  parseCidr,
-  parseRtTables,
-} from '../../../src/spec/semantic.js'
+import {defaultRtTables, interfaceNameProblem, parseRtTables} from '../../../src/spec/semantic.js'
+import {innerFamilies, networkOf, parseAddress, parseCidr} from '../../../src/net/addr.js'
+import {parseKey} from '../../../src/net/key.js'
+import {compareRoutes} from '../../../src/net/route.js'
 import {closest, editDistance} from '../../../src/spec/suggest.js'
 import {describePointer, joinPointer, splitPointer} from '../../../src/spec/pointer.js'
 import {loadSchema, schemaAt} from '../../../src/spec/schema.js'
@@ -83,13 +76,13 @@ test('rt_tables: parsing, .d directory, built-ins always win', () => {
   }
 })
 
-test('keyNumber: numbers, decimal strings, dotted quads (big-endian like iproute2)', () => {
-  assert.is(keyNumber(42), 42)
-  assert.is(keyNumber('42'), 42)
-  assert.is(keyNumber('0.0.0.42'), 42)
-  assert.is(keyNumber('1.0.0.0'), 16777216)
-  assert.is(keyNumber('255.255.255.255'), 4294967295)
-  assert.is(keyNumber(undefined), undefined)
+test('parseKey (the identity check reads keys like the drivers): numbers, decimal strings, dotted quads (big-endian like iproute2)', () => {
+  assert.is(parseKey(42), 42)
+  assert.is(parseKey('42'), 42)
+  assert.is(parseKey('0.0.0.42'), 42)
+  assert.is(parseKey('1.0.0.0'), 16777216)
+  assert.is(parseKey('255.255.255.255'), 4294967295)
+  assert.is(parseKey(undefined), undefined)
 })
 
 test('compareRoutes: table, destination, metric, via', () => {

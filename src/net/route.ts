@@ -1,0 +1,27 @@
+// Routes: their order, the kernel's default metric, and the (table, prefix, metric) key the kernel stores them by.
+// Table names ↔ numbers: src/lib/rttables.ts (the one reader of rt_tables for spec and observe).
+import type {RouteSpec} from '../model/types.js'
+
+/** The kernel's default metric of a route without one: 0 (IPv4), 1024 (IPv6). */
+export function effectiveMetric(r: {to: string; metric?: number}): number {
+  return r.metric ?? (r.to.includes(':') ? 1024 : 0)
+}
+
+/** The (table, prefix, metric) the kernel keys a route on: two routes with the same key cannot coexist. */
+export function routeKey(r: {table: number; to: string; metric?: number}): string {
+  return `${r.table}|${r.to}|${effectiveMetric(r)}`
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** The order routes are listed in (desired and observed alike): table, destination, metric, via. */
+export function compareRoutes(a: RouteSpec, b: RouteSpec): number {
+  return a.table - b.table || cmp(a.to, b.to) || (a.metric ?? -1) - (b.metric ?? -1) || cmp(a.via ?? '', b.via ?? '')
+}
+
+/** A table number as plan prints it. */
+export function tableText(t: number): string {
+  return t === 254 ? 'main' : t === 255 ? 'local' : t === 253 ? 'default' : String(t)
+}
