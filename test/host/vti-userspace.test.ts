@@ -1,9 +1,10 @@
-// Host e2e of the userspace vti (native/vti.c, ESP in the encapsulator daemon) through the CLI: two namespaces
+// Host e2e of the userspace vti (native/vti.c, ESP in the namespace's engine) through the CLI: two namespaces
 // joined by veth, `tunctl apply` of a vti with an ipsec block on both ends (this host has no ip_vti: auto picks
 // userspace), for aes-gcm-128 and aes-cbc-256 + hmac-sha256. Ping and iperf3 both ways; the underlay carries
-// nothing but ESP (an AF_PACKET capture on the veth); a killed daemon is restarted by apply and its peer still
+// nothing but ESP (an AF_PACKET capture on the veth); a killed engine is restarted by apply and its peer still
 // accepts it (sequence numbers resume above the reservation); forged packets with the right keys are accepted
-// once, and a replay, a flipped bit in the payload, in the ICV or in the SPI are each dropped and counted by reason.
+// once, and a replay, a flipped bit in the payload, in the ICV or in the SPI are each dropped and counted by reason;
+// new keys are loaded in place by the same engine without disturbing a gre sibling in the same namespace.
 import {spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -11,7 +12,7 @@ import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
-import {statsPath} from '../../src/userspace/paths.js'
+import {engineFiles, nsDir, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {icmp4} from '../unit/userspace/packets.js'
 import {waitFor} from '../lib/wait.js'
@@ -52,11 +53,16 @@ function keyFile(path: string, keys: Record<string, string>, peer: boolean) {
 }
 
 function side(alg: Alg, me: string, peer: string, inner: string, spiOut: number, spiIn: number, keyPath: string) {
-  return {vti1: {mode: 'vti', local: me, remote: peer, key: 7, addresses: [`${inner}/30`, `2001:db8:5::${inner.endsWith('.1') ? 1 : 2}/64`], ipsec: {'spi-out': spiOut, 'spi-in': spiIn, ...alg.block, 'key-file': keyPath}}}
+  const one = inner.endsWith('.1')
+  return {
+    vti1: {mode: 'vti', local: me, remote: peer, key: 7, addresses: [`${inner}/30`, `2001:db8:5::${one ? 1 : 2}/64`], ipsec: {'spi-out': spiOut, 'spi-in': spiIn, ...alg.block, 'key-file': keyPath}},
+    // a sibling in the same engine: a key change of vti1 must not disturb it
+    gre1: {mode: 'gre', local: me, remote: peer, key: 9, addresses: [`10.10.6.${one ? 1 : 2}/30`]},
+  }
 }
 
-function stats(ns: string): any {
-  return JSON.parse(readFileSync(statsPath('vti1', ns), 'utf8'))
+function stats(ns: string, name = 'vti1'): any {
+  return JSON.parse(readFileSync(statsPath(name, ns), 'utf8'))
 }
 /** waits until the daemon's counters (rewritten every second) satisfy pred */
 async function waitStats(ns: string, pred: (s: any) => boolean, what: string): Promise<any> {
@@ -168,7 +174,8 @@ for (const alg of ALGS) {
       assert.match(exported, /key-file: \S+\.keys/, exported) // written back as the key-file reference, like the kernel driver's
       assert.match(exported, /spi-out: "?0x0*1001"?/, exported)
       const files = [show, ok(['show', '--netns', pair!.a, 'vti1']).out, exported]
-      for (const f of ['.json', '.stats.json', '.log', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
+      for (const f of ['.json', '.stats.json', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
+      files.push(readFileSync(engineFiles(nsDir(pair!.a)).log, 'utf8'))
       for (const v of Object.values(alg.keys)) for (const text of files) assert.not.ok(text.toLowerCase().includes(v.slice(0, 16)), `a key in ${text.slice(0, 200)}`)
     })
 
@@ -186,13 +193,13 @@ for (const alg of ALGS) {
       assert.equal(clear, [], JSON.stringify(seen))
     })
 
-    t('a killed daemon: apply restarts it, its sequence numbers resume above the reservation, the peer accepts them', async () => {
+    t('a killed engine: apply starts a new one, its sequence numbers resume above the reservation, the peer accepts them', async () => {
       const before = stats(pair!.a)
       process.kill(before.pid, 'SIGKILL')
-      await waitFor(() => existsSync(`/proc/${before.pid}`), (x) => !x, {what: 'daemon gone'})
+      await waitFor(() => existsSync(`/proc/${before.pid}`), (x) => !x, {what: 'engine gone'})
       const r = ok(['apply', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)])
       assert.match(r.out, /encapsulator: dead → running/, r.out)
-      const after = await waitStats(pair!.a, (s) => s.pid !== before.pid, 'restarted daemon')
+      const after = await waitStats(pair!.a, (s) => s.pid !== before.pid, 'new engine')
       assert.ok(after.esp.seqLimit > before.esp.seqLimit, JSON.stringify({before: before.esp, after: after.esp}))
       const b0 = stats(pair!.b)
       pingOk(pair!.a, '10.10.5.2')
@@ -232,19 +239,29 @@ for (const alg of ALGS) {
       assert.ok(s2.counters.rxDropped - s0.counters.rxDropped >= 4, JSON.stringify(s2.counters))
     })
 
-    t('new keys in both key files: plan shows ~ ipsec (old keys → new keys), apply reloads both daemons, traffic flows on the new SAs', async () => {
+    t('new keys in both key files: plan shows ~ ipsec (old keys → new keys), apply loads them in place (same engine, vti1 keeps its counters, gre1 untouched), traffic flows on the new SAs', async () => {
       const fresh: Record<string, string> = Object.fromEntries(Object.entries(alg.keys).map(([n, v], i) => [n, hex(v.length / 2, 50 + i)]))
       keyFile(join(scratch, `${pair!.a}.keys`), fresh, false)
       keyFile(join(scratch, `${pair!.b}.keys`), fresh, true)
+      pingOk(pair!.a, '10.10.6.2') // gre1 carries traffic before
       const before = stats(pair!.a)
+      const gre0 = await waitFor(() => stats(pair!.a, 'gre1'), (g) => g.counters.txPackets >= 3, {what: 'gre1 counts its ping', timeoutMs: 8000, intervalMs: 150})
       const plan = ok(['plan', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)]).out
       assert.match(plan, /~ ipsec: .*\(old keys\) → .*\(new keys\)/, plan)
       for (const v of Object.values(fresh)) assert.not.ok(plan.includes(v.slice(0, 16)), 'a key in the plan')
       for (const ns of [pair!.a, pair!.b]) ok(['apply', '--netns', ns, join(scratch, `${ns}.yaml`)])
       const after = await waitStats(pair!.a, (s) => s.generation > before.generation, 'A reloaded')
-      assert.is(after.pid, before.pid, 'reloaded in place (SIGHUP), not restarted')
+      assert.is(after.pid, before.pid, 'loaded in place by the same engine, not restarted')
+      assert.is(after.startedAt, before.startedAt, 'the same tunnel of the engine (changed in place)')
+      assert.ok(after.esp.txPackets >= before.esp.txPackets, `ESP counters carried over: ${JSON.stringify({before: before.esp, after: after.esp})}`)
+      const gre1 = stats(pair!.a, 'gre1')
+      assert.is(gre1.generation, gre0.generation, 'gre1 was not part of the change')
+      assert.is(gre1.startedAt, gre0.startedAt)
+      assert.ok(gre1.counters.txPackets >= gre0.counters.txPackets && gre0.counters.txPackets >= 3, JSON.stringify({gre0: gre0.counters, gre1: gre1.counters}))
+      assert.is(gre1.pid, after.pid)
       pingOk(pair!.a, '10.10.5.2')
       pingOk(pair!.b, '10.10.5.1')
+      pingOk(pair!.a, '10.10.6.2')
       const again = ok(['plan', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)]).out
       assert.match(again, /No changes/, again)
     })
