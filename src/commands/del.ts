@@ -10,7 +10,7 @@ import {xfrmBatch} from '../ipsec/execute.js'
 import {observe} from '../observe/index.js'
 import {recoverUnfinished} from '../execute/recover.js'
 import {removeEncapTempFiles} from '../execute/index.js'
-import {stopEncap} from '../userspace/control.js'
+import {applyEncaps, throwFailures} from '../userspace/control.js'
 
 export default class Del extends BaseCommand {
   static override summary = 'Delete tunnels (and their addresses and routes; stops userspace encapsulators).'
@@ -71,11 +71,11 @@ ${BaseCommand.exitCodesHelp}`
       // vti ipsec: the tunnels' SAs and policies (tunctl's reqid only), through their own stdin batch
       const x = xfrmDeleteLines(observed, targets)
       await xfrmBatch(x.lines, x.shown, {netns, verbose: flags.verbose})
-      for (const t of targets.filter((x) => x.driver === 'userspace')) {
-        if (flags.verbose) process.stderr.write(`[#] (userspace) stop ${t.name}\n`)
-        await stopEncap(t.name, {netns})
-        removeEncapTempFiles(t.name, netns)
-      }
+      // the userspace ones: one engine transaction for all of them
+      const stops = targets.filter((x) => x.driver === 'userspace').map((x) => x.name)
+      if (flags.verbose) for (const n of stops) process.stderr.write(`[#] (userspace) stop ${n}\n`)
+      if (stops.length) throwFailures(await applyEncaps({stop: stops}, {netns}), netns)
+      for (const n of stops) removeEncapTempFiles(n, netns)
       const after = await observe({netns})
       const left = targets.filter((t) => after.tunnels.some((x) => x.name === t.name) || after.links.includes(t.name))
       if (left.length) throw new CommandError(`still present after delete: ${left.map((t) => t.name).join(', ')}`, ['ip', 'link', 'del'], '')

@@ -69,8 +69,9 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     encapBatch: async (batch) => {
       if (opts.verbose) for (const s of batch.start ?? []) process.stderr.write(`[#] (userspace) start ${s.name}\n`)
       if (opts.verbose) for (const n of batch.stop ?? []) process.stderr.write(`[#] (userspace) stop ${n}\n`)
+      if (opts.verbose) for (const n of batch.forget ?? []) process.stderr.write(`[#] (userspace) forget ${n}\n`)
       const r = await applyEncaps(batch, {netns: opts.netns})
-      for (const n of batch.stop ?? []) removeEncapTempFiles(n, opts.netns)
+      for (const n of [...(batch.stop ?? []), ...(batch.forget ?? [])]) removeEncapTempFiles(n, opts.netns)
       return r
     },
     forgetEncap: async (name) => {

@@ -18,7 +18,7 @@ export interface System {
   stopEncap(name: string): Promise<void>
   /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
    * failed); without it, startEncap/stopEncap run one by one */
-  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>; stop?: string[]}): Promise<Map<string, string | undefined>>
+  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>; stop?: string[]; forget?: string[]}): Promise<Map<string, string | undefined>>
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
   /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
@@ -390,12 +390,23 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   let current = await sys.observe()
   await hooks.phase?.('rollback')
   let stopped = false
+  const stop: string[] = []
+  const forget: string[] = []
   for (const x of startedNew) {
     const isOurTun = current.kinds[x.name] === 'tun' && !beforeLinks.has(x.name)
-    if (isOurTun) await sys.stopEncap(x.name)
-    else if (sys.forgetEncap) await sys.forgetEncap(x.name)
-    else if (!current.links.includes(x.name)) await sys.stopEncap(x.name)
+    if (isOurTun) stop.push(x.name)
+    else if (sys.forgetEncap) forget.push(x.name)
+    else if (!current.links.includes(x.name)) stop.push(x.name)
     stopped = true
+  }
+  if (sys.encapBatch && (stop.length || forget.length)) {
+    // one engine transaction for all of them
+    const r = await sys.encapBatch({stop, forget})
+    const failed = [...r].filter(([, why]) => why !== undefined)
+    if (failed.length) throw new CommandError(`stopping userspace encapsulators: ${failed.map(([n, why]) => `${n}: ${why}`).join('; ')}`, ['engine'], '')
+  } else {
+    for (const n of stop) await sys.stopEncap(n)
+    for (const n of forget) await sys.forgetEncap!(n)
   }
   if (stopped) current = await sys.observe()
   const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
