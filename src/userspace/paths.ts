@@ -111,7 +111,7 @@ export interface EncapStats {
   esp?: EspStats
 }
 
-/** vti: what the daemon reports of its SA (never keys) */
+/** vti: what the engine reports of its SA (never keys) */
 export interface EspStats {
   txPackets: number
   txBytes: number
