@@ -125,7 +125,7 @@ run_case() { # NAME ALG KERNEL(hand|tunctl)
   echo "$out" | grep -q 'vti1 (vti, userspace)' && echo "VTIUML $name driver userspace"
   local ns0 icmp0; ns0=$(nostates); icmp0=$(icmpout)
   if ip netns exec $K ping -c 3 -i 0.2 -W 3 10.10.5.2 >/dev/null && ip netns exec $U ping -c 3 -i 0.2 -W 3 10.10.5.1 >/dev/null
-  then echo "VTIUML $name ping ok"; else echo "VTIUML $name ping FAIL"; ip -n $K -s xfrm state; cat /run/tunctl/ns/$U/vti1.log; fi
+  then echo "VTIUML $name ping ok"; else echo "VTIUML $name ping FAIL"; ip -n $K -s xfrm state; cat /run/tunctl/ns/$U/.engine.log; fi
   echo "VTIUML $name kernel-silent {\"noStatesBefore\":$ns0,\"noStatesAfter\":$(nostates),\"icmpOutBefore\":$icmp0,\"icmpOutAfter\":$(icmpout)}"
   capture $U 4 >cap.json & local cp=$!
   sleep 0.5; ip netns exec $K ping -c 5 -i 0.2 -W 3 10.10.5.2 >/dev/null; wait $cp
