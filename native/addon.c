@@ -78,7 +78,7 @@ static const char *parse_cfg(napi_env env, napi_value o, struct tunctl_cfg *cfg,
   else if (!strcmp(buf, "ipip")) cfg->mode = TM_IPIP;
   else if (!strcmp(buf, "sit")) cfg->mode = TM_SIT;
   else if (!strcmp(buf, "isatap")) cfg->mode = TM_ISATAP;
-  else if (!strcmp(buf, "vti") && dev) cfg->mode = TM_VTI; /* engineAdd/engineChange only: a vti is no entry of the dispatch table */
+  else if (!strcmp(buf, "vti") && dev) cfg->mode = TM_VTI; /* start() only: a vti is no entry of the dispatch table */
   else return "mode must be gre, ipip, sit, isatap or vti";
   get_str(env, o, "local", buf, sizeof buf);
   if (!parse_v4(buf, &cfg->local)) return "bad local address";
@@ -179,8 +179,7 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
 /* ---- vti (native/vti.c) ----
  * opts.esp = {alg, spiOut, spiIn, replayWindow, keyOut, keyIn, authOut?, authIn? (Buffers), resumeSeq?, seqLimit?}.
  * The key Buffers are wiped here once the SA holds the keys; the process stops being dumpable (no core dump, no
- * ptrace by other users, /proc/PID/mem unreadable) before any key is copied. *out: the tunnel's SA context (no SA
- * without opts.esp: the vti carries nothing, as a kernel vti without xfrm states). */
+ * ptrace by other users, /proc/PID/mem unreadable) before any key is copied. */
 static int get_key(napi_env env, napi_value o, const char *k, uint8_t **p, size_t *n) {
   napi_value v;
   bool isbuf = false;
@@ -188,23 +187,14 @@ static int get_key(napi_env env, napi_value o, const char *k, uint8_t **p, size_
   if (!get_prop(env, o, k, &v) || napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf) return 0;
   return napi_get_buffer_info(env, v, (void **)p, n) == napi_ok;
 }
-static void vti_free(struct tunctl_vti *v) {
-  if (!v) return;
-  tunctl_vti_free(v);
-  free(v);
-}
 static const char *vti_setup(napi_env env, napi_value opts, const struct tunctl_cfg *cfg, struct tunctl_vti **out) {
-  struct tunctl_vti *v = calloc(1, sizeof *v);
-  *out = NULL;
+  struct tunctl_vti *v = *out = calloc(1, sizeof *v);
   if (!v) return "out of memory";
   napi_value esp;
   struct tunctl_esp_sa *sa = NULL;
   double spi_in = 0, resume = 0, limit = 0, d;
   if (opts && get_prop(env, opts, "esp", &esp)) {
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-      free(v);
-      return "prctl(PR_SET_DUMPABLE, 0) failed";
-    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return "prctl(PR_SET_DUMPABLE, 0) failed";
     char alg[32];
     struct tunctl_esp_params p = {0};
     get_str(env, esp, "alg", alg, sizeof alg);
@@ -226,18 +216,18 @@ static const char *vti_setup(napi_env env, napi_value opts, const struct tunctl_
     if (ki) OPENSSL_cleanse(ki, p.key_in_len);
     if (ao) OPENSSL_cleanse(ao, p.auth_out_len);
     if (ai) OPENSSL_cleanse(ai, p.auth_in_len);
-    if (!sa) {
-      free(v);
-      return err ? err : "ESP SA setup failed";
-    }
+    if (!sa) return err ? err : "ESP SA setup failed";
   }
-  if (tunctl_vti_init(v, cfg->local, cfg->remote, cfg->ikey, cfg->okey, (uint32_t)spi_in, sa, (uint32_t)resume) < 0) {
-    vti_free(v);
+  if (tunctl_vti_init(v, cfg->local, cfg->remote, cfg->ikey, cfg->okey, (uint32_t)spi_in, sa,
+                      (uint32_t)resume) < 0)
     return "the resumed sequence number is behind the SA's";
-  }
   v->seq_limit = (uint32_t)limit;
-  *out = v;
   return NULL;
+}
+static void vti_free(struct tunctl_vti *v) {
+  if (!v) return;
+  tunctl_vti_free(v);
+  free(v);
 }
 
 /* the namespace's engine (one per process: the engine process, dist/userspace/engine.js) */
@@ -272,9 +262,7 @@ static int get_name(napi_env env, napi_value v, char *name, size_t len) {
   return napi_get_value_string_utf8(env, v, name, len, &n) == napi_ok && n > 0 && n < 16;
 }
 
-/* engineAdd(name, params, {offload, esp}) / engineChange(name, params, {esp, keepSa}): throws with the reason on
- * failure. vti: opts.esp, its SA (vti_setup: the key Buffers are wiped); engineChange with keepSa keeps the running
- * SA (the parameters changed, not the keys), without it and without esp the vti has no SA */
+/* engineAdd(name, params, {offload}) / engineChange(name, params): throws with the reason on failure */
 static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
   size_t argc = 3;
   napi_value argv[3];
@@ -292,20 +280,25 @@ static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
     napi_throw_error(env, "ECONFIG", pe);
     return NULL;
   }
-  int offload = 1, keep_sa = 0;
-  napi_value opts = NULL;
-  if (argc > 2) {
+  int offload = 1;
+  if (add && argc > 2) {
     napi_valuetype t;
     napi_typeof(env, argv[2], &t);
-    if (t == napi_object) opts = argv[2];
+    if (t == napi_object) offload = get_bool(env, argv[2], "offload", 1);
   }
-  if (opts && add) offload = get_bool(env, opts, "offload", 1);
-  if (opts && !add) keep_sa = get_bool(env, opts, "keepSa", 0);
-  struct tunctl_vti *vti = NULL; /* ---- vti: its SA context, handed to the engine ---- */
-  if (cfg.mode == TM_VTI && !keep_sa && (pe = vti_setup(env, opts, &cfg, &vti))) {
+  napi_value opts = argc > 2 ? argv[2] : NULL;
+  if (opts) {
+    napi_valuetype t;
+    napi_typeof(env, opts, &t);
+    if (t != napi_object) opts = NULL;
+  }
+  struct tunctl_vti *vti = NULL;
+  if (cfg.mode == TM_VTI && (pe = vti_setup(env, opts, &cfg, &vti))) { /* ---- vti ---- */
+    vti_free(vti);
     napi_throw_error(env, "ECONFIG", pe);
     return NULL;
   }
+  /* the engine owns vti from here (freed on failure) */
   int r = add ? tunctl_engine_add(e, name, &cfg, dev, offload, vti, err, sizeof err)
               : tunctl_engine_change(e, name, &cfg, dev, vti, err, sizeof err);
   if (r < 0) {
@@ -375,25 +368,26 @@ static napi_value js_engine_stats(napi_env env, napi_callback_info info) {
   set(env, o, "offload", off);
   napi_get_boolean(env, gone, &g);
   set(env, o, "deviceGone", g);
-  struct tunctl_vti v;
-  int has_sa = 0;
-  if (tunctl_engine_vti_stats(e, name, &v, &has_sa) == 0) { /* ---- vti: its drop reasons (vti.c), and the ESP counters ---- */
-    for (int i = 1; i < TUNCTL_VTI_RX__COUNT; i++) if (i != VRX_ESP) set(env, drops, tunctl_vti_rx_names[i], num(env, (double)v.rxdrops[i]));
-    for (int i = 1; i < VTX__COUNT; i++) if (i != VTX_NO_STATE && i != VTX_MALFORMED) set(env, drops, tunctl_vti_tx_names[i], num(env, (double)v.txdrops[i]));
-    set(env, drops, "tx_no_state", num(env, (double)v.txdrops[VTX_NO_STATE]));
-    set(env, drops, "tx_malformed", num(env, (double)v.txdrops[VTX_MALFORMED]));
-    set(env, o, "icmpSent", num(env, (double)v.icmp_sent));
-    set(env, o, "otherTunnel", num(env, (double)v.rx_other));
-    napi_value es;
-    napi_create_object(env, &es);
-    set(env, es, "txPackets", num(env, (double)v.tx_packets));
-    set(env, es, "txBytes", num(env, (double)v.tx_bytes));
-    set(env, es, "rxPackets", num(env, (double)v.rx_packets));
-    set(env, es, "rxBytes", num(env, (double)v.rx_bytes));
-    set(env, es, "txSeq", num(env, (double)v.tx_seq));
-    set(env, es, "seqLimit", num(env, (double)v.seq_limit));
-    set(env, es, "hasSa", num(env, has_sa));
-    set(env, o, "esp", es);
+  struct tunctl_vti *v = tunctl_engine_vti(e, name);
+  if (v) { /* ---- vti: its drop reasons (vti.c), and the ESP counters ---- */
+#define LDV(x) (double)__atomic_load_n(&(x), __ATOMIC_RELAXED)
+    for (int i = 1; i < TUNCTL_VTI_RX__COUNT; i++) if (i != VRX_ESP) set(env, drops, tunctl_vti_rx_names[i], num(env, LDV(v->rxdrops[i])));
+    for (int i = 1; i < VTX__COUNT; i++) if (i != VTX_NO_STATE && i != VTX_MALFORMED) set(env, drops, tunctl_vti_tx_names[i], num(env, LDV(v->txdrops[i])));
+    set(env, drops, "tx_no_state", num(env, LDV(v->txdrops[VTX_NO_STATE])));
+    set(env, drops, "tx_malformed", num(env, LDV(v->txdrops[VTX_MALFORMED])));
+    set(env, o, "icmpSent", num(env, LDV(v->icmp_sent)));
+    set(env, o, "otherTunnel", num(env, LDV(v->rx_other)));
+    napi_value e;
+    napi_create_object(env, &e);
+    set(env, e, "txPackets", num(env, LDV(v->tx_packets)));
+    set(env, e, "txBytes", num(env, LDV(v->tx_bytes)));
+    set(env, e, "rxPackets", num(env, LDV(v->rx_packets)));
+    set(env, e, "rxBytes", num(env, LDV(v->rx_bytes)));
+    set(env, e, "txSeq", num(env, LDV(v->tx_seq)));
+    set(env, e, "seqLimit", num(env, LDV(v->seq_limit)));
+    set(env, e, "hasSa", num(env, v->sa ? 1 : 0));
+    set(env, o, "esp", e);
+#undef LDV
   } else {
   for (int i = 1; i < DR__COUNT; i++) set(env, drops, tunctl_drop_names[i], num(env, (double)s.drops[i]));
   for (int i = 1; i < TXD__COUNT; i++) set(env, drops, tunctl_txdrop_names[i], num(env, (double)s.txdrops[i]));
@@ -402,9 +396,8 @@ static napi_value js_engine_stats(napi_env env, napi_callback_info info) {
   return o;
 }
 
-/* engineVtiSeqLimit(name, limit): the vti's outbound sequence numbers reserved (persisted) up to limit (vti.c
- * seq_limit) */
-static napi_value js_engine_vti_seq_limit(napi_env env, napi_callback_info info) {
+/* engineVtiSeqLimit(name, limit): the outbound sequence numbers reserved (persisted) up to limit (vti.c seq_limit) */
+static napi_value js_vti_seq_limit(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -412,11 +405,12 @@ static napi_value js_engine_vti_seq_limit(napi_env env, napi_callback_info info)
   if (!e) return NULL;
   char name[32];
   double d = 0;
-  if (argc < 2 || !get_name(env, argv[0], name, sizeof name) || napi_get_value_double(env, argv[1], &d) != napi_ok ||
-      tunctl_engine_vti_seq_limit(e, name, (uint32_t)d) < 0) {
-    napi_throw_error(env, NULL, "engineVtiSeqLimit(name of a vti of the engine, limit)");
+  struct tunctl_vti *v = argc >= 2 && get_name(env, argv[0], name, sizeof name) ? tunctl_engine_vti(e, name) : NULL;
+  if (!v || napi_get_value_double(env, argv[1], &d) != napi_ok) {
+    napi_throw_error(env, NULL, "engineVtiSeqLimit(name of a vti, limit)");
     return NULL;
   }
+  __atomic_store_n(&v->seq_limit, (uint32_t)d, __ATOMIC_RELAXED);
   return NULL;
 }
 
@@ -720,7 +714,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"engineRemove", NULL, js_engine_remove, NULL, NULL, NULL, napi_default, NULL},
       {"engineStats", NULL, js_engine_stats, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
-      {"engineVtiSeqLimit", NULL, js_engine_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"engineVtiSeqLimit", NULL, js_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},
       {"vtiEncapForTest", NULL, js_vti_encap, NULL, NULL, NULL, napi_default, NULL},
       {"vtiDecapForTest", NULL, js_vti_decap, NULL, NULL, NULL, napi_default, NULL},
       {"encapForTest", NULL, js_encap, NULL, NULL, NULL, napi_default, NULL},

@@ -105,7 +105,6 @@ int tunctl_outer_proto(const struct tunctl_cfg *cfg) {
   switch (cfg->mode) {
   case TM_GRE: return 47;
   case TM_IPIP: return 4;
-  case TM_VTI: return 50; /* ESP (vti.c); no entry of the receive dispatch */
   default: return 41;
   }
 }

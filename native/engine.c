@@ -32,6 +32,17 @@ unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <lin
 
 static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47, 50};
 
+_Static_assert(TUNCTL_VTI_HEADROOM == TUNCTL_HEADROOM, "vti.c and the engine agree on the headroom");
+
+/* the outer protocol of a tunnel (vti: ESP) */
+static int outer_proto(const struct tunctl_cfg *cfg) { return cfg->mode == TM_VTI ? 50 : tunctl_outer_proto(cfg); }
+
+static void vti_free(struct tunctl_vti *v) {
+  if (!v) return;
+  tunctl_vti_free(v);
+  free(v);
+}
+
 static int proto_index(int proto) {
   for (int i = 0; i < ENGINE_NPROTO; i++)
     if (eng_protos[i] == proto) return i;
@@ -42,11 +53,10 @@ static int proto_index(int proto) {
 
 /* decapsulates a packet the dispatch selected for t (identity checks already made by the lookup) */
 static int eng_decap(struct eng_tun *t, uint8_t *pkt, size_t len, uint8_t **inner, size_t *ilen) {
+  if (t->vti) return tunctl_vti_decap(t->vti, pkt, len, inner, ilen); /* vti.c: VRX_OK, a drop, or TUNCTL_VTI_OTHER */
   struct tunctl_cfg cfg = t->cfg;
   cfg.dispatched = 1;
   switch (cfg.mode) {
-  case TM_VTI: /* ---- vti: ESP (native/vti.c); drop reasons counted there ---- */
-    return tunctl_vti_decap(t->vti, pkt, len, inner, ilen);
   default:
     return tunctl_decap(&cfg, &t->rx, pkt, len, inner, ilen);
   }
@@ -55,11 +65,12 @@ static int eng_decap(struct eng_tun *t, uint8_t *pkt, size_t len, uint8_t **inne
 /* encapsulates the inner packet at buf + TUNCTL_HEADROOM (see tunctl_encap) */
 static int eng_encap(struct eng_tun *t, uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, uint32_t *dst,
                      uint8_t *icmpbuf, int *why) {
-  switch (t->cfg.mode) {
-  case TM_VTI: /* ---- vti: ESP (native/vti.c); drop reasons counted there (*why < 0) ---- */
-    *why = -1;
+  if (t->vti) { /* ---- vti: ESP (vti.c); its drop reasons are counted there ---- */
+    *why = TXD_NONE;
     *dst = t->vti->remote;
-    return tunctl_vti_encap(t->vti, buf, SLOT, len, out, outlen, icmpbuf);
+    return tunctl_vti_encap(t->vti, buf, SLOT, len, out, outlen, icmpbuf); /* VTI_TX_* = TX_* */
+  }
+  switch (t->cfg.mode) {
   default:
     return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
   }
@@ -99,11 +110,11 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
  * ip_tunnel_lookup prefers a tunnel's link but does not require it, the dispatch decides) */
 static int own_send_socket(const struct tunctl_cfg *cfg, const char *dev, char *err, size_t errlen) {
   if (!(dev && dev[0]) && !cfg->fwmark) return -2;
-  return open_raw(tunctl_outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  return open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
 }
 
 static int send_fd(struct tunctl_engine *e, struct eng_tun *t) {
-  return t->send_fd >= 0 ? t->send_fd : e->raw[proto_index(tunctl_outer_proto(&t->cfg))];
+  return t->send_fd >= 0 ? t->send_fd : e->raw[proto_index(outer_proto(&t->cfg))];
 }
 
 /* ---- TX ---- */
@@ -189,7 +200,7 @@ static int tx_fragment(struct txctx *c, int i, int pmtu) {
  * MTU to what fits and tell the inner sender (ICMP frag needed / packet too big), as tnl_update_pmtu does.
  * Returns 1 if the packet went out after all. */
 static int tx_too_big(struct txctx *c, int i) {
-  if (c->t->vti) { /* ---- vti (native/vti.c) ---- */
+  if (c->t->vti) { /* ---- vti (vti.c) ---- */
     int pmtu = route_mtu(c->sa[i].sin_addr.s_addr);
     if (!(((const uint8_t *)c->iov[i].iov_base)[6] & 0x40)) return tx_fragment(c, i, pmtu) == 0;
     /* the inner packet is encrypted: lower the path MTU, later packets get the ICMP from tunctl_vti_encap */
@@ -238,8 +249,6 @@ static void tx_flush(struct txctx *c) {
   c->n = 0;
 }
 
-_Static_assert(TUNCTL_VTI_HEADROOM == TUNCTL_HEADROOM, "vti.c and the data plane agree on the headroom");
-
 /* encapsulates the inner packet in slot c->n and queues it */
 static void tx_add(struct txctx *c, size_t len) {
   uint8_t *b = c->bufs + (size_t)c->n * SLOT;
@@ -269,7 +278,7 @@ static void tx_add(struct txctx *c, size_t len) {
     ADD(s->icmp_sent, 1);
     ADD(s->tx_dropped, 1);
   } else {
-    if (why >= 0) ADD(s->txdrops[why], 1); /* vti: counted by vti.c */
+    if (!c->t->vti) ADD(s->txdrops[why], 1);
     ADD(s->tx_dropped, 1);
   }
 }
@@ -434,20 +443,6 @@ static int rx_identity(const uint8_t *pkt, size_t len, int proto, uint32_t *sadd
   return 1;
 }
 
-/* ---- vti: the receive lookup of ESP (vti_rcv_proto → ip_tunnel_lookup on the addresses): the oldest vti whose
- * (remote, local) are the packet's (source, destination); the SA by (destination, SPI) is vti.c's to check */
-static int vti_select(struct tunctl_engine *e, const uint8_t *pkt, size_t len) {
-  if (len < 20 || (pkt[0] >> 4) != 4) return TUNCTL_SEL_NONE;
-  uint32_t sa, da;
-  memcpy(&sa, pkt + 12, 4);
-  memcpy(&da, pkt + 16, 4);
-  for (int i = 0; i < e->n; i++) {
-    const struct tunctl_vti *v = e->order[i]->vti;
-    if (v && v->remote == sa && v->local == da) return i;
-  }
-  return TUNCTL_SEL_NONE;
-}
-
 struct rxarg {
   struct tunctl_engine *e;
   int pi;
@@ -521,6 +516,27 @@ static void *rx_main(void *arg) {
           if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
             ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
         if (!e->n) continue;
+        if (proto == 50) {
+          /* ---- vti: ESP (vti.c). Each vti matches its own addresses and SPI; the first that does not answer
+           * "other" takes the packet. None: the kernel drops it silently (XfrmInNoStates), so do we. ---- */
+          if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) continue;
+          for (int i = e->n - 1; i >= 0; i--) {
+            struct eng_tun *t = e->order[i];
+            if (!t->vti) continue;
+            int r = tunctl_vti_decap(t->vti, pkt, len, &inner, &ilen);
+            if (r == TUNCTL_VTI_OTHER) continue;
+            if (r != VRX_OK) {
+              ADD(t->s.rx_dropped, 1);
+              break;
+            }
+            ADD(t->s.rx_packets, 1);
+            ADD(t->s.rx_bytes, ilen);
+            if (gro_t) rx_flush_gro(gro_t, gro), gro_t = NULL;
+            tun_write(t, NULL, inner, ilen);
+            break;
+          }
+          continue;
+        }
         int sel = TUNCTL_SEL_NONE, why = SEL_MALFORMED;
         uint32_t sa = 0, da = 0, key = 0;
         int has_key = 0;
@@ -535,38 +551,26 @@ static void *rx_main(void *arg) {
               ce->tabgen = 0;
           }
           if (sel == TUNCTL_SEL_NONE) {
-            sel = proto == 50 ? vti_select(e, pkt, len) : tunctl_select(&tab, pkt, len, ifindex, &why);
+            sel = tunctl_select(&tab, pkt, len, ifindex, &why);
             if (ce && sel != TUNCTL_SEL_NONE)
               *ce = (struct rxcache){.tabgen = tabgen, .saddr = sa, .daddr = da, .key = key, .has_key = has_key, .ifindex = ifindex, .sel = sel};
           }
-        }
-        if (sel == TUNCTL_SEL_NONE && proto == 50) {
-          /* ---- vti: nobody's ESP (the kernel's own SAs, or malformed): vti.c counts it, in the oldest vti, as
-           * another tunnel's (rx_other, no drop) or malformed ---- */
-          int first = -1;
-          for (int i = 0; i < e->n && first < 0; i++)
-            if (e->order[i]->vti) first = i;
-          if (first < 0) continue;
-          struct eng_tun *t = e->order[first];
-          if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) {
-            ADD(t->vti->rxdrops[VRX_MALFORMED], 1);
-            ADD(t->s.rx_dropped, 1);
-          } else if (tunctl_vti_decap(t->vti, pkt, len, &inner, &ilen) > 0) {
-            ADD(t->s.rx_dropped, 1);
-          }
-          continue;
         }
         if (sel == TUNCTL_SEL_NONE) {
           /* nobody's: counted once, by the oldest tunnel listening on this protocol (as tunctl_receive) */
           int first = -1;
           for (int i = 0; i < e->n && first < 0; i++)
-            if (tunctl_uses_proto(&e->entries[i].cfg, proto)) first = i;
+            if (!e->order[i]->vti && tunctl_uses_proto(&e->entries[i].cfg, proto)) first = i;
           if (first < 0) continue;
           struct eng_tun *t = e->order[first];
           int drop = DR_TRUNCATED;
           if (!(msgs[j].msg_hdr.msg_flags & MSG_TRUNC)) {
-            struct tunctl_rxstate scratch = {0};
-            if (tunctl_receive(&tab, first, &scratch, pkt, len, ifindex, &inner, &ilen, &drop) != RXV_NO_TUNNEL) continue;
+            drop = DR_NO_TUNNEL;
+            if (why == SEL_MALFORMED) {
+              /* the codec says how (truncated vs malformed), as tunctl_receive */
+              struct tunctl_rxstate scratch = {0};
+              drop = tunctl_decap(&t->cfg, &scratch, pkt, len, &inner, &ilen) == DR_TRUNCATED ? DR_TRUNCATED : DR_MALFORMED;
+            }
           }
           ADD(t->s.drops[drop], 1);
           ADD(t->s.rx_dropped, 1);
@@ -574,10 +578,6 @@ static void *rx_main(void *arg) {
         }
         struct eng_tun *t = e->order[sel];
         int res = eng_decap(t, pkt, len, &inner, &ilen);
-        if (res != DR_OK && t->vti) { /* ---- vti: counted by vti.c ---- */
-          if (res != TUNCTL_VTI_OTHER) ADD(t->s.rx_dropped, 1);
-          continue;
-        }
         if (res != DR_OK) {
           ADD(t->s.drops[res], 1);
           ADD(t->s.rx_dropped, 1);
@@ -616,35 +616,6 @@ static void *rx_main(void *arg) {
 
 /* ---- control ---- */
 
-static int start_rx(struct tunctl_engine *e, int i, char *err, size_t errlen) {
-  struct rxarg *a = malloc(sizeof *a);
-  if (!a) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  *a = (struct rxarg){e, i};
-  if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
-    free(a);
-    snprintf(err, errlen, "pthread_create failed");
-    return -1;
-  }
-  e->rx_started[i] = 1;
-  return 0;
-}
-
-/* ---- vti: the ESP socket and its receive thread, with the namespace's first vti (control thread only) ---- */
-static int need_esp(struct tunctl_engine *e, char *err, size_t errlen) {
-  if (e->rx_started[ENGINE_ESP]) return 0;
-  if (e->raw[ENGINE_ESP] < 0 && (e->raw[ENGINE_ESP] = open_raw(50, 0, NULL, 1, err, errlen)) < 0) return -1;
-  return start_rx(e, ENGINE_ESP, err, errlen);
-}
-
-static void vti_release(struct tunctl_vti *v) {
-  if (!v) return;
-  tunctl_vti_free(v);
-  free(v);
-}
-
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   struct tunctl_engine *e = calloc(1, sizeof *e);
   if (!e) {
@@ -668,7 +639,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     goto fail;
   }
   for (int i = 0; i < ENGINE_NPROTO; i++)
-    if (i != ENGINE_ESP && (e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
+    if ((e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
@@ -691,8 +662,15 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     epoll_ctl(e->txep[i], EPOLL_CTL_ADD, e->stop_fd, &ev);
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++)
-    if (e->raw[i] >= 0 && start_rx(e, i, err, errlen) < 0) goto fail;
+  for (int i = 0; i < ENGINE_NPROTO; i++) {
+    struct rxarg *a = malloc(sizeof *a);
+    *a = (struct rxarg){e, i};
+    if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
+      snprintf(err, errlen, "pthread_create failed");
+      goto fail;
+    }
+    e->nthreads++;
+  }
   for (int i = 0; i < ENGINE_TX; i++) {
     struct txarg *a = malloc(sizeof *a);
     *a = (struct txarg){e, e->txep[i]};
@@ -700,7 +678,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
       snprintf(err, errlen, "pthread_create failed");
       goto fail;
     }
-    e->ntx++;
+    e->nthreads++;
   }
   return e;
 fail:
@@ -715,14 +693,12 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     if (write(e->stop_fd, &one, sizeof one) < 0) {
     }
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++)
-    if (e->rx_started[i]) pthread_join(e->rx_thread[i], NULL);
-  for (int i = 0; i < e->ntx; i++) pthread_join(e->tx_thread[i], NULL);
+  for (int i = 0; i < e->nthreads; i++) pthread_join(i < ENGINE_NPROTO ? e->rx_thread[i] : e->tx_thread[i - ENGINE_NPROTO], NULL);
   for (int i = 0; i < e->n; i++) {
     struct eng_tun *t = e->order[i];
     close(t->tun_fd);
     if (t->send_fd >= 0) close(t->send_fd);
-    vti_release(t->vti);
+    vti_free(t->vti);
     free(t);
   }
   for (int i = 0; i < ENGINE_NPROTO; i++)
@@ -753,29 +729,16 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   pthread_rwlock_rdlock(&e->lock);
   int exists = find(e, name) >= 0, full = e->n >= ENGINE_MAX;
   pthread_rwlock_unlock(&e->lock);
-  if (exists) {
-    snprintf(err, errlen, "%s is already a tunnel of the engine", name);
-    vti_release(vti);
-    return -1;
-  }
-  if (full) {
-    snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
-    vti_release(vti);
-    return -1;
-  }
-  if ((cfg->mode == TM_VTI) != (vti != NULL)) {
-    snprintf(err, errlen, "a vti tunnel needs its SA context, the other modes none");
-    vti_release(vti);
-    return -1;
-  }
-  if (vti && need_esp(e, err, errlen) < 0) { /* ---- vti ---- */
-    vti_release(vti);
+  if (exists || full) {
+    if (exists) snprintf(err, errlen, "%s is already a tunnel of the engine", name);
+    else snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+    vti_free(vti);
     return -1;
   }
   struct eng_tun *t = calloc(1, sizeof *t);
   if (!t) {
     snprintf(err, errlen, "out of memory");
-    vti_release(vti);
+    vti_free(vti);
     return -1;
   }
   t->vti = vti;
@@ -788,7 +751,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (offload && (t->tun_fd = tunctl_open_tun(name, 1, err, errlen)) >= 0) t->vnet = 1;
   if (t->tun_fd < 0) t->tun_fd = tunctl_open_tun(name, 0, err, errlen);
   if (t->tun_fd < 0) {
-    vti_release(t->vti);
+    vti_free(t->vti);
     free(t);
     return -1;
   }
@@ -801,7 +764,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (t->send_fd == -1) {
     if (!existed) tunctl_set_persist(t->tun_fd, 0); /* a failed add leaves no device of its own */
     close(t->tun_fd);
-    vti_release(t->vti);
+    vti_free(t->vti);
     free(t);
     return -1;
   }
@@ -824,7 +787,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
       if (!existed) tunctl_set_persist(t->tun_fd, 0);
       close(t->tun_fd);
       if (t->send_fd >= 0) close(t->send_fd);
-      vti_release(t->vti);
+      vti_free(t->vti);
       free(t);
       return -1;
     }
@@ -853,58 +816,28 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   return 0;
 }
 
-/* ---- vti: the new SA context takes over the old one's counters and path MTU (one tunnel's history) ---- */
-static void vti_carry(struct tunctl_vti *to, const struct tunctl_vti *from) {
-  to->tx_packets += from->tx_packets, to->tx_bytes += from->tx_bytes;
-  to->rx_packets += from->rx_packets, to->rx_bytes += from->rx_bytes;
-  to->rx_other += from->rx_other, to->icmp_sent += from->icmp_sent;
-  for (int k = 0; k < VTX__COUNT; k++) to->txdrops[k] += from->txdrops[k];
-  for (int k = 0; k < TUNCTL_VTI_RX__COUNT; k++) to->rxdrops[k] += from->rxdrops[k];
-  if (to->pmtu <= 0) to->pmtu = from->pmtu;
-}
-
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen) {
-  if (vti && cfg->mode != TM_VTI) {
-    snprintf(err, errlen, "an SA context for a tunnel that is no vti");
-    vti_release(vti);
-    return -1;
-  }
-  if (vti && need_esp(e, err, errlen) < 0) {
-    vti_release(vti);
-    return -1;
-  }
   int fd = own_send_socket(cfg, dev, err, errlen);
   if (fd == -1) {
-    vti_release(vti);
+    vti_free(vti);
     return -1;
   }
+  if (vti && vti->pmtu <= 0) vti->pmtu = route_mtu(vti->remote);
   pthread_rwlock_wrlock(&e->lock);
   int i = find(e, name);
-  struct eng_tun *t = i < 0 ? NULL : e->order[i];
-  if (!t || (cfg->mode == TM_VTI && !vti && !t->vti)) {
+  if (i < 0) {
     pthread_rwlock_unlock(&e->lock);
     if (fd >= 0) close(fd);
-    vti_release(vti);
-    if (!t) snprintf(err, errlen, "%s is not a tunnel of the engine", name);
-    else snprintf(err, errlen, "%s becomes a vti: it needs its SA context", name);
+    vti_free(vti);
+    snprintf(err, errlen, "%s is not a tunnel of the engine", name);
     return -1;
   }
+  struct eng_tun *t = e->order[i];
+  /* a vti gets its new SA context (new keys or SPIs); the old one is freed once no packet thread holds it */
+  struct tunctl_vti *oldvti = t->vti;
+  t->vti = vti;
   /* in place: the device, its counters and its sequence numbers stay */
-  struct tunctl_vti *old_vti = NULL;
-  if (vti) { /* ---- vti: new keys; this tunnel's packets wait for the write lock, the others' a moment ---- */
-    if (t->vti) vti_carry(vti, t->vti);
-    if (vti->pmtu <= 0) vti->pmtu = route_mtu(vti->remote);
-    old_vti = t->vti;
-    t->vti = vti;
-  } else if (cfg->mode != TM_VTI) {
-    old_vti = t->vti;
-    t->vti = NULL;
-  } else { /* the same SA: addresses and marks follow the parameters */
-    t->vti->local = t->vti->outer.saddr = cfg->local;
-    t->vti->remote = t->vti->outer.daddr = cfg->remote;
-    t->vti->ikey = cfg->ikey, t->vti->okey = cfg->okey;
-  }
   t->cfg = *cfg;
   snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
   int old = t->send_fd;
@@ -914,8 +847,16 @@ int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   if (old >= 0) close(old);
-  vti_release(old_vti); /* no packet thread holds it now; its keys are cleansed */
+  vti_free(oldvti);
   return 0;
+}
+
+struct tunctl_vti *tunctl_engine_vti(struct tunctl_engine *e, const char *name) {
+  pthread_rwlock_rdlock(&e->lock);
+  int i = find(e, name);
+  struct tunctl_vti *v = i < 0 ? NULL : e->order[i]->vti;
+  pthread_rwlock_unlock(&e->lock);
+  return v;
 }
 
 int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device) {
@@ -937,7 +878,7 @@ int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_d
   if (remove_device) tunctl_set_persist(t->tun_fd, 0);
   close(t->tun_fd);
   if (t->send_fd >= 0) close(t->send_fd);
-  vti_release(t->vti);
+  vti_free(t->vti);
   free(t);
   return 0;
 }
@@ -965,36 +906,4 @@ int tunctl_engine_count(struct tunctl_engine *e) {
   int n = e->n;
   pthread_rwlock_unlock(&e->lock);
   return n;
-}
-
-/* ---- vti ---- */
-int tunctl_engine_vti_stats(struct tunctl_engine *e, const char *name, struct tunctl_vti *o, int *has_sa) {
-  pthread_rwlock_rdlock(&e->lock);
-  int i = find(e, name);
-  const struct tunctl_vti *v = i < 0 ? NULL : e->order[i]->vti;
-  if (!v) {
-    pthread_rwlock_unlock(&e->lock);
-    return -1;
-  }
-  memset(o, 0, sizeof *o);
-  o->local = v->local, o->remote = v->remote, o->ikey = v->ikey, o->okey = v->okey;
-  o->pmtu = LD(v->pmtu);
-  o->seq_limit = LD(v->seq_limit), o->tx_seq = LD(v->tx_seq);
-  o->tx_packets = LD(v->tx_packets), o->tx_bytes = LD(v->tx_bytes);
-  o->rx_packets = LD(v->rx_packets), o->rx_bytes = LD(v->rx_bytes);
-  o->rx_other = LD(v->rx_other), o->icmp_sent = LD(v->icmp_sent);
-  for (int k = 0; k < VTX__COUNT; k++) o->txdrops[k] = LD(v->txdrops[k]);
-  for (int k = 0; k < TUNCTL_VTI_RX__COUNT; k++) o->rxdrops[k] = LD(v->rxdrops[k]);
-  *has_sa = v->sa != NULL;
-  pthread_rwlock_unlock(&e->lock);
-  return 0;
-}
-
-int tunctl_engine_vti_seq_limit(struct tunctl_engine *e, const char *name, uint32_t limit) {
-  pthread_rwlock_rdlock(&e->lock);
-  int i = find(e, name);
-  struct tunctl_vti *v = i < 0 ? NULL : e->order[i]->vti;
-  if (v) __atomic_store_n(&v->seq_limit, limit, __ATOMIC_RELAXED);
-  pthread_rwlock_unlock(&e->lock);
-  return v ? 0 : -1;
 }

@@ -12,11 +12,9 @@
 
 #include <pthread.h>
 
-/* the outer protocols the engine receives: one raw socket and one receive thread each. Adding one (1 for ICMP
- * errors about outer packets) is one entry here plus its case in engine.c eng_decap / rx_proto. The ESP socket
- * (protocol 50, vti: native/vti.c) is opened with the namespace's first vti tunnel, the others at start. */
+/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c).
+ * Adding one (1 for ICMP errors about outer packets) is one entry here plus its case in engine.c rx_main. */
 #define ENGINE_NPROTO 4
-#define ENGINE_ESP 3         /* index of protocol 50 in engine.c eng_protos */
 #define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
 #define ENGINE_MAX 16384     /* tunnels per engine */
 
@@ -24,6 +22,7 @@ struct eng_tun {
   char name[16];
   char dev[16];         /* underlay device (SO_BINDTODEVICE on its own sending socket); empty = none */
   struct tunctl_cfg cfg;
+  struct tunctl_vti *vti; /* vti: its ESP SA context (vti.c), owned; NULL for the other modes */
   int tun_fd;
   int vnet;             /* TUN opened with IFF_VNET_HDR + offloads */
   int send_fd;          /* own sending socket (dev or fwmark set), else -1: the protocol's socket sends */
@@ -34,9 +33,6 @@ struct eng_tun {
   struct tunctl_rxstate rx;
   struct tunctl_txstate tx;
   struct tunctl_stats s; /* updated with atomic adds by every packet thread */
-  /* ---- vti (ESP, native/vti.c): the tunnel's SA context, NULL for the other modes. Encap runs in the tunnel's
-   * one TX thread, decap in the ESP receive thread; replaced only under the write lock (new keys) */
-  struct tunctl_vti *vti;
 };
 
 struct tunctl_engine {
@@ -54,7 +50,7 @@ struct tunctl_engine {
   int stop_fd;
   int txep[ENGINE_TX];
   pthread_t rx_thread[ENGINE_NPROTO], tx_thread[ENGINE_TX];
-  int rx_started[ENGINE_NPROTO], ntx;
+  int nthreads;
   uint32_t next_slot;
 };
 
@@ -62,25 +58,19 @@ struct tunctl_engine {
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen);
 /* stops the threads and closes everything; TUN devices stay (persistent) */
 void tunctl_engine_free(struct tunctl_engine *e);
-/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err.
- * vti (cfg->mode TM_VTI): vti is its SA context (tunctl_vti_init done), owned by the engine from this call on
- * (also on failure); the ESP socket is opened with the first one. NULL for the other modes. */
+/* adds a tunnel: opens (creating if needed, ownership mark first) its TUN device; 0 or -1 with err. vti (mode vti:
+ * its ESP context, else NULL) is the engine's from here, also on failure */
 int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
                       struct tunctl_vti *vti, char *err, size_t errlen);
-/* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err.
- * vti: a new SA context (new keys; owned by the engine from this call on) replaces the tunnel's, its ESP counters
- * carried over; NULL keeps the tunnel's SA (its addresses and marks follow cfg). */
+/* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen);
+/* a vti's ESP context (for the control thread: counters, sequence limit), or NULL */
+struct tunctl_vti *tunctl_engine_vti(struct tunctl_engine *e, const char *name);
 /* removes a tunnel; remove_device: its TUN device goes too (persist off), else it stays; 0, or -1 if unknown */
 int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_device);
 /* a tunnel's counters; 0, or -1 if unknown. *vnet, *gone: offload in use, device deleted under the engine */
 int tunctl_engine_stats(struct tunctl_engine *e, const char *name, struct tunctl_stats *out, int *vnet, int *gone);
 int tunctl_engine_count(struct tunctl_engine *e);
-/* ---- vti: a copy of the tunnel's ESP counters (out->sa is set to NULL; *has_sa says whether it has one); 0, or
- * -1 if unknown or not a vti */
-int tunctl_engine_vti_stats(struct tunctl_engine *e, const char *name, struct tunctl_vti *out, int *has_sa);
-/* ---- vti: outbound sequence numbers reserved (persisted by the caller) up to limit; 0, or -1 if not a vti */
-int tunctl_engine_vti_seq_limit(struct tunctl_engine *e, const char *name, uint32_t limit);
 
 #endif

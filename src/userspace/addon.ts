@@ -54,22 +54,22 @@ export interface NativeAddon {
   engineStart(): void
   /** stops the packet threads; the TUN devices stay */
   engineStop(): void
-  /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason */
+  /** adds a tunnel: opens (creating, ownership mark first) its persistent TUN device; throws the reason.
+   * opts.esp (vti): the SA, native/addon.c vti_setup; its key Buffers are wiped, the process made non-dumpable */
   engineAdd(name: string, params: NativeParams, opts?: {offload?: boolean; esp?: Record<string, unknown>}): void
-  /** new parameters in place: counters, sequence numbers and the device are kept; throws the reason.
-   * vti: opts.esp = new SA (keys; its counters carry over), keepSa = the running SA stays (no esp, no keepSa: no SA).
-   * opts.esp (engineAdd too): native/addon.c vti_setup; the key Buffers are wiped, the process made non-dumpable */
-  engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>; keepSa?: boolean}): void
+  /** new parameters in place: counters, sequence numbers and the device are kept (a vti gets the new SA of
+   * opts.esp, or none); throws the reason */
+  engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>}): void
+  /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
+  engineRemove(name: string, removeDevice: boolean): boolean
+  /** a tunnel's counters, or null */
+  engineStats(name: string): NativeCounters | null
   /** vti: outbound sequence numbers reserved up to limit */
   engineVtiSeqLimit(name: string, limit: number): void
   /** vti: the outer packet a userspace vti with this SA sends for inner (tests; the key Buffers are wiped) */
   vtiEncapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, inner: Buffer): Buffer
   /** vti: what a userspace vti with this SA does with one received outer packet (tests; the key Buffers are wiped) */
   vtiDecapForTest(params: NativeParams, opts: {esp: Record<string, unknown>}, outer: Buffer): {result: string; inner?: Buffer}
-  /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
-  engineRemove(name: string, removeDevice: boolean): boolean
-  /** a tunnel's counters, or null */
-  engineStats(name: string): NativeCounters | null
   removeTun(name: string): void
   encapForTest(params: NativeParams, inner: Buffer, oseqno?: number): EncapResult
   decapForTest(params: NativeParams, outer: Buffer, iseqno?: number): DecapResult

@@ -258,8 +258,7 @@ async function ensureEngine(netns?: string): Promise<number> {
 
 /** One apply's userspace changes, as one engine transaction. */
 export interface EncapBatch {
-  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block (the engine
-   * reads the keys from its key file, the state records only the path and fingerprint) */
+  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block */
   start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>
   /** tunnels to remove with their TUN devices */
   stop?: string[]
@@ -321,8 +320,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     const startTicks = engine ? procStartTicks(engine) : undefined
     // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
     const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
+    // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
     const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
-    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {}), ...ipsec}
+    const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...ipsec, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
     writeAtomic(sf, state)
   }
   for (const n of stops) {

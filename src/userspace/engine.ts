@@ -10,8 +10,8 @@ import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
-import {type EncapState, type EncapStats, engineFiles, isEncapState} from './paths.js'
-import {espKey, espStats, extendSeq, withEsp, type EspRun} from './esp.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState} from './paths.js'
+import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -83,8 +83,40 @@ interface Running {
   startedAt: string
   lastWrite: number
   lastCounters: string
-  /** vti: its SA's reservation and identity (esp.ts) */
-  esp?: EspRun
+  /** vti: outbound sequence numbers reserved (persisted) up to; ESP counters of the SA contexts before the current */
+  seqLimit?: number
+  espBase?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
+  exhaustedLogged?: boolean
+}
+
+// ---- vti (ESP, native/vti.c) ----
+// Outbound sequence numbers are handed out in blocks reserved on disk before use (`<name>.esp-seq`, fsynced):
+// a restarted or changed engine, or one that crashed, resumes above every number it may have sent, so a kernel
+// peer's replay window keeps accepting its packets (a static SA never resets its window). A block is raised every
+// second when half used; a burst beyond it is dropped as `seq_reserved` until then. The file survives stop (del +
+// apply with the same SA resumes too), not a reboot of this host (/run): like the kernel driver's SAs.
+const SEQ_BLOCK = 1 << 21
+const SEQ_MAX = 0xffffffff
+
+interface SeqFile {
+  spiOut: number // of the SA that made the last reservation (for people reading the file)
+  keyFingerprint: string
+  reserved: number
+}
+
+// Whatever SA the reservation was made for: a new SA may resume above it too, so sequence numbers only ever go up.
+function readSeq(path: string): number {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as SeqFile
+    if (Number.isInteger(v.reserved) && v.reserved >= 0 && v.reserved <= SEQ_MAX) return v.reserved
+  } catch {}
+  return 0 // none yet: sequence numbers start at 1
+}
+
+function reserveSeq(path: string, r: EspRecord, upTo: number): number {
+  const reserved = Math.min(SEQ_MAX, upTo)
+  writeAtomic(path, {spiOut: r.spiOut, keyFingerprint: r.keyFingerprint, reserved} satisfies SeqFile)
+  return reserved
 }
 
 function main() {
@@ -105,7 +137,6 @@ function main() {
   const statsOf = (name: string, r: Running): EncapStats | undefined => {
     const n = addon.engineStats(name)
     if (!n) return undefined
-    const esp = r.esp ? espStats(r.esp, r.state, n, log) : undefined
     return {
       name,
       pid: process.pid,
@@ -115,8 +146,51 @@ function main() {
       startedAt: r.startedAt,
       updatedAt: new Date().toISOString(),
       counters: toCounters(n),
-      ...(esp ? {esp} : {}),
+      ...(r.state.params.mode === 'vti' ? {esp: espStats(name, r, n)} : {}),
     }
+  }
+  const espStats = (name: string, r: Running, n: NativeCounters): EspStats | undefined => {
+    const e = n.esp
+    if (!e) return undefined
+    const b = r.espBase ?? {txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0}
+    const exhausted = e.txSeq >= SEQ_MAX
+    if (exhausted && !r.exhaustedLogged) {
+      r.exhaustedLogged = true
+      log(`${name}: ESP SA spi-out ${r.state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in the key file and apply`)
+    }
+    return {
+      txPackets: b.txPackets + e.txPackets,
+      txBytes: b.txBytes + e.txBytes,
+      rxPackets: b.rxPackets + e.rxPackets,
+      rxBytes: b.rxBytes + e.rxBytes,
+      txSeq: e.txSeq,
+      seqLimit: e.seqLimit,
+      hasSa: e.hasSa === 1,
+      ...(exhausted ? {exhausted} : {}),
+    }
+  }
+  /** a vti's SA options for the addon (keys read from the key file here, wiped on every path by the caller via
+   * the returned wipe) resuming above its reservation; {} for the other modes */
+  const espOptions = (state: EncapState): {opts: {esp?: Record<string, unknown>}; limit: number; done: () => void} => {
+    if (state.params.mode !== 'vti' || !state.ipsec) return {opts: {}, limit: 0, done: () => {}}
+    const r = state.ipsec
+    const keys = loadEspKeys(state.name, r)
+    try {
+      const seqPath = join(dir, `${state.name}.esp-seq`)
+      const resume = readSeq(seqPath)
+      const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
+      return {opts: {esp: espStartOptions(r, keys, {resume, limit})}, limit, done: () => wipe(keys)}
+    } catch (e) {
+      wipe(keys)
+      throw e
+    }
+  }
+  // raises a vti's reservation once half of it is used (called every second)
+  const extendSeq = (name: string, r: Running, n: NativeCounters) => {
+    const e = n.esp
+    if (!e || !r.state.ipsec || !r.seqLimit || r.seqLimit >= SEQ_MAX || e.txSeq < r.seqLimit - SEQ_BLOCK / 2) return
+    r.seqLimit = reserveSeq(join(dir, `${name}.esp-seq`), r.state.ipsec, e.txSeq + SEQ_BLOCK)
+    addon.engineVtiSeqLimit(name, r.seqLimit)
   }
   const writeStats = (name: string, r: Running, force: boolean) => {
     const st = statsOf(name, r)
@@ -181,21 +255,26 @@ function main() {
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     for (const name of names) {
       const state = desired.get(name)!
-      const key = JSON.stringify(state.params) + espKey(state)
+      const key = JSON.stringify([state.params, state.ipsec ?? null])
       const r = running.get(name)
-      let esp = r?.esp
+      let limit = r?.seqLimit ?? 0
       try {
-        const opts = {offload: offload && state.offload !== false}
-        if (state.params.mode === 'vti') {
-          // ---- vti: the engine reads the keys (esp.ts); new SA when the ipsec record changed, else the running one
-          if (!r) esp = withEsp(dir, state, (o) => addon.engineAdd(name, state.params, {...opts, ...(o ? {esp: o} : {})}))
-          else if (r.esp && r.esp.key === espKey(state)) {
-            if (r.key !== key) addon.engineChange(name, state.params, {keepSa: true})
-          } else esp = withEsp(dir, state, (o) => addon.engineChange(name, state.params, o ? {esp: o} : {}))
-        } else {
-          esp = undefined
-          if (!r) addon.engineAdd(name, state.params, opts)
-          else if (r.key !== key) addon.engineChange(name, state.params)
+        if (!r || r.key !== key) {
+          const esp = espOptions(state)
+          try {
+            // a vti's counters of the SA context being replaced carry over
+            const before = r && esp.opts.esp ? addon.engineStats(name) : null
+            if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
+            else addon.engineChange(name, state.params, esp.opts)
+            if (r && before) {
+              const prev = espStats(name, r, before)
+              if (prev) r.espBase = {txPackets: prev.txPackets, txBytes: prev.txBytes, rxPackets: prev.rxPackets, rxBytes: prev.rxBytes}
+              r.exhaustedLogged = false
+            }
+            limit = esp.limit
+          } finally {
+            esp.done()
+          }
         }
       } catch (e: any) {
         results[name] = {ok: false, error: e.message, generation: state.generation}
@@ -208,8 +287,7 @@ function main() {
       else if (r && r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
       rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       rec.key = key
-      if (esp) rec.esp = esp
-      else delete rec.esp
+      rec.seqLimit = limit
       running.set(name, rec)
       // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
       if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
@@ -265,10 +343,7 @@ function main() {
           continue
         }
         if (!busy) repairState(name, r)
-        if (r.esp) {
-          const limit = extendSeq(r.esp, r.state, n)
-          if (limit !== undefined) addon.engineVtiSeqLimit(name, limit)
-        }
+        if (n) extendSeq(name, r, n)
         writeStats(name, r, false)
       } catch (e: any) {
         log(`counters of ${name}: ${e.message}`)

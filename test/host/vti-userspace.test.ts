@@ -175,7 +175,7 @@ for (const alg of ALGS) {
       assert.match(exported, /spi-out: "?0x0*1001"?/, exported)
       const files = [show, ok(['show', '--netns', pair!.a, 'vti1']).out, exported]
       for (const f of ['.json', '.stats.json', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
-      files.push(readFileSync(engineFiles(nsDir(pair!.a)).log, 'utf8'))
+      files.push(readFileSync(engineFiles(nsDir(pair!.a)).log, 'utf8')) // the namespace's engine log
       for (const v of Object.values(alg.keys)) for (const text of files) assert.not.ok(text.toLowerCase().includes(v.slice(0, 16)), `a key in ${text.slice(0, 200)}`)
     })
 
