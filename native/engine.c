@@ -616,6 +616,30 @@ static void *rx_main(void *arg) {
 
 /* ---- control ---- */
 
+static int start_rx(struct tunctl_engine *e, int i, char *err, size_t errlen) {
+  struct rxarg *a = malloc(sizeof *a);
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  *a = (struct rxarg){e, i};
+  if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
+    free(a);
+    snprintf(err, errlen, "pthread_create failed");
+    return -1;
+  }
+  e->rx_started[i] = 1;
+  return 0;
+}
+
+/* ---- vti: the ESP socket and its receive thread, opened with the namespace's first vti (control thread only):
+ * a namespace without vti has no protocol-50 socket ---- */
+static int need_esp(struct tunctl_engine *e, char *err, size_t errlen) {
+  if (e->rx_started[ENGINE_ESP]) return 0;
+  if (e->raw[ENGINE_ESP] < 0 && (e->raw[ENGINE_ESP] = open_raw(50, 0, NULL, 1, err, errlen)) < 0) return -1;
+  return start_rx(e, ENGINE_ESP, err, errlen);
+}
+
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   struct tunctl_engine *e = calloc(1, sizeof *e);
   if (!e) {
@@ -638,8 +662,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++)
-    if ((e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
+  for (int i = 0; i < ENGINE_NPROTO; i++) /* ESP: with the first vti (need_esp) */
+    if (i != ENGINE_ESP && (e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
@@ -662,15 +686,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     epoll_ctl(e->txep[i], EPOLL_CTL_ADD, e->stop_fd, &ev);
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++) {
-    struct rxarg *a = malloc(sizeof *a);
-    *a = (struct rxarg){e, i};
-    if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
-      snprintf(err, errlen, "pthread_create failed");
-      goto fail;
-    }
-    e->nthreads++;
-  }
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (e->raw[i] >= 0 && start_rx(e, i, err, errlen) < 0) goto fail;
   for (int i = 0; i < ENGINE_TX; i++) {
     struct txarg *a = malloc(sizeof *a);
     *a = (struct txarg){e, e->txep[i]};
@@ -678,7 +695,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
       snprintf(err, errlen, "pthread_create failed");
       goto fail;
     }
-    e->nthreads++;
+    e->ntx++;
   }
   return e;
 fail:
@@ -693,7 +710,9 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     if (write(e->stop_fd, &one, sizeof one) < 0) {
     }
   }
-  for (int i = 0; i < e->nthreads; i++) pthread_join(i < ENGINE_NPROTO ? e->rx_thread[i] : e->tx_thread[i - ENGINE_NPROTO], NULL);
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (e->rx_started[i]) pthread_join(e->rx_thread[i], NULL);
+  for (int i = 0; i < e->ntx; i++) pthread_join(e->tx_thread[i], NULL);
   for (int i = 0; i < e->n; i++) {
     struct eng_tun *t = e->order[i];
     close(t->tun_fd);
@@ -732,6 +751,10 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (exists || full) {
     if (exists) snprintf(err, errlen, "%s is already a tunnel of the engine", name);
     else snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+    vti_free(vti);
+    return -1;
+  }
+  if (vti && need_esp(e, err, errlen) < 0) { /* ---- vti ---- */
     vti_free(vti);
     return -1;
   }
@@ -818,6 +841,10 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
 
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen) {
+  if (vti && need_esp(e, err, errlen) < 0) { /* ---- vti (a tunnel that becomes one) ---- */
+    vti_free(vti);
+    return -1;
+  }
   int fd = own_send_socket(cfg, dev, err, errlen);
   if (fd == -1) {
     vti_free(vti);

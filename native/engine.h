@@ -12,9 +12,11 @@
 
 #include <pthread.h>
 
-/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c).
- * Adding one (1 for ICMP errors about outer packets) is one entry here plus its case in engine.c rx_main. */
+/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c,
+ * opened with the namespace's first vti; the others at start). Adding one (1 for ICMP errors about outer packets) is
+ * one entry here plus its case in engine.c rx_main. */
 #define ENGINE_NPROTO 4
+#define ENGINE_ESP 3         /* index of protocol 50 in engine.c eng_protos */
 #define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
 #define ENGINE_MAX 16384     /* tunnels per engine */
 
@@ -50,7 +52,7 @@ struct tunctl_engine {
   int stop_fd;
   int txep[ENGINE_TX];
   pthread_t rx_thread[ENGINE_NPROTO], tx_thread[ENGINE_TX];
-  int nthreads;
+  int rx_started[ENGINE_NPROTO], ntx;
   uint32_t next_slot;
 };
 
