@@ -268,3 +268,43 @@ for (const alg of ALGS) {
   }
   t.run()
 }
+
+{
+  const t = suite('the engine opens its ESP socket with the namespace\'s first vti')
+  let pair: Pair | undefined
+  /** raw sockets of protocol 50 in ns (/proc/net/raw: the local "port" is the protocol, 0x32) */
+  const espSockets = (ns: string) => {
+    const r = nsExec(ns, 'cat', ['/proc/net/raw'])
+    assert.is(r.code, 0, r.err)
+    return r.out.split('\n').filter((l) => /^\s*\d+: [0-9A-F]{8}:0032 /.test(l)).length
+  }
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('vtiesp')
+    })
+    t.after(() => removePair(pair))
+
+    t('gre only: no protocol-50 socket; a vti added to the same engine opens one (same engine, the gre tunnel not restarted)', async () => {
+      const alg = ALGS[0]!
+      const ka = join(scratch, `${pair!.a}.keys`)
+      keyFile(ka, alg.keys, false)
+      const both = side(alg, A_ADDR, B_ADDR, '10.10.5.1', 0x1001, 0x1002, ka)
+      const f = join(scratch, `${pair!.a}-esp.yaml`)
+      writeFileSync(f, yaml({version: 1, tunnels: {gre1: both.gre1}}))
+      ok(['apply', '--netns', pair!.a, f])
+      const gre0 = await waitFor(() => stats(pair!.a, 'gre1'), (g) => !!g?.pid, {what: 'gre1 stats', timeoutMs: 8000, intervalMs: 150})
+      assert.is(espSockets(pair!.a), 0, 'an ESP socket without a vti')
+      writeFileSync(f, yaml({version: 1, tunnels: both}))
+      ok(['apply', '--netns', pair!.a, f])
+      assert.is(espSockets(pair!.a), 1, 'one ESP socket with a vti')
+      const v = await waitStats(pair!.a, (s) => !!s.esp, 'vti1 stats')
+      assert.is(v.pid, gre0.pid, 'the same engine')
+      const gre1 = stats(pair!.a, 'gre1')
+      assert.is(gre1.startedAt, gre0.startedAt, 'gre1 not restarted')
+      ok(['del', '--netns', pair!.a, 'vti1', 'gre1'])
+      await waitFor(() => existsSync(`/proc/${v.pid}`), (x) => !x, {what: 'the engine exits with its last tunnel'})
+    })
+  }
+  t.run()
+}
