@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 
 function log(msg: string) {
@@ -176,7 +176,7 @@ function main() {
     const r = state.ipsec
     const keys = loadEspKeys(state.name, r)
     try {
-      const seqPath = join(dir, `${state.name}.esp-seq`)
+      const seqPath = espSeqPath(dir, state.name)
       const resume = readSeq(seqPath)
       const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
       return {opts: {esp: espStartOptions(r, keys, {resume, limit})}, limit, done: () => wipe(keys)}
@@ -189,7 +189,7 @@ function main() {
   const extendSeq = (name: string, r: Running, n: NativeCounters) => {
     const e = n.esp
     if (!e || !r.state.ipsec || !r.seqLimit || r.seqLimit >= SEQ_MAX || e.txSeq < r.seqLimit - SEQ_BLOCK / 2) return
-    r.seqLimit = reserveSeq(join(dir, `${name}.esp-seq`), r.state.ipsec, e.txSeq + SEQ_BLOCK)
+    r.seqLimit = reserveSeq(espSeqPath(dir, name), r.state.ipsec, e.txSeq + SEQ_BLOCK)
     addon.engineVtiSeqLimit(name, r.seqLimit)
   }
   const writeStats = (name: string, r: Running, force: boolean) => {

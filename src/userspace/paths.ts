@@ -111,7 +111,7 @@ export interface EncapStats {
   esp?: EspStats
 }
 
-/** vti: what the daemon reports of its SA (never keys) */
+/** vti: what the engine reports of its SA (never keys) */
 export interface EspStats {
   txPackets: number
   txBytes: number
@@ -125,7 +125,8 @@ export interface EspStats {
   exhausted?: boolean
 }
 
-/** `<name>.esp-seq`: a userspace vti's outbound sequence-number reservation (daemon.ts), kept across restarts */
-export function espSeqPath(name: string, netns?: string): string {
-  return statePath(name, netns).replace(/\.json$/, '.esp-seq')
+/** `<name>.esp-seq` of a run dir: a userspace vti's outbound sequence-number reservation (engine.ts), kept across
+ * engine restarts */
+export function espSeqPath(dir: string, name: string): string {
+  return join(dir, `${name}.esp-seq`)
 }
