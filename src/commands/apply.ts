@@ -1,23 +1,15 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
-import {randomBytes} from 'node:crypto'
-import {createInterface} from 'node:readline'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
-import {EXIT, RollbackError, TunctlError, UsageError} from '../lib/errors.js'
-import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
-import {journalStarted, processStart, readJournal, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
-import {withLock, type Lock} from '../lib/lock.js'
+import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
-import type {DriverChoice, Plan} from '../model/types.js'
-import {observe} from '../observe/index.js'
-import {makePlan, renderPlan, planToJSON} from '../plan/index.js'
-import {loadSpec, STDIN_NAME} from '../spec/load.js'
-import {recordKeyFiles} from '../ipsec/record.js'
-import {executePlan, type ApplyResult, type ExecHooks} from '../execute/index.js'
-import {type ExecPhase} from '../execute/run.js'
-import {readResult, removeConfirmRequest, requestConfirm, startWatchdog, type ConfirmResult} from '../execute/confirm.js'
-import {recoverUnfinished, reportUnfinished} from '../execute/recover.js'
-import {gatherSupport} from '../execute/support.js'
+import type {Plan} from '../model/types.js'
+import {renderPlan, planToJSON} from '../plan/index.js'
+import {loadSpec} from '../spec/load.js'
+import {applySpec} from '../execute/apply.js'
+import {awaitConfirmation, notConfirmedError} from '../execute/confirm.js'
+import {planSpec} from '../execute/pipeline.js'
+import {reportUnfinished} from '../execute/recover.js'
 
 export const adoptFlag = Flags.string({
   description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
@@ -26,11 +18,11 @@ export const adoptFlag = Flags.string({
   helpValue: 'NAME',
 })
 
-export const driverFlag = Flags.string({
+export const driverFlag = Flags.option({
   description: 'driver for every tunnel, overriding the file: auto (kernel if it supports the mode, else userspace), kernel, userspace',
-  options: ['auto', 'kernel', 'userspace'],
+  options: ['auto', 'kernel', 'userspace'] as const,
   helpValue: 'auto|kernel|userspace',
-})
+})()
 
 export default class Apply extends BaseCommand {
   static override summary = 'Make the host match a spec file (verified, rolled back on any failure).'
@@ -73,7 +65,7 @@ ${BaseCommand.exitCodesHelp}`
   }
 
   private plan?: Plan
-  private result?: Partial<ApplyResult>
+  /** a --confirm that did not come: the change was applied and verified before it was rolled back */
   private failure: {applied?: boolean; verified?: boolean} = {}
 
   async run(): Promise<void> {
@@ -84,109 +76,33 @@ ${BaseCommand.exitCodesHelp}`
     const desired = await loadSpec(args.file)
     mark('spec parsed')
     const netns = flags.netns
-    const compute = async () => {
-      const observed = await observe({netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
-      mark('observed')
-      const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
-      const support = await gatherSupport(modes, netns)
-      mark('support checked')
-      const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})
-      this.plan = plan
-      mark('planned')
-      return {observed, plan}
-    }
+    const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt}
     const show = (plan: Plan) => {
+      this.plan = plan
       if (!this.jsonMode) process.stdout.write(renderPlan(plan, {color: useColor(), file: desired.file}))
     }
 
     if (flags['dry-run']) {
       reportUnfinished(netns)
-      const {plan} = await compute()
+      const {plan} = await planSpec(desired, req)
       show(plan)
       if (this.jsonMode) this.printJSON({ok: true, dryRun: true, plan: planToJSON(plan), applied: false, verified: false, rolledBack: false})
       if (flags['detailed-exitcode'] && plan.steps.length) this.done(EXIT.CHANGES)
       return
     }
 
-    // a signal before the journal exists (nothing changed yet) ends the command at once; afterwards it is handled
-    const signals = watchSignals((sig) => {
-      process.stderr.write(`tunctl: ${sig}: stopped before any change\n`)
-      process.exit(EXIT.FAILED)
-    })
-    let confirmWait: {id: string; deadline: string; watchdog: number} | undefined
-    let result: ApplyResult
-    try {
-      result = await withLock(netns, flags['lock-timeout'], async (lock: Lock) => {
-        await recoverUnfinished({netns, verbose: flags.verbose})
-        const {observed, plan} = await compute()
-        show(plan)
-        this.result = {applied: false, verified: false, rolledBack: false}
-        if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
-        const journal: Journal = {
-          version: 1,
-          id: randomBytes(8).toString('hex'),
-          command: 'apply',
-          pid: process.pid,
-          pidStart: processStart(process.pid),
-          createdAt: new Date().toISOString(),
-          updatedAt: '',
-          ...(netns ? {netns} : {}),
-          file: desired.file,
-          phase: 'started',
-          plan: plan.steps.map((s) => ({name: s.name, kind: s.kind, driver: s.driver})),
-          snapshot: observed,
-          adopted: flags.adopt ?? [],
-          started: [],
-        }
-        removeJournal(netns) // a started-log left by a removal cut short (recoverUnfinished ran: no journal is pending)
-        writeJournal(journal)
-        const hooks = journalHooks(journal, signals)
-        signals.arm((sig, first) => {
-          if (!first) process.stderr.write(`tunctl: ${sig}: already stopping, please wait (the next tunctl command rolls back whatever a SIGKILL leaves)\n`)
-          else if (hooks.batchStarted()) process.stderr.write(`tunctl: ${sig}: the batch is running; letting it finish and verifying\n`)
-          else process.stderr.write(`tunctl: ${sig}: rolling back (the batch has not run)\n`)
-        })
-        let r: ApplyResult
-        try {
-          r = await executePlan(plan, {netns, verbose: flags.verbose, snapshot: observed, adopted: new Set(flags.adopt ?? []), hooks})
-        } catch (e: any) {
-          this.failure = {applied: Boolean(e?.applied)}
-          // rolled back: the journal is done with; an incomplete rollback keeps it, so the next command retries
-          if (!(e instanceof RollbackError)) removeJournal(netns)
-          throw e
-        }
-        // where each vti's keys came from, for export (paths and SPIs only, never key material)
-        if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
-        if (flags.confirm !== undefined && !signals.signal) {
-          const deadline = new Date(Date.now() + flags.confirm * 1000).toISOString()
-          journal.phase = 'confirm'
-          journal.confirm = {seconds: flags.confirm, deadline}
-          writeJournal(journal)
-          const watchdog = await startWatchdog(netns, journal.id, lock.fd)
-          confirmWait = {id: journal.id, deadline, watchdog}
-        } else removeJournal(netns)
-        return r
-      })
-    } finally {
-      signals.dispose()
-    }
+    const {plan, result, confirmWait} = await applySpec(desired, {...req, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], confirm: flags.confirm}, show)
     mark('executed')
-    const plan = this.plan!
     if (result.interrupted) process.stderr.write(`tunctl: ${result.interrupted} arrived while the batch ran: the apply finished and was verified; it stands\n`)
-    let confirmed: ConfirmResult | undefined
     if (confirmWait) {
       if (!this.jsonMode) {
         const c = plan.counts
         process.stdout.write(`Applied: ${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted; verified.\n`)
       }
-      confirmed = await this.awaitConfirmation(netns, confirmWait, flags.confirm!)
+      const confirmed = await awaitConfirmation(netns, confirmWait, flags.confirm!)
       if (confirmed.outcome !== 'confirmed') {
         this.failure = {applied: true, verified: true}
-        if (confirmed.outcome === 'rollback-incomplete') throw new RollbackError(`${confirmed.reason ?? "not confirmed in time"}, and the rollback is incomplete`, undefined, confirmed.leftovers ?? [])
-        const e = new TunctlError(`${confirmed.reason ?? "not confirmed in time"}: rolled back to the state before the apply`)
-        e.code = 'not-confirmed'
-        ;(e as any).rolledBack = true
-        throw e
+        throw notConfirmedError(confirmed)
       }
     }
     if (this.jsonMode) {
@@ -206,85 +122,19 @@ ${BaseCommand.exitCodesHelp}`
     }
   }
 
-  /** Waits for the watchdog's verdict; Enter on a terminal confirms. A signal here stops waiting (the watchdog stays). */
-  private async awaitConfirmation(netns: string | undefined, w: {id: string; deadline: string; watchdog: number}, seconds: number): Promise<ConfirmResult> {
-    const cmd = `tunctl confirm${netns ? ` --netns ${netns}` : ''}`
-    const tty = Boolean(process.stdin.isTTY)
-    process.stderr.write(`tunctl: keep this change? Run \`${cmd}\`${tty ? ' or press Enter here' : ''} within ${seconds} s (by ${w.deadline}); otherwise it is rolled back.\n`)
-    const rl = tty ? createInterface({input: process.stdin}) : undefined
-    rl?.once('line', () => requestConfirm(netns, w.id))
-    let stop: string | undefined
-    const onSig = (s: NodeJS.Signals) => (stop = s)
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSig)
-    try {
-      for (;;) {
-        const r = readResult(netns, w.id)
-        if (r) return r
-        if (stop) {
-          process.exitCode = EXIT.FAILED
-          const e = new TunctlError(`${stop}: stopped waiting; the change is rolled back at ${w.deadline} unless \`${cmd}\` comes first`)
-          e.code = 'not-waiting'
-          throw e
-        }
-        const j = readJournal(netns)
-        if (!j || j.id !== w.id || processStart(w.watchdog) === undefined) {
-          // the watchdog died without a verdict: roll back now (the confirmation never came)
-          if (readResult(netns, w.id)) continue
-          removeConfirmRequest(netns, w.id)
-          await withLock(netns, 30, async () => recoverUnfinished({netns}))
-          return {id: w.id, outcome: 'rolled-back', at: new Date().toISOString(), reason: 'the confirmation watchdog died'}
-        }
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    } finally {
-      rl?.close()
-      for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSig)
-    }
-  }
-
-  protected override async catch(err: any): Promise<any> {
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     const json = this.jsonMode || this.argv.includes('--json')
     if (json && err instanceof TunctlError && this.plan) {
-      const rolledBack = Boolean((err as any).rolledBack)
       this.printJSON({
         ok: false,
         plan: planToJSON(this.plan),
-        applied: Boolean(this.failure.applied ?? (err as any).applied),
+        applied: Boolean(this.failure.applied ?? err.applied),
         verified: Boolean(this.failure.verified),
-        rolledBack,
+        rolledBack: Boolean(err.rolledBack),
         error: err.toJSON(),
       })
       throw err
     }
     return super.catch(err)
-  }
-}
-
-/** Exec hooks that keep the journal current, honour signals and the test pause hook. */
-function journalHooks(journal: Journal, signals: SignalWatch): ExecHooks & {batchStarted(): boolean} {
-  let batch = false
-  const PHASE: Record<ExecPhase, JournalPhase> = {'before-batch': 'started', batch: 'batch', 'after-batch': 'verify', verify: 'verify', rollback: 'rollback'}
-  const interrupted = () => signals.signal !== undefined
-  return {
-    batchStarted: () => batch,
-    interrupted: () => signals.signal,
-    async phase(p) {
-      if (p === 'batch') batch = true
-      if (journal.phase !== PHASE[p]) {
-        journal.phase = PHASE[p]
-        writeJournal(journal)
-      }
-      await pausePoint(p, interrupted)
-    },
-    async starting(name) {
-      journalStarted(journal, name, false)
-    },
-    async started(name) {
-      journalStarted(journal, name, true)
-    },
-    async created(names) {
-      journal.created = names
-      writeJournal(journal)
-    },
   }
 }

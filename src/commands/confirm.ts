@@ -1,13 +1,6 @@
 // `tunctl confirm`: keeps an apply made with --confirm SECONDS before its watchdog rolls it back.
-import {Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
-import {TunctlError} from '../lib/errors.js'
-import {ownerAlive, readJournal} from '../lib/journal.js'
-import {withLock} from '../lib/lock.js'
-import {readResult, removeConfirmRequest, requestConfirm} from '../execute/confirm.js'
-import {recoverUnfinished} from '../execute/recover.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+import {BaseCommand, nsJsonFlags} from '../lib/base.js'
+import {confirmApply} from '../execute/confirm.js'
 
 export default class Confirm extends BaseCommand {
   static override summary = 'Keep an apply made with --confirm SECONDS (otherwise it is rolled back when the time runs out).'
@@ -22,39 +15,13 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'In a namespace, as JSON', command: '<%= config.bin %> <%= command.id %> --netns blue --json'},
   ]
 
-  static override flags = {
-    netns: commonFlags.netns,
-    json: commonFlags.json,
-  }
+  static override flags = nsJsonFlags
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Confirm)
     this.jsonMode = flags.json
     const netns = flags.netns
-    const j = readJournal(netns)
-    if (!j) {
-      const last = readResult(netns)
-      const about = last && last.outcome !== 'confirmed' ? ` (the last apply with --confirm was rolled back at ${last.at}: ${last.reason ?? 'not confirmed in time'})` : ''
-      throw new TunctlError(`nothing awaits confirmation${netns ? ` in namespace ${netns}` : ''}${about}`)
-    }
-    if (!ownerAlive(j)) {
-      // the apply or its watchdog died: the change was never confirmed in time; converge like any mutating command
-      await withLock(netns, 30, async () => recoverUnfinished({netns}))
-      throw new TunctlError(`the apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}) ${j.phase === 'confirm' ? 'lost its confirmation watchdog' : 'did not finish'}; it was rolled back instead`)
-    }
-    if (j.phase !== 'confirm') throw new TunctlError(`the apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}) is still running; nothing awaits confirmation yet`)
-    requestConfirm(netns, j.id)
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      const r = readResult(netns, j.id)
-      if (r?.outcome === 'confirmed') break
-      if (r) {
-        removeConfirmRequest(netns, j.id)
-        throw new TunctlError(`too late: the apply${j.file ? ` of ${j.file}` : ''} was rolled back at ${r.at} (${r.reason ?? 'not confirmed in time'})${r.outcome === 'rollback-incomplete' ? `; the rollback is incomplete:\n  ${(r.leftovers ?? []).join('\n  ')}` : ''}`)
-      }
-      if (Date.now() > deadline) throw new TunctlError(`the confirmation watchdog (pid ${j.pid}) did not answer within 10 s; the request stays in place`)
-      await sleep(50)
-    }
+    const j = await confirmApply(netns)
     if (this.jsonMode) this.printJSON({ok: true, confirmed: true, id: j.id, ...(j.file ? {file: j.file} : {}), ...(netns ? {netns} : {})})
     else process.stdout.write(`Confirmed: the apply${j.file ? ` of ${j.file}` : ''} stays.\n`)
   }

@@ -1,7 +1,7 @@
 // `tunctl doctor`: what this host can do — iproute2 version, each mode kernel/userspace/unavailable and why, privileges, /dev/net/tun.
 import {existsSync, readFileSync} from 'node:fs'
-import {execa} from 'execa'
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {BaseCommand, nsJsonFlags} from '../lib/base.js'
+import {run} from '../lib/exec.js'
 import {ipJson} from '../lib/ip.js'
 import {table} from '../lib/render.js'
 import {MODES, type Mode} from '../model/types.js'
@@ -27,23 +27,15 @@ ${BaseCommand.exitCodesHelp}`
     {description: 'Check a namespace, machine-readable', command: '<%= config.bin %> <%= command.id %> --netns blue --json'},
   ]
 
-  static override flags = {
-    netns: commonFlags.netns,
-    json: commonFlags.json,
-  }
+  static override flags = nsJsonFlags
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Doctor)
     this.jsonMode = flags.json
-    let iproute2: {found: boolean; version: string | null; text: string}
-    try {
-      const r = await execa('ip', ['-V'], {reject: false})
-      const text = String(r.stdout || r.stderr).trim()
-      const m = /iproute2-([\w.-]+)|iproute2[- ](\S+)/.exec(text)
-      iproute2 = {found: r.exitCode === 0, version: m ? (m[1] ?? m[2] ?? null) : null, text}
-    } catch (e: any) {
-      iproute2 = {found: false, version: null, text: String(e?.message ?? e)}
-    }
+    const r = await run('ip', ['-V'])
+    const text = (r.stdout || r.stderr).trim()
+    const m = /iproute2-([\w.-]+)|iproute2[- ](\S+)/.exec(text)
+    const iproute2 = {found: r.exitCode === 0, version: m ? (m[1] ?? m[2] ?? null) : null, text}
     // a namespace that does not exist is a usage error (64), not a host without tunnel support
     if (flags.netns) await ipJson(['link', 'show', 'dev', 'lo'], {netns: flags.netns})
     const reports = await allModes(flags.netns)

@@ -1,9 +1,6 @@
 // `tunctl export`: the current tunnels as a version-1 spec that `apply` turns back into the same state.
-import {Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
-import {readKeyFileRecords} from '../ipsec/record.js'
-import {observe} from '../observe/index.js'
-import {reportUnfinished} from '../execute/recover.js'
+import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
+import {exportTunnels} from '../execute/inspect.js'
 import {exportDoc, exportSpec} from '../plan/export.js'
 
 export default class Export extends BaseCommand {
@@ -19,18 +16,14 @@ ${BaseCommand.exitCodesHelp}`
   ]
 
   static override flags = {
-    all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
-    netns: commonFlags.netns,
-    json: commonFlags.json,
+    all: commonFlags.all,
+    ...nsJsonFlags,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Export)
     this.jsonMode = flags.json
-    reportUnfinished(flags.netns)
-    const observed = await observe({netns: flags.netns})
-    const tunnels = flags.all ? observed.tunnels : observed.tunnels.filter((t) => t.owned)
-    const keyFiles = readKeyFileRecords(flags.netns) // vti ipsec: the key-file references recorded at apply
+    const {tunnels, keyFiles} = await exportTunnels({netns: flags.netns, all: flags.all})
     if (flags.json) this.printJSON(exportDoc(tunnels, keyFiles))
     else process.stdout.write(exportSpec(tunnels, keyFiles))
   }

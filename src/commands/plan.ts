@@ -2,13 +2,11 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT} from '../lib/errors.js'
-import type {DriverChoice} from '../model/types.js'
-import {observe} from '../observe/index.js'
 import {reportUnfinished} from '../execute/recover.js'
-import {makePlan, renderPlan, planToJSON, compilePlan} from '../plan/index.js'
+import {planSpec} from '../execute/pipeline.js'
+import {renderPlan, planToJSON, compilePlan} from '../plan/index.js'
 import {DRIVERS} from '../drivers/index.js'
 import {loadSpec} from '../spec/load.js'
-import {gatherSupport} from '../execute/support.js'
 import {adoptFlag, driverFlag} from './apply.js'
 
 export default class PlanCmd extends BaseCommand {
@@ -44,10 +42,7 @@ ${BaseCommand.exitCodesHelp}`
     this.jsonMode = flags.json
     reportUnfinished(flags.netns)
     const desired = await loadSpec(args.file)
-    const observed = await observe({netns: flags.netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
-    const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
-    const support = await gatherSupport(modes, flags.netns)
-    const plan = makePlan(desired, observed, {prune: flags.prune, driver: flags.driver as DriverChoice | undefined, support, adopt: new Set(flags.adopt ?? [])})
+    const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt})
     if (this.jsonMode) {
       const out: Record<string, unknown> = {ok: true, file: desired.file, plan: planToJSON(plan)}
       if (flags['show-commands']) out.commands = compilePlan(plan, DRIVERS).lines.map((l) => ['ip', ...l].join(' '))

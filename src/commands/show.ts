@@ -1,12 +1,10 @@
 // `tunctl show [NAME]`: tunnels with mode, driver, endpoints, keys, ttl, mtu, state, addresses, routes, ownership, counters.
 import {visible} from '../lib/text.js'
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
-import {TunctlError} from '../lib/errors.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
 import {table} from '../lib/render.js'
 import type {ObservedTunnel} from '../model/types.js'
-import {observe} from '../observe/index.js'
-import {reportUnfinished} from '../execute/recover.js'
+import {listTunnels} from '../execute/inspect.js'
 import {fieldLabel, formatRoute, formatValue} from '../plan/render.js'
 import {ipsecSummary, ipsecText} from '../ipsec/plan.js'
 
@@ -64,22 +62,14 @@ ${BaseCommand.exitCodesHelp}`
   }
 
   static override flags = {
-    all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
-    netns: commonFlags.netns,
-    json: commonFlags.json,
+    all: commonFlags.all,
+    ...nsJsonFlags,
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Show)
     this.jsonMode = flags.json
-    reportUnfinished(flags.netns)
-    const observed = await observe({netns: flags.netns})
-    let tunnels = observed.tunnels
-    if (args.name) {
-      const t = tunnels.find((x) => x.name === args.name)
-      if (!t) throw new TunctlError(`no tunnel named ${args.name}${observed.links.includes(args.name) ? ` (${args.name} is a ${observed.kinds[args.name] ?? 'non-tunnel'} link)` : ''}`)
-      tunnels = [t]
-    } else if (!flags.all) tunnels = tunnels.filter((t) => t.owned)
+    const tunnels = await listTunnels({netns: flags.netns, name: args.name, all: flags.all})
 
     if (this.jsonMode) {
       this.printJSON({ok: true, ...(flags.netns ? {netns: flags.netns} : {}), tunnels: tunnels.map(tunnelJSON)})

@@ -10,11 +10,11 @@ import {applyEncaps, forgetEncap as forgetEncapOf, startEncap, stopEncap} from '
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
 import {nsDir} from '../userspace/paths.js'
-import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type System} from './run.js'
+import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type ExecOptions, type Operation, type System} from './run.js'
 
-export {type ApplyResult, type ExecHooks, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
+export {type ApplyResult, type ExecHooks, type Operation, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
 
-/** Removes temporary files of `name`'s state and counters left by a daemon killed in the middle of writing them. */
+/** Removes temporary files of `name`'s state and counters left by an engine killed in the middle of writing them. */
 export function removeEncapTempFiles(name: string, netns?: string): void {
   const dir = nsDir(netns)
   const prefixes = [`.${name}.json.`, `.${name}.stats.json.`]
@@ -38,14 +38,14 @@ export async function forgetEncap(name: string, netns?: string): Promise<void> {
 export interface ExecuteOptions {
   netns?: string
   verbose?: boolean
-  /** kept for the documented interface; the lock is taken by the command around observe → plan → execute */
-  lockTimeout?: number
   /** the observed state the plan was computed from (rollback target) */
   snapshot?: ObservedState
   /** --adopt names: foreign tunnels this apply hands to tunctl (a rollback gives them back) */
   adopted?: Set<string>
   /** journal, signals, test pause hook */
   hooks?: ExecHooks
+  operation?: Operation
+  verifyError?: ExecOptions['verifyError']
 }
 
 export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
@@ -63,7 +63,7 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
       await stopEncap(name, {netns: opts.netns})
-      // a daemon that had to be SIGKILLed (slow to stop) may leave a half-written temporary file
+      // an engine killed may leave a half-written temporary file
       removeEncapTempFiles(name, opts.netns)
     },
     encapBatch: async (batch) => {
@@ -89,5 +89,7 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<App
     adopted: opts.adopted,
     hooks: opts.hooks,
     failAtLine: failAtLineFromEnv(),
+    operation: opts.operation,
+    verifyError: opts.verifyError,
   })
 }

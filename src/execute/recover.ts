@@ -4,7 +4,9 @@ import {readdirSync, unlinkSync} from 'node:fs'
 import {join} from 'node:path'
 import {DRIVERS} from '../drivers/index.js'
 import {RollbackError} from '../lib/errors.js'
-import {describeJournal, journalScope, ownerAlive, processStart, readJournal, removeJournal, runDir, writeJournal, type Journal} from '../lib/journal.js'
+import {describeJournal, journalScope, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../lib/journal.js'
+import {startTicks} from '../lib/proc.js'
+import {runDir} from '../lib/rundir.js'
 import type {Drivers} from '../plan/diff.js'
 import {realSystem} from './index.js'
 import {restore, type ExecHooks, type System} from './run.js'
@@ -20,7 +22,7 @@ function removeStaleBatchFiles(netns?: string): void {
   try {
     for (const f of readdirSync(dir)) {
       const m = /^batch\.(\d+)\.\d+$/.exec(f)
-      if (m && processStart(Number(m[1])) === undefined) unlinkSync(join(dir, f))
+      if (m && startTicks(Number(m[1])) === undefined) unlinkSync(join(dir, f))
     }
   } catch {}
 }
@@ -57,8 +59,8 @@ export async function recoverUnfinished(opts: RecoverOptions): Promise<Journal |
     left = [`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`]
   }
   removeJournal(opts.netns)
-  if (left.length) throw new RollbackError('an unfinished earlier apply could not be rolled back completely', undefined, left)
-  log('rolled back the unfinished apply; the namespace is as it was before it')
+  if (left.length) throw new RollbackError(`an unfinished earlier ${j.command} could not be rolled back completely`, left)
+  log(`rolled back the unfinished ${j.command}; the namespace is as it was before it`)
   return j
 }
 

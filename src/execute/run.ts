@@ -62,7 +62,14 @@ export interface ExecOptions {
   /** delays before re-observing when verification finds differences (default [100, 400]) */
   verifyRetryMs?: number[]
   hooks?: ExecHooks
+  /** what runs the plan, for messages ("apply failed …", "… before the del"); default apply */
+  operation?: Operation
+  /** the error for what verification found left (default: a VerifyError listing every field) */
+  verifyError?: (residual: Residual, compiled: Compiled) => TunctlError
 }
+
+/** The commands that run a plan through the executor. */
+export type Operation = 'apply' | 'del'
 
 export interface ApplyResult {
   /** the batch ran (also when it then failed and was rolled back: see the error's `applied`) */
@@ -87,6 +94,9 @@ export interface RestoreScope {
 }
 
 export type Residual = Array<{name: string; changes: FieldChange[]}>
+
+/** The Residual entry name of xfrm objects (SAs, policies) still differing from the plan's target. */
+export const XFRM_RESIDUAL = '(xfrm)'
 
 export const INJECTED_FAILURE_LINE = ['link', 'set', 'dev', 'tunctl-injected-failure', 'up']
 
@@ -266,7 +276,8 @@ export function verifyPlan(plan: Plan, after: ObservedState): Residual {
   for (const s of plan.steps) {
     const o = byName.get(s.name)
     if (s.kind === 'delete') {
-      if (o) residual.push({name: s.name, changes: [{field: 'exists', from: true, to: false}]})
+      // gone as a link too (a TUN device left by a stopped encapsulator is no tunnel but still holds the name)
+      if (o || after.links.includes(s.name)) residual.push({name: s.name, changes: [{field: 'exists', from: true, to: false}]})
       continue
     }
     if (!o) {
@@ -342,7 +353,7 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   const xfrmResidual = (after: ObservedState): Residual => {
     if (!xfrmTarget) return []
     const left = reconcile(after.xfrm ?? NO_XFRM, xfrmTarget).shown
-    return left.length ? [{name: '(xfrm)', changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
+    return left.length ? [{name: XFRM_RESIDUAL, changes: left.map((l) => ({field: 'xfrm', from: 'pending', to: l.slice(0, 4).join(' ')}))}] : []
   }
   try {
     await runXfrm(sys, xfrm)
@@ -354,25 +365,26 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
     const check = (after: ObservedState) => [...verifyPlan(plan, after), ...xfrmResidual(after)]
     let residual = check(await sys.observe({routes}))
     mark(`verified${residual.length ? ' (differences: observing again)' : ''}`)
-    // some changes settle asynchronously (a daemon's state file, DAD): re-observe a few times before failing
+    // some changes settle asynchronously (an engine's state file, DAD): re-observe a few times before failing
     for (const ms of residual.length ? (opts.verifyRetryMs ?? [100, 400]) : []) {
       await new Promise((r) => setTimeout(r, ms))
       residual = check(await sys.observe({routes}))
       if (!residual.length) break
     }
     if (residual.length) {
+      if (opts.verifyError) throw opts.verifyError(residual, compiled)
       const text = residual.map((r) => `${r.name}: ${r.changes.map((c) => `${c.field} is ${JSON.stringify(c.from)}, wanted ${JSON.stringify(c.to)}`).join('; ')}`)
-      throw new VerifyError(`verification failed after apply (the kernel did not take every change):\n  ${text.join('\n  ')}`, residual)
+      throw new VerifyError(`verification failed after ${opts.operation ?? 'apply'} (the kernel did not take every change):\n  ${text.join('\n  ')}`, residual)
     }
     const sig = hooks.interrupted?.()
     return {applied: true, lines, verified: true, rolledBack: false, ...(sig ? {interrupted: sig} : {})}
   } catch (err) {
-    if (err instanceof Error) (err as any).applied = progress.batch
+    const failure = err instanceof TunctlError ? err : new TunctlError(err instanceof Error ? err.message : String(err))
+    failure.applied = progress.batch
     const touched = new Set(plan.steps.map((s) => s.name))
     // what this apply created: the link adds that ran (when the batch ended), the encapsulators it started
     const created = progress.created || !progress.batch ? new Set([...(progress.created ?? []), ...progress.started.map((x) => x.name)]) : undefined
-    await rollback(sys, snapshot, err, opts.drivers, {touched, created, adopted: opts.adopted, started: progress.started}, hooks)
-    throw err // unreachable: rollback always throws
+    return rollback(sys, snapshot, failure, opts.drivers, {touched, created, adopted: opts.adopted, started: progress.started}, hooks, opts.operation)
   }
 }
 
@@ -422,9 +434,8 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   return left
 }
 
-/** Restores `snapshot`; throws the original error (host restored) or a RollbackError (exit 3). */
-export async function rollback(sys: System, snapshot: ObservedState, cause: unknown, drivers: Drivers, scope: RestoreScope = {}, hooks: ExecHooks = {}): Promise<never> {
-  const causeMsg = cause instanceof Error ? cause.message : String(cause)
+/** Restores `snapshot`; throws the original error (host restored: rolledBack) or a RollbackError (exit 3). */
+export async function rollback(sys: System, snapshot: ObservedState, cause: TunctlError, drivers: Drivers, scope: RestoreScope = {}, hooks: ExecHooks = {}, operation: Operation = 'apply'): Promise<never> {
   let leftovers: string[] = []
   let rbError: unknown
   try {
@@ -434,17 +445,11 @@ export async function rollback(sys: System, snapshot: ObservedState, cause: unkn
     leftovers.push(`rollback itself failed: ${e instanceof Error ? e.message : String(e)}`)
   }
   if (rbError || leftovers.length) {
-    const e = new RollbackError(`apply failed and the rollback is incomplete.\ncause: ${causeMsg}`, cause, leftovers)
-    ;(e as any).applied = (cause as any)?.applied
+    const e = new RollbackError(`${operation} failed and the rollback is incomplete.\ncause: ${cause.message}`, leftovers)
+    e.applied = cause.applied
     throw e
   }
-  if (cause instanceof TunctlError) {
-    cause.message = `${cause.message}\nThe host was restored to its state before the apply.`
-    ;(cause as any).rolledBack = true
-    throw cause
-  }
-  const e = new TunctlError(`${causeMsg}\nThe host was restored to its state before the apply.`)
-  ;(e as any).rolledBack = true
-  ;(e as any).applied = (cause as any)?.applied
-  throw e
+  cause.message = `${cause.message}\nThe host was restored to its state before the ${operation}.`
+  cause.rolledBack = true
+  throw cause
 }

@@ -1,7 +1,8 @@
 // Observes the namespace's xfrm state for vti ipsec blocks: tunctl's SAs (with counters) and policies, the
 // (dst, SPI) of foreign SAs, and disable_policy of the vti devices that have SAs. Keys read from the kernel stay
 // in keys.ts's table (they let a rollback restore an SA and a plan notice a key change); nothing prints them.
-import {execa} from 'execa'
+import {CommandError} from '../lib/errors.js'
+import {echoCommand, run} from '../lib/exec.js'
 import {existsSync} from 'node:fs'
 import type {ObservedState} from '../model/types.js'
 import {ipsecOf, parsePolicies, parseStates, type XfrmObserved} from './xfrm.js'
@@ -22,12 +23,12 @@ let sticky = false
 /** `ip -s xfrm state` + `ip xfrm policy`; undefined when the kernel has no xfrm (then nothing of ipsec can exist). */
 export async function observeXfrm(netns?: string): Promise<XfrmObserved | undefined> {
   const [st, pol] = await Promise.all([
-    execa('ip', [...nsArgs(netns), '-s', 'xfrm', 'state'], {reject: false}),
-    execa('ip', [...nsArgs(netns), 'xfrm', 'policy'], {reject: false}),
+    run('ip', [...nsArgs(netns), '-s', 'xfrm', 'state']),
+    run('ip', [...nsArgs(netns), 'xfrm', 'policy']),
   ])
   if (st.exitCode !== 0 || pol.exitCode !== 0) return undefined
-  const s = parseStates(String(st.stdout))
-  const p = parsePolicies(String(pol.stdout))
+  const s = parseStates(st.stdout)
+  const p = parsePolicies(pol.stdout)
   return {sas: s.owned, policies: p.owned, foreignSas: s.foreign, foreignPolicies: p.foreign}
 }
 
@@ -37,8 +38,8 @@ export async function readDisablePolicy(netns: string | undefined, names: string
   if (!names.length) return out
   const script = 'for d in "$@"; do printf "%s %s %s\\n" "$d" "$(cat /proc/sys/net/ipv4/conf/$d/disable_policy 2>/dev/null || echo x)" "$(cat /proc/sys/net/ipv6/conf/$d/disable_policy 2>/dev/null || echo 1)"; done'
   const argv = netns ? ['netns', 'exec', netns, 'sh', '-c', script, 'sh', ...names] : ['-c', script, 'sh', ...names]
-  const r = await execa(netns ? 'ip' : 'sh', argv, {reject: false})
-  for (const line of String(r.stdout).split('\n')) {
+  const r = await run(netns ? 'ip' : 'sh', argv)
+  for (const line of r.stdout.split('\n')) {
     const m = /^(\S+) (\S+) (\S+)$/.exec(line)
     if (m) out.set(m[1]!, m[2] === '1' && m[3] === '1')
   }
@@ -49,10 +50,10 @@ export async function readDisablePolicy(netns: string | undefined, names: string
 export async function setDisablePolicy(netns: string | undefined, names: string[], verbose?: boolean): Promise<void> {
   if (!names.length) return
   const script = 'for d in "$@"; do echo 1 >/proc/sys/net/ipv4/conf/$d/disable_policy || exit 1; [ ! -e /proc/sys/net/ipv6/conf/$d/disable_policy ] || echo 1 >/proc/sys/net/ipv6/conf/$d/disable_policy || exit 1; done'
-  for (const n of names) if (verbose) process.stderr.write(`[#] sysctl net.ipv4.conf.${n}.disable_policy=1 net.ipv6.conf.${n}.disable_policy=1\n`)
+  if (verbose) for (const n of names) echoCommand(['sysctl', `net.ipv4.conf.${n}.disable_policy=1`, `net.ipv6.conf.${n}.disable_policy=1`])
   const argv = netns ? ['netns', 'exec', netns, 'sh', '-c', script, 'sh', ...names] : ['-c', script, 'sh', ...names]
-  const r = await execa(netns ? 'ip' : 'sh', argv, {reject: false})
-  if (r.exitCode !== 0) throw new Error(`cannot set disable_policy on ${names.join(', ')}: ${String(r.stderr).trim()}`)
+  const r = await run(netns ? 'ip' : 'sh', argv)
+  if (r.exitCode !== 0) throw new CommandError(`cannot set disable_policy on ${names.join(', ')}: ${r.stderr.trim()}`, [netns ? 'ip' : 'sh', ...argv], r.stderr)
 }
 
 /** Adds xfrm to an observed state and each kernel vti tunnel's ipsec block (with what is missing, and its ESP counters). */
@@ -78,8 +79,7 @@ export async function addXfrm(state: ObservedState, links: any[], opts: {netns?:
   const dp = await readDisablePolicy(opts.netns, withSa)
   for (const t of state.tunnels) {
     if (t.ipsec && dp.get(t.name) === false) {
-      const p = t.ipsec as any
-      p.problems = [...(p.problems ?? []), 'disable_policy is not set on the device']
+      t.ipsec.problems = [...(t.ipsec.problems ?? []), 'disable_policy is not set on the device']
     }
   }
 }

@@ -6,6 +6,7 @@
 // is ever changed or deleted. A tunnel's objects are the ones marked with its vti keys (mark okey: the outbound
 // SA local→remote and the `dir out` policies; mark ikey: the inbound SA remote→local and the `dir in` policies),
 // which is how the kernel's vti finds them: it sets the skb mark to okey on transmit and ikey on receive.
+import type {SaCounters} from '../model/types.js'
 import type {IpsecParams} from './spec.js'
 import {copyKeys, getKeys, sameKeys, setKeys, type KeyMaterial} from './keys.js'
 import {hex32} from './spec.js'
@@ -28,7 +29,7 @@ export interface XfrmSa {
   /** key bits of aead / enc (from the kernel or the key length) */
   encBits?: number
   replayWindow: number
-  counters?: {bytes: number; packets: number; replay: number; failed: number}
+  counters?: SaCounters
 }
 
 export interface XfrmPolicy {
@@ -252,7 +253,7 @@ export function parseStates(text: string): {owned: XfrmSa[]; foreign: string[]} 
       const m = /^\s*(aead|enc|auth-trunc|auth) (\S+) 0x([0-9a-f]+)(?: \((\d+) bits\))?/.exec(line)
       if (!m) continue
       const which = m[1] === 'aead' ? 'aead' : m[1] === 'enc' ? 'enc' : 'auth'
-      ;(s as any)[which] = m[2]
+      s[which] = m[2]
       keys[which] = Buffer.from(m[3]!, 'hex')
       if (which !== 'auth') s.encBits = m[3]!.length * 4
     }

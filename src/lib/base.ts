@@ -22,7 +22,12 @@ export const commonFlags = {
     },
   }),
   json: Flags.boolean({description: 'machine-readable JSON on stdout (schemas/ describes each shape)', default: false}),
+  /** show, export: the tunnels tunctl does not own too */
+  all: Flags.boolean({description: 'include tunnels tunctl does not own', default: false}),
 }
+
+/** --netns and --json, the flags of every read-only command */
+export const nsJsonFlags = {netns: commonFlags.netns, json: commonFlags.json}
 
 /** Colour only on a TTY and never with NO_COLOR. */
 export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {

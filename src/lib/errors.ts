@@ -38,6 +38,10 @@ export function exitTableText(): string {
 export class TunctlError extends Error {
   exitCode: number = EXIT.FAILED
   code = 'failed'
+  /** set by the executor: the batch ran before the failure (apply --json `applied`) */
+  applied?: boolean
+  /** set by the executor: the failure was rolled back completely (apply --json `rolledBack`) */
+  rolledBack?: boolean
   toJSON(): Record<string, unknown> {
     return {code: this.code, exitCode: this.exitCode, message: this.message}
   }
@@ -116,7 +120,7 @@ export class VerifyError extends TunctlError {
 export class RollbackError extends TunctlError {
   override exitCode: number = EXIT.ROLLBACK_INCOMPLETE
   override code = 'rollback-incomplete'
-  constructor(message: string, public cause0: unknown, public leftovers: string[]) {
+  constructor(message: string, public leftovers: string[]) {
     super(message + (leftovers.length ? '\nleft behind:\n  ' + leftovers.join('\n  ') : ''))
   }
   override toJSON() {
@@ -165,25 +169,26 @@ export const stdoutState = {json: false}
  * an error before any command printed JSON (an unknown command, say) is printed as {ok: false, error} too.
  */
 export function handleError(error: unknown, argv: string[] = process.argv): number {
-  const e = error as any
-  if (e?.oclif && typeof e.oclif.exit === 'number' && e.code === 'EEXIT') return e.oclif.exit // this.exit(n)
+  // oclif's errors carry {oclif: {exit}}; anything else thrown is shown by its stack or text
+  const e = (typeof error === 'object' && error !== null ? error : {}) as {oclif?: {exit?: unknown}; code?: unknown; message?: unknown; stack?: unknown}
+  if (e.oclif && typeof e.oclif.exit === 'number' && e.code === 'EEXIT') return e.oclif.exit // this.exit(n)
   if (argv.includes('--json') && !stdoutState.json) {
     const payload =
       error instanceof TunctlError ? error.toJSON()
-      : e?.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
-      : {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(e?.stack ?? error)}
+      : e.oclif ? {code: 'usage', exitCode: EXIT.USAGE, message: String(e.message)}
+      : {code: 'internal', exitCode: EXIT.SOFTWARE, message: String(e.stack ?? error)}
     process.stdout.write(jsonText({ok: false, error: payload}) + '\n')
   }
   if (error instanceof TunctlError) {
     // names and aliases from the system or the file never reach the terminal raw
-    if (!(e as any).reported) process.stderr.write(`tunctl: ${visibleText(error.message)}\n`)
+    process.stderr.write(`tunctl: ${visibleText(error.message)}\n`)
     return error.exitCode
   }
-  if (e?.oclif) {
+  if (e.oclif) {
     // oclif parse/usage errors (unknown flag, missing argument, unknown command)
     process.stderr.write(`tunctl: ${visibleText(String(e.message))}\n`)
     return EXIT.USAGE
   }
-  process.stderr.write(`tunctl: internal error: ${visibleText(String(e?.stack ?? error))}\n`)
+  process.stderr.write(`tunctl: internal error: ${visibleText(String(e.stack ?? error))}\n`)
   return EXIT.SOFTWARE
 }

@@ -1,10 +1,11 @@
-// Runs iproute2: JSON queries, single commands and one `ip -batch -` per apply; echoes lines with --verbose.
-import {execa} from 'execa'
+// Runs iproute2: JSON queries, single commands and one `ip -batch FILE` per apply, through the one runner
+// (src/lib/exec.ts: the --verbose echo `[#] ip …`, failures mapped to the error classes).
 import {unlinkSync} from 'node:fs'
 import {join} from 'node:path'
-import {BugError, CommandError, PermissionError, UsageError} from './errors.js'
+import {BugError} from './errors.js'
+import {commandError, echoCommand, run} from './exec.js'
 import {ensureRunDir, writeAtomic} from './rundir.js'
-import {quoteBatchWord, visible} from './text.js'
+import {quoteBatchWord} from './text.js'
 
 export interface IpOptions {
   netns?: string
@@ -15,36 +16,15 @@ function base(opts: IpOptions): string[] {
   return opts.netns ? ['-n', opts.netns] : []
 }
 
-function echo(opts: IpOptions, argv: string[]) {
-  if (opts.verbose) process.stderr.write(`[#] ip ${visible(argv.map(echoWord).join(' '))}\n`)
-}
-
-function echoWord(w: string): string {
-  try {
-    return quoteBatchWord(w)
-  } catch {
-    return JSON.stringify(w)
-  }
-}
-
-function classify(argv: string[], stderr: string, batchLine?: number): Error {
-  const ns = /Cannot open network namespace "([^"]*)": No such file or directory/.exec(stderr)
-  if (ns) return new UsageError(`network namespace "${ns[1]}" does not exist (see ip netns list)`)
-  if (/Operation not permitted|Permission denied/.test(stderr)) {
-    return new PermissionError(`ip ${argv.join(' ')}: ${stderr.trim()} (tunctl needs root / CAP_NET_ADMIN)`)
-  }
-  return new CommandError(`ip ${argv.join(' ')}: ${stderr.trim()}`, ['ip', ...argv], stderr, batchLine)
-}
-
 /** `ip -j -d <args>` parsed (parseIpJson); read-only, never echoed. */
 export async function ipJson<T = any>(args: string[], opts: IpOptions = {}): Promise<T> {
   const argv = [...base(opts), '-j', '-d', ...args]
-  const r = await execa('ip', argv, {reject: false, encoding: 'buffer'})
-  if (r.exitCode !== 0) throw classify(argv, Buffer.from(r.stderr as Uint8Array).toString('utf8'))
+  const r = await run('ip', argv)
+  if (r.exitCode !== 0) throw commandError(['ip', ...argv], r.stderr)
   try {
-    return parseIpJson(r.stdout as Uint8Array) as T
-  } catch (e: any) {
-    throw new BugError(`ip ${argv.join(' ')} printed JSON tunctl cannot read: ${e?.message ?? e}`)
+    return parseIpJson(r.stdoutBytes) as T
+  } catch (e) {
+    throw new BugError(`ip ${argv.join(' ')} printed JSON tunctl cannot read: ${e instanceof Error ? e.message : String(e)}`)
   }
 }
 
@@ -98,9 +78,8 @@ export function sanitizeJsonStrings(text: string): string {
 /** One mutating ip command. */
 export async function ip(args: string[], opts: IpOptions = {}): Promise<void> {
   const argv = [...base(opts), ...args]
-  echo(opts, args)
-  const r = await execa('ip', argv, {reject: false})
-  if (r.exitCode !== 0) throw classify(argv, String(r.stderr))
+  const r = await run('ip', argv, {verbose: opts.verbose, shown: ['ip', ...args]})
+  if (r.exitCode !== 0) throw commandError(['ip', ...argv], r.stderr)
 }
 
 export {quoteBatchWord} from './text.js'
@@ -111,6 +90,12 @@ export function batchLine(words: string[]): string {
 }
 
 let batchSeq = 0
+
+/** The 1-based line an `ip -batch` stopped at: iproute2 reports "Command failed FILE:LINE" (FILE `-` for stdin). */
+export function failedBatchLine(stderr: string): number | undefined {
+  const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
+  return m ? Number(m[1]) : undefined
+}
 
 /**
  * Runs lines (each an ip argv without the leading `ip`) through one `ip -batch FILE` process. The batch is written
@@ -123,19 +108,17 @@ export async function ipBatch(lines: string[][], opts: IpOptions = {}): Promise<
   if (lines.length === 0) return
   // quoted before anything runs: a word ip -batch cannot carry fails the whole batch, not one line of it
   const text = lines.map(batchLine).join('\n') + '\n'
-  for (const l of lines) echo(opts, l)
+  if (opts.verbose) for (const l of lines) echoCommand(['ip', ...l])
   const dir = ensureRunDir(opts.netns)
   const file = join(dir, `batch.${process.pid}.${++batchSeq}`)
   writeAtomic(file, text)
   const argv = [...base(opts), '-batch', file]
   try {
-    const r = await execa('ip', argv, {stdin: 'ignore', reject: false, detached: true, cleanup: false})
+    const r = await run('ip', argv, {detached: true})
     if (r.exitCode !== 0) {
-      const stderr = String(r.stderr)
-      // iproute2 reports "Command failed FILE:LINE" for the failing batch line
-      const m = /Command failed .*:(\d+)\s*$/m.exec(stderr)
-      const line = m ? Number(m[1]) : undefined
-      throw classify(line ? lines[line - 1]! : ['-batch', '-'], stderr.replaceAll(file, '-'), line)
+      const stderr = r.stderr
+      const line = failedBatchLine(stderr)
+      throw commandError(['ip', ...(line ? lines[line - 1]! : ['-batch', '-'])], stderr.replaceAll(file, '-'), line)
     }
   } finally {
     try {

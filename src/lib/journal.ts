@@ -7,7 +7,8 @@ import {join} from 'node:path'
 import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
 import {setLockHint} from './lock.js'
-import {ensureRunDir, openAppend, runDir as rundirOf, runRoot, writeAtomic} from './rundir.js'
+import {processAlive, startTicks} from './proc.js'
+import {ensureRunDir, openAppend, runDir, runRoot, writeAtomic} from './rundir.js'
 
 export type JournalPhase =
   /** written before the first mutation; userspace encapsulators may be starting */
@@ -25,7 +26,8 @@ export interface Journal {
   version: 1
   /** random id of this apply (tunctl confirm and the watchdog agree on it) */
   id: string
-  command: 'apply'
+  /** the command whose plan this is (del: a plan of deletions) */
+  command: 'apply' | 'del'
   /** the process that owns the journal (the apply, or its --confirm watchdog), with its start time (pid reuse) */
   pid: number
   pidStart?: string
@@ -47,17 +49,8 @@ export interface Journal {
   confirm?: {seconds: number; deadline: string}
 }
 
-export function runDir(netns: string | undefined, root = runRoot()): string {
-  return rundirOf(netns, root)
-}
-
 export function journalPath(netns: string | undefined, root = runRoot()): string {
   return join(runDir(netns, root), 'journal.json')
-}
-
-/** Writes `data` to `path` atomically (src/lib/rundir.ts writeAtomic: 0600, no symlink followed, fsync, rename). */
-export function writeFileAtomic(path: string, data: string): void {
-  writeAtomic(path, data)
 }
 
 /** The append-only companion of the journal: one `start NAME` / `done NAME` line per encapsulator start, so that
@@ -69,7 +62,7 @@ export function startedLogPath(netns: string | undefined, root = runRoot()): str
 export function writeJournal(j: Journal, root = runRoot()): void {
   ensureRunDir(j.netns, root)
   j.updatedAt = new Date().toISOString()
-  writeFileAtomic(journalPath(j.netns, root), JSON.stringify(j) + '\n')
+  writeAtomic(journalPath(j.netns, root), JSON.stringify(j) + '\n')
 }
 
 /** Records (durably, before it happens) that an encapsulator is being started, or that its start completed. */
@@ -128,24 +121,15 @@ export function removeJournal(netns: string | undefined, root = runRoot()): void
   } catch {}
 }
 
-/** Start time of a process (field 22 of /proc/PID/stat), to tell a live owner from a reused pid. */
+/** Start time of a process as the journal records it (pidStart: src/lib/proc.ts startTicks as a string). */
 export function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (rest[0] === 'Z') return undefined
-    return rest[19]
-  } catch {
-    return undefined
-  }
+  const t = startTicks(pid)
+  return t === undefined ? undefined : String(t)
 }
 
-/** Whether the journal's owner still runs (same pid, same start time). */
+/** Whether the journal's owner still runs (same pid, same start time: src/lib/proc.ts processAlive). */
 export function ownerAlive(j: Journal): boolean {
-  if (!j.pid) return false
-  const start = processStart(j.pid)
-  if (start === undefined) return false
-  return j.pidStart === undefined || j.pidStart === start
+  return processAlive({pid: j.pid || undefined, startTicks: j.pidStart === undefined ? undefined : Number(j.pidStart)})
 }
 
 /** The journal's rollback scope: only what that apply created or started. */
@@ -159,7 +143,7 @@ export function journalScope(j: Journal): RestoreScope {
 
 export function describeJournal(j: Journal): string {
   const what = j.phase === 'confirm' ? `awaiting confirmation until ${j.confirm?.deadline ?? '?'}` : `phase ${j.phase}`
-  return `an apply${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
+  return `${j.command === 'del' ? 'a del' : 'an apply'}${j.file ? ` of ${j.file}` : ''} (pid ${j.pid}, started ${j.createdAt}, ${what}, ${j.plan.length} step${j.plan.length === 1 ? '' : 's'})`
 }
 
 setLockHint((netns) => {

@@ -7,12 +7,12 @@
 // lock a new inode); it only carries the holder's pid for messages. flock comes from build/Release/tunctl_lock.node
 // (native/lock.c); when that addon is not built (kernel-only installs), flock(1) from util-linux is run on an fd
 // this process passes down: it locks our open file description and exits, so the lock is still ours alone.
-import {spawn} from 'node:child_process'
 import {closeSync, constants, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, writeSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {LockError, PermissionError, UnavailableError} from './errors.js'
+import {runWithFds} from './exec.js'
 import {ensureRunDir, runDir, runRoot} from './rundir.js'
 
 export function lockPath(netns: string | undefined, root = runRoot()): string {
@@ -46,17 +46,17 @@ export function flockAddon(): FlockAddon | null {
 }
 
 /** flock(1) -x [-n | -w SECONDS] on fd `fd` of ours: 0 locked, 1 busy/timed out. */
-function flock1(fd: number, waitSec: number | undefined): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const args = waitSec === undefined ? ['-x', '-n', '3'] : ['-x', '-w', String(waitSec), '3']
-    const child = spawn('flock', args, {stdio: ['ignore', 'ignore', 'pipe', fd]})
-    let err = ''
-    child.stderr!.on('data', (d) => (err += d))
-    child.on('error', (e: any) =>
-      reject(e.code === 'ENOENT' ? new UnavailableError('no way to lock: the tunctl_lock addon is not built (node scripts/build-native.mjs) and flock(1) (util-linux) is missing') : e),
-    )
-    child.on('exit', (code) => (code === 0 || code === 1 ? resolve(code) : reject(new Error(`flock(1) exited ${code}: ${err.trim()}`))))
-  })
+async function flock1(fd: number, waitSec: number | undefined): Promise<number> {
+  const args = waitSec === undefined ? ['-x', '-n', '3'] : ['-x', '-w', String(waitSec), '3']
+  let r: {exitCode: number; stderr: string}
+  try {
+    r = await runWithFds('flock', args, [fd])
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UnavailableError('no way to lock: the tunctl_lock addon is not built (node scripts/build-native.mjs) and flock(1) (util-linux) is missing')
+    throw e
+  }
+  if (r.exitCode === 0 || r.exitCode === 1) return r.exitCode
+  throw new Error(`flock(1) exited ${r.exitCode}: ${r.stderr.trim()}`)
 }
 
 /** Explains a held lock (set by the journal module: an apply awaiting confirmation holds it). */

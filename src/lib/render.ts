@@ -11,7 +11,3 @@ export function table(headers: string[], rows: string[][]): string {
       .trimEnd()
   return [line(headers), ...rows.map(line)].join('\n') + '\n'
 }
-
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`
-}

@@ -98,6 +98,14 @@ export interface Counters {
   drops?: Record<string, number>
 }
 
+/** The counters of one ESP SA (`ip -s xfrm state`): the inbound one also counts replay-window and integrity failures. */
+export interface SaCounters {
+  packets: number
+  bytes: number
+  replay: number
+  failed: number
+}
+
 export interface ObservedTunnel {
   name: string
   ifindex: number
@@ -114,7 +122,7 @@ export interface ObservedTunnel {
   /** vti: the tunctl-owned SAs and policies marked with this tunnel's keys, as an ipsec block (no keys) */
   ipsec?: IpsecParams
   /** vti with ipsec: ESP counters of its SAs */
-  esp?: {out: {packets: number; bytes: number}; in: {packets: number; bytes: number; replay: number; failed: number}}
+  esp?: {out: Pick<SaCounters, 'packets' | 'bytes'>; in: SaCounters}
 }
 
 export interface ObservedState {

@@ -1,8 +1,8 @@
 // Reads the namespace's tunnels (links, addresses, routes, userspace encapsulators) into an ObservedState.
-import {execa} from 'execa'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import type {Mode, ObservedState} from '../model/types.js'
 import {DRIVERS} from '../drivers/index.js'
+import {run} from '../lib/exec.js'
 import {ipJson} from '../lib/ip.js'
 import {hostRtTables} from '../lib/rttables.js'
 import {addXfrm} from '../ipsec/observe.js'
@@ -32,8 +32,7 @@ export async function observe(opts: ObserveOptions & {routes?: boolean; xfrm?: b
   ])
   const raw: RawState = {links, addrs, routes, routesObserved: opts.routes !== false}
   if (hasIsatap(links)) {
-    const r = await execa('ip', [...(opts.netns ? ['-n', opts.netns] : []), 'tunnel', 'show'], {reject: false})
-    raw.tunnelShow = String(r.stdout)
+    raw.tunnelShow = (await run('ip', [...(opts.netns ? ['-n', opts.netns] : []), 'tunnel', 'show'])).stdout
   }
   if (links.some((l) => l?.linkinfo?.info_kind === 'tun' && isOwned(l))) raw.encaps = await loadEncaps(opts)
   const state = buildObserved(raw, {...opts, tableNames: hostRtTables()})
@@ -44,13 +43,8 @@ export async function observe(opts: ObserveOptions & {routes?: boolean; xfrm?: b
 
 // ---------- kernel support ----------
 
-async function run(cmd: string, args: string[]): Promise<number> {
-  try {
-    const r = await execa(cmd, args, {reject: false})
-    return r.exitCode ?? 1
-  } catch {
-    return 127
-  }
+async function exitCode(cmd: string, args: string[]): Promise<number> {
+  return (await run(cmd, args)).exitCode
 }
 
 /**
@@ -62,8 +56,8 @@ export async function kernelSupport(mode: Mode, opts: ObserveOptions = {}): Prom
   const mod = d.modules[0]!
   const dev = d.fallbackDevice
   const args = [...(opts.netns ? ['-n', opts.netns] : []), 'link', 'show', 'dev', dev]
-  if ((await run('ip', args)) === 0) return {available: true, loaded: true, reason: `module ${mod} loaded (fallback device ${dev} exists)`}
+  if ((await exitCode('ip', args)) === 0) return {available: true, loaded: true, reason: `module ${mod} loaded (fallback device ${dev} exists)`}
   if (existsSync(`/sys/module/${mod}`)) return {available: true, loaded: true, reason: `module ${mod} loaded`}
-  if ((await run('modprobe', ['-n', '-q', mod])) === 0) return {available: true, reason: `module ${mod} loadable`}
+  if ((await exitCode('modprobe', ['-n', '-q', mod])) === 0) return {available: true, reason: `module ${mod} loadable`}
   return {available: false, reason: `kernel has no ${mod} (no fallback device ${dev}, not in /sys/module, modprobe cannot find it)`}
 }

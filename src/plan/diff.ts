@@ -95,10 +95,12 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]))
   if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a as object).filter((k) => (a as any)[k] !== undefined)
-    const kb = Object.keys(b as object).filter((k) => (b as any)[k] !== undefined)
+    const ra = a as Record<string, unknown>
+    const rb = b as Record<string, unknown>
+    const ka = Object.keys(ra).filter((k) => ra[k] !== undefined)
+    const kb = Object.keys(rb).filter((k) => rb[k] !== undefined)
     if (ka.length !== kb.length) return false
-    return ka.every((k) => deepEqual((a as any)[k], (b as any)[k]))
+    return ka.every((k) => deepEqual(ra[k], rb[k]))
   }
   return false
 }

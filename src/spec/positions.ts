@@ -1,5 +1,5 @@
 // Maps JSON pointers into a parsed YAML document back to source positions, and renders excerpts with a caret.
-import {isAlias, isMap, isScalar, isSeq, LineCounter, visit, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
+import {isAlias, isMap, isNode, isScalar, isSeq, LineCounter, visit, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
 import {visibleText} from '../lib/text.js'
 import {splitPointer} from './pointer.js'
 
@@ -133,7 +133,7 @@ export class SourceMap {
       visit(this.doc, {
         Node(_, n) {
           if (isAlias(n)) aliases.set(n, anchors.get(n.source))
-          else if ((n as any).anchor) anchors.set((n as any).anchor, n)
+          else if (isNode(n) && n.anchor) anchors.set(n.anchor, n)
         },
       })
     }
@@ -150,12 +150,12 @@ function keyText(key: unknown): string | undefined {
 }
 
 function rangeStart(node: YNode | undefined | null): number | undefined {
-  const r = (node as any)?.range as [number, number, number] | undefined
+  const r = node?.range
   return r ? r[0] : undefined
 }
 
 function emptyRange(node: YNode): boolean {
-  const r = (node as any).range as [number, number, number] | undefined
+  const r = node.range
   return !r || r[0] === r[1]
 }
 

@@ -75,16 +75,16 @@ export function schemaDiagnostics(data: unknown): RawDiagnostic[] {
   const seenValue = new Set<string>()
   for (const e of validate.errors as ErrorObject[]) {
     if (e.keyword === 'additionalProperties') {
-      const prop = String((e.params as any).additionalProperty)
+      const prop = String(e.params.additionalProperty)
       const node = schemaAt(schema, splitPointer(e.instancePath))
       const known = Object.keys(node?.properties ?? {})
       let hint = prop === '<<' ? ' (YAML merge keys are not supported; write the settings out)' : didYouMean(prop, known)
-      if (!hint && splitPointer(e.instancePath).length === 0 && !('tunnels' in (data as any))) {
+      if (!hint && splitPointer(e.instancePath).length === 0 && !(typeof data === 'object' && data !== null && 'tunnels' in data)) {
         hint = ' (tunnels go under "tunnels:")'
       }
       out.push({pointer: e.instancePath + joinPointer(prop), target: 'key', message: `${tunnelPrefix(e.instancePath)}unknown key "${prop}"${where(e.instancePath)}${hint}`})
     } else if (e.keyword === 'required') {
-      const prop = String((e.params as any).missingProperty)
+      const prop = String(e.params.missingProperty)
       out.push({pointer: e.instancePath, target: 'key', message: `${tunnelPrefix(e.instancePath)}missing required key "${prop}"${where(e.instancePath)}`})
     } else {
       if (seenValue.has(e.instancePath)) continue
@@ -98,7 +98,7 @@ export function schemaDiagnostics(data: unknown): RawDiagnostic[] {
       else message = `${prefix}${subject(e.instancePath)} ${e.message ?? 'is invalid'}`
       if (segs.length === 0 && (data === null || data === undefined)) message = `the file is empty; it must be ${expect}`
       const value = segs.reduce((acc: any, k) => acc?.[k], data)
-      if (e.keyword === 'enum' && typeof value === 'string') message += didYouMean(value, (e.params as any).allowedValues ?? [])
+      if (e.keyword === 'enum' && typeof value === 'string') message += didYouMean(value, e.params.allowedValues ?? [])
       out.push({pointer: e.instancePath, target: 'value', message})
     }
   }

@@ -29,11 +29,11 @@ export interface ObservedEncap {
   pid?: number
   alive: boolean
   counters?: Counters
-  /** the last error the daemon reported (it could not start) */
+  /** the last error the engine reported for it (it could not start) */
   error?: string
   /** ISO time of the last counters update */
   updatedAt?: string
-  /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the daemon) */
+  /** the TUN device uses offloads (TSO segmentation / TCP coalescing in the engine) */
   offload?: boolean
   /** vti: the ipsec block it runs (key-free; keys compare by fingerprint) and its ESP counters */
   ipsec?: IpsecParams
@@ -325,19 +325,26 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...ipsec, ...(engine ? {pid: engine, ...(startTicks ? {startTicks} : {})} : {})}
     writeAtomic(sf, state)
   }
+  const unlinkStates = (names: string[]) => {
+    for (const n of names) {
+      // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
+      for (const f of [statePath(n, netns), join(dir, `${n}.json`)]) {
+        try {
+          unlinkSync(f)
+        } catch {}
+      }
+    }
+  }
   for (const n of stops) {
     const sf = statePath(n, netns)
     stopStates.set(n, existsSync(sf) ? readState(sf) : undefined)
-    // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
-    for (const f of [sf, join(dir, `${n}.json`)]) {
-      try {
-        unlinkSync(f)
-      } catch {}
-    }
   }
+  // with a live engine, the commit names the stops and the engine removes their state files itself (it would
+  // otherwise write back a state file it still runs, taking it for damaged); without one, they go now
+  if (!engine) unlinkStates(stops)
   mark(`userspace: ${starts.length + stops.length} state files written`)
   let reply: CommitReply | undefined
-  const req = {op: 'commit', forget: batch.forget ?? [], order: starts.map((s) => s.name)}
+  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name)}
   const timeout = 60_000 + 50 * (starts.length + stops.length)
   if (!failure && engine) {
     try {
@@ -357,6 +364,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     if (reply && !reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
   }
   mark('userspace: engine committed')
+  unlinkStates(stops) // also when the commit failed: a stop is never undone
   // starts: the engine's answer, per tunnel
   const failedNew: string[] = []
   for (const s of starts) {
@@ -515,7 +523,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       let state = existsSync(sf) ? readState(sf) : undefined
       const st = existsSync(stf) ? readStats(stf) : undefined
       if (state && state.name !== name) state = undefined // not one of ours
-      // the state file is unreadable: the daemon's stats file names its parameters too
+      // the state file is unreadable: the engine's stats file names its parameters too
       const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
       if (!params) continue
       const rec = state?.pid !== undefined ? state : st

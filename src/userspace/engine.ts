@@ -222,10 +222,15 @@ function main() {
   }
 
   /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
-  const commit = (forget: Set<string>, order: string[]): CommitReply => {
+  const commit = (stop: Set<string>, forget: Set<string>, order: string[]): CommitReply => {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
     const desired = desiredStates()
+    // the commit's stops and forgets: not desired, whatever state file is still there (removed below)
+    for (const n of [...stop, ...forget]) {
+      desired.delete(n)
+      unlinkQuiet(join(dir, `${n}.json`))
+    }
     // a device deleted under the engine (ip link del: del, prune, a rollback) since the last look: that tunnel is
     // gone with its record, unless the CLI wrote its state anew (another generation) for this commit: then it is
     // added afresh below
@@ -373,7 +378,8 @@ function main() {
           busy = true
           committed = true
           try {
-            reply = commit(new Set(Array.isArray(req.forget) ? req.forget : []), Array.isArray(req.order) ? req.order : [])
+            const names = (v: unknown) => new Set<string>(Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [])
+            reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [])
           } finally {
             busy = false
           }

@@ -66,7 +66,7 @@ export function isEncapState(v: unknown): v is EncapState {
   return true
 }
 
-/** A stats file's content as the daemon writes it. */
+/** A stats file's content as the engine writes it. */
 export function isEncapStats(v: unknown): v is EncapStats {
   if (!isObj(v) || typeof v.name !== 'string' || !isCount(v.pid) || !isCount(v.generation)) return false
   if (v.error !== undefined && typeof v.error !== 'string') return false

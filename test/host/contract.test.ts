@@ -143,6 +143,56 @@ t('prune and del of userspace tunnels stop their encapsulators; del works with a
   assert.not.ok(linkExists(ns, 'gq1'), 'del removed the device of a dead encapsulator')
 })
 
+t('del is rolled back when it fails part-way: exit 1, both tunnels as before (devices, alias, encapsulators); --json says so', ({pair}) => {
+  const ns = pair!.a
+  tunctlOk(['apply', '--netns', ns, file('del-rb.yaml', spec(GRE('gx1', 24), GRE('gx2', 25)))])
+  const before = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns])))
+  // the second line of del's batch (link del dev gx2) fails: gx1 is already gone and must come back
+  const r = tunctl(['del', '--json', '--netns', ns, 'gx1', 'gx2'], {env: {TUNCTL_FAIL_AT_LINE: '2'}})
+  assert.is(r.code, 1, show(r))
+  const doc = json(r)
+  assert.is(doc.ok, false, show(r))
+  assert.match(doc.error.message, /batch line 2 .*gx2/, show(r))
+  assert.match(doc.error.message, /restored to its state before the del/, show(r))
+  const after = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns])))
+  for (const n of ['gx1', 'gx2']) {
+    assert.ok(after[n], `${n} is there again` + show(r))
+    assert.is(after[n].owned, true, `${n} is tunctl's again`)
+    assert.equal(after[n].params, before[n].params, `${n} has its parameters`)
+    assert.is(after[n].alive, true, `${n}'s encapsulator runs`)
+    assert.is(after[n].driver, 'userspace')
+    assert.equal(after[n].addresses, before[n].addresses, `${n} has its address again`)
+  }
+  assert.is(daemons(ns).length, 2, 'both encapsulators run')
+  assert.not.ok(existsSync(join(nsDir(ns), 'journal.json')), 'the journal is gone after a complete rollback')
+  tunctlOk(['del', '--netns', ns, 'gx1', 'gx2'])
+  assert.not.ok(linkExists(ns, 'gx1') || linkExists(ns, 'gx2'), 'a del that succeeds leaves no device')
+  assert.equal(daemons(ns), [], 'and no encapsulator')
+})
+
+t('a del killed after its batch is journaled: show reports it, the next command rolls it back', async ({pair}) => {
+  const ns = pair!.a
+  tunctlOk(['apply', '--netns', ns, file('del-kill.yaml', spec(GRE('gy1', 26), GRE('gy2', 27)))])
+  const pause = join(scratch, `pause-del-${Math.random().toString(16).slice(2)}`)
+  const child = tunctlChild(['del', '--netns', ns, 'gy1', 'gy2'], {TUNCTL_PAUSE_AT: 'after-batch', TUNCTL_PAUSE_FILE: pause})
+  await waitFor(() => existsSync(`${pause}.reached`), Boolean, {what: 'del paused after its batch', timeoutMs: 60_000})
+  assert.not.ok(linkExists(ns, 'gy1') || linkExists(ns, 'gy2'), 'the batch deleted both devices')
+  child.proc.kill('SIGKILL')
+  await exited(child, 'killed del')
+  const shown = tunctl(['show', '--netns', ns])
+  assert.match(shown.stderr, /found a del .*whose process is gone/, show(shown))
+  const r = tunctlOk(['del', '--ignore-missing', '--netns', ns, 'nosuch'])
+  assert.match(r.stderr, /found a del .*rolling back/, show(r))
+  assert.match(r.stderr, /rolled back the unfinished del/, show(r))
+  const after = shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns])))
+  for (const n of ['gy1', 'gy2']) {
+    assert.is(after[n]?.owned, true, `${n} is back and tunctl's` + show(r))
+    assert.is(after[n].alive, true, `${n}'s encapsulator runs`)
+  }
+  tunctlOk(['del', '--netns', ns, 'gy1', 'gy2'])
+  assert.equal(daemons(ns), [], 'no encapsulator left')
+})
+
 /** Runs `apply FILE` paused at `phase`; `meanwhile` acts on the system there; then lets it go on. */
 async function applyPausedAt(ns: string, f: string, phase: string, meanwhile: () => void, env: Record<string, string> = {}) {
   const pause = join(scratch, `pause-${phase}-${Math.random().toString(16).slice(2)}`)

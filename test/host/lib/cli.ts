@@ -1,10 +1,12 @@
 // Helpers for host tests of the CLI's apply/interrupt/lock behaviour: run tunctl (sync or as a child), poll for a
 // condition with a timeout and a message, and describe what tunctl left in a namespace (tunnels, daemons, files).
-import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {nsDir} from '../../../src/userspace/paths.js'
 import {shownTunnels} from '../../lib/schemas.js'
+import {cliEnv, runCli} from '../../lib/cli.js'
+import {waitFor} from '../../lib/wait.js'
 
 export const REPO = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..')
 export const BIN = join(REPO, 'bin', 'run')
@@ -16,8 +18,8 @@ export interface Run {
 }
 
 export function tunctl(args: string[], env: Record<string, string> = {}, timeout = 120_000): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1', ...env}, timeout})
-  return {code: r.status ?? (r.signal ? 128 : -1), out: r.stdout ?? '', err: r.stderr ?? ''}
+  const r = runCli(process.execPath, BIN, args, {env, timeoutMs: timeout})
+  return {code: r.code, out: r.stdout, err: r.stderr}
 }
 
 export interface Child {
@@ -33,7 +35,7 @@ process.on('exit', () => {
 
 /** tunctl as a child process (to signal it); `done` resolves when it exits. */
 export function tunctlChild(args: string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  const proc = spawn(process.execPath, [BIN, ...args], {env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe']})
   children.add(proc)
   proc.on('exit', () => children.delete(proc))
   let out = ''
@@ -46,15 +48,9 @@ export function tunctlChild(args: string[], env: Record<string, string> = {}): C
   return {proc, done}
 }
 
-/** Polls `cond` every 20 ms until it returns a truthy value; throws `what` after timeoutMs. */
+/** Polls `cond` every 20 ms until it returns a truthy value; throws `what` after timeoutMs (test/lib/wait.ts waitFor). */
 export async function until<T>(what: string, cond: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = cond()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  return (await waitFor(cond, Boolean, {what, timeoutMs, intervalMs: 20})) as T
 }
 
 /** Resolves with the child's result, or throws after timeoutMs (killing it). */

@@ -2,6 +2,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {run, runAsync, type Run} from './sh.js'
+import {runCli} from '../../lib/cli.js'
 import {assertOutputSchema, commandOf, shownTunnels} from '../../lib/schemas.js'
 
 export const REPO = process.env.TUNCTL_REPO ?? process.cwd()
@@ -25,11 +26,9 @@ function baseEnv(): Record<string, string> {
 
 /** `tunctl ARGS...`; `node` is resolved through PATH (inside UML a wrapper that keeps V8 off AVX). */
 export function tunctl(args: string[], opts: TunctlOptions = {}): Run {
-  return run('node', [BIN, ...args], {
-    env: {...baseEnv(), ...opts.env},
-    input: opts.input,
-    timeoutMs: opts.timeoutMs ?? 180_000,
-  })
+  const r = runCli('node', BIN, args, {env: {...baseEnv(), ...opts.env}, input: opts.input, timeoutMs: opts.timeoutMs ?? 180_000})
+  if (r.error) throw new Error(`node ${[BIN, ...args].join(' ')}: ${r.error.message}`)
+  return {code: r.signal ? 137 : r.code, stdout: r.stdout, stderr: r.stderr, argv: r.argv}
 }
 
 /** tunctl() in the background. */

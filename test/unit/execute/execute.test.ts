@@ -5,8 +5,7 @@ import {CommandError, InterruptedError, RollbackError, VerifyError} from '../../
 import {computePlan} from '../../../src/plan/diff.js'
 import {compilePlan, stepForLine} from '../../../src/plan/lines.js'
 import {batchLines, executeWith, failAtLineFromEnv, INJECTED_FAILURE_LINE, rollbackPlan} from '../../../src/execute/run.js'
-import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../plan/fakes.mjs'
-import {FakeSystem} from './fakesys.mjs'
+import {ALL_KERNEL, FAKE_DRIVERS, FakeSystem, desired, observed, state} from '../../lib/fakes.mjs'
 
 const D = FAKE_DRIVERS
 const planFor = async (sys: FakeSystem, tunnels: any[], extra = {}) =>

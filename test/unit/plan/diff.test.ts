@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {UnavailableError} from '../../../src/lib/errors.js'
 import {renderPlan} from '../../../src/plan/render.js'
-import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from './fakes.mjs'
+import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../../lib/fakes.mjs'
 
 const opts = {prune: false, support: ALL_KERNEL}
 const plan = (d: any[], o: any, extra = {}) => computePlan({file: 't.yaml', tunnels: d}, o, {...opts, ...extra}, FAKE_DRIVERS)

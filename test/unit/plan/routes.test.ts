@@ -10,7 +10,7 @@ import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {parseSpec} from '../../../src/spec/load.js'
 import {buildObserved, routeKeysOf} from '../../../src/observe/parse.js'
 import type {ObservedState, RouteHolder} from '../../../src/model/types.js'
-import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from './fakes.mjs'
+import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../../lib/fakes.mjs'
 
 const plan = (d: any, o: ObservedState, extra = {}) => computePlan(d, o, {prune: false, support: ALL_KERNEL, ...extra}, FAKE_DRIVERS)
 const withKeys = (o: ObservedState, keys: RouteHolder[]): ObservedState => ({...o, routeKeys: keys})

@@ -9,7 +9,7 @@ import {parseSpec, readInput, loadSpec, STDIN_NAME} from '../../../src/spec/load
 import {parseSpecWith} from '../../../src/spec/parse.js'
 import {EXIT, InputError, SpecError, type Diagnostic} from '../../../src/lib/errors.js'
 import type {DesiredTunnel} from '../../../src/model/types.js'
-import {fakeDrivers} from './fake-drivers.js'
+import {fakeDrivers} from '../../lib/fakes.mjs'
 
 const NO_TABLES = new Map<string, number>()
 

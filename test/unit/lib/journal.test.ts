@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {runDir, journalPath, journalScope, journalStarted, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
+import {runDir} from '../../../src/lib/rundir.js'
+import {journalPath, journalScope, journalStarted, ownerAlive, processStart, readJournal, removeJournal, writeJournal, type Journal} from '../../../src/lib/journal.js'
 import {pausePoint} from '../../../src/lib/interrupt.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-journal-'))

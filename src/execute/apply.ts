@@ -1,0 +1,49 @@
+// `tunctl apply FILE` as one library call: lock → recover → observe → plan → journaled execution (verify, roll back)
+// → key-file record → (with --confirm) the watchdog that keeps or rolls back the change.
+import {removeJournal, writeJournal} from '../lib/journal.js'
+import {startTicks} from '../lib/proc.js'
+import type {DesiredState, Plan} from '../model/types.js'
+import {recordKeyFiles} from '../ipsec/record.js'
+import {STDIN_NAME} from '../spec/load.js'
+import {startWatchdog, type ConfirmWait} from './confirm.js'
+import type {ApplyResult} from './index.js'
+import {planSpec, type PlanRequest} from './pipeline.js'
+import {executeJournaled, transaction} from './transaction.js'
+
+export interface ApplyOptions extends PlanRequest {
+  verbose?: boolean
+  /** seconds to wait for the namespace lock */
+  lockTimeout: number
+  /** --confirm SECONDS: keep the change only if confirmed in time (a detached watchdog holds the lock meanwhile) */
+  confirm?: number
+}
+
+export interface ApplyOutcome {
+  plan: Plan
+  result: ApplyResult
+  /** with --confirm (and no signal during the apply): the watchdog now waiting for `tunctl confirm` */
+  confirmWait?: ConfirmWait
+}
+
+/** Applies `desired`; `onPlan` sees the plan before anything changes (the command prints it). Throws as executeWith does. */
+export async function applySpec(desired: DesiredState, opts: ApplyOptions, onPlan: (plan: Plan) => void): Promise<ApplyOutcome> {
+  const netns = opts.netns
+  return transaction(opts, async (tx) => {
+    const {observed, plan} = await planSpec(desired, opts)
+    onPlan(plan)
+    if (plan.steps.length === 0) return {plan, result: {applied: false, lines: 0, verified: true, rolledBack: false}}
+    const {result, journal} = await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'apply', file: desired.file, snapshot: observed, adopted: opts.adopt})
+    // where each vti's keys came from, for export (paths and SPIs only, never key material)
+    if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
+    if (opts.confirm === undefined || tx.signals.signal) {
+      removeJournal(netns)
+      return {plan, result}
+    }
+    const deadline = new Date(Date.now() + opts.confirm * 1000).toISOString()
+    journal.phase = 'confirm'
+    journal.confirm = {seconds: opts.confirm, deadline}
+    writeJournal(journal)
+    const watchdog = await startWatchdog(netns, journal.id, tx.lock.fd)
+    return {plan, result, confirmWait: {id: journal.id, deadline, watchdog, watchdogStart: startTicks(watchdog)}}
+  })
+}

@@ -1,0 +1,107 @@
+// The one runner for every system command tunctl starts (ip, modprobe, sh for sysctls, flock(1), the watchdog):
+// the `--verbose` echo `[#] …` of each command that changes the system, failures mapped to the error classes
+// (CommandError / PermissionError / UsageError for a missing namespace), timeouts, and detached process groups for
+// commands that must outlive tunctl (the ip batch, the confirmation watchdog).
+import {spawn, type ChildProcess} from 'node:child_process'
+import {execa} from 'execa'
+import {CommandError, PermissionError, UsageError} from './errors.js'
+import {quoteBatchWord, visible} from './text.js'
+
+export interface RunOptions {
+  /** echo the command on stderr as `[#] …` before it runs (commands that change the system; never for reads) */
+  verbose?: boolean
+  /** the words echoed instead of [cmd, ...args] (e.g. with keys hidden, or a sysctl shown for its shell script) */
+  shown?: string[]
+  /** standard input (never argv or a file: keys go this way) */
+  input?: string
+  /** its own process group, not killed with tunctl nor by a Ctrl-C reaching tunctl's group */
+  detached?: boolean
+  /** kill it (SIGKILL) after this many milliseconds; the result then has timedOut */
+  timeoutMs?: number
+}
+
+export interface RunResult {
+  /** 127 when the program cannot be started (not installed) */
+  exitCode: number
+  stdout: string
+  stderr: string
+  /** stdout as bytes (ip -j prints names as the kernel holds them, not necessarily UTF-8) */
+  stdoutBytes: Uint8Array
+  timedOut: boolean
+}
+
+/** A word as the echo shows it: quoted like a batch line (or as JSON when a batch cannot carry it). */
+function echoWord(w: string): string {
+  try {
+    return quoteBatchWord(w)
+  } catch {
+    return JSON.stringify(w)
+  }
+}
+
+/** `[#] cmd args` on stderr (control and bidi characters escaped). */
+export function echoCommand(words: string[]): void {
+  process.stderr.write(`[#] ${visible(words.map(echoWord).join(' '))}\n`)
+}
+
+/** Runs `cmd args`; never rejects for a failing exit (see exitCode). */
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.verbose) echoCommand(opts.shown ?? [cmd, ...args])
+  try {
+    const r = await execa(cmd, args, {
+      reject: false,
+      encoding: 'buffer',
+      stdin: opts.input === undefined ? 'ignore' : 'pipe',
+      input: opts.input,
+      detached: Boolean(opts.detached),
+      cleanup: !opts.detached,
+      timeout: opts.timeoutMs,
+      killSignal: 'SIGKILL',
+    })
+    const bytes: Uint8Array = r.stdout ?? new Uint8Array()
+    const text = (b: Uint8Array | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8') : '')
+    if (r.failed && r.exitCode === undefined && !r.timedOut && (r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+      return {exitCode: 127, stdout: '', stderr: `${cmd}: not found`, stdoutBytes: new Uint8Array(), timedOut: false}
+    }
+    return {exitCode: r.exitCode ?? 1, stdout: text(bytes), stderr: text(r.stderr), stdoutBytes: bytes, timedOut: Boolean(r.timedOut)}
+  } catch (e) {
+    // execa reports a program that cannot be started as a failed result; anything else thrown is a spawn error
+    return {exitCode: 127, stdout: '', stderr: `${cmd}: ${e instanceof Error ? e.message : String(e)}`, stdoutBytes: new Uint8Array(), timedOut: false}
+  }
+}
+
+/**
+ * The error class of a failed command from its stderr: a namespace that does not exist → UsageError (64), no
+ * privilege → PermissionError (77), anything else → CommandError (with the argv, stderr and batch line).
+ */
+export function commandError(argv: string[], stderr: string, batchLine?: number): CommandError | PermissionError | UsageError {
+  const ns = /Cannot open network namespace "([^"]*)": No such file or directory/.exec(stderr)
+  if (ns) return new UsageError(`network namespace "${ns[1]}" does not exist (see ip netns list)`)
+  if (/Operation not permitted|Permission denied/.test(stderr)) {
+    return new PermissionError(`${argv.join(' ')}: ${stderr.trim()} (tunctl needs root / CAP_NET_ADMIN)`)
+  }
+  return new CommandError(`${argv.join(' ')}: ${stderr.trim()}`, argv, stderr, batchLine)
+}
+
+/**
+ * Starts a long-lived detached child (own process group, cwd /, stdin closed) that tunctl does not wait for, e.g.
+ * the confirmation watchdog; `stdio` are the fds for stdout, stderr and any further descriptors it inherits.
+ */
+export function spawnDetached(argv: string[], stdio: number[], opts: {verbose?: boolean} = {}): ChildProcess {
+  if (opts.verbose) echoCommand(argv)
+  return spawn(argv[0]!, argv.slice(1), {detached: true, stdio: ['ignore', ...stdio], cwd: '/'})
+}
+
+/**
+ * Runs `cmd args` with `fds` of this process as its fd 3, 4, … (flock(1) locking our lock file's open file
+ * description) and resolves with its exit code; rejects (e.g. ENOENT) when it cannot be started.
+ */
+export function runWithFds(cmd: string, args: string[], fds: number[]): Promise<{exitCode: number; stderr: string}> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {stdio: ['ignore', 'ignore', 'pipe', ...fds]})
+    let stderr = ''
+    child.stderr!.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('exit', (code, signal) => resolve({exitCode: code ?? (signal ? 128 : 1), stderr}))
+  })
+}
