@@ -189,7 +189,8 @@ for (const alg of ALGS) {
       const seen = capture(pair!.b, () => pingOk(pair!.a, '10.10.5.2'))
       assert.ok(seen, 'no capture')
       assert.ok((seen['ipv4/50'] ?? 0) >= 6, JSON.stringify(seen))
-      const clear = Object.keys(seen).filter((k) => k.startsWith('ipv4/') && k !== 'ipv4/50')
+      // GRE (47) is the gre1 sibling's own (its TUN device's IPv6 router solicitations): never the vti's traffic
+      const clear = Object.keys(seen).filter((k) => k.startsWith('ipv4/') && k !== 'ipv4/50' && k !== 'ipv4/47')
       assert.equal(clear, [], JSON.stringify(seen))
     })
 
