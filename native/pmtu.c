@@ -1,7 +1,7 @@
 /* tunctl kernel twin: path MTU per outer destination, the tunnel's transmit-time MTU check, the outer IP ID.
  * Reproduces Linux 6.1: net/ipv4/route.c (__ip_rt_update_pmtu, update_or_create_fnhe, find_exception,
- * ip_idents_reserve / __ip_select_ident), net/ipv4/ip_tunnel.c (tnl_update_pmtu, ip_tunnel_bind_dev,
- * iptunnel_xmit in ip_tunnel_core.c), net/ipv6/sit.c (ipip6_tunnel_xmit, ipip6_tunnel_bind_dev). */
+ * ip_idents_reserve / __ip_select_ident), net/ipv4/ip_tunnel.c (tnl_update_pmtu, iptunnel_xmit in
+ * ip_tunnel_core.c), net/ipv6/sit.c (ipip6_tunnel_xmit). */
 #include "pmtu.h"
 
 #include <string.h>
@@ -91,20 +91,6 @@ int tunctl_tnl_pmtu_check(int sit6, int hlen, int df, const uint8_t *inner, size
     return inner_df && (size_t)mtu < len ? mtu : 0;
   }
   return mtu >= 1280 && (size_t)mtu < len ? mtu : 0;
-}
-
-int tunctl_bind_dev_mtu(int sit, int hlen, int tdev_mtu) {
-  int t_hlen = 20 + hlen;
-  if (sit) {
-    /* ipip6_tunnel_bind_dev: only with an output device; else the 1480 of ipip6_tunnel_setup */
-    if (tdev_mtu <= 0) return 1480;
-    int mtu = tdev_mtu - t_hlen;
-    return mtu < 1280 ? 1280 : mtu;
-  }
-  /* ip_tunnel_bind_dev: ETH_DATA_LEN without a device, min(tdev->mtu, IP_MAX_MTU) with one; IPV4_MIN_MTU floor */
-  int mtu = tdev_mtu > 0 ? (tdev_mtu < 0xfff0 ? tdev_mtu : 0xfff0) : 1500;
-  mtu -= t_hlen;
-  return mtu < 68 ? 68 : mtu;
 }
 
 /* a keyed mix of the three values (the kernel uses siphash_3u32 with net->ipv4.ip_id_key) */

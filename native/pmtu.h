@@ -1,4 +1,5 @@
-/* tunctl kernel twin: path MTU per outer destination, the tunnel's MTU check against it, the outer IP ID.
+/* tunctl kernel twin: path MTU per outer destination, the tunnel's MTU check against it, the outer IP ID
+ * (the default MTU of a new tunnel, ip_tunnel_bind_dev, is src/userspace/kernel-twin.ts kernelDefaultMtu).
  * Pure (no I/O, no allocation, no clock: callers pass `now` in milliseconds). See pmtu.c and native/README.md. */
 #ifndef TUNCTL_PMTU_H
 #define TUNCTL_PMTU_H
@@ -50,11 +51,6 @@ int tunctl_pmtu_update(struct tunctl_pmtu *p, uint32_t dst, int mtu, int route_m
  * DF (sit: path MTU below 1280, where the kernel sends 1280-byte packets fragmented). */
 int tunctl_tnl_pmtu_check(int sit6, int hlen, int df, const uint8_t *inner, size_t len, int path_mtu, int dev_mtu,
                           int *clear_df);
-
-/* The MTU the kernel gives a new tunnel without an explicit one (ip_tunnel.c ip_tunnel_bind_dev for ipip/gre,
- * sit.c ipip6_tunnel_bind_dev for sit/isatap): the MTU of the device the route to the remote leaves by (or of
- * `dev`), minus 20 + hlen; 0 for tdev_mtu when there is no such device (remote any and no dev). */
-int tunctl_bind_dev_mtu(int sit, int hlen, int tdev_mtu);
 
 /* Outer IP ID (net/ipv4/route.c __ip_select_ident, as iptunnel_xmit uses for every tunnel packet, DF or not): a
  * counter per (daddr, saddr, protocol) hash bucket, advanced by a random amount below the ms elapsed since the

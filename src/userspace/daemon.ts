@@ -1,12 +1,12 @@
 // The detached encapsulator process: `node dist/userspace/daemon.js <statefile>` runs the native data plane
 // for one tunnel, writes counters every second, re-reads its config on SIGHUP and removes its TUN on SIGTERM.
-import {execFileSync} from 'node:child_process'
 import {readFileSync, readdirSync, unlinkSync, watch} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters, type TableEntry} from './addon.js'
 import type {EncapState, EncapStats} from './paths.js'
+import {applyKernelAddresses, applyKernelMtu} from './kernel-twin.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -36,14 +36,13 @@ function toCounters(n: NativeCounters): DaemonCounters {
   }
 }
 
-/** isatap: the link-local fe80::5efe:a.b.c.d the kernel gives an ISATAP interface */
-function isatapLinkLocal(state: EncapState) {
-  if (state.params.mode !== 'isatap' || state.params.local === 'any') return
-  try {
-    execFileSync('ip', ['-6', 'addr', 'replace', `fe80::5efe:${state.params.local}/64`, 'dev', state.name], {stdio: 'pipe'})
-  } catch (e: any) {
-    log(`adding the ISATAP link-local address failed: ${String(e.stderr ?? e.message).trim()}`)
-  }
+// kernel twin (issue #6 item 3): the link-local addresses addrconf gives the kernel's device when it comes up, and
+// the kernel's default MTU (src/userspace/kernel-twin.ts). Call sites: start, reload, and the device coming up.
+function kernelView(state: EncapState, withMtu: boolean) {
+  const up = ((sysNet(state.name, 'flags') ?? 0) & 1) === 1
+  for (const e of applyKernelAddresses(state.name, state.params, up)) log(`kernel twin: ${e}`)
+  const e = withMtu ? applyKernelMtu(state.name, state.params) : undefined
+  if (e) log(`kernel twin: ${e}`)
 }
 
 function sysNet(dev: string, attr: string): number | undefined {
@@ -161,7 +160,8 @@ function main() {
   state.pid = process.pid
   if (startTicks !== undefined) state.startTicks = startTicks
   writeAtomic(stateFile, state)
-  isatapLinkLocal(state)
+  let wasUp = ((sysNet(state.name, 'flags') ?? 0) & 1) === 1
+  kernelView(state, true)
   writeAtomic(statsFile, stats())
   log(`started ${state.params.mode} ${state.name} local ${state.params.local} remote ${state.params.remote}`)
 
@@ -183,6 +183,10 @@ function main() {
       if (addon.stats(handle).deviceGone) return deviceGone()
       repairState()
       refreshSiblings()
+      // addrconf adds the link-local addresses on NETDEV_UP (and drops them on NETDEV_DOWN)
+      const up = ((sysNet(state.name, 'flags') ?? 0) & 1) === 1
+      if (up && !wasUp) kernelView(state, false)
+      wasUp = up
       writeAtomic(statsFile, stats())
     } catch (e: any) {
       log(`writing stats failed: ${e.message}`)
@@ -198,7 +202,7 @@ function main() {
       handle = addon.start(state.name, state.params, {offload})
       refreshSiblings(true)
       writeAtomic(stateFile, state)
-      isatapLinkLocal(state)
+      kernelView(state, true)
       writeAtomic(statsFile, stats())
       log(`reloaded generation ${state.generation}`)
     } catch (e: any) {

@@ -1,5 +1,5 @@
 /* Unit tests of the kernel twin's pure modules: native/pmtu.c (route exceptions: __ip_rt_update_pmtu, expiry,
- * min_pmtu; tnl_update_pmtu / ipip6_tunnel_xmit; ip_tunnel_bind_dev / ipip6_tunnel_bind_dev; __ip_select_ident) and
+ * min_pmtu; tnl_update_pmtu / ipip6_tunnel_xmit; __ip_select_ident) and
  * native/icmperr.c (ipip_err, gre_err / ipgre_err, ipip6_err, err_count / IPTUNNEL_ERR_TIMEO, dst_link_failure).
  * Built and run by test/unit/userspace/twin.test.ts; prints `ok NAME` / `not ok NAME: ...` per case. */
 #include "icmperr.h"
@@ -168,19 +168,6 @@ static void test_tnl_check(void) {
   CHECK("ipip6_tunnel_xmit: path below 88 (mtu < 68) → dropped", tunctl_tnl_pmtu_check(1, 0, 1, in, 100, 80, 1480, &clr) == -1,
         "got");
   CHECK("ipip6_tunnel_xmit: nopmtudisc → no check", tunctl_tnl_pmtu_check(1, 0, 0, in, 1400, 1000, 1480, &clr) == 0, "got");
-}
-
-static void test_bind_dev(void) {
-  /* measured in user-mode-linux 6.1: underlay mtu 1400 → gre 1376, gre key 1372, sit/ipip 1380; no route: 1472/1480 */
-  CHECK("ip_tunnel_bind_dev: gre over 1400 → 1376", tunctl_bind_dev_mtu(0, 4, 1400) == 1376, "got");
-  CHECK("ip_tunnel_bind_dev: gre key over 1400 → 1372", tunctl_bind_dev_mtu(0, 8, 1400) == 1372, "got");
-  CHECK("ip_tunnel_bind_dev: ipip over 1400 → 1380", tunctl_bind_dev_mtu(0, 0, 1400) == 1380, "got");
-  CHECK("ip_tunnel_bind_dev: gre key without a device → 1472", tunctl_bind_dev_mtu(0, 8, 0) == 1472, "got");
-  CHECK("ip_tunnel_bind_dev: floor 68", tunctl_bind_dev_mtu(0, 16, 90) == 68, "got");
-  CHECK("ip_tunnel_bind_dev: IP_MAX_MTU cap", tunctl_bind_dev_mtu(0, 0, 65536) == 0xfff0 - 20, "got");
-  CHECK("ipip6_tunnel_bind_dev: sit over 1400 → 1380", tunctl_bind_dev_mtu(1, 0, 1400) == 1380, "got");
-  CHECK("ipip6_tunnel_bind_dev: floor 1280", tunctl_bind_dev_mtu(1, 0, 1290) == 1280, "got");
-  CHECK("ipip6_tunnel_bind_dev: no device → 1480", tunctl_bind_dev_mtu(1, 0, 0) == 1480, "got");
 }
 
 static void test_ident(void) {
@@ -401,7 +388,6 @@ static void test_errstate(void) {
 int main(void) {
   test_pmtu();
   test_tnl_check();
-  test_bind_dev();
   test_ident();
   test_icmperr();
   test_errstate();
