@@ -163,6 +163,8 @@ struct txctx {
   struct sockaddr_in sa[BATCH];
   size_t inlen[BATCH];
   int n;
+  struct tunctl_ident ident; /* kernel twin: outer IP IDs */
+  uint32_t rnd;
 };
 
 static void tun_write(struct tunctl_dp *dp, const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len,
@@ -273,6 +275,73 @@ static void tx_flush(struct txctx *c) {
   c->n = 0;
 }
 
+/* ---- kernel twin call sites (issue #6 item 3; native/icmperr.c, native/pmtu.c) ---- */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* before an encapsulated packet is queued: routing loop, link failure after ICMP errors, path MTU, IP ID.
+ * Returns 1 when the packet was consumed (dropped, or refused with an ICMP error to the inner sender). */
+static int twin_tx(struct txctx *c, const uint8_t *inner, size_t len, uint8_t *out, size_t outlen, uint32_t dst) {
+  struct tunctl_dp *dp = c->dp;
+  if (tunctl_routing_loop(&dp->cfg, inner, len)) {
+    ADD(c->s->collisions, 1);
+    ADD(c->s->tx_errors, 1);
+    return 1;
+  }
+  uint64_t now = mono_ms();
+  int fire = 0, pmtu = 0, locked = 0, clear_df = 0;
+  if (__atomic_load_n(&dp->twin_used, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&dp->twin_lock);
+    fire = tunctl_err_xmit(&dp->errst, now);
+    pmtu = tunctl_pmtu_get(&dp->pmtu, dst, 0, now, &locked);
+    pthread_mutex_unlock(&dp->twin_lock);
+  }
+  if (fire) { /* dst_link_failure: the inner sender hears of it, the packet still goes */
+    size_t n = tunctl_icmp_link_failure(inner, len, c->icmpbuf);
+    if (n) tun_write(dp, NULL, c->icmpbuf, n, c->s), ADD(c->s->icmp_sent, 1);
+  }
+  if (pmtu > 0) {
+    int sit6 = (dp->cfg.mode == TM_SIT || dp->cfg.mode == TM_ISATAP) && (inner[0] >> 4) == 6;
+    int devmtu = dp->cfg.mtu > 0 ? dp->cfg.mtu : tunctl_default_mtu(&dp->cfg);
+    int r = tunctl_tnl_pmtu_check(sit6, (int)(outlen - len - 20), (out[6] & 0x40) != 0, inner, len, pmtu, devmtu, &clear_df);
+    if (r != 0) {
+      size_t n = r > 0 ? tunctl_icmp_too_big(inner, len, r, c->icmpbuf) : 0;
+      if (n) tun_write(dp, NULL, c->icmpbuf, n, c->s), ADD(c->s->icmp_sent, 1);
+      ADD(c->s->tx_dropped, 1);
+      return 1;
+    }
+  }
+  /* iptunnel_xmit: __ip_select_ident for every packet; DF cleared when the path MTU is locked (ip_mtu_locked) */
+  c->rnd ^= c->rnd << 13, c->rnd ^= c->rnd >> 17, c->rnd ^= c->rnd << 5;
+  tunctl_outer_fixup(out, tunctl_ident_next(&c->ident, dst, dp->cfg.local, out[9], now, c->rnd), clear_df || locked);
+  return 0;
+}
+
+/* the rx thread: one ICMP error read from the protocol-1 socket, handled as the kernel's err handlers */
+static void twin_icmp(struct tunctl_dp *dp, const struct tunctl_table *tab, int self, const uint8_t *pkt, size_t len,
+                      int ifindex, uint8_t *out, struct tunctl_stats *s) {
+  struct tunctl_icmperr e;
+  size_t olen;
+  int a = tunctl_icmperr(tab, pkt, len, ifindex, &e, out, &olen);
+  if (a == IEA_NONE || a == IEA_REDIRECT) return;
+  if (a == IEA_ICMPV6) {
+    if (e.tunnel == self) tun_write(dp, NULL, out, olen, s), ADD(s->icmp_errors, 1);
+    return;
+  }
+  if (a == IEA_ERR_COUNT && e.tunnel != self) return;
+  uint64_t now = mono_ms();
+  pthread_mutex_lock(&dp->twin_lock);
+  /* the path MTU is the namespace's (a route exception): every tunnel's engine learns it */
+  if (a == IEA_PMTU) tunctl_pmtu_update(&dp->pmtu, e.dst, e.mtu, 0, now);
+  else tunctl_err_note(&dp->errst, now);
+  pthread_mutex_unlock(&dp->twin_lock);
+  __atomic_store_n(&dp->twin_used, 1, __ATOMIC_RELEASE);
+  if (e.tunnel == self) ADD(s->icmp_errors, 1);
+}
+
 /* encapsulates the inner packet in slot c->n and queues it */
 static void tx_add(struct txctx *c, size_t len) {
   uint8_t *b = c->bufs + (size_t)c->n * SLOT;
@@ -282,6 +351,7 @@ static void tx_add(struct txctx *c, size_t len) {
   int why;
   int res = tunctl_encap(&c->dp->cfg, &c->tx, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
   int n = c->n;
+  if (res == TX_SEND && twin_tx(c, b + TUNCTL_HEADROOM, len, out, outlen, dst)) return; /* kernel twin */
   if (res == TX_SEND) {
     memset(&c->sa[n], 0, sizeof c->sa[n]);
     c->sa[n].sin_family = AF_INET;
@@ -313,6 +383,8 @@ static void *tx_main(void *arg) {
   if (!c || !gbuf) return NULL;
   c->dp = dp;
   c->s = &dp->txs;
+  c->ident.key = (uint32_t)getpid() ^ (uint32_t)mono_ms() ^ (uint32_t)(uintptr_t)c; /* kernel twin */
+  c->rnd = c->ident.key | 1;
   c->bufs = malloc((size_t)BATCH * SLOT);
   if (!c->bufs) return NULL;
   struct pollfd pfd[2] = {{.fd = dp->tun_fd, .events = POLLIN}, {.fd = dp->stop_fd, .events = POLLIN}};
@@ -555,10 +627,11 @@ static void *rx_main(void *arg) {
   struct iovec iov[BATCH];
   static __thread char cbuf[BATCH][CMSG_SPACE(sizeof(struct in_pktinfo))];
   if (!bufs) return NULL;
-  struct pollfd pfd[4];
-  int np = 0, nl = -1;
+  struct pollfd pfd[5];
+  int np = 0, nl = -1, ic = -1;
   for (int i = 0; i < dp->nraw; i++) pfd[np++] = (struct pollfd){.fd = dp->raw_fd[i], .events = POLLIN};
   if (dp->nl_fd >= 0) nl = np, pfd[np++] = (struct pollfd){.fd = dp->nl_fd, .events = POLLIN};
+  if (dp->icmp_fd >= 0) ic = np, pfd[np++] = (struct pollfd){.fd = dp->icmp_fd, .events = POLLIN}; /* kernel twin */
   pfd[np++] = (struct pollfd){.fd = dp->stop_fd, .events = POLLIN};
   for (;;) {
     if (poll(pfd, (nfds_t)np, -1) < 0) {
@@ -572,6 +645,22 @@ static void *rx_main(void *arg) {
       while (recv(dp->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
       }
       __atomic_store_n(&dp->flags_stale, 1, __ATOMIC_RELAXED);
+    }
+    if (ic >= 0 && pfd[ic].revents) { /* kernel twin: ICMP errors about outer packets */
+      for (int j = 0; j < BATCH; j++) {
+        struct iovec v = {bufs, 65536};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = cbuf[0], .msg_controllen = sizeof cbuf[0]};
+        ssize_t r = recvmsg(dp->icmp_fd, &mh, MSG_DONTWAIT);
+        if (r < 0) break;
+        int ifindex = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+          if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+            ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
+        pthread_mutex_lock(&dp->sib_lock);
+        struct tunctl_table tab = {dp->tab, dp->ntab};
+        twin_icmp(dp, &tab, dp->self, bufs, (size_t)r, ifindex, bufs + 65536, s); /* out: the second slot */
+        pthread_mutex_unlock(&dp->sib_lock);
+      }
     }
     for (int f = 0; f < dp->nraw; f++) {
       if (!pfd[f].revents) continue;
@@ -665,6 +754,20 @@ int tunctl_dp_start(struct tunctl_dp *dp) {
     setsockopt(dp->tx_fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
   }
   pthread_mutex_init(&dp->sib_lock, NULL);
+  /* kernel twin: a protocol-1 raw socket sees every ICMP error of the namespace without side effects (IP_RECVERR on
+   * the sending socket would set sk_err, failing the next sendmmsg); the ICMP filter keeps only error types */
+  pthread_mutex_init(&dp->twin_lock, NULL);
+  tunctl_pmtu_init(&dp->pmtu);
+  memset(&dp->errst, 0, sizeof dp->errst);
+  dp->twin_used = 0;
+  dp->icmp_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (dp->icmp_fd >= 0) {
+    uint32_t keep = (1u << 3) | (1u << 5) | (1u << 11) | (1u << 12); /* ICMP_FILTER: the bits are types to drop */
+    uint32_t drop = ~keep;
+    setsockopt(dp->icmp_fd, SOL_RAW, 1 /* ICMP_FILTER */, &drop, sizeof drop);
+    int one = 1;
+    setsockopt(dp->icmp_fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+  }
   /* until the daemon passes the namespace's table: this tunnel alone, up */
   dp->tab = calloc(1, sizeof *dp->tab);
   if (!dp->tab) return -1;
@@ -715,6 +818,9 @@ void tunctl_dp_stop(struct tunctl_dp *dp) {
   if (dp->ctl_fd >= 0) close(dp->ctl_fd);
   if (dp->nl_fd >= 0) close(dp->nl_fd);
   dp->ctl_fd = dp->nl_fd = -1;
+  if (dp->icmp_fd >= 0) close(dp->icmp_fd); /* kernel twin */
+  dp->icmp_fd = -1;
+  pthread_mutex_destroy(&dp->twin_lock);
   pthread_mutex_destroy(&dp->sib_lock);
   dp->running = 0;
 }
@@ -730,6 +836,8 @@ void tunctl_dp_stats(struct tunctl_dp *dp, struct tunctl_stats *o) {
   o->tso_segments = LD(dp->txs.tso_segments);
   o->gro_merged = LD(dp->rxs.gro_merged);
   o->rx_other = LD(dp->rxs.rx_other);
+  o->collisions = LD(dp->txs.collisions);
+  o->icmp_errors = LD(dp->rxs.icmp_errors);
   for (int i = 0; i < TXD__COUNT; i++) o->txdrops[i] = LD(dp->txs.txdrops[i]);
   o->rx_packets = LD(dp->rxs.rx_packets);
   o->rx_bytes = LD(dp->rxs.rx_bytes);

@@ -3,6 +3,8 @@
 #define TUNCTL_DATAPLANE_H
 
 #include "dispatch.h"
+#include "icmperr.h"
+#include "pmtu.h"
 #include "tunctl.h"
 
 #include <pthread.h>
@@ -14,6 +16,8 @@ struct tunctl_stats {
   uint64_t tso_segments; /* TX: segments cut from TSO packets */
   uint64_t gro_merged;   /* RX: segments written to TUN as part of a coalesced packet */
   uint64_t rx_other;     /* RX: packets the dispatch gave another tunnel of the namespace (not counted as drops) */
+  uint64_t collisions;   /* TX: routing loops dropped (kernel twin: the device's collisions counter) */
+  uint64_t icmp_errors;  /* RX: ICMP errors about this tunnel's outer packets acted on (kernel twin) */
   uint64_t drops[DR__COUNT];
   uint64_t txdrops[TXD__COUNT];
 };
@@ -46,6 +50,13 @@ struct tunctl_dp {
   pthread_t tx_thread, rx_thread;
   int running;
   struct tunctl_stats txs, rxs; /* tx thread writes txs, rx thread writes rxs */
+  /* kernel twin (issue #6 item 3; native/icmperr.h, native/pmtu.h): ICMP errors about outer packets (a protocol-1
+   * raw socket read by the rx thread) feed the path MTU per destination and err_count; the tx thread reads them */
+  int icmp_fd;
+  pthread_mutex_t twin_lock;
+  int twin_used; /* set once an ICMP error was acted on: the tx thread takes twin_lock only then */
+  struct tunctl_pmtu pmtu;
+  struct tunctl_errstate errst;
   char err[256];
 };
 

@@ -8,6 +8,11 @@
 
 #include "tunctl.h"
 
+/* the outer protocols this tunnel sends (sit: 41, and 4 for IPv4 inside) */
+static int tunctl_uses_proto_tx(const struct tunctl_cfg *cfg, int proto) {
+  return tunctl_outer_proto(cfg) == proto || (proto == 4 && cfg->mode == TM_SIT && (cfg->inner & TP_IPV4));
+}
+
 void tunctl_pmtu_init(struct tunctl_pmtu *p) {
   memset(p, 0, sizeof *p);
   p->expires_ms = TUNCTL_MTU_EXPIRES_MS;
@@ -121,6 +126,14 @@ uint16_t tunctl_ident_next(struct tunctl_ident *s, uint32_t daddr, uint32_t sadd
   uint16_t id = (uint16_t)(s->id[b] + delta);
   s->id[b] = (uint16_t)(id + 1);
   return id;
+}
+
+int tunctl_routing_loop(const struct tunctl_cfg *cfg, const uint8_t *pkt, size_t len) {
+  if (len < 20 || (pkt[0] >> 4) != 4 || (!cfg->local && !cfg->remote)) return 0;
+  if (!tunctl_uses_proto_tx(cfg, pkt[9])) return 0;
+  if (cfg->local && memcmp(pkt + 12, &cfg->local, 4) != 0) return 0;
+  if (cfg->remote && memcmp(pkt + 16, &cfg->remote, 4) != 0) return 0;
+  return 1;
 }
 
 void tunctl_outer_fixup(uint8_t *o, uint16_t id, int clear_df) {

@@ -64,6 +64,14 @@ struct tunctl_ident {
 uint16_t tunctl_ident_next(struct tunctl_ident *s, uint32_t daddr, uint32_t saddr, uint8_t proto, uint64_t now,
                            uint32_t rnd);
 
+/* A routing loop (ip_tunnel_xmit / ipip6_tunnel_xmit: the route to the remote leaves by the tunnel itself →
+ * collisions++, dropped): the kernel routed this tunnel's own outer packet back into its TUN device, which hands it
+ * to the tunnel as an inner packet. 1 when pkt (read from the TUN device) is such a packet: the tunnel's outer
+ * protocol, its local address as source (when set) and its remote as destination (when set). A tunnel with local
+ * and remote any cannot tell (0): its nested packets pass. */
+struct tunctl_cfg;
+int tunctl_routing_loop(const struct tunctl_cfg *cfg, const uint8_t *pkt, size_t len);
+
 /* the outer header (20 bytes at o): sets the ID, clears DF if asked, recomputes the header checksum */
 void tunctl_outer_fixup(uint8_t *o, uint16_t id, int clear_df);
 

@@ -348,6 +348,28 @@ static void test_icmperr(void) {
   }
 }
 
+static void test_loop(void) {
+  uint8_t o[40];
+  struct tunctl_cfg c;
+  tunctl_cfg_init(&c);
+  c.mode = TM_GRE;
+  c.local = A(L);
+  c.remote = A(R);
+  ipv4(o, 47, L, R, 40, 1);
+  CHECK("routing loop: our own gre packet back in the TUN device", tunctl_routing_loop(&c, o, 40) == 1, "not seen");
+  ipv4(o, 47, L, "192.0.2.9", 40, 1);
+  CHECK("routing loop: another remote is nested traffic", tunctl_routing_loop(&c, o, 40) == 0, "loop");
+  ipv4(o, 4, L, R, 40, 1);
+  CHECK("routing loop: another protocol", tunctl_routing_loop(&c, o, 40) == 0, "loop");
+  c.mode = TM_SIT;
+  CHECK("routing loop: sit carrying IPv4 sends protocol 4", tunctl_routing_loop(&c, o, 40) == 1, "not seen");
+  c.remote = 0;
+  ipv4(o, 41, L, "192.0.2.77", 40, 1);
+  CHECK("routing loop: remote any, local set: any destination", tunctl_routing_loop(&c, o, 40) == 1, "not seen");
+  c.local = 0;
+  CHECK("routing loop: local and remote any cannot tell", tunctl_routing_loop(&c, o, 40) == 0, "loop");
+}
+
 static void test_errstate(void) {
   struct tunctl_errstate s = {0, 0};
   CHECK("err: nothing noted → no link failure", tunctl_err_xmit(&s, 0) == 0, "fired");
@@ -391,6 +413,7 @@ int main(void) {
   test_ident();
   test_icmperr();
   test_errstate();
+  test_loop();
   printf("%d cases, %d failed\n", cases, failures);
   return failures ? 1 : 0;
 }
