@@ -77,22 +77,25 @@ static size_t icmp6_build(uint8_t type, uint8_t code, uint32_t info, const uint8
 /* icmp6_send's eligibility: a unicast (not unspecified) source, a destination not multicast, not about an
  * ICMPv6 error (is_ineligible; only a directly following ICMPv6 header is looked at) */
 static int icmp6_eligible(const uint8_t *in, size_t len) {
-  if (len < 40) return 0;
+  if (len < 40 || (in[0] >> 4) != 6) return 0;
   static const uint8_t any[16];
   if (!memcmp(in + 8, any, 16) || in[8] == 0xff || in[24] == 0xff) return 0;
   if (in[6] == 58 && (len < 41 || in[40] < 128)) return 0;
   return 1;
 }
 
-/* net/ipv6/icmp.c ip6_err_gen_icmpv6_unreach: the inner IPv6 packet quoted at q (avail bytes, at least its header
- * and 8 more) gets ICMPv6 address unreachable (time exceeded for an ICMP time exceeded) from ::ffff:router */
-static size_t gen_icmpv6_unreach(const uint8_t *q, size_t avail, int type, uint32_t router, uint8_t *out) {
-  if (avail < 48 || (q[0] >> 4) != 6 || !icmp6_eligible(q, avail)) return 0;
+/* net/ipv6/icmp.c ip6_err_gen_icmpv6_unreach: the inner IPv6 packet quoted at q (avail bytes) gets ICMPv6 address
+ * unreachable (time exceeded for an ICMP time exceeded) from ::ffff:router. Returns the length written; 0 when
+ * icmp6_send declines (the handler is done all the same: the kernel function returns 0 then); -1 when the quote is
+ * shorter than the IPv6 header and 8 bytes (pskb_may_pull fails: the handler goes on to err_count). */
+static long gen_icmpv6_unreach(const uint8_t *q, size_t avail, int type, uint32_t router, uint8_t *out) {
+  if (avail < 48) return -1;
+  if (!icmp6_eligible(q, avail)) return 0;
   uint8_t src6[16] = {0};
   src6[10] = src6[11] = 0xff; /* ipv6_addr_set_v4mapped */
   memcpy(src6 + 12, &router, 4);
-  if (type == ICMP_TIME_EXCEEDED) return icmp6_build(3, 0, 0, src6, q, avail, out); /* ICMPV6_EXC_HOPLIMIT */
-  return icmp6_build(1, 3, 0, src6, q, avail, out);                                  /* ICMPV6_ADDR_UNREACH */
+  if (type == ICMP_TIME_EXCEEDED) return (long)icmp6_build(3, 0, 0, src6, q, avail, out); /* ICMPV6_EXC_HOPLIMIT */
+  return (long)icmp6_build(1, 3, 0, src6, q, avail, out);                                  /* ICMPV6_ADDR_UNREACH */
 }
 
 int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t len, int ifindex,
@@ -152,8 +155,9 @@ int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t le
       return IEA_NONE; /* parameter problem, source quench */
     }
     if (rd16(g + 2) == 0x86dd) {
-      *out_len = gen_icmpv6_unreach(g + hlen, qlen - qihl - hlen, type, router, out);
-      if (*out_len) return res->action = IEA_ICMPV6;
+      long k = gen_icmpv6_unreach(g + hlen, qlen - qihl - hlen, type, router, out);
+      if (k > 0) return *out_len = (size_t)k, res->action = IEA_ICMPV6;
+      if (k == 0) return IEA_NONE;
     }
     const struct tunctl_cfg *c = &tab->entries[t].cfg;
     if (c->remote == 0 || is_multicast(c->remote)) return IEA_NONE;
@@ -205,8 +209,9 @@ int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t le
   if (frag_needed) return res->action = IEA_PMTU;
   if (type == ICMP_REDIRECT) return res->action = IEA_REDIRECT;
   if (qproto == 41) {
-    *out_len = gen_icmpv6_unreach(q + qihl, qlen - qihl, type, router, out);
-    if (*out_len) return res->action = IEA_ICMPV6;
+    long k = gen_icmpv6_unreach(q + qihl, qlen - qihl, type, router, out);
+    if (k > 0) return *out_len = (size_t)k, res->action = IEA_ICMPV6;
+    if (k == 0) return IEA_NONE;
   }
   const struct tunctl_cfg *c = &tab->entries[t].cfg;
   if (c->remote == 0) return IEA_NONE;

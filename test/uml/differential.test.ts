@@ -25,6 +25,9 @@ const DOCUMENTED: Record<string, [string, string]> = {
   'gre_keys key8.icmp-unreachable-sent': ['3', '0'],
   // an NBMA sit's IPv4-compatible ::a.b.c.d/96 (sit_add_v4_addrs) is not added to the TUN device
   'prec_sit t3.linklocal': ['::192.0.2.1/96', ''],
+  // a multicast-remote gre tunnel: the kernel gives it 4 bytes less than ip_tunnel_bind_dev computes (measured,
+  // not explained: the route to the group leaves by a 1500-byte device, gre 1476 expected)
+  'multicast m1.mtu': ['1472', '1476'],
   // a multicast-remote gre tunnel does not join its group in user space: nothing arrives
   'multicast group': ['received=3 duplicates=0 errors=0 mtu=- | m1=3', 'received=0 duplicates=0 errors=0 mtu=- | m1=0'],
 }
