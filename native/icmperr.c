@@ -86,11 +86,17 @@ static int icmp6_eligible(const uint8_t *in, size_t len) {
 
 /* net/ipv6/icmp.c ip6_err_gen_icmpv6_unreach: the inner IPv6 packet quoted at q (avail bytes) gets ICMPv6 address
  * unreachable (time exceeded for an ICMP time exceeded) from ::ffff:router. Returns the length written; 0 when
- * icmp6_send declines (the handler is done all the same: the kernel function returns 0 then); -1 when the quote is
+ * icmp6_send declines or cannot route it (the handler is done all the same: the kernel function returns 0 then);
+ * -1 when the quote is
  * shorter than the IPv6 header and 8 bytes (pskb_may_pull fails: the handler goes on to err_count). */
 static long gen_icmpv6_unreach(const uint8_t *q, size_t avail, int type, uint32_t router, uint8_t *out) {
   if (avail < 48) return -1;
   if (!icmp6_eligible(q, avail)) return 0;
+  /* icmp6_send → icmpv6_route_lookup → ip6_dst_lookup_tail refuses a v4-mapped source towards a destination that is
+   * not v4-mapped (-EAFNOSUPPORT): nothing is sent unless the inner source itself is v4-mapped (measured in UML
+   * 6.1: the sender of an IPv6 packet through sit hears nothing, Icmp6OutDestUnreachs stays 0) */
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (memcmp(q + 8, v4mapped, 12) != 0) return 0;
   uint8_t src6[16] = {0};
   src6[10] = src6[11] = 0xff; /* ipv6_addr_set_v4mapped */
   memcpy(src6 + 12, &router, 4);

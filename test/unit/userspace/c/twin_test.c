@@ -304,10 +304,16 @@ static void test_icmperr(void) {
     wr16(gre, 0);
     wr16(gre + 2, 0x86dd);
     n = icmp(b, RT, 3, 1, 0, 47, L, R, gre, 4, in6, 48);
-    CHECK("ipgre_err: IPv6 payload → ICMPv6 address unreachable now (ip6_err_gen_icmpv6_unreach)",
+    CHECK("ipgre_err: IPv6 payload → ip6_err_gen_icmpv6_unreach, whose ::ffff:router source cannot be routed to a "
+          "plain IPv6 sender (ip6_dst_lookup_tail): nothing, not counted",
+          action(e, N(e), b, n, &r, out, &olen) == IEA_NONE && r.tunnel == 0 && olen == 0, "action %d len %zu", r.action, olen);
+    uint8_t m6[48];
+    ipv6(m6, "::ffff:10.0.0.1", "2001:db8:2::1", 17);
+    n = icmp(b, RT, 3, 1, 0, 47, L, R, gre, 4, m6, 48);
+    CHECK("ipgre_err: a v4-mapped inner source gets ICMPv6 address unreachable from ::ffff:router",
           action(e, N(e), b, n, &r, out, &olen) == IEA_ICMPV6 && olen == 40 + 8 + 48 && out[40] == 1 && out[41] == 3 &&
-              out[6] == 58 && !memcmp(out + 24, in6 + 8, 16) && out[18] == 0xff && out[19] == 0xff && out[20] == 198 &&
-              !memcmp(out + 48, in6, 48),
+              out[6] == 58 && !memcmp(out + 24, m6 + 8, 16) && out[18] == 0xff && out[19] == 0xff && out[20] == 198 &&
+              !memcmp(out + 48, m6, 48),
           "action %d len %zu", r.action, olen);
     n = icmp(b, RT, 3, 1, 0, 47, L, R, gre, 4, in6, 47);
     CHECK("ipgre_err: IPv6 quote too short → err_count", action(e, N(e), b, n, &r, out, &olen) == IEA_ERR_COUNT, "action %d",
@@ -320,10 +326,15 @@ static void test_icmperr(void) {
   {
     struct tunctl_entry e[] = {T(TM_SIT, L, R, -1, 0), T(TM_ISATAP, L, NULL, -1, 0)};
     n = icmp(b, RT, 3, 1, 0, 41, L, R, NULL, 0, in6, 48);
-    CHECK("ipip6_err: → ICMPv6 to the inner sender from ::ffff:router", action(e, N(e), b, n, &r, out, &olen) == IEA_ICMPV6 &&
+    CHECK("ipip6_err: a plain IPv6 sender hears nothing (the relay's source cannot be routed), not counted",
+          action(e, N(e), b, n, &r, out, &olen) == IEA_NONE && r.tunnel == 0, "action %d", r.action);
+    uint8_t m6[48];
+    ipv6(m6, "::ffff:10.0.0.1", "2001:db8:2::1", 17);
+    n = icmp(b, RT, 3, 1, 0, 41, L, R, NULL, 0, m6, 48);
+    CHECK("ipip6_err: → ICMPv6 to a v4-mapped inner sender from ::ffff:router", action(e, N(e), b, n, &r, out, &olen) == IEA_ICMPV6 &&
                                                                             r.tunnel == 0 && out[40] == 1 && out[41] == 3,
           "action %d", r.action);
-    n = icmp(b, RT, 11, 0, 0, 41, L, R, NULL, 0, in6, 48);
+    n = icmp(b, RT, 11, 0, 0, 41, L, R, NULL, 0, m6, 48);
     CHECK("ipip6_err: time exceeded → ICMPv6 time exceeded (hop limit)", action(e, N(e), b, n, &r, out, &olen) == IEA_ICMPV6 &&
                                                                             out[40] == 3 && out[41] == 0,
           "action %d", r.action);
@@ -336,8 +347,8 @@ static void test_icmperr(void) {
     CHECK("ipip6_err: frag needed → path MTU", action(e, N(e), b, n, &r, out, &olen) == IEA_PMTU && r.mtu == 1300, "action");
     e[0].link = 9;
     n = icmp(b, RT, 3, 1, 0, 41, L, R, NULL, 0, in6, 48);
-    CHECK("ipip6_err: a tunnel bound to another link is not found (strict link): the isatap one relays",
-          action(e, N(e), b, n, &r, out, &olen) == IEA_ICMPV6 && r.tunnel == 1, "action %d tunnel %d", r.action, r.tunnel);
+    CHECK("ipip6_err: a tunnel bound to another link is not found (strict link): the isatap one handles it",
+          action(e, N(e), b, n, &r, out, &olen) == IEA_NONE && r.tunnel == 1, "action %d tunnel %d", r.action, r.tunnel);
     e[0].link = 0;
     uint8_t icmp6in[48];
     ipv6(icmp6in, "2001:db8:1::1", "2001:db8:2::1", 58);
