@@ -182,7 +182,15 @@ export function applyKernelAddresses(name: string, p: TwinParams, up: boolean): 
     if (a.scope === 'link' && !wantKeys.has(key(a.local, a.prefixlen))) run(['-6', 'addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', name])
   }
   const haveKeys = new Set(have.map((a) => key(a.local, a.prefixlen)))
-  for (const a of want) if (!haveKeys.has(key(a.address, a.prefixlen))) run(['-6', 'addr', 'add', `${a.address}/${a.prefixlen}`, 'dev', name])
+  // one `ip -batch` for all of them: they appear together, as addrconf adds them in one NETDEV_UP
+  const lines = want.filter((a) => !haveKeys.has(key(a.address, a.prefixlen))).map((a) => `-6 addr add ${a.address}/${a.prefixlen} dev ${name}\n`)
+  if (lines.length) {
+    try {
+      execFileSync('ip', ['-force', '-batch', '-'], {input: lines.join(''), stdio: ['pipe', 'pipe', 'pipe']})
+    } catch (e: any) {
+      errors.push(`ip -batch (${lines.length} addresses): ${String(e.stderr ?? e.message).trim()}`)
+    }
+  }
   return errors
 }
 

@@ -89,15 +89,17 @@ tun() {
   obs "$name.linklocal" "$(ip -n $S -6 addr show dev "$name" | awk '$1 == "inet6" {print $2}' | sort | paste -sd, -)"
 }
 
-# the engine adds the kernel's link-local addresses once it sees the device up (at most one stats tick); the kernel
-# at once. Wait until the device has at least what the kernel would give it, at most 3 s.
+# the engine adds the kernel's link-local addresses (in one `ip -batch`) once it sees the device up, at most one
+# stats tick later; the kernel at once. Wait until the device has some and they stayed the same for 0.5 s, at most 4 s.
 wait_ll() {
   [ "$DRIVER" = userspace ] || return 0
   case "$2:$3" in ipip:any|isatap:any) return 0 ;; esac
   [ "$2:$4" = sit:any ] && return 0 # an NBMA sit gets no link-local (native/README.md: ::a.b.c.d/96 not added)
-  for _ in $(seq 30); do
-    [ -n "$(ip -n $S -6 addr show dev "$1" scope link 2>/dev/null)" ] && return 0
-    [ "$2" = sit ] && [ -n "$(ip -n $S -6 addr show dev "$1" 2>/dev/null | grep inet6)" ] && return 0
+  local prev='' cur stable=0
+  for _ in $(seq 40); do
+    cur=$(ip -n $S -6 addr show dev "$1" scope link 2>/dev/null | grep inet6)
+    if [ -n "$cur" ] && [ "$cur" = "$prev" ]; then stable=$((stable + 1)); [ $stable -ge 5 ] && return 0; else stable=0; fi
+    prev=$cur
     sleep 0.1
   done
 }
