@@ -183,7 +183,7 @@ export function applyKernelAddresses(name: string, p: TwinParams, up: boolean): 
   }
   const haveKeys = new Set(have.map((a) => key(a.local, a.prefixlen)))
   // one `ip -batch` for all of them: they appear together, as addrconf adds them in one NETDEV_UP
-  const lines = want.filter((a) => !haveKeys.has(key(a.address, a.prefixlen))).map((a) => `-6 addr add ${a.address}/${a.prefixlen} dev ${name}\n`)
+  const lines = want.filter((a) => !haveKeys.has(key(a.address, a.prefixlen))).map((a) => `addr add ${a.address}/${a.prefixlen} dev ${name}\n`)
   if (lines.length) {
     try {
       execFileSync('ip', ['-force', '-batch', '-'], {input: lines.join(''), stdio: ['pipe', 'pipe', 'pipe']})

@@ -44,6 +44,7 @@ topology() {
   # multicast gre over the direct link (ipgre_open joins the group on the route's device)
   ip -n $S route add 224.0.0.0/4 dev s1; ip -n $Q route add 224.0.0.0/4 dev q0
   for n in $S $P $Q; do ip netns exec $n sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0; done
+  for n in $P $Q; do ip netns exec $n sysctl -qw net.ipv6.conf.default.router_solicitations=0; done
   if [ "$DRIVER" = userspace ]; then ip netns exec $S sysctl -qw net.ipv4.icmp_ratelimit=2147483; fi
 }
 

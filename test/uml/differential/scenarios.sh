@@ -8,8 +8,12 @@ PING4=(-c 3 -i 0.2 -W 2)
 peer() { # NS NAME MODE LOCAL REMOTE [ARGS...]: a tunnel configured by hand
   local ns=$1 name=$2 mode=$3 l=$4 r=$5; shift 5
   ip -n "$ns" tunnel add "$name" mode "$mode" local "$l" remote "$r" "$@"
-  # an IPv4-only peer tunnel sends no IPv6 (router solicitations, MLD reports) that S's counters would count
-  case $mode in ipip|gre) ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$name.disable_ipv6=1" ;; esac
+  # a peer tunnel sends no IPv6 of its own (router solicitations, MLD reports) that S's counters would count: none at
+  # all over ipip/gre, no link-local (so no solicitation, no report) on sit
+  case $mode in
+  ipip | gre) ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$name.disable_ipv6=1" ;;
+  *) ip -n "$ns" link set dev "$name" addrgenmode none ;;
+  esac
   ip -n "$ns" link set "$name" up
 }
 
@@ -137,7 +141,7 @@ scen_icmp_err() {
 
 # isatap: potential router list (isatap_chksrc), ISATAP and non-ISATAP inner sources, link-local
 scen_isatap() {
-  ip -n $P tunnel add pi mode isatap local 198.51.100.2; ip -n $P link set pi up
+  ip -n $P tunnel add pi mode isatap local 198.51.100.2; ip -n $P link set dev pi addrgenmode none; ip -n $P link set pi up
   ip -n $P addr add 2001:db8:8::200:5efe:c633:6402/64 dev pi nodad
   ip -n $P addr add 2001:db8:109::2/128 dev lo nodad
   tun i1 isatap 192.0.2.1 any routers=198.51.100.2
