@@ -64,7 +64,7 @@ function side(alg: Alg, me: string, peer: string, inner: string, spiOut: number,
 function stats(ns: string, name = 'vti1'): any {
   return JSON.parse(readFileSync(statsPath(name, ns), 'utf8'))
 }
-/** waits until the daemon's counters (rewritten every second) satisfy pred */
+/** waits until the engine's counters (rewritten every second) satisfy pred */
 async function waitStats(ns: string, pred: (s: any) => boolean, what: string): Promise<any> {
   return waitFor(() => {
     try {
@@ -227,7 +227,16 @@ for (const alg of ALGS) {
         ['bad_icv', flip(good.length - 1)], // ICV
         ['no_state', flip(23)], // SPI: no SA for (destination, SPI)
       ]
-      const s0 = await waitStats(pair!.b, () => true, 'B stats')
+      // the baseline after B's counters settled: two consecutive writes (1 s apart) with the same ESP count, so a
+      // late packet of the tests before is not taken for one of the forged ones
+      let s0 = await waitStats(pair!.b, () => true, 'B stats')
+      let settled = false
+      for (let i = 0; i < 8 && !settled; i++) {
+        const prev = s0
+        s0 = await waitStats(pair!.b, (x) => x.updatedAt !== prev.updatedAt, 'B stats rewritten')
+        settled = s0.esp.rxPackets === prev.esp.rxPackets
+      }
+      assert.ok(settled, 'B receives no ESP of its own before the forged packets')
       for (const [, p] of cases) rawSendFrom(pair!.a, p)
       rawSendFrom(pair!.a, good)
       const s1 = await waitStats(pair!.b, (s) => s.esp.rxPackets >= s0.esp.rxPackets + 1 && drop(s, 'no_state') > drop(s0, 'no_state') && drop(s, 'bad_icv') >= drop(s0, 'bad_icv') + 2, 'B counts the forged packets')
