@@ -245,11 +245,10 @@ for (const alg of ALGS) {
       assert.is(drop(s2, 'bad_icv') - drop(s0, 'bad_icv'), 2)
       assert.is(drop(s2, 'no_state') - drop(s0, 'no_state'), 1)
       assert.is(drop(s2, 'replay') - drop(s0, 'replay'), 1)
-      // the intact packet was accepted: its replay is dropped as `replay` (a sequence number the window has seen),
-      // not `too_old` or `no_state`; the exact rxPackets delta is not asserted: the vti's own IPv6 traffic (MLD, ND)
-      // may arrive through ESP meanwhile
+      // the intact packet was accepted: its replay is dropped as `replay` (a sequence number the window has seen).
+      // No exact rxPackets delta: the vti's own IPv6 traffic (MLD, ND) may come through ESP meanwhile (and after
+      // the forged packet moved B's window to 0x40000000, A's real packets are too_old)
       assert.ok(s1.esp.rxPackets - s0.esp.rxPackets >= 1, JSON.stringify({s0: s0.esp, s1: s1.esp}))
-      assert.is(drop(s2, 'too_old'), drop(s0, 'too_old'))
       assert.ok(s2.counters.rxDropped - s0.counters.rxDropped >= 4, JSON.stringify(s2.counters))
     })
 
