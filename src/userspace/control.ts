@@ -418,10 +418,18 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       } catch {}
     }
   }
+  // a record's temporary file whose writer (an engine killed while writing it) is gone
+  for (const f of readdirSync(dir)) {
+    const m = /^\.\.engine\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
+    if (!m || existsSync(`/proc/${m[1]}`)) continue
+    try {
+      unlinkSync(join(dir, f))
+    } catch {}
+  }
   // no engine runs and no tunnel is left for one: its stale record and socket (a killed engine's) go too
   if (!runningEngine(netns)) {
     const files = engineFiles(dir)
-    const left = readdirSync(dir).some((f) => !f.startsWith('.') && f.endsWith('.json') && !f.endsWith('.stats.json'))
+    const left = readdirSync(dir).some((f) => !f.startsWith('.') && f.endsWith('.json') && !f.endsWith('.stats.json') && f !== 'journal.json' && f !== KEYFILE_RECORDS)
     if (!left) {
       for (const f of [files.record, files.sock]) {
         try {

@@ -64,7 +64,7 @@ function side(alg: Alg, me: string, peer: string, inner: string, spiOut: number,
 function stats(ns: string, name = 'vti1'): any {
   return JSON.parse(readFileSync(statsPath(name, ns), 'utf8'))
 }
-/** waits until the daemon's counters (rewritten every second) satisfy pred */
+/** waits until the engine's counters (rewritten every second) satisfy pred */
 async function waitStats(ns: string, pred: (s: any) => boolean, what: string): Promise<any> {
   return waitFor(() => {
     try {
@@ -227,7 +227,16 @@ for (const alg of ALGS) {
         ['bad_icv', flip(good.length - 1)], // ICV
         ['no_state', flip(23)], // SPI: no SA for (destination, SPI)
       ]
-      const s0 = await waitStats(pair!.b, () => true, 'B stats')
+      // the baseline after B's counters settled: two consecutive writes (1 s apart) with the same ESP count, so a
+      // late packet of the tests before is not taken for one of the forged ones
+      let s0 = await waitStats(pair!.b, () => true, 'B stats')
+      let settled = false
+      for (let i = 0; i < 8 && !settled; i++) {
+        const prev = s0
+        s0 = await waitStats(pair!.b, (x) => x.updatedAt !== prev.updatedAt, 'B stats rewritten')
+        settled = s0.esp.rxPackets === prev.esp.rxPackets
+      }
+      assert.ok(settled, 'B receives no ESP of its own before the forged packets')
       for (const [, p] of cases) rawSendFrom(pair!.a, p)
       rawSendFrom(pair!.a, good)
       const s1 = await waitStats(pair!.b, (s) => s.esp.rxPackets >= s0.esp.rxPackets + 1 && drop(s, 'no_state') > drop(s0, 'no_state') && drop(s, 'bad_icv') >= drop(s0, 'bad_icv') + 2, 'B counts the forged packets')
@@ -236,7 +245,10 @@ for (const alg of ALGS) {
       assert.is(drop(s2, 'bad_icv') - drop(s0, 'bad_icv'), 2)
       assert.is(drop(s2, 'no_state') - drop(s0, 'no_state'), 1)
       assert.is(drop(s2, 'replay') - drop(s0, 'replay'), 1)
-      assert.is(s2.esp.rxPackets - s0.esp.rxPackets, 1 + (s2.esp.rxPackets - s1.esp.rxPackets), 'only the intact packet (and real traffic after it) accepted')
+      // the intact packet was accepted: its replay is dropped as `replay` (a sequence number the window has seen).
+      // No exact rxPackets delta: the vti's own IPv6 traffic (MLD, ND) may come through ESP meanwhile (and after
+      // the forged packet moved B's window to 0x40000000, A's real packets are too_old)
+      assert.ok(s1.esp.rxPackets - s0.esp.rxPackets >= 1, JSON.stringify({s0: s0.esp, s1: s1.esp}))
       assert.ok(s2.counters.rxDropped - s0.counters.rxDropped >= 4, JSON.stringify(s2.counters))
     })
 
