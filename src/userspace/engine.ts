@@ -323,12 +323,14 @@ function main() {
       if (verbose) writeStats(name, rec, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    const tk = Date.now()
     kernelView(twins)
+    const kernelViewMs = Date.now() - tk
     for (const t of twins) {
       const r = running.get(t.name)
       if (r) r.wasUp = isUp(t.name)
     }
-    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms`)
+    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (kernel view of ${twins.length}: ${kernelViewMs} ms)`)
     return {ok: true, pid: process.pid, results, running: [...running.keys()]}
   }
 
