@@ -2,6 +2,7 @@
 # Builds the libFuzzer harnesses (clang -fsanitize=fuzzer,address,undefined) and runs each for SECONDS:
 #   decap_fuzzer     the codecs and offload helpers
 #   dispatch_fuzzer  the receive dispatch (tunctl_select) with the decap codec, every tunnel of a table receiving
+#   twin_fuzzer      the kernel twin: ICMP errors about outer packets, link failures, path MTU (icmperr.c, pmtu.c)
 # Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes per harness; exits 1 if a crash was found.
 # The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c).
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
@@ -15,6 +16,8 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
   -I"$repo/native" "$here/decap_fuzzer.c" "$repo/native/codec.c" "$repo/native/offload.c" -o "$work/decap_fuzzer"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I"$repo/native" "$here/dispatch_fuzzer.c" "$repo/native/dispatch.c" "$repo/native/codec.c" -o "$work/dispatch_fuzzer"
+clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$repo/native" "$here/twin_fuzzer.c" \
+  "$repo/native/icmperr.c" "$repo/native/pmtu.c" "$repo/native/dispatch.c" "$repo/native/codec.c" -o "$work/twin_fuzzer"
 mkdir -p "$work/dcorpus"
 # seed corpus: every fixture packet under each mode/flag selector
 n=0
@@ -40,9 +43,10 @@ for f in "$repo"/test/fixtures/packets/*.hex; do
   done
 done
 status=0
-for fz in decap_fuzzer dispatch_fuzzer; do
+for fz in decap_fuzzer dispatch_fuzzer twin_fuzzer; do
   corpus="$work/corpus"
   [ "$fz" = dispatch_fuzzer ] && corpus="$work/dcorpus"
+  [ "$fz" = twin_fuzzer ] && corpus="$work/dcorpus" # the same table + packet layout
   log="$work/$fz.log"
   before=$(ls "$here/crashes" 2>/dev/null | grep -cE '^(crash|leak|timeout|oom)-' || true)
   set +e

@@ -363,6 +363,8 @@ static napi_value js_engine_stats(napi_env env, napi_callback_info info) {
   set(env, o, "tsoSegments", num(env, (double)s.tso_segments));
   set(env, o, "groMerged", num(env, (double)s.gro_merged));
   set(env, o, "otherTunnel", num(env, (double)s.rx_other));
+  set(env, o, "collisions", num(env, (double)s.collisions));  /* kernel twin: routing loops dropped */
+  set(env, o, "icmpErrors", num(env, (double)s.icmp_errors)); /* kernel twin: ICMP errors about outer packets */
   napi_value off, g;
   napi_get_boolean(env, vnet, &off);
   set(env, o, "offload", off);

@@ -14,6 +14,8 @@ struct tunctl_stats {
   uint64_t tso_segments; /* TX: segments cut from TSO packets */
   uint64_t gro_merged;   /* RX: segments written to TUN as part of a coalesced packet */
   uint64_t rx_other;     /* RX: packets the dispatch gave another tunnel of the namespace (not counted as drops) */
+  uint64_t collisions;   /* TX: routing loops dropped (kernel twin: the device's collisions counter) */
+  uint64_t icmp_errors;  /* RX: ICMP errors about this tunnel's outer packets acted on (kernel twin) */
   uint64_t drops[DR__COUNT];
   uint64_t txdrops[TXD__COUNT];
 };

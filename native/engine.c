@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <linux/if.h> */
@@ -30,7 +31,7 @@ unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <lin
 
 #define ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
 
-static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47, 50};
+static const int eng_protos[ENGINE_NPROTO] = {4, 41, 47, 50, 1};
 
 _Static_assert(TUNCTL_VTI_HEADROOM == TUNCTL_HEADROOM, "vti.c and the engine agree on the headroom");
 
@@ -132,6 +133,8 @@ struct txctx {
   struct sockaddr_in sa[BATCH];
   size_t inlen[BATCH];
   int n;
+  struct tunctl_ident ident; /* kernel twin: outer IP IDs */
+  uint32_t rnd;
 };
 
 static void tun_write(struct eng_tun *t, const struct virtio_net_hdr *vh, const uint8_t *pkt, size_t len) {
@@ -249,6 +252,76 @@ static void tx_flush(struct txctx *c) {
   c->n = 0;
 }
 
+/* ---- kernel twin call sites (issue #6 item 3; native/icmperr.c, native/pmtu.c) ---- */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* before an encapsulated packet of c->t is queued: routing loop, link failure after ICMP errors, path MTU, IP ID.
+ * Returns 1 when the packet was consumed (dropped, or refused with an ICMP error to the inner sender). */
+static int twin_tx(struct txctx *c, const uint8_t *inner, size_t len, uint8_t *out, size_t outlen, uint32_t dst) {
+  struct tunctl_engine *e = c->e;
+  struct eng_tun *t = c->t;
+  if (tunctl_routing_loop(&t->cfg, inner, len)) {
+    ADD(t->s.collisions, 1);
+    ADD(t->s.tx_errors, 1);
+    return 1;
+  }
+  uint64_t now = mono_ms();
+  int fire = 0, pmtu = 0, locked = 0, clear_df = 0;
+  if (__atomic_load_n(&e->twin_used, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&e->twin_lock);
+    fire = tunctl_err_xmit(&t->errst, now);
+    pmtu = tunctl_pmtu_get(&e->pmtu, dst, 0, now, &locked);
+    pthread_mutex_unlock(&e->twin_lock);
+  }
+  if (fire) { /* dst_link_failure: the inner sender hears of it, the packet still goes */
+    size_t n = tunctl_icmp_link_failure(inner, len, c->icmpbuf);
+    if (n) tun_write(t, NULL, c->icmpbuf, n), ADD(t->s.icmp_sent, 1);
+  }
+  if (pmtu > 0) {
+    int sit6 = (t->cfg.mode == TM_SIT || t->cfg.mode == TM_ISATAP) && (inner[0] >> 4) == 6;
+    int devmtu = t->cfg.mtu > 0 ? t->cfg.mtu : tunctl_default_mtu(&t->cfg);
+    int r = tunctl_tnl_pmtu_check(sit6, (int)(outlen - len - 20), (out[6] & 0x40) != 0, inner, len, pmtu, devmtu, &clear_df);
+    if (r != 0) {
+      size_t n = r > 0 ? tunctl_icmp_too_big(inner, len, r, c->icmpbuf) : 0;
+      if (n) tun_write(t, NULL, c->icmpbuf, n), ADD(t->s.icmp_sent, 1);
+      ADD(t->s.tx_dropped, 1);
+      return 1;
+    }
+  }
+  /* iptunnel_xmit: __ip_select_ident for every packet; DF cleared when the path MTU is locked (ip_mtu_locked) */
+  c->rnd ^= c->rnd << 13, c->rnd ^= c->rnd >> 17, c->rnd ^= c->rnd << 5;
+  tunctl_outer_fixup(out, tunctl_ident_next(&c->ident, dst, t->cfg.local, out[9], now, c->rnd), clear_df || locked);
+  return 0;
+}
+
+/* the protocol-1 receive thread: one ICMP error, handled as the kernel's err handlers with the engine's tunnel
+ * table (called with the table read-locked); out: room for an ICMPv6 relay */
+static void twin_icmp(struct tunctl_engine *e, const uint8_t *pkt, size_t len, int ifindex, uint8_t *out) {
+  struct tunctl_table tab = {e->entries, e->n};
+  struct tunctl_icmperr r;
+  size_t olen;
+  int a = tunctl_icmperr(&tab, pkt, len, ifindex, &r, out, &olen);
+  if (a == IEA_NONE || a == IEA_REDIRECT) return;
+  struct eng_tun *t = r.tunnel >= 0 && r.tunnel < e->n ? e->order[r.tunnel] : NULL;
+  if (a == IEA_ICMPV6) {
+    if (t) tun_write(t, NULL, out, olen), ADD(t->s.icmp_errors, 1);
+    return;
+  }
+  if (a == IEA_ERR_COUNT && !t) return;
+  uint64_t now = mono_ms();
+  pthread_mutex_lock(&e->twin_lock);
+  /* the path MTU is the namespace's (a route exception): every tunnel of the engine learns it */
+  if (a == IEA_PMTU) tunctl_pmtu_update(&e->pmtu, r.dst, r.mtu, 0, now);
+  else tunctl_err_note(&t->errst, now);
+  pthread_mutex_unlock(&e->twin_lock);
+  __atomic_store_n(&e->twin_used, 1, __ATOMIC_RELEASE);
+  if (t) ADD(t->s.icmp_errors, 1);
+}
+
 /* encapsulates the inner packet in slot c->n and queues it */
 static void tx_add(struct txctx *c, size_t len) {
   uint8_t *b = c->bufs + (size_t)c->n * SLOT;
@@ -259,6 +332,7 @@ static void tx_add(struct txctx *c, size_t len) {
   struct tunctl_stats *s = &c->t->s;
   int res = eng_encap(c->t, b, len, &out, &outlen, &dst, c->icmpbuf, &why);
   int n = c->n;
+  if (res == TX_SEND && !c->t->vti && twin_tx(c, b + TUNCTL_HEADROOM, len, out, outlen, dst)) return; /* kernel twin */
   if (res == TX_SEND) {
     memset(&c->sa[n], 0, sizeof c->sa[n]);
     c->sa[n].sin_family = AF_INET;
@@ -350,6 +424,8 @@ static void *tx_main(void *arg) {
   struct txctx *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->e = e;
+  c->ident.key = (uint32_t)getpid() ^ (uint32_t)mono_ms() ^ (uint32_t)(uintptr_t)c; /* kernel twin */
+  c->rnd = c->ident.key | 1;
   c->bufs = malloc((size_t)BATCH * SLOT);
   c->gbuf = malloc(65536 + 64);
   if (!c->bufs || !c->gbuf) return NULL;
@@ -468,7 +544,8 @@ static void *rx_main(void *arg) {
   struct mmsghdr *msgs = calloc(BATCH, sizeof *msgs);
   struct iovec *iov = calloc(BATCH, sizeof *iov);
   char (*cbuf)[CMSG_SPACE(sizeof(struct in_pktinfo))] = calloc(BATCH, sizeof *cbuf);
-  if (!gro || !cache || !bufs || !msgs || !iov || !cbuf) return NULL;
+  uint8_t *icmpout = proto == 1 ? malloc(2048) : NULL; /* kernel twin: an ICMPv6 relay */
+  if (!gro || !cache || !bufs || !msgs || !iov || !cbuf || (proto == 1 && !icmpout)) return NULL;
   struct pollfd pfd[3];
   int np = 0, nl = -1;
   pfd[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -516,6 +593,10 @@ static void *rx_main(void *arg) {
           if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
             ifindex = ((struct in_pktinfo *)CMSG_DATA(cm))->ipi_ifindex;
         if (!e->n) continue;
+        if (proto == 1) { /* ---- kernel twin: ICMP errors about outer packets (icmperr.c) ---- */
+          if (!(msgs[j].msg_hdr.msg_flags & MSG_TRUNC)) twin_icmp(e, pkt, len, ifindex, icmpout);
+          continue;
+        }
         if (proto == 50) {
           /* ---- vti: ESP (vti.c). Each vti matches its own addresses and SPI; the first that does not answer
            * "other" takes the packet. None: the kernel drops it silently (XfrmInNoStates), so do we. ---- */
@@ -611,10 +692,35 @@ static void *rx_main(void *arg) {
   free(msgs);
   free(iov);
   free(cbuf);
+  free(icmpout);
   return NULL;
 }
 
 /* ---- control ---- */
+
+static int start_rx(struct tunctl_engine *e, int i, char *err, size_t errlen) {
+  struct rxarg *a = malloc(sizeof *a);
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  *a = (struct rxarg){e, i};
+  if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
+    free(a);
+    snprintf(err, errlen, "pthread_create failed");
+    return -1;
+  }
+  e->rx_started[i] = 1;
+  return 0;
+}
+
+/* ---- vti: the ESP socket and its receive thread, opened with the namespace's first vti (control thread only):
+ * a namespace without vti has no protocol-50 socket ---- */
+static int need_esp(struct tunctl_engine *e, char *err, size_t errlen) {
+  if (e->rx_started[ENGINE_ESP]) return 0;
+  if (e->raw[ENGINE_ESP] < 0 && (e->raw[ENGINE_ESP] = open_raw(50, 0, NULL, 1, err, errlen)) < 0) return -1;
+  return start_rx(e, ENGINE_ESP, err, errlen);
+}
 
 struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   struct tunctl_engine *e = calloc(1, sizeof *e);
@@ -629,6 +735,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   pthread_rwlock_init(&e->lock, &at);
   pthread_rwlockattr_destroy(&at);
   pthread_mutex_init(&e->flags_lock, NULL);
+  pthread_mutex_init(&e->twin_lock, NULL); /* kernel twin */
+  tunctl_pmtu_init(&e->pmtu);
   e->slots = calloc(ENGINE_MAX, sizeof *e->slots);
   e->tabgen = 1;
   e->nl_fd = e->ctl_fd = e->stop_fd = -1;
@@ -638,8 +746,18 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++)
-    if ((e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
+  for (int i = 0; i < ENGINE_NPROTO; i++) /* ESP: with the first vti (need_esp) */
+    if (i != ENGINE_ESP && (e->raw[i] = open_raw(eng_protos[i], 0, NULL, 1, err, errlen)) < 0) goto fail;
+  {
+    /* kernel twin: the protocol-1 socket sees every ICMP error of the namespace without side effects (IP_RECVERR on
+     * the sending sockets would set sk_err, failing the next sendmmsg); ICMP_FILTER keeps only the error types */
+    uint32_t keep = (1u << 3) | (1u << 5) | (1u << 11) | (1u << 12); /* the filter's bits are types to drop */
+    uint32_t drop = ~keep;
+    if (setsockopt(e->raw[ENGINE_ICMP], SOL_RAW, 1 /* ICMP_FILTER */, &drop, sizeof drop) < 0) {
+      snprintf(err, errlen, "ICMP_FILTER: %s", strerror(errno));
+      goto fail;
+    }
+  }
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
@@ -662,15 +780,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     epoll_ctl(e->txep[i], EPOLL_CTL_ADD, e->stop_fd, &ev);
   }
-  for (int i = 0; i < ENGINE_NPROTO; i++) {
-    struct rxarg *a = malloc(sizeof *a);
-    *a = (struct rxarg){e, i};
-    if (pthread_create(&e->rx_thread[i], NULL, rx_main, a) != 0) {
-      snprintf(err, errlen, "pthread_create failed");
-      goto fail;
-    }
-    e->nthreads++;
-  }
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (e->raw[i] >= 0 && start_rx(e, i, err, errlen) < 0) goto fail;
   for (int i = 0; i < ENGINE_TX; i++) {
     struct txarg *a = malloc(sizeof *a);
     *a = (struct txarg){e, e->txep[i]};
@@ -678,7 +789,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
       snprintf(err, errlen, "pthread_create failed");
       goto fail;
     }
-    e->nthreads++;
+    e->ntx++;
   }
   return e;
 fail:
@@ -693,7 +804,9 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     if (write(e->stop_fd, &one, sizeof one) < 0) {
     }
   }
-  for (int i = 0; i < e->nthreads; i++) pthread_join(i < ENGINE_NPROTO ? e->rx_thread[i] : e->tx_thread[i - ENGINE_NPROTO], NULL);
+  for (int i = 0; i < ENGINE_NPROTO; i++)
+    if (e->rx_started[i]) pthread_join(e->rx_thread[i], NULL);
+  for (int i = 0; i < e->ntx; i++) pthread_join(e->tx_thread[i], NULL);
   for (int i = 0; i < e->n; i++) {
     struct eng_tun *t = e->order[i];
     close(t->tun_fd);
@@ -713,6 +826,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
   free(e->entries);
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->flags_lock);
+  pthread_mutex_destroy(&e->twin_lock);
   free(e);
 }
 
@@ -732,6 +846,10 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   if (exists || full) {
     if (exists) snprintf(err, errlen, "%s is already a tunnel of the engine", name);
     else snprintf(err, errlen, "the engine holds %d tunnels already", ENGINE_MAX);
+    vti_free(vti);
+    return -1;
+  }
+  if (vti && need_esp(e, err, errlen) < 0) { /* ---- vti ---- */
     vti_free(vti);
     return -1;
   }
@@ -818,6 +936,10 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
 
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen) {
+  if (vti && need_esp(e, err, errlen) < 0) { /* ---- vti (a tunnel that becomes one) ---- */
+    vti_free(vti);
+    return -1;
+  }
   int fd = own_send_socket(cfg, dev, err, errlen);
   if (fd == -1) {
     vti_free(vti);

@@ -8,13 +8,18 @@
 #define TUNCTL_ENGINE_H
 
 #include "dataplane.h"
+#include "icmperr.h"
+#include "pmtu.h"
 #include "vti.h"
 
 #include <pthread.h>
 
-/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c).
- * Adding one (1 for ICMP errors about outer packets) is one entry here plus its case in engine.c rx_main. */
-#define ENGINE_NPROTO 4
+/* the outer protocols the engine receives: one raw socket and one receive thread each (50: vti over ESP, native/vti.c,
+ * opened with the namespace's first vti; 1: the kernel twin's ICMP errors about outer packets, native/icmperr.c; the
+ * others at start). Adding one is one entry here plus its case in engine.c rx_main. */
+#define ENGINE_NPROTO 5
+#define ENGINE_ESP 3         /* index of protocol 50 in engine.c eng_protos */
+#define ENGINE_ICMP 4        /* index of protocol 1 (kernel twin) */
 #define ENGINE_TX 2          /* transmit threads, whatever the number of tunnels */
 #define ENGINE_MAX 16384     /* tunnels per engine */
 
@@ -33,6 +38,7 @@ struct eng_tun {
   struct tunctl_rxstate rx;
   struct tunctl_txstate tx;
   struct tunctl_stats s; /* updated with atomic adds by every packet thread */
+  struct tunctl_errstate errst; /* kernel twin: err_count / err_time (icmperr.h), under the engine's twin_lock */
 };
 
 struct tunctl_engine {
@@ -50,8 +56,13 @@ struct tunctl_engine {
   int stop_fd;
   int txep[ENGINE_TX];
   pthread_t rx_thread[ENGINE_NPROTO], tx_thread[ENGINE_TX];
-  int nthreads;
+  int rx_started[ENGINE_NPROTO], ntx;
   uint32_t next_slot;
+  /* kernel twin (native/icmperr.h, native/pmtu.h): ICMP errors about outer packets (the protocol-1 socket's receive
+   * thread) feed the namespace's path MTU per destination and each tunnel's err_count; the TX threads read them */
+  pthread_mutex_t twin_lock;
+  int twin_used; /* set once an ICMP error was acted on: the TX threads take twin_lock only then */
+  struct tunctl_pmtu pmtu;
 };
 
 /* opens the protocol sockets and starts the threads; NULL with err set on failure */

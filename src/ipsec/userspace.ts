@@ -1,6 +1,6 @@
-// The ipsec block of a vti run by the userspace driver (native/vti.c in the encapsulator daemon). The keys never
-// reach the daemon's argv, environment, state or stats files or logs: the state file records the key file's
-// absolute path and a key fingerprint (keys.ts keyFingerprint); the daemon (root, like the CLI) reads the key file
+// The ipsec block of a vti run by the userspace driver (native/vti.c in the namespace's engine). The keys never
+// reach the engine's argv, environment, state or stats files or log: the state file records the key file's
+// absolute path and a key fingerprint (keys.ts keyFingerprint); the engine (root, like the CLI) reads the key file
 // itself with keyfile.ts's checks and parser, refuses keys whose fingerprint is not the recorded one, hands them
 // to the native SA (which wipes the Buffers) and is not dumpable from then on. `plan` compares fingerprints.
 import {SpecError} from '../lib/errors.js'
@@ -19,13 +19,13 @@ export interface EspRecord {
   replayWindow: number
   /** the key file as written in the spec (export writes it back) */
   keyFile?: string
-  /** absolute path the daemon reads the keys from */
+  /** absolute path the engine reads the keys from */
   keyPath: string
   keyFingerprint: string
 }
 
 /** The record of a desired block whose key file was read (loadKeyFiles), or of an observed one (a rollback
- * restarting the daemon it replaced: same key file, same fingerprint); throws if neither. */
+ * restarting the SA it replaced: same key file, same fingerprint); throws if neither. */
 export function espRecord(p: IpsecParams): EspRecord {
   const keys = getKeys(p)
   const keyPath = getKeyPath(p)
@@ -67,7 +67,7 @@ export function observedIpsec(r: EspRecord): IpsecParams {
 }
 
 /**
- * Daemon side: reads the record's key file with the CLI's checks (root-owned, not group/world accessible,
+ * Engine side (src/userspace/esp.ts): reads the record's key file with the CLI's checks (root-owned, not group/world accessible,
  * well-formed) and returns its keys, which must have the recorded fingerprint (the file changed since `apply`
  * planned with it: refuse, rather than run keys nobody planned). Errors never contain key material.
  */

@@ -23,6 +23,10 @@ export interface NativeCounters {
   groMerged: number
   /** received packets the receive dispatch gave another userspace tunnel of the namespace (not counted as drops) */
   otherTunnel: number
+  /** kernel twin: routing loops dropped (the kernel device's collisions counter) */
+  collisions: number
+  /** kernel twin: ICMP errors about this tunnel's outer packets acted on (path MTU, err_count, ICMPv6 relay) */
+  icmpErrors: number
   /** by reason: malformed, truncated, bad_proto, bad_source, bad_dest, bad_key, bad_csum, csum_flags, seq, gre_flags,
    * inner_proto, inner_malformed, ecn, spoofed, no_tunnel, tx_malformed, tx_inner_proto, tx_no_route, tx_too_big */
   drops: Record<string, number>

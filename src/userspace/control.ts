@@ -582,7 +582,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       if (alive === undefined) aliveChecked.set(key, (alive = isDaemonAlive(pid, sf, ticks)))
       const o: ObservedEncap = {params, alive, ...(pid ? {pid} : {})}
       if (st?.counters) {
-        const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
+        const {icmpSent: _i, tsoSegments: _t, groMerged: _g, otherTunnel: _o, collisions: _c, icmpErrors: _e, offload, ...c} = st.counters as EncapStats['counters'] & Record<string, any>
         o.counters = c
         o.updatedAt = st.updatedAt
         if (offload !== undefined) o.offload = offload

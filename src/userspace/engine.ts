@@ -3,21 +3,29 @@
 // configuration is the tunnels' state files in the run dir (<name>.json, written by the CLI); a "commit" on the
 // control socket (.engine.sock, 0600) makes the engine converge to them in one transaction and answers per tunnel.
 // It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is removed.
-import {execFileSync} from 'node:child_process'
 import {chmodSync, existsSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState} from './paths.js'
+import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
 }
 
-type EngineCounters = Counters & {icmpSent: number; tsoSegments?: number; groMerged?: number; otherTunnel?: number; offload?: boolean}
+type EngineCounters = Counters & {
+  icmpSent: number
+  tsoSegments?: number
+  groMerged?: number
+  otherTunnel?: number
+  collisions?: number
+  icmpErrors?: number
+  offload?: boolean
+}
 
 function toCounters(n: NativeCounters): EngineCounters {
   const drops: Record<string, number> = {}
@@ -35,19 +43,30 @@ function toCounters(n: NativeCounters): EngineCounters {
     tsoSegments: n.tsoSegments,
     groMerged: n.groMerged,
     otherTunnel: n.otherTunnel,
+    collisions: n.collisions,
+    icmpErrors: n.icmpErrors,
     offload: n.offload,
     drops,
   }
 }
 
-/** isatap: the link-local fe80::5efe:a.b.c.d the kernel gives an ISATAP interface */
-function isatapLinkLocal(state: EncapState) {
-  if (state.params.mode !== 'isatap' || state.params.local === 'any') return
+const TWIN_MODES = new Set(['ipip', 'gre', 'sit', 'isatap'])
+
+/** IFF_UP of a device (/sys/class/net/<dev>/flags), false when it is gone */
+function isUp(dev: string): boolean {
   try {
-    execFileSync('ip', ['-6', 'addr', 'replace', `fe80::5efe:${state.params.local}/64`, 'dev', state.name], {stdio: 'pipe'})
-  } catch (e: any) {
-    log(`adding the ISATAP link-local address failed: ${String(e.stderr ?? e.message).trim()}`)
+    return (parseInt(readFileSync(`/sys/class/net/${dev}/flags`, 'utf8').trim(), 16) & 1) === 1
+  } catch {
+    return false
   }
+}
+
+// kernel twin (issue #6 item 3): the link-local addresses addrconf gives the kernel's device when it comes up, and
+// the kernel's default MTU (src/userspace/kernel-twin.ts), for the tunnels a transaction added or changed
+// (withMtu) or whose device came up: one batch for all of them
+function kernelView(tunnels: TwinTunnel[]) {
+  const list = tunnels.filter((t) => TWIN_MODES.has(t.params.mode))
+  for (const e of applyKernelView(list)) log(`kernel twin: ${e}`)
 }
 
 function ownStartTicks(): number | undefined {
@@ -87,6 +106,8 @@ interface Running {
   seqLimit?: number
   espBase?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
   exhaustedLogged?: boolean
+  /** IFF_UP at the last look (kernel twin: addrconf acts when the device comes up) */
+  wasUp?: boolean
 }
 
 // ---- vti (ESP, native/vti.c) ----
@@ -176,7 +197,7 @@ function main() {
     const r = state.ipsec
     const keys = loadEspKeys(state.name, r)
     try {
-      const seqPath = join(dir, `${state.name}.esp-seq`)
+      const seqPath = espSeqPath(dir, state.name)
       const resume = readSeq(seqPath)
       const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
       return {opts: {esp: espStartOptions(r, keys, {resume, limit})}, limit, done: () => wipe(keys)}
@@ -189,7 +210,7 @@ function main() {
   const extendSeq = (name: string, r: Running, n: NativeCounters) => {
     const e = n.esp
     if (!e || !r.state.ipsec || !r.seqLimit || r.seqLimit >= SEQ_MAX || e.txSeq < r.seqLimit - SEQ_BLOCK / 2) return
-    r.seqLimit = reserveSeq(join(dir, `${name}.esp-seq`), r.state.ipsec, e.txSeq + SEQ_BLOCK)
+    r.seqLimit = reserveSeq(espSeqPath(dir, name), r.state.ipsec, e.txSeq + SEQ_BLOCK)
     addon.engineVtiSeqLimit(name, r.seqLimit)
   }
   const writeStats = (name: string, r: Running, force: boolean) => {
@@ -258,6 +279,7 @@ function main() {
     const rank = (n: string) => orderAt.get(n) ?? order.length
     const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
+    const twins: TwinTunnel[] = []
     for (const name of names) {
       const state = desired.get(name)!
       const key = JSON.stringify([state.params, state.ipsec ?? null])
@@ -296,12 +318,19 @@ function main() {
       running.set(name, rec)
       // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
       if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
-      if (!r || r.key !== key) isatapLinkLocal(rec.state)
+      if (!r || r.key !== key) twins.push({name, params: rec.state.params, withMtu: true})
       // counters at once for a small commit; a large one leaves them to the next tick (1 s)
       if (verbose) writeStats(name, rec, true)
       results[name] = {ok: true, generation: state.generation}
     }
-    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms`)
+    const tk = Date.now()
+    kernelView(twins)
+    const kernelViewMs = Date.now() - tk
+    for (const t of twins) {
+      const r = running.get(t.name)
+      if (r) r.wasUp = isUp(t.name)
+    }
+    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (kernel view of ${twins.length}: ${kernelViewMs} ms)`)
     return {ok: true, pid: process.pid, results, running: [...running.keys()]}
   }
 
@@ -336,6 +365,7 @@ function main() {
   }
 
   const timer = setInterval(() => {
+    const cameUp: TwinTunnel[] = []
     for (const [name, r] of [...running]) {
       try {
         const n = addon.engineStats(name)
@@ -348,12 +378,17 @@ function main() {
           continue
         }
         if (!busy) repairState(name, r)
+        // addrconf adds the link-local addresses on NETDEV_UP (and drops them on NETDEV_DOWN)
+        const up = isUp(name)
+        if (up && r.wasUp === false) cameUp.push({name, params: r.state.params, withMtu: false})
+        r.wasUp = up
         if (n) extendSeq(name, r, n)
         writeStats(name, r, false)
       } catch (e: any) {
         log(`counters of ${name}: ${e.message}`)
       }
     }
+    kernelView(cameUp)
     // idle: no tunnel left after a commit, or none ever committed (the CLI that started it died)
     if (!running.size && !busy && (committed || Date.now() - bornAt > 30_000)) shutdown('no tunnel left')
   }, 1000)

@@ -125,7 +125,8 @@ export interface EspStats {
   exhausted?: boolean
 }
 
-/** `<name>.esp-seq`: a userspace vti's outbound sequence-number reservation (engine.ts), kept across restarts */
-export function espSeqPath(name: string, netns?: string): string {
-  return statePath(name, netns).replace(/\.json$/, '.esp-seq')
+/** `<name>.esp-seq` of a run dir: a userspace vti's outbound sequence-number reservation (engine.ts), kept across
+ * engine restarts */
+export function espSeqPath(dir: string, name: string): string {
+  return join(dir, `${name}.esp-seq`)
 }
