@@ -4,8 +4,7 @@ import {ip, ipBatch} from '../lib/ip.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
-import {readdirSync, unlinkSync} from 'node:fs'
-import {join} from 'node:path'
+import {removeTempFiles} from '../lib/rundir.js'
 import {applyEncaps, forgetEncap as forgetEncapOf, startEncap, stopEncap} from '../userspace/control.js'
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
@@ -16,17 +15,7 @@ export {type ApplyResult, type ExecHooks, type Operation, type System, verifyPla
 
 /** Removes temporary files of `name`'s state and counters left by an engine killed in the middle of writing them. */
 export function removeEncapTempFiles(name: string, netns?: string): void {
-  const dir = nsDir(netns)
-  const prefixes = [`.${name}.json.`, `.${name}.stats.json.`]
-  try {
-    for (const f of readdirSync(dir)) {
-      if (f.endsWith('.tmp') && prefixes.some((p) => f.startsWith(p))) {
-        try {
-          unlinkSync(join(dir, f))
-        } catch {}
-      }
-    }
-  } catch {}
+  removeTempFiles(nsDir(netns), {of: [`${name}.json`, `${name}.stats.json`]})
 }
 
 /** Removes `name` from the namespace's engine and forgets its files; never deletes a link. */

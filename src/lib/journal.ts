@@ -2,13 +2,13 @@
 // mutation, rewritten at each phase, removed when the apply ends). A journal left behind means the apply never
 // finished (SIGKILL, crash, power cut of a --confirm wait); the next command in the namespace reports it and,
 // if it mutates, rolls the namespace back to the journal's snapshot first (src/execute/recover.ts).
-import {closeSync, fsyncSync, readFileSync, readdirSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, fsyncSync, readFileSync, unlinkSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
 import {setLockHint} from './lock.js'
 import {processAlive, startTicks} from './proc.js'
-import {ensureRunDir, openAppend, runDir, runRoot, writeAtomic} from './rundir.js'
+import {ensureRunDir, openAppend, removeTempFiles, runDir, runRoot, writeAtomic} from './rundir.js'
 
 export type JournalPhase =
   /** written before the first mutation; userspace encapsulators may be starting */
@@ -136,9 +136,7 @@ export function removeJournal(netns: string | undefined, root = runRoot()): void
     unlinkSync(startedLogPath(netns, root))
   } catch {}
   // a temp file left by a writer that died between write and rename
-  try {
-    for (const f of readdirSync(runDir(netns, root))) if (/^\.journal\.json\.\d+\.[0-9a-f]+\.tmp$/.test(f)) unlinkSync(join(runDir(netns, root), f))
-  } catch {}
+  removeTempFiles(runDir(netns, root), {of: ['journal.json']})
 }
 
 /** Start time of a process as the journal records it (pidStart: src/lib/proc.ts startTicks as a string). */

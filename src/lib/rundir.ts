@@ -10,7 +10,7 @@
 // Before this layout, state lived in /run/tunctl/<netns|default>/ (legacyRunDir); readers still look there.
 import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {chmodSync, closeSync, constants, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {chmodSync, closeSync, constants, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {PermissionError, TunctlError} from './errors.js'
 
@@ -89,6 +89,28 @@ export function writeAtomic(path: string, data: unknown, mode = FILE_MODE, opts:
       unlinkSync(tmp)
     } catch {}
     throw e
+  }
+}
+
+/**
+ * Removes writeAtomic's temporary files (`.FILE.PID.RAND.tmp`) in `dir` left by a writer that died between its write
+ * and its rename: those whose writer process is gone, or, with `of`, every one of those files (their writer is known
+ * to be done with them).
+ */
+export function removeTempFiles(dir: string, opts: {of?: string[]} = {}): void {
+  let files: string[]
+  try {
+    files = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const f of files) {
+    const m = /^\.(.+)\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
+    if (!m) continue
+    if (opts.of ? !opts.of.includes(m[1]!) : existsSync(`/proc/${m[2]}`)) continue
+    try {
+      unlinkSync(join(dir, f))
+    } catch {}
   }
 }
 

@@ -10,7 +10,7 @@ import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {ip, ipJson} from '../lib/ip.js'
 import {mark} from '../lib/timing.js'
-import {ensureRunDir, openAppend, syncWritten, warnOnce, writeAtomic} from '../lib/rundir.js'
+import {ensureRunDir, openAppend, removeTempFiles, syncWritten, warnOnce, writeAtomic} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
 import {KEYFILE_RECORDS} from '../ipsec/record.js'
@@ -456,14 +456,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       } catch {}
     }
   }
-  // a record's temporary file whose writer (an engine killed while writing it) is gone
-  for (const f of readdirSync(dir)) {
-    const m = /^\.\.engine\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
-    if (!m || existsSync(`/proc/${m[1]}`)) continue
-    try {
-      unlinkSync(join(dir, f))
-    } catch {}
-  }
+  // temporary files (the engine record's, a tunnel's state or counters) whose writer, an engine or CLI killed while
+  // writing them, is gone
+  removeTempFiles(dir)
   // no engine runs and no tunnel is left for one: its stale record and socket (a killed engine's) go too
   if (!runningEngine(netns)) {
     const files = engineFiles(dir)

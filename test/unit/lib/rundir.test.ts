@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import {existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {ensureRunDir, legacyRunDir, openAppend, runDir, writeAtomic} from '../../../src/lib/rundir.js'
+import {ensureRunDir, legacyRunDir, openAppend, removeTempFiles, runDir, writeAtomic} from '../../../src/lib/rundir.js'
 import {closeSync} from 'node:fs'
 
 const base = mkdtempSync(join(tmpdir(), 'tunctl-rundir-'))
@@ -74,6 +74,22 @@ test('writeAtomic: replaces a symlink at the target instead of writing through i
   assert.throws(() => openAppend(join(d, 'g.log')), /ELOOP|symbolic/)
   assert.is(readFileSync(victim, 'utf8'), 'precious')
   assert.ok(existsSync(victim))
+})
+
+test('removeTempFiles: a dead writer\'s temp files go, a live writer\'s stay; `of` names the files whose temps all go', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tunctl-temps-'))
+  try {
+    const dead = 2 ** 22 + 12345 // above pid_max's default range: no such process
+    assert.not.ok(existsSync(`/proc/${dead}`))
+    const files = [`.g1.stats.json.${dead}.0a1b2c3d.tmp`, `.g1.json.${process.pid}.0a1b2c3d.tmp`, `.journal.json.${process.pid}.deadbeef.tmp`, 'g1.json', `.x.${dead}.nothex.tmp`]
+    for (const f of files) writeFileSync(join(dir, f), '{}')
+    removeTempFiles(dir)
+    assert.equal(readdirSync(dir).sort(), files.filter((f) => !f.startsWith('.g1.stats')).sort())
+    removeTempFiles(dir, {of: ['journal.json']})
+    assert.equal(readdirSync(dir).sort(), [`.g1.json.${process.pid}.0a1b2c3d.tmp`, 'g1.json', `.x.${dead}.nothex.tmp`].sort())
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 })
 
 test.run()
