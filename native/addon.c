@@ -441,23 +441,35 @@ static napi_value make_buffer(napi_env env, const uint8_t *data, size_t len) {
   return b;
 }
 
+/* The packet test helpers' arguments: argv[0] the tunnel params (into *cfg), argv[bufarg] a Buffer of at most 65535
+ * bytes (into *data, *len); with vti, argv[1] the {esp} SAs (into *vti; the key Buffers are wiped). Returns 0, or
+ * throws (a TypeError with `usage`, or the config error) and returns -1. */
+static int test_args(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc, size_t bufarg, const char *usage,
+                     struct tunctl_cfg *cfg, struct tunctl_vti **vti, void **data, size_t *len) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (*argc <= bufarg || napi_get_buffer_info(env, argv[bufarg], data, len) != napi_ok || *len > 65535) {
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
+  }
+  char dev[16];
+  const char *e = parse_cfg(env, argv[0], cfg, dev);
+  if (!e && vti && cfg->mode != TM_VTI) e = "params.mode must be vti";
+  if (!e && vti) e = vti_setup(env, argv[1], cfg, vti);
+  if (e) {
+    napi_throw_error(env, "ECONFIG", e);
+    return -1;
+  }
+  return 0;
+}
+
 /* encapForTest(params, inner, oseqno?) → {result, packet?, dst?, reason?, oseqno} */
 static napi_value js_encap(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct tunctl_cfg cfg;
-  const char *e = parse_cfg(env, argv[0], &cfg, NULL);
-  if (e) {
-    napi_throw_error(env, "ECONFIG", e);
-    return NULL;
-  }
   void *data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len > 65535) {
-    napi_throw_type_error(env, NULL, "inner must be a Buffer");
-    return NULL;
-  }
+  if (test_args(env, info, argv, &argc, 1, "encapForTest(params, inner, oseqno?)", &cfg, NULL, &data, &len)) return NULL;
   struct tunctl_txstate tx = {0};
   double d;
   if (argc > 2 && napi_get_value_double(env, argv[2], &d) == napi_ok) tx.o_seqno = (uint32_t)d;
@@ -487,19 +499,10 @@ static napi_value js_encap(napi_env env, napi_callback_info info) {
 static napi_value js_decap(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct tunctl_cfg cfg;
-  const char *e = parse_cfg(env, argv[0], &cfg, NULL);
-  if (e) {
-    napi_throw_error(env, "ECONFIG", e);
-    return NULL;
-  }
   void *data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "outer must be a Buffer");
-    return NULL;
-  }
+  if (test_args(env, info, argv, &argc, 1, "decapForTest(params, outer, iseqno?)", &cfg, NULL, &data, &len)) return NULL;
   struct tunctl_rxstate rx = {0};
   double d;
   if (argc > 2 && napi_get_value_double(env, argv[2], &d) == napi_ok) rx.i_seqno = (uint32_t)d;
@@ -524,20 +527,16 @@ static napi_value js_decap(napi_env env, napi_callback_info info) {
 static napi_value js_vti_encap(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void *data;
-  size_t len;
-  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
-    napi_throw_type_error(env, NULL, "vtiEncapForTest(params, {esp}, inner)");
-    return NULL;
-  }
   struct tunctl_cfg cfg;
   struct tunctl_vti *vti = NULL;
+  void *data;
+  size_t len;
+  if (test_args(env, info, argv, &argc, 2, "vtiEncapForTest(params, {esp}, inner)", &cfg, &vti, &data, &len)) {
+    vti_free(vti);
+    return NULL;
+  }
   uint8_t *buf = malloc(TUNCTL_VTI_HEADROOM + 65536 + 64), icmp[2048];
-  char dev[16];
-  const char *e = !buf ? "out of memory" : parse_cfg(env, argv[0], &cfg, dev);
-  if (!e && cfg.mode != TM_VTI) e = "params.mode must be vti";
-  if (!e) e = vti_setup(env, argv[1], &cfg, &vti);
+  const char *e = buf ? NULL : "out of memory";
   napi_value out = NULL;
   if (!e) {
     memcpy(buf + TUNCTL_VTI_HEADROOM, data, len);
@@ -558,22 +557,17 @@ static napi_value js_vti_encap(napi_env env, napi_callback_info info) {
 static napi_value js_vti_decap(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void *data;
-  size_t len;
-  if (argc < 3 || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok || len > 65535) {
-    napi_throw_type_error(env, NULL, "vtiDecapForTest(params, {esp}, outer)");
-    return NULL;
-  }
   struct tunctl_cfg cfg;
   struct tunctl_vti *vti = NULL;
+  void *data;
+  size_t len;
+  if (test_args(env, info, argv, &argc, 2, "vtiDecapForTest(params, {esp}, outer)", &cfg, &vti, &data, &len)) {
+    vti_free(vti);
+    return NULL;
+  }
   uint8_t *copy = malloc(len ? len : 1);
-  char dev[16];
-  const char *e = !copy ? "out of memory" : parse_cfg(env, argv[0], &cfg, dev);
-  if (!e && cfg.mode != TM_VTI) e = "params.mode must be vti";
-  if (!e) e = vti_setup(env, argv[1], &cfg, &vti);
   napi_value o = NULL;
-  if (!e) {
+  if (copy) {
     memcpy(copy, data, len);
     uint8_t *inner;
     size_t ilen;
@@ -584,7 +578,7 @@ static napi_value js_vti_decap(napi_env env, napi_callback_info info) {
   }
   vti_free(vti);
   free(copy);
-  if (e) napi_throw_error(env, "EVTI", e);
+  if (!copy) napi_throw_error(env, "EVTI", "out of memory");
   return o;
 }
 

@@ -315,23 +315,26 @@ static size_t build_icmp(const uint8_t *in, size_t len, int v6, int mtu, uint8_t
     wr16(ic + 2, tunctl_csum(ic, 8 + quote, 0));
     return tot;
   }
+  return tunctl_icmp6_build(2, 0, (uint32_t)mtu, in + 24, in, len, o); /* ICMPV6_PKT_TOOBIG */
+}
+
+size_t tunctl_icmp6_build(uint8_t type, uint8_t code, uint32_t info, const uint8_t *src6, const uint8_t *inner, size_t len,
+                          uint8_t *o) {
   size_t quote = len < 1280 - 48 ? len : 1280 - 48;
   size_t plen = 8 + quote;
   memset(o, 0, 48);
   o[0] = 0x60;
   wr16(o + 4, (uint16_t)plen);
   o[6] = 58;
-  o[7] = 64;
-  memcpy(o + 8, in + 24, 16);
-  memcpy(o + 24, in + 8, 16);
+  o[7] = 64; /* ip6_sk_dst_hoplimit: the default hop limit */
+  memcpy(o + 8, src6, 16);
+  memcpy(o + 24, inner + 8, 16);
   uint8_t *ic = o + 40;
-  ic[0] = 2;
-  ic[1] = 0;
-  wr32(ic + 4, (uint32_t)mtu);
-  memcpy(ic + 8, in, quote);
-  uint32_t sum = csum_add(o + 8, 32, 0);
-  sum += (uint32_t)plen;
-  sum += 58;
+  ic[0] = type;
+  ic[1] = code;
+  wr32(ic + 4, info);
+  memcpy(ic + 8, inner, quote);
+  uint32_t sum = csum_add(o + 8, 32, 0) + (uint32_t)plen + 58;
   wr16(ic + 2, csum_fold(csum_add(ic, plen, sum)));
   return 40 + plen;
 }

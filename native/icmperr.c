@@ -19,22 +19,22 @@ static void wr16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)(v >> 8);
   p[1] = (uint8_t)v;
 }
-static void wr32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
 static uint32_t ld32n(const uint8_t *p) {
   uint32_t v;
   memcpy(&v, p, 4);
   return v;
 }
 static int is_multicast(uint32_t a) { return (((const uint8_t *)&a)[0] & 0xf0) == 0xe0; }
-static uint16_t fold(uint32_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return (uint16_t)~s;
-}
 
 enum { ICMP_DEST_UNREACH = 3, ICMP_SOURCE_QUENCH = 4, ICMP_REDIRECT = 5, ICMP_TIME_EXCEEDED = 11, ICMP_PARAMETERPROB = 12 };
 enum { ICMP_PORT_UNREACH = 3, ICMP_FRAG_NEEDED = 4, ICMP_SR_FAILED = 5, NR_ICMP_UNREACH = 15, ICMP_EXC_TTL = 0 };
+
+/* the types ipip_err and ipip6_err act on: unreachable except source route failed, TTL exceeded in transit, redirect */
+static int ipip_err_type(int type, int code) {
+  if (type == ICMP_DEST_UNREACH) return code != ICMP_SR_FAILED;
+  if (type == ICMP_TIME_EXCEEDED) return code == ICMP_EXC_TTL;
+  return type == ICMP_REDIRECT;
+}
 
 /* the tunnel the kernel's lookup finds for a quoted outer packet (local = its source, remote = its destination):
  * a receive-direction header for tunctl_select, followed by the quoted GRE header when there is one */
@@ -50,28 +50,6 @@ static int lookup(const struct tunctl_table *tab, int proto, uint32_t local, uin
   memcpy(b + 16, &local, 4);
   if (greh_len) memcpy(b + 20, greh, greh_len);
   return tunctl_select(tab, b, 20 + greh_len, ifindex, NULL);
-}
-
-/* ICMPv6 from src6 to the inner packet's source, quoting it (icmp6_send: up to IPV6_MIN_MTU - 48 bytes) */
-static size_t icmp6_build(uint8_t type, uint8_t code, uint32_t info, const uint8_t *src6, const uint8_t *inner,
-                          size_t len, uint8_t *o) {
-  size_t quote = len < 1280 - 48 ? len : 1280 - 48;
-  size_t plen = 8 + quote;
-  memset(o, 0, 48);
-  o[0] = 0x60;
-  wr16(o + 4, (uint16_t)plen);
-  o[6] = 58;
-  o[7] = 64; /* ip6_sk_dst_hoplimit: the default hop limit */
-  memcpy(o + 8, src6, 16);
-  memcpy(o + 24, inner + 8, 16);
-  uint8_t *ic = o + 40;
-  ic[0] = type;
-  ic[1] = code;
-  wr32(ic + 4, info);
-  memcpy(ic + 8, inner, quote);
-  uint32_t sum = tunctl_sum(o + 8, 32, 0) + (uint32_t)plen + 58;
-  wr16(ic + 2, fold(tunctl_sum(ic, plen, sum)));
-  return 40 + plen;
 }
 
 /* icmp6_send's eligibility: a unicast (not unspecified) source, a destination not multicast, not about an
@@ -100,8 +78,8 @@ static long gen_icmpv6_unreach(const uint8_t *q, size_t avail, int type, uint32_
   uint8_t src6[16] = {0};
   src6[10] = src6[11] = 0xff; /* ipv6_addr_set_v4mapped */
   memcpy(src6 + 12, &router, 4);
-  if (type == ICMP_TIME_EXCEEDED) return (long)icmp6_build(3, 0, 0, src6, q, avail, out); /* ICMPV6_EXC_HOPLIMIT */
-  return (long)icmp6_build(1, 3, 0, src6, q, avail, out);                                  /* ICMPV6_ADDR_UNREACH */
+  if (type == ICMP_TIME_EXCEEDED) return (long)tunctl_icmp6_build(3, 0, 0, src6, q, avail, out); /* ICMPV6_EXC_HOPLIMIT */
+  return (long)tunctl_icmp6_build(1, 3, 0, src6, q, avail, out);                                  /* ICMPV6_ADDR_UNREACH */
 }
 
 int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t len, int ifindex,
@@ -182,13 +160,7 @@ int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t le
     t = lookup(tab, 4, local, remote, NULL, 0, ifindex);
     if (t >= 0 && tab->entries[t].cfg.mode == TM_IPIP) {
       res->tunnel = t;
-      if (type == ICMP_DEST_UNREACH) {
-        if (code == ICMP_SR_FAILED) return IEA_NONE;
-      } else if (type == ICMP_TIME_EXCEEDED) {
-        if (code != ICMP_EXC_TTL) return IEA_NONE;
-      } else if (type != ICMP_REDIRECT) {
-        return IEA_NONE;
-      }
+      if (!ipip_err_type(type, code)) return IEA_NONE;
       if (frag_needed) return res->action = IEA_PMTU;
       if (type == ICMP_REDIRECT) return res->action = IEA_REDIRECT;
       const struct tunctl_cfg *c = &tab->entries[t].cfg;
@@ -202,13 +174,7 @@ int tunctl_icmperr(const struct tunctl_table *tab, const uint8_t *pkt, size_t le
   if (!has_sit) return IEA_NONE;
   /* ipip6_err: the type first, then ipip6_tunnel_lookup (a protocol-41 lookup: sit.c's tables whatever the
    * quoted protocol) */
-  if (type == ICMP_DEST_UNREACH) {
-    if (code == ICMP_SR_FAILED) return IEA_NONE;
-  } else if (type == ICMP_TIME_EXCEEDED) {
-    if (code != ICMP_EXC_TTL) return IEA_NONE;
-  } else if (type != ICMP_REDIRECT) {
-    return IEA_NONE;
-  }
+  if (!ipip_err_type(type, code)) return IEA_NONE;
   t = lookup(tab, 41, local, remote, NULL, 0, ifindex);
   if (t < 0) return IEA_NONE;
   res->tunnel = t;
@@ -245,7 +211,7 @@ size_t tunctl_icmp_link_failure(const uint8_t *in, size_t len, uint8_t *o) {
   if (len < 1) return 0;
   if ((in[0] >> 4) == 6) {
     if (!icmp6_eligible(in, len)) return 0;
-    return icmp6_build(1, 3, 0, in + 24, in, len, o); /* ip6_link_failure: ICMPV6_DEST_UNREACH, ADDR_UNREACH */
+    return tunctl_icmp6_build(1, 3, 0, in + 24, in, len, o); /* ip6_link_failure: ICMPV6_DEST_UNREACH, ADDR_UNREACH */
   }
   if ((in[0] >> 4) != 4 || len < 20) return 0;
   size_t ihl = (size_t)(in[0] & 15) * 4;

@@ -103,6 +103,10 @@ size_t tunctl_icmp_too_big(const uint8_t *inner, size_t len, int mtu, uint8_t *o
 int tunctl_default_mtu(const struct tunctl_cfg *cfg);
 int tunctl_outer_proto(const struct tunctl_cfg *cfg);
 uint16_t tunctl_csum(const void *data, size_t len, uint32_t sum);
+/* ICMPv6 error (type, code, info) from src6 to the source of IPv6 packet `inner` (len bytes), quoting it as
+ * icmp6_send does (up to IPV6_MIN_MTU - 48 bytes); returns its length (at most 1280) */
+size_t tunctl_icmp6_build(uint8_t type, uint8_t code, uint32_t info, const uint8_t *src6, const uint8_t *inner, size_t len,
+                          uint8_t *o);
 /* ones-complement partial sum (unfolded, big-endian word values) */
 uint32_t tunctl_sum(const void *data, size_t len, uint32_t sum);
 void tunctl_cfg_init(struct tunctl_cfg *cfg);
