@@ -2,7 +2,6 @@
 // mirror in the peer namespace) picks the userspace driver by itself, traffic flows, `show` reports the running
 // encapsulator with counters, a second apply changes nothing, a killed encapsulator is restarted by apply, and
 // `del` stops it and removes its device and state.
-import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -15,20 +14,11 @@ import {statePath} from '../../src/userspace/paths.js'
 import {example, exampleName, examplePath, mirror, yaml, type Mode} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, whyNoHost} from './lib/netns.js'
 import {waitFor} from '../lib/wait.js'
+import {tunctl, tunctlOk as ok} from './lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
-const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-cli-'))
 
-function tunctl(args: string[]): {code: number; out: string; err: string} {
-  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}, timeout: 60_000})
-  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
-}
-function ok(args: string[]): {code: number; out: string; err: string} {
-  const r = tunctl(args)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 function showJson(ns: string): any[] {
   return Object.values(shownTunnels(JSON.parse(ok(['show', '--json', '--netns', ns]).out)))
 }

@@ -1,7 +1,7 @@
 // Crash safety of the userspace driver (issue #6): a TUN device carries tunctl's mark from the moment it exists,
 // so a CLI killed mid-apply, a killed engine, a damaged or lost state file, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -11,21 +11,13 @@ import {addonAvailable} from '../../src/userspace/addon.js'
 import {nsDir, statePath, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
+import {tunctl, tunctlOk as ok} from './lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
 const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-crash-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
 
-function tunctl(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1', ...env}, timeout: 120_000})
-  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
-}
-function ok(args: string[], env: Record<string, string> = {}) {
-  const r = tunctl(args, env)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 function showJson(ns: string): any[] {
   const j = JSON.parse(ok(['show', '--json', '--netns', ns]).out)
   return Array.isArray(j) ? j : j.tunnels

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, makePair, removePair, whyNoHost} from './lib/netns.js'
-import {REPO, daemonsOf, exited, leftovers, showJson, tunctl, tunctlChild, until} from './lib/cli.js'
+import {REPO, daemonsOf, exited, leftovers, showJson, tunctlChild, until, tunctlOk as ok} from './lib/cli.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-engine-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
@@ -21,11 +21,6 @@ const why =
   (!existsSync(join(REPO, 'dist', 'commands')) ? 'CLI not built' : undefined) ??
   (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
 
-function ok(args: string[]) {
-  const r = tunctl(args)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 
 /** n gre tunnels g1..gn from local to remote, key i, address 10.88.<i>.<side>/30 */
 function gres(n: number, local: string, remote: string, side: 1 | 2, extra: (i: number) => Record<string, unknown> = () => ({})): Record<string, any> {

@@ -2,24 +2,16 @@
 // characters / invalid UTF-8 and aliases with such bytes never break show, plan, apply or del and are never
 // printed raw; a tunnel route never replaces another device's route (apply refuses with 65, the namespace's
 // default route unchanged; del leaves foreign routes intact); names ip -batch cannot carry are refused.
-import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {type Pair, makePair, removePair, run, whyNoUserspaceCli} from './lib/netns.js'
+import {tunctl} from './lib/cli.js'
 
-const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
-const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-hostile-'))
 
-function tunctl(args: string[]): {code: number; out: string; err: string} {
-  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
-  delete env.FORCE_COLOR
-  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env, timeout: 60_000})
-  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
-}
 
 /** No terminal control character (C0 but newline/tab, DEL, C1) and no U+FFFD made from raw bytes reaches the user. */
 function assertClean(r: {out: string; err: string}, what: string) {

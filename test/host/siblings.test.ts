@@ -1,7 +1,6 @@
 // Sibling userspace tunnels in one namespace take each packet exactly once, on the tunnel the kernel's lookup would
 // pick (native/dispatch.c): sit + isatap on one local address, and ipip with a fixed remote beside ipip remote any.
 // Before the receive dispatch, both daemons decapsulated the same packet and every ping got duplicate replies.
-import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -11,21 +10,12 @@ import {addonAvailable} from '../../src/userspace/addon.js'
 import {statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, ipn, makePair, rawSendFrom, removePair, sleep, whyNoHost, nsExec} from './lib/netns.js'
+import {tunctlOk as ok} from './lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
-const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-sib-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
 
-function tunctl(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}, timeout: 60_000})
-  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
-}
-function ok(args: string[]) {
-  const r = tunctl(args)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 function applySpec(ns: string, file: string, tunnels: Record<string, any>) {
   const f = join(scratch, file)
   writeFileSync(f, yaml({version: 1, tunnels}))

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {nsDir} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
-import {REPO, tunctl, until} from './lib/cli.js'
+import {REPO, until, tunctlOk as ok} from './lib/cli.js'
 import {type Pair, A_ADDR, B_ADDR, ipn, makePair, nsExec, removePair, whyNoHost} from './lib/netns.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-twin-'))
@@ -23,11 +23,6 @@ const why =
   (!existsSync(join(REPO, 'dist', 'commands')) ? 'CLI not built' : undefined) ??
   (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
 
-function ok(args: string[]) {
-  const r = tunctl(args)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 function apply(ns: string, tunnels: Record<string, unknown>) {
   const f = join(scratch, `${ns}.yaml`)
   writeFileSync(f, yaml({version: 1, tunnels}))

@@ -17,21 +17,12 @@ import {yaml} from '../uml/lib/spec.js'
 import {icmp4} from '../unit/userspace/packets.js'
 import {waitFor} from '../lib/wait.js'
 import {A_ADDR, B_ADDR, type Pair, iperf, makePair, nsExec, rawSendFrom, removePair, whyNoHost} from './lib/netns.js'
+import {tunctlOk as ok} from './lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
-const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-vtius-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
 
-function tunctl(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}, timeout: 60_000})
-  return {code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? ''}
-}
-function ok(args: string[]) {
-  const r = tunctl(args)
-  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
-  return r
-}
 
 const hex = (n: number, seed: number) => Buffer.from(Array.from({length: n}, (_, i) => (i * 37 + seed * 101 + 7) & 0xff)).toString('hex')
 

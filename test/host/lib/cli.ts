@@ -1,6 +1,7 @@
 // Helpers for host tests of the CLI's apply/interrupt/lock behaviour: run tunctl (sync or as a child), poll for a
 // condition with a timeout and a message, and describe what tunctl left in a namespace (tunnels, daemons, files).
 import {spawn, type ChildProcess} from 'node:child_process'
+import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {nsDir} from '../../../src/userspace/paths.js'
@@ -20,6 +21,13 @@ export interface Run {
 export function tunctl(args: string[], env: Record<string, string> = {}, timeout = 120_000): Run {
   const r = runCli(process.execPath, BIN, args, {env, timeoutMs: timeout})
   return {code: r.code, out: r.stdout, err: r.stderr}
+}
+
+/** tunctl ARGS, asserted to exit 0 (the output is in the message otherwise). */
+export function tunctlOk(args: string[], env: Record<string, string> = {}): Run {
+  const r = tunctl(args, env)
+  assert.is(r.code, 0, `tunctl ${args.join(' ')} → ${r.code}\n${r.out}\n${r.err}`)
+  return r
 }
 
 export interface Child {
