@@ -2,7 +2,7 @@
 // the `--verbose` echo `[#] …` of each command that changes the system, failures mapped to the error classes
 // (CommandError / PermissionError / UsageError for a missing namespace), timeouts, and detached process groups for
 // commands that must outlive tunctl (the ip batch, the confirmation watchdog).
-import {spawn, type ChildProcess} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {execa} from 'execa'
 import {CommandError, PermissionError, UsageError} from './errors.js'
 import {quoteBatchWord, visible} from './text.js'
@@ -68,6 +68,20 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     // execa reports a program that cannot be started as a failed result; anything else thrown is a spawn error
     return {exitCode: 127, stdout: '', stderr: `${cmd}: ${e instanceof Error ? e.message : String(e)}`, stdoutBytes: new Uint8Array(), timedOut: false}
   }
+}
+
+/**
+ * `run` for the few callers that must not yield to the event loop (the engine applying a transaction's kernel view
+ * between its other steps; the syncfs before a commit): the same result, synchronously.
+ */
+export function runSync(cmd: string, args: string[], opts: Pick<RunOptions, 'verbose' | 'shown' | 'input' | 'timeoutMs'> = {}): RunResult {
+  if (opts.verbose) echoCommand(opts.shown ?? [cmd, ...args])
+  const r = spawnSync(cmd, args, {input: opts.input, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 28})
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return {exitCode: 127, stdout: '', stderr: `${cmd}: not found`, stdoutBytes: new Uint8Array(), timedOut: false}
+  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT'
+  const bytes = r.stdout ? new Uint8Array(r.stdout) : new Uint8Array()
+  const stderr = (r.stderr?.toString('utf8') ?? '') + (r.error && !timedOut ? `${cmd}: ${r.error.message}` : '')
+  return {exitCode: r.status ?? (r.error ? 127 : 128), stdout: r.stdout?.toString('utf8') ?? '', stderr, stdoutBytes: bytes, timedOut}
 }
 
 /**

@@ -8,11 +8,11 @@
 // (O_CREAT|O_EXCL|O_NOFOLLOW: never through a symlink or into a file someone else made) and renamed over the
 // target (atomic; rename replaces a symlink at the target instead of following it).
 // Before this layout, state lived in /run/tunctl/<netns|default>/ (legacyRunDir); readers still look there.
-import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {chmodSync, closeSync, constants, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {PermissionError, TunctlError} from './errors.js'
+import {runSync} from './exec.js'
 
 /** /run/tunctl, or $TUNCTL_RUN_DIR (read at each call: tests point it elsewhere before they run). */
 export function runRoot(): string {
@@ -120,8 +120,7 @@ export function removeTempFiles(dir: string, opts: {of?: string[]} = {}): void {
  * fsync per file. Where that is unavailable, an fsync of each of `paths` and of `dir`.
  */
 export function syncWritten(dir: string, paths: string[]): void {
-  const r = spawnSync('sync', ['--file-system', dir], {stdio: 'ignore'})
-  if (r.status === 0) return
+  if (runSync('sync', ['--file-system', dir]).exitCode === 0) return
   for (const p of [...paths, dir]) {
     const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW)
     try {

@@ -1,6 +1,5 @@
 // Starts, changes, stops and observes the userspace tunnels of a namespace: one engine process per namespace
 // (engine.ts), configured by the tunnels' state files and one commit per apply on its control socket.
-import {spawn} from 'node:child_process'
 import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {connect} from 'node:net'
 import {dirname, join} from 'node:path'
@@ -9,7 +8,9 @@ import type {Counters, Mode, TunnelParams} from '../model/types.js'
 import {CommandError, UnavailableError} from '../lib/errors.js'
 import {addonAvailable} from './addon.js'
 import {ip, ipJson} from '../lib/ip.js'
+import {spawnDetached} from '../lib/exec.js'
 import {mark} from '../lib/timing.js'
+import {processAlive, startTicks as processStart} from '../lib/proc.js'
 import {ensureRunDir, openAppend, removeTempFiles, syncWritten, warnOnce, writeAtomic} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
@@ -105,44 +106,22 @@ function engineByArgv(stateFile: string): number | undefined {
   return undefined
 }
 
-/** /proc/PID/stat field 22 (start time in clock ticks since boot), or undefined */
-export function procStartTicks(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // fields after the command name (which may hold spaces and parentheses): state is field 3
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const v = Number(rest[19])
-    return Number.isFinite(v) ? v : undefined
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * A live (not zombie) process that is a tunctl userspace engine: its command line runs engine.js/engine.ts, and —
  * when `stateFile` is given — for the run dir holding that state file, and — when `startTicks` is given — it
- * started at that time. The CLI signals only processes this proves to be the namespace's engine (a reused pid
- * fails the check).
+ * started at that time (src/lib/proc.ts processAlive). The CLI signals only processes this proves to be the
+ * namespace's engine (a reused pid fails the check).
  */
 export function isDaemonAlive(pid: number | undefined, stateFile?: string, startTicks?: number): boolean {
   if (!pid || pid <= 0 || !Number.isInteger(pid)) return false
-  try {
-    process.kill(pid, 0)
-  } catch (e: any) {
-    if (e.code !== 'EPERM') return false
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    if (/\) Z /.test(stat)) return false // zombie
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    const at = argv.findIndex((a) => /(^|\/)engine\.[jt]s$/.test(a))
-    if (at < 0) return false
-    if (stateFile !== undefined && argv[at + 1] !== dirname(stateFile)) return false
-    if (startTicks !== undefined && procStartTicks(pid) !== startTicks) return false
-    return true
-  } catch {
-    return false
-  }
+  return processAlive({
+    pid,
+    startTicks,
+    cmdline: (argv) => {
+      const at = argv.findIndex((a) => /(^|\/)engine\.[jt]s$/.test(a))
+      return at >= 0 && (stateFile === undefined || argv[at + 1] === dirname(stateFile))
+    },
+  })
 }
 
 function isParams(p: any): p is TunnelParams {
@@ -235,9 +214,9 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
   const argv = engineArgv(dir)
   const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv
   const fd = openAppend(files.log)
-  let child: ReturnType<typeof spawn>
+  let child: ReturnType<typeof spawnDetached>
   try {
-    child = spawn(full[0]!, full.slice(1), {detached: true, stdio: ['ignore', fd, fd], cwd: '/'})
+    child = spawnDetached(full, [fd, fd])
   } finally {
     closeSync(fd)
   }
@@ -327,7 +306,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
   const written: string[] = []
   const writeStates = (pid: number | undefined) => {
-    const startTicks = pid ? procStartTicks(pid) : undefined
+    const startTicks = pid ? processStart(pid) : undefined
     for (const s of starts) {
       // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
       const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}

@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
+import {startTicks as processStart} from '../lib/proc.js'
 import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
 import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
@@ -67,16 +68,6 @@ function isUp(dev: string): boolean {
 function kernelView(tunnels: TwinTunnel[]) {
   const list = tunnels.filter((t) => TWIN_MODES.has(t.params.mode))
   for (const e of applyKernelView(list)) log(`kernel twin: ${e}`)
-}
-
-function ownStartTicks(): number | undefined {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8')
-    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
-    return Number.isFinite(v) ? v : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** What a commit answers for one tunnel. */
@@ -151,7 +142,7 @@ function main() {
   // can ask the same (offload: false)
   const offload = process.env.TUNCTL_OFFLOAD !== '0'
   const addon = loadAddon()
-  const startTicks = ownStartTicks()
+  const startTicks = processStart(process.pid)
   const running = new Map<string, Running>()
   addon.engineStart()
 

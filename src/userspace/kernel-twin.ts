@@ -3,9 +3,9 @@
 // when none is configured. Pure rules first (unit-tested: test/unit/userspace/kernel-twin.test.ts), then the small
 // impure part the engine calls once per transaction. Linux 6.1 (net/ipv6/addrconf.c, net/ipv4/ip_tunnel.c, net/ipv6/sit.c), checked
 // in user-mode-linux 6.1.176 (see native/README.md "Kernel twin").
-import {execFileSync, spawnSync} from 'node:child_process'
 import ipaddr from 'ipaddr.js'
 import {parseIpJson} from '../lib/ip.js'
+import {runSync} from '../lib/exec.js'
 
 export type TwinMode = 'ipip' | 'gre' | 'sit' | 'isatap'
 
@@ -211,7 +211,6 @@ export function kernelViewLines(tunnels: TwinTunnel[], links: Map<string, LinkVi
 
 // ---- impure: the engine's calls (it runs inside the tunnels' namespace), batched per transaction ----
 
-const errText = (e: any) => String(e?.stderr ?? e?.message ?? e).trim()
 
 /**
  * Called by the engine for the tunnels a transaction added or changed (withMtu) and for those whose device came up:
@@ -221,27 +220,26 @@ const errText = (e: any) => String(e?.stderr ?? e?.message ?? e).trim()
 export function applyKernelView(tunnels: TwinTunnel[]): string[] {
   if (!tunnels.length) return []
   const errors: string[] = []
+  const ls = runSync('ip', ['-j', 'addr', 'show'])
+  if (ls.exitCode !== 0) return [`ip -j addr show: ${ls.stderr.trim()}`]
   let links: Map<string, LinkView>
   try {
-    links = linkViews(parseIpJson(execFileSync('ip', ['-j', 'addr', 'show'], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28})))
+    links = linkViews(parseIpJson(ls.stdoutBytes))
   } catch (e) {
-    return [`ip -j addr show: ${errText(e)}`]
+    return [`ip -j addr show: ${e instanceof Error ? e.message : String(e)}`]
   }
   const queries = [...new Set(tunnels.filter((t) => t.withMtu && t.params.mtu === undefined).map((t) => routeQuery(t.params)).filter((q): q is string => !!q))]
   let routeDev = new Map<string, string>()
   if (queries.length) {
     // a query without a route answers nothing (stderr): like the kernel, that tunnel falls back to dev
-    const r = spawnSync('ip', ['-j', '-force', '-batch', '-'], {input: queries.join('\n') + '\n', encoding: 'utf8', maxBuffer: 1 << 28})
-    if (r.error) errors.push(`ip -batch (${queries.length} route queries): ${errText(r.error)}`)
+    const r = runSync('ip', ['-j', '-force', '-batch', '-'], {input: queries.join('\n') + '\n'})
+    if (r.exitCode === 127) errors.push(`ip -batch (${queries.length} route queries): ${r.stderr.trim()}`)
     else routeDev = routeDevices(queries, r.stdout)
   }
   const lines = kernelViewLines(tunnels, links, routeDev)
   if (lines.length) {
-    try {
-      execFileSync('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28})
-    } catch (e) {
-      errors.push(`ip -batch (${lines.length} lines): ${errText(e)}`)
-    }
+    const r = runSync('ip', ['-force', '-batch', '-'], {input: lines.join('\n') + '\n'})
+    if (r.exitCode !== 0) errors.push(`ip -batch (${lines.length} lines): ${r.stderr.trim()}`)
   }
   return errors
 }

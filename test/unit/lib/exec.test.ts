@@ -2,7 +2,7 @@
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {CommandError, PermissionError, UsageError} from '../../../src/lib/errors.js'
-import {commandError, run, runWithFds} from '../../../src/lib/exec.js'
+import {commandError, run, runSync, runWithFds} from '../../../src/lib/exec.js'
 
 /** stderr written while fn runs (the echo goes there). */
 async function stderrOf(fn: () => Promise<unknown>): Promise<string> {
@@ -72,6 +72,18 @@ test('runWithFds hands our fd to the child as fd 3', async () => {
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
+})
+
+test('runSync: the same result as run, synchronously (stdin, exit code, not installed, timeout, echo)', async () => {
+  const r = runSync('sh', ['-c', 'cat; echo oops >&2; exit 3'], {input: 'hello'})
+  assert.equal([r.exitCode, r.stdout, r.stderr.trim(), r.timedOut], [3, 'hello', 'oops', false])
+  assert.equal([...r.stdoutBytes], [...Buffer.from('hello')])
+  assert.is(runSync('tunctl-no-such-program', []).exitCode, 127)
+  const slow = runSync('sleep', ['5'], {timeoutMs: 200})
+  assert.ok(slow.timedOut, 'timed out')
+  assert.is.not(slow.exitCode, 0)
+  const echoed = await stderrOf(async () => runSync('true', [], {verbose: true}))
+  assert.is(echoed, '[#] true\n')
 })
 
 test.run()
