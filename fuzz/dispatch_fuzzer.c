@@ -14,41 +14,16 @@
 #include "../native/dispatch.h"
 
 #include <stdio.h>
+#include "table.h"
 #define TRAP() (fprintf(stderr, "dispatch_fuzzer: invariant at line %d broken\n", __LINE__), abort())
 
-static uint32_t be(uint32_t v) { return __builtin_bswap32(v); }
-
-/* a small address set so that tunnels and packets collide: any, two unicast, a multicast group */
-static const uint32_t ADDRS[4] = {0, 0xc6336401u, 0xc6336402u, 0xe0010203u};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2) return 0;
-  int n = 1 + (data[0] & 7);
-  int ifindex = 1 + (data[0] >> 3 & 3);
-  size_t need = 1 + (size_t)n * 4 + 1;
-  if (size < need) return 0;
   struct tunctl_entry tab[8];
-  for (int i = 0; i < n; i++) {
-    const uint8_t *s = data + 1 + i * 4;
-    memset(&tab[i], 0, sizeof tab[i]);
-    tunctl_cfg_init(&tab[i].cfg);
-    tab[i].cfg.mode = 1 + (s[0] & 3);
-    tab[i].cfg.inner = 1 + (s[0] >> 2 & 1) + (s[0] >> 3 & 1);
-    if (tab[i].cfg.inner > 3) tab[i].cfg.inner = 3;
-    tab[i].cfg.local = be(ADDRS[s[1] & 3]);
-    tab[i].cfg.remote = be(ADDRS[s[1] >> 2 & 3]);
-    if (tab[i].cfg.local == be(ADDRS[3])) tab[i].cfg.local = be(ADDRS[1]);
-    if (s[2] & 1) tab[i].cfg.has_ikey = 1, tab[i].cfg.ikey = s[2] >> 1 & 3;
-    tab[i].cfg.icsum = !!(s[2] & 8);
-    tab[i].cfg.iseq = !!(s[2] & 16);
-    tab[i].link = s[3] & 3;
-    tab[i].up = !(s[3] & 4);
-    tab[i].fallback = (s[3] & 0x18) == 0x18 && !tab[i].cfg.local && !tab[i].cfg.remote && !tab[i].cfg.has_ikey;
-    if (s[0] & 0x10 && tab[i].cfg.mode == TM_ISATAP) tab[i].cfg.remote = 0;
-  }
-  uint8_t addrsel = data[need - 1];
-  const uint8_t *pkt = data + need;
-  size_t len = size - need;
+  int n, ifindex;
+  uint8_t addrsel;
+  const uint8_t *pkt;
+  size_t len;
+  if (!fuzz_table(data, size, tab, &n, &ifindex, &addrsel, &pkt, &len)) return 0;
   if (len > 65535) return 0;
   uint8_t *base = malloc(len ? len : 1);
   memcpy(base, pkt, len);
