@@ -83,10 +83,11 @@ tunnels:
 SPEC
 }
 
-capture() { # NS SECONDS → JSON of {ipv4/PROTO|ether/TYPE: count} on ul0
+capture() { # NS SECONDS READYFILE → JSON of {ipv4/PROTO|ether/TYPE: count} on ul0 (READYFILE appears once it listens)
   ip netns exec $1 python3 -c '
 import socket,select,time,json,sys
 s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3));s.bind(("ul0",0))
+open(sys.argv[2],"w").close()
 seen={};end=time.time()+float(sys.argv[1])
 while time.time()<end:
   r,_,_=select.select([s],[],[],0.1)
@@ -94,7 +95,7 @@ while time.time()<end:
   f=s.recv(65535);et=f[12:14].hex()
   k="ipv4/%d"%f[23] if et=="0800" else "ether/"+et
   seen[k]=seen.get(k,0)+1
-print(json.dumps(seen))' "$2"
+print(json.dumps(seen))' "$2" "$3"
 }
 
 nostates() { ip netns exec $U awk '/XfrmInNoStates/{print $2}' /proc/net/xfrm_stat; }
@@ -127,8 +128,10 @@ run_case() { # NAME ALG KERNEL(hand|tunctl)
   if ip netns exec $K ping -c 3 -i 0.2 -W 3 10.10.5.2 >/dev/null && ip netns exec $U ping -c 3 -i 0.2 -W 3 10.10.5.1 >/dev/null
   then echo "VTIUML $name ping ok"; else echo "VTIUML $name ping FAIL"; ip -n $K -s xfrm state; cat /run/tunctl/ns/$U/.engine.log; fi
   echo "VTIUML $name kernel-silent {\"noStatesBefore\":$ns0,\"noStatesAfter\":$(nostates),\"icmpOutBefore\":$icmp0,\"icmpOutAfter\":$(icmpout)}"
-  capture $U 4 >cap.json & local cp=$!
-  sleep 0.5; ip netns exec $K ping -c 5 -i 0.2 -W 3 10.10.5.2 >/dev/null; wait $cp
+  rm -f cap.ready; capture $U 4 cap.ready >cap.json & local cp=$!
+  # Python starts slowly in UML: ping only once the capture socket is bound (a fixed 0.5 s lost the first packet)
+  for i in $(seq 100); do [ -e cap.ready ] && break; sleep 0.1; done
+  ip netns exec $K ping -c 5 -i 0.2 -W 3 10.10.5.2 >/dev/null; wait $cp
   echo "VTIUML $name capture $(cat cap.json)"
   echo "VTIUML $name iperf {\"k2u\":$(iperf_bps $K $U 10.10.5.2),\"u2k\":$(iperf_bps $U $K 10.10.5.1)}"
   sleep 1.2
