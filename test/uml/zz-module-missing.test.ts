@@ -63,22 +63,25 @@ s('sit with driver auto: the plan falls back to userspace and says so', (st) => 
   assert.match(p.stdout, /^\+ sit1 \(sit, userspace\)/m, p.stdout)
 })
 
-s('vti (no userspace driver): exit 69 with auto and with --driver kernel, nothing changed', (st) => {
+s('vti with --driver kernel: exit 69, nothing changed; with auto the plan falls back to the userspace driver', (st) => {
   const a = st.pair!.a
-  for (const extra of [[], ['--driver', 'kernel']]) {
-    const r = tunctl(['apply', ...extra, '--netns', a, examplePath('vti')])
-    assert.is(r.code, 69, show(r))
-    assert.is(snapshotDiff(st.before!, snapshot(a)), '', 'nothing changed')
-  }
-  const p = tunctl(['plan', '--netns', a, examplePath('vti')])
-  assert.is(p.code, 69, 'plan reports the mode unavailable too' + show(p))
+  const r = tunctl(['apply', '--driver', 'kernel', '--netns', a, examplePath('vti')])
+  assert.is(r.code, 69, show(r))
+  assert.match(r.stderr, /ip_vti/, 'the message names the missing module' + show(r))
+  assert.is(snapshotDiff(st.before!, snapshot(a)), '', 'nothing changed')
+  const k = tunctl(['plan', '--driver', 'kernel', '--netns', a, examplePath('vti')])
+  assert.is(k.code, 69, 'plan reports the mode unavailable too' + show(k))
+  const p = tunctlOk(['plan', '--netns', a, examplePath('vti')])
+  assert.match(p.stdout, /^\+ vti1 \(vti, userspace\)/m, p.stdout)
 })
 
-s('doctor reports sit and vti unavailable in the kernel', () => {
+s('doctor reports sit and vti missing in the kernel and served by the userspace driver, gre by the kernel', () => {
   const r = tunctlOk(['doctor'])
   const line = (m: string) => r.stdout.split('\n').find((l) => new RegExp(`^\\s*${m}\\b`).test(l)) ?? ''
-  assert.match(line('vti'), /unavailable/i, 'doctor: vti unavailable' + show(r))
-  assert.match(line('gre'), /kernel/i, 'doctor: gre kernel' + show(r))
+  for (const [m, mod] of [['sit', 'sit'], ['vti', 'ip_vti']]) {
+    assert.match(line(m), new RegExp(`^\\s*${m}\\s+userspace\\s+no: kernel has no ${mod}\\b.*\\byes: native addon`), `doctor: ${m}` + show(r))
+  }
+  assert.match(line('gre'), /^\s*gre\s+kernel\s+yes/, 'doctor: gre kernel' + show(r))
 })
 
 s.run()
