@@ -21,12 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct tunctl_entry tab[8];
   int n, ifindex;
   uint8_t addrsel;
-  const uint8_t *pkt;
   size_t len;
-  if (!fuzz_table(data, size, tab, &n, &ifindex, &addrsel, &pkt, &len)) return 0;
-  if (len > 65535) return 0;
-  uint8_t *base = malloc(len ? len : 1);
-  memcpy(base, pkt, len);
+  uint8_t *base = fuzz_table(data, size, tab, &n, &ifindex, &addrsel, &len);
+  if (!base) return 0;
   if (len >= 20 && (addrsel & 0x80)) {
     uint32_t src = be(ADDRS[addrsel & 3]), dst = be(ADDRS[addrsel >> 2 & 3]);
     memcpy(base + 12, &src, 4);

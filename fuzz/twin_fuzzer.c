@@ -22,12 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct tunctl_entry tab[8];
   int n, ifindex;
   uint8_t addrsel;
-  const uint8_t *pkt;
   size_t len;
-  if (!fuzz_table(data, size, tab, &n, &ifindex, &addrsel, &pkt, &len)) return 0;
-  if (len > 65535) return 0;
-  uint8_t *base = malloc(len ? len : 1);
-  memcpy(base, pkt, len);
+  uint8_t *base = fuzz_table(data, size, tab, &n, &ifindex, &addrsel, &len);
+  if (!base) return 0;
   if ((addrsel & 0x40) && len >= 28 && (base[0] >> 4) == 4 && (base[0] & 15) >= 5) {
     size_t ihl = (size_t)(base[0] & 15) * 4;
     if (ihl + 8 <= len) {
