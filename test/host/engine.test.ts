@@ -7,19 +7,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {addonAvailable} from '../../src/userspace/addon.js'
 import {yaml} from '../uml/lib/spec.js'
-import {type Pair, makePair, removePair, whyNoHost} from './lib/netns.js'
-import {REPO, daemonsOf, exited, leftovers, showJson, tunctlChild, until, tunctlOk as ok} from './lib/cli.js'
+import {type Pair, makePair, removePair, whyNoUserspaceCli} from './lib/netns.js'
+import {daemonsOf, exited, leftovers, showJson, tunctlChild, until, tunctlOk as ok} from './lib/cli.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-engine-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
 
-const why =
-  whyNoHost() ??
-  (!addonAvailable() ? 'native addon not built' : undefined) ??
-  (!existsSync(join(REPO, 'dist', 'commands')) ? 'CLI not built' : undefined) ??
-  (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
+const why = whyNoUserspaceCli() ?? (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
 
 
 /** n gre tunnels g1..gn from local to remote, key i, address 10.88.<i>.<side>/30 */

@@ -8,20 +8,15 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {addonAvailable} from '../../src/userspace/addon.js'
 import {nsDir} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
-import {REPO, until, tunctlOk as ok} from './lib/cli.js'
-import {type Pair, A_ADDR, B_ADDR, ipn, makePair, nsExec, removePair, whyNoHost} from './lib/netns.js'
+import {until, tunctlOk as ok} from './lib/cli.js'
+import {type Pair, A_ADDR, B_ADDR, ipn, makePair, nsExec, removePair, whyNoUserspaceCli} from './lib/netns.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-twin-'))
 process.on('exit', () => rmSync(scratch, {recursive: true, force: true}))
 
-const why =
-  whyNoHost() ??
-  (!addonAvailable() ? 'native addon not built' : undefined) ??
-  (!existsSync(join(REPO, 'dist', 'commands')) ? 'CLI not built' : undefined) ??
-  (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
+const why = whyNoUserspaceCli() ?? (existsSync('/sys/module/ip_gre') ? 'this kernel has ip_gre: auto would not pick userspace' : undefined)
 
 function apply(ns: string, tunnels: Record<string, unknown>) {
   const f = join(scratch, `${ns}.yaml`)
