@@ -1,6 +1,6 @@
 /* tunctl userspace ESP codec: RFC 4303 tunnel mode (IPv4 outer, IPv4/IPv6 inner) with static SAs, as a vti uses
  * it. Pure (no I/O) over OpenSSL 3 libcrypto (EVP only). Byte-compatible with the Linux kernel's esp4:
- * test/fixtures/esp/kernel-esp.txt holds the kernel's own packets and native/test_esp.c reproduces them.
+ * test/fixtures/esp/kernel-esp.txt holds the kernel's own packets and test/unit/userspace/c/esp_test.c reproduces them.
  *
  * Algorithms (names as in the spec's ipsec: block):
  *   aes-gcm-128, aes-gcm-256   RFC 4106: key material = AES key + 4-byte salt (20 / 36 bytes, what

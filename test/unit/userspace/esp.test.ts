@@ -1,4 +1,4 @@
-// The ESP codec (native/esp.c, for a userspace vti): its C test program native/test_esp.c, compiled against
+// The ESP codec (native/esp.c, for a userspace vti): its C test program test/unit/userspace/c/esp_test.c, compiled against
 // libcrypto and run here; each of its cases is one test. Interop: the kernel's own ESP packets
 // (test/fixtures/esp/kernel-esp.txt, captured by test/fixtures/esp/capture-kernel.sh) are decapsulated and
 // re-encapsulated to the same bytes.
@@ -15,7 +15,7 @@ const t = suite('ESP codec (native/esp.c): kernel interop, tampering, anti-repla
 
 const dir = mkdtempSync(join(tmpdir(), 'tunctl-esp-test-'))
 const bin = join(dir, 'test_esp')
-const sources = [join(repo, 'native', 'test_esp.c'), join(repo, 'native', 'esp.c'), '-lcrypto']
+const sources = [join(repo, 'test', 'unit', 'userspace', 'c', 'esp_test.c'), join(repo, 'native', 'esp.c'), '-lcrypto']
 const flags = ['-std=gnu11', '-O1', '-pthread', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-I', join(repo, 'native')]
 const cc = spawnSync(process.env.CC ?? 'cc', [...flags, '-o', bin, ...sources], {encoding: 'utf8'})
 const run = cc.status === 0 ? spawnSync(bin, [fixture], {encoding: 'utf8', timeout: 120_000}) : undefined
@@ -33,7 +33,7 @@ const sanitized = (['address,undefined', 'thread'] as const).map((san) => {
 rmSync(dir, {recursive: true, force: true})
 
 if (cc.status !== 0) {
-  t('native/test_esp.c compiles against libcrypto (apt-get install libssl-dev)', () => {
+  t('test/unit/userspace/c/esp_test.c compiles against libcrypto (apt-get install libssl-dev)', () => {
     assert.unreachable(`cc failed (${cc.error?.message ?? cc.status}):\n${cc.stderr}`)
   })
 } else {

@@ -13,38 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ncases, nfailed;
-static char why[512];
-
-#define CHECK(cond, ...)                                                                                              \
-  do {                                                                                                                \
-    if (!(cond)) {                                                                                                    \
-      snprintf(why, sizeof(why), __VA_ARGS__);                                                                        \
-      return 1;                                                                                                       \
-    }                                                                                                                 \
-  } while (0)
-
-static void report(const char *name, int failed) {
-  ncases++;
-  if (failed) {
-    nfailed++;
-    printf("not ok %s\t%s\n", name, why);
-  } else {
-    printf("ok %s\n", name);
-  }
-  fflush(stdout);
-}
-
-static size_t unhex(const char *s, uint8_t *out, size_t cap) {
-  size_t n = 0;
-  while (s[0] && s[1] && n < cap) {
-    unsigned v;
-    if (sscanf(s, "%2x", &v) != 1) break;
-    out[n++] = (uint8_t)v;
-    s += 2;
-  }
-  return n;
-}
+#include "harness.h"
 
 static const char *RX(int r) { return r == TUNCTL_VTI_OTHER ? "other" : r >= 0 && r < TUNCTL_VTI_RX__COUNT ? tunctl_vti_rx_names[r] : "?"; }
 

@@ -1,5 +1,6 @@
 /* Tests of the ESP codec (esp.c), run by test/unit/userspace/esp.test.ts:
- *   cc -O1 -pthread -o test_esp native/test_esp.c native/esp.c -lcrypto && ./test_esp test/fixtures/esp/kernel-esp.txt
+ *   cc -O1 -pthread -Inative -o esp_test test/unit/userspace/c/esp_test.c native/esp.c -lcrypto
+ *   ./esp_test test/fixtures/esp/kernel-esp.txt
  * Prints one line per case, `ok NAME` or `not ok NAME<tab>WHY`, then `done CASES FAILED`. Exit status 1 if a case failed.
  * Interop: every packet the Linux kernel sent in test/fixtures/esp/kernel-esp.txt is decapsulated, and encapsulated
  * again (same sequence number and IV) to the same bytes, outer IPv4 header included. */
@@ -12,39 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ncases, nfailed;
-static char why[512];
-
-/* a case body returns 0 on success, else fails with a message in why */
-#define CHECK(cond, ...)                                                                                              \
-  do {                                                                                                                \
-    if (!(cond)) {                                                                                                    \
-      snprintf(why, sizeof(why), __VA_ARGS__);                                                                        \
-      return 1;                                                                                                       \
-    }                                                                                                                 \
-  } while (0)
-
-static void report(const char *name, int failed) {
-  ncases++;
-  if (failed) {
-    nfailed++;
-    printf("not ok %s\t%s\n", name, why);
-  } else {
-    printf("ok %s\n", name);
-  }
-  fflush(stdout);
-}
-
-static size_t unhex(const char *s, uint8_t *out, size_t cap) {
-  size_t n = 0;
-  while (s[0] && s[1] && n < cap) {
-    unsigned v;
-    if (sscanf(s, "%2x", &v) != 1) break;
-    out[n++] = (uint8_t)v;
-    s += 2;
-  }
-  return n;
-}
+#include "harness.h"
 
 static const char *R(int r) { return r >= 0 && r < ESP__COUNT ? tunctl_esp_result_names[r] : "?"; }
 
