@@ -1,7 +1,7 @@
 // The one process-identity check: a pid names the process we mean only if it is alive (not a zombie), started at
 // the recorded time (/proc/PID/stat field 22, clock ticks since boot: a reused pid has another) and, when the
 // caller knows what it runs, has the expected command line. Used for the journal's owner (an apply or its
-// --confirm watchdog), stale batch files, the watchdog start-up and the userspace encapsulator daemons.
+// --confirm watchdog), stale batch files, the watchdog start-up and the userspace engine.
 import {readFileSync} from 'node:fs'
 
 /** Start time of a live process (field 22 of /proc/PID/stat, clock ticks since boot); undefined if it is gone or a zombie. */
