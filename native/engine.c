@@ -532,6 +532,26 @@ static void rx_flush_gro(struct eng_tun *t, struct tunctl_gro *g) {
   tunctl_gro_reset(g);
 }
 
+/* one decapsulated inner packet of t: counted, then written to t's TUN device, TCP segments coalesced (GRO) into
+ * the pending train *gro_t when the device has offloads */
+static void rx_deliver(struct eng_tun *t, const uint8_t *inner, size_t ilen, struct tunctl_gro *gro, struct eng_tun **gro_t) {
+  ADD(t->s.rx_packets, 1);
+  ADD(t->s.rx_bytes, ilen);
+  if (!t->vnet) {
+    tun_write(t, NULL, inner, ilen);
+    return;
+  }
+  if (*gro_t != t) {
+    rx_flush_gro(*gro_t, gro);
+    *gro_t = t;
+  }
+  int g = tunctl_gro_add(gro, inner, ilen);
+  if (g == 1) return;
+  rx_flush_gro(t, gro);
+  if (g == -1 && tunctl_gro_add(gro, inner, ilen) == 1) return;
+  tun_write(t, NULL, inner, ilen);
+}
+
 static void *rx_main(void *arg) {
   struct rxarg *a = arg;
   struct tunctl_engine *e = a->e;
@@ -601,21 +621,18 @@ static void *rx_main(void *arg) {
           /* ---- vti: ESP (vti.c). Each vti matches its own addresses and SPI; the first that does not answer
            * "other" takes the packet. None: the kernel drops it silently (XfrmInNoStates), so do we. ---- */
           if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) continue;
+          struct eng_tun *vt = NULL;
           for (int i = e->n - 1; i >= 0; i--) {
             struct eng_tun *t = e->order[i];
             if (!t->vti) continue;
             int r = tunctl_vti_decap(t->vti, pkt, len, &inner, &ilen);
             if (r == TUNCTL_VTI_OTHER) continue;
-            if (r != VRX_OK) {
-              ADD(t->s.rx_dropped, 1);
-              break;
-            }
-            ADD(t->s.rx_packets, 1);
-            ADD(t->s.rx_bytes, ilen);
-            if (gro_t) rx_flush_gro(gro_t, gro), gro_t = NULL;
-            tun_write(t, NULL, inner, ilen);
+            if (r != VRX_OK) ADD(t->s.rx_dropped, 1);
+            else vt = t;
             break;
           }
+          /* decrypted: delivered as every other mode's inner packets (receive coalescing below) */
+          if (vt) rx_deliver(vt, inner, ilen, gro, &gro_t);
           continue;
         }
         int sel = TUNCTL_SEL_NONE, why = SEL_MALFORMED;
@@ -665,21 +682,7 @@ static void *rx_main(void *arg) {
           if (res == DR_BAD_CSUM || res == DR_CSUM_FLAGS || res == DR_SEQ || res == DR_SPOOFED) ADD(t->s.rx_errors, 1);
           continue;
         }
-        ADD(t->s.rx_packets, 1);
-        ADD(t->s.rx_bytes, ilen);
-        if (!t->vnet) {
-          tun_write(t, NULL, inner, ilen);
-          continue;
-        }
-        if (gro_t != t) {
-          rx_flush_gro(gro_t, gro);
-          gro_t = t;
-        }
-        int g = tunctl_gro_add(gro, inner, ilen);
-        if (g == 1) continue;
-        rx_flush_gro(t, gro);
-        if (g == -1 && tunctl_gro_add(gro, inner, ilen) == 1) continue;
-        tun_write(t, NULL, inner, ilen);
+        rx_deliver(t, inner, ilen, gro, &gro_t);
       }
       rx_flush_gro(gro_t, gro);
       pthread_rwlock_unlock(&e->lock);
