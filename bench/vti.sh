@@ -2,7 +2,9 @@
 # Userspace vti (tunctl's ESP, native/vti.c) against OpenVPN with real crypto, same run, same veth (issue #7 item 5):
 #   tunctl userspace vti aes-gcm-128, aes-cbc-256 + hmac-sha256 (one TCP stream of iperf3 each way),
 #   OpenVPN 2.6 p2p over UDP with --cipher AES-256-GCM (TLS with self-signed certificates and --peer-fingerprint).
-# Usage (root): bench/vti.sh [SECONDS=5]   Prints a markdown table; raw output in bench/results/vti-*/.
+# Usage (root): bench/vti.sh [SECONDS=5]   Prints a markdown table; raw output in bench/results/vti-*/, with the
+# CPU of every thread in the two namespaces during each iperf3 run (threads-*.txt; the engine's are tunctl-tx and
+# tunctl-rx50 for ESP). For quick iterations: VTI_ALGS="aes-cbc-256" (a subset), VTI_OPENVPN=0 (no OpenVPN run).
 # Kernel ESP (vti + esp4) is measured inside user-mode-linux by test/uml/vti-userspace.sh (BENCH lines; see
 # BENCHMARKS.md). Everything runs in namespaces it creates and removes (also on failure).
 set -euo pipefail
@@ -41,10 +43,46 @@ ip -n $A link add ul0 type veth peer name ul0 netns $B
 ip -n $A addr add 198.51.100.1/24 dev ul0; ip -n $A link set ul0 up
 ip -n $B addr add 198.51.100.2/24 dev ul0; ip -n $B link set ul0 up
 
+# per-thread CPU of the namespaces' processes (the engine's threads are named tunctl-tx / tunctl-rxPROTO):
+# "ns pid tid comm ticks" lines, diffed around each iperf3 run into $out/threads-LABEL.txt
+thread_ticks() {
+  head -1 /proc/stat
+  for ns in $A $B; do
+    for p in $(ip netns pids $ns 2>/dev/null); do
+      for t in /proc/$p/task/*; do
+        [ -r $t/stat ] || continue
+        echo "$ns $p ${t##*/} $(cat $t/comm 2>/dev/null | tr ' ' _) $(sed 's/.*) //' $t/stat 2>/dev/null | awk '{print $12+$13}')"
+      done
+    done
+  done
+}
+thread_report() { # BEFORE AFTER SECONDS → threads above 3% of one core, busiest first
+  python3 - "$@" <<'PY'
+import sys
+def load(f):
+    d = {}
+    for l in open(f):
+        p = l.split()
+        if p and p[0] == 'cpu': d['cpu'] = [int(x) for x in p[1:]]
+        elif len(p) == 5 and p[4].isdigit(): d[tuple(p[:4])] = int(p[4])
+    return d
+a, b, secs = load(sys.argv[1]), load(sys.argv[2]), float(sys.argv[3])
+ca, cb = a.pop('cpu'), b.pop('cpu')
+tot = sum(cb) - sum(ca)
+idle = (cb[3] + cb[4]) - (ca[3] + ca[4])
+print(f"machine: {100 * (tot - idle) / tot:.0f}% busy (all CPUs, everything running)")
+rows = sorted(((b[k] - a.get(k, 0)) / 100 / secs * 100, k) for k in b)
+for pct, k in reversed(rows):
+    if pct >= 3: print(f"ns {k[0].split('-')[-1][0]} {k[3]:<16} tid {k[2]:<8} {pct:5.1f}% of a core")
+PY
+}
 iperf_bps() { # FROM TO ADDR → bits/s received
   ip netns exec $2 iperf3 -s -D -1 -B $3 >/dev/null
   for i in $(seq 50); do ip netns exec $2 ss -Hltn 'sport = :5201' | grep -q . && break; sleep 0.1; done
+  thread_ticks >"$tmp/ticks0"
   ip netns exec $1 iperf3 -c $3 -t "$secs" -J >"$out/iperf-$4.json"
+  thread_ticks >"$tmp/ticks1"
+  thread_report "$tmp/ticks0" "$tmp/ticks1" "$secs" >"$out/threads-$4.txt"
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"])' "$out/iperf-$4.json"
 }
 gbit() { python3 -c "print(f'{float(\"$1\")/1e9:.2f}')"; }
@@ -55,7 +93,7 @@ vti_spec() { # SELF PEER INNER SPIOUT SPIIN ALGLINES KEYFILE
 }
 hex() { openssl rand -hex "$1"; }
 declare -A res
-for alg in aes-gcm-128 aes-cbc-256; do
+for alg in ${VTI_ALGS:-aes-gcm-128 aes-cbc-256}; do
   if [ $alg = aes-gcm-128 ]; then
     lines=$'      aead: aes-gcm-128\n'; o=$(hex 20) i=$(hex 20)
     printf 'out: 0x%s\nin: 0x%s\n' $o $i >"$tmp/a.keys"; printf 'out: 0x%s\nin: 0x%s\n' $i $o >"$tmp/b.keys"
@@ -76,6 +114,7 @@ for alg in aes-gcm-128 aes-cbc-256; do
   tunctl del --netns $A vti1 >/dev/null; tunctl del --netns $B vti1 >/dev/null
 done
 
+if [ "${VTI_OPENVPN:-1}" != 0 ]; then
 # ---- OpenVPN p2p, AES-256-GCM, TLS with self-signed certificates pinned by fingerprint ----
 for s in a b; do
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=bench-$s" \
@@ -98,12 +137,18 @@ ip netns exec $A ping -c 2 -i 0.2 -W 2 10.30.0.2 >/dev/null
 res[ovpn-ab]=$(iperf_bps $A $B 10.30.0.2 ovpn-ab)
 res[ovpn-ba]=$(iperf_bps $B $A 10.30.0.1 ovpn-ba)
 res[ovpn-ping]=$(ip netns exec $A ping -c 20 -i 0.05 -q 10.30.0.2 | awk -F/ '/rtt/{print $5}')
+fi
 
-ratio() { python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}')"; }
+ratio() { [ -n "${2:-}" ] && python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}×')" || echo –; }
+declare -A names=([aes-gcm-128]=aes-gcm-128 [aes-cbc-256]=aes-cbc-256+hmac-sha256)
 {
   echo "| path | a→b Gbit/s | b→a Gbit/s | vs OpenVPN AES-256-GCM (a→b) | ping avg ms |"
   echo "|---|---|---|---|---|"
-  echo "| tunctl userspace vti aes-gcm-128 | $(gbit ${res[aes-gcm-128-ab]}) | $(gbit ${res[aes-gcm-128-ba]}) | $(ratio ${res[aes-gcm-128-ab]} ${res[ovpn-ab]})× | ${res[aes-gcm-128-ping]} |"
-  echo "| tunctl userspace vti aes-cbc-256+hmac-sha256 | $(gbit ${res[aes-cbc-256-ab]}) | $(gbit ${res[aes-cbc-256-ba]}) | $(ratio ${res[aes-cbc-256-ab]} ${res[ovpn-ab]})× | ${res[aes-cbc-256-ping]} |"
-  echo "| OpenVPN 2.6 p2p UDP, AES-256-GCM (TLS, $(cat "$out/openvpn-cipher.txt" 2>/dev/null | grep -o "cipher '[^']*'" || echo cipher ?)) | $(gbit ${res[ovpn-ab]}) | $(gbit ${res[ovpn-ba]}) | 1.00× | ${res[ovpn-ping]} |"
+  for alg in ${VTI_ALGS:-aes-gcm-128 aes-cbc-256}; do
+    echo "| tunctl userspace vti ${names[$alg]} | $(gbit ${res[$alg-ab]}) | $(gbit ${res[$alg-ba]}) | $(ratio ${res[$alg-ab]} ${res[ovpn-ab]:-}) | ${res[$alg-ping]} |"
+  done
+  if [ -n "${res[ovpn-ab]:-}" ]; then
+    echo "| OpenVPN 2.6 p2p UDP, AES-256-GCM (TLS, $(cat "$out/openvpn-cipher.txt" 2>/dev/null | grep -o "cipher '[^']*'" || echo cipher ?)) | $(gbit ${res[ovpn-ab]}) | $(gbit ${res[ovpn-ba]}) | 1.00× | ${res[ovpn-ping]} |"
+  fi
 } | tee "$out/table.md"
+for f in "$out"/threads-*.txt; do echo "threads during $(basename "$f" .txt | sed 's/threads-//'):"; head -8 "$f"; done

@@ -421,6 +421,7 @@ static void *tx_main(void *arg) {
   struct tunctl_engine *e = a->e;
   int ep = a->ep;
   free(a);
+  pthread_setname_np(pthread_self(), "tunctl-tx");
   struct txctx *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->e = e;
@@ -557,6 +558,9 @@ static void *rx_main(void *arg) {
   struct tunctl_engine *e = a->e;
   int pi = a->pi, proto = eng_protos[pi];
   free(a);
+  char tname[16]; /* per-thread CPU in top -H / /proc/PID/task/TID/comm (bench/vti.sh) */
+  snprintf(tname, sizeof tname, "tunctl-rx%d", proto);
+  pthread_setname_np(pthread_self(), tname);
   int fd = e->raw[pi];
   struct tunctl_gro *gro = calloc(1, sizeof *gro);
   struct rxcache *cache = calloc(RXCACHE, sizeof *cache);
