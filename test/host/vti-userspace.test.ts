@@ -16,7 +16,7 @@ import {engineFiles, nsDir, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {icmp4} from '../unit/userspace/packets.js'
 import {waitFor} from '../lib/wait.js'
-import {A_ADDR, B_ADDR, type Pair, iperf, makePair, nsExec, rawSendFrom, removePair, whyNoHost} from './lib/netns.js'
+import {A_ADDR, B_ADDR, type Pair, iperf, makePair, nsExec, rawSendFrom, removePair, tcpTransfer, whyNoHost} from './lib/netns.js'
 import {tunctlOk as ok} from './lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
@@ -170,10 +170,20 @@ for (const alg of ALGS) {
       for (const v of Object.values(alg.keys)) for (const text of files) assert.not.ok(text.toLowerCase().includes(v.slice(0, 16)), `a key in ${text.slice(0, 200)}`)
     })
 
-    t('iperf3 both ways through ESP', () => {
+    t('iperf3 both ways through ESP; the sender cuts TSO packets, the receiver coalesces the decrypted segments (GRO)', async () => {
+      const b0 = (await waitStats(pair!.b, (s) => !!s.counters, 'B counters')).counters
       const ab = iperf(pair!.a, pair!.b, '10.10.5.2', 1)
       const ba = iperf(pair!.b, pair!.a, '10.10.5.1', 1)
       assert.ok(ab > 10e6 && ba > 10e6, `a→b ${ab} b→a ${ba} bit/s`)
+      const b1 = (await waitStats(pair!.b, (s) => s.counters.groMerged > b0.groMerged + 1000, 'B coalesces decrypted TCP segments')).counters
+      assert.ok(b1.tsoSegments > b0.tsoSegments + 1000, JSON.stringify({b0, b1}))
+    })
+
+    t('32 MB over TCP arrive intact both ways (ESP with TSO segmentation and receive coalescing keeps the bytes)', () => {
+      const ab = tcpTransfer(pair!.a, pair!.b, '10.10.5.2', 32 << 20)
+      assert.is(ab.received, ab.sent)
+      const ba = tcpTransfer(pair!.b, pair!.a, '10.10.5.1', 32 << 20)
+      assert.is(ba.received, ba.sent)
     })
 
     t('the underlay carries only ESP (AF_PACKET capture on the veth during a ping)', () => {
