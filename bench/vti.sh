@@ -4,7 +4,8 @@
 #   OpenVPN 2.6 p2p over UDP with --cipher AES-256-GCM (TLS with self-signed certificates and --peer-fingerprint).
 # Usage (root): bench/vti.sh [SECONDS=5]   Prints a markdown table; raw output in bench/results/vti-*/, with the
 # CPU of every thread in the two namespaces during each iperf3 run (threads-*.txt; the engine's are tunctl-tx and
-# tunctl-rx50 for ESP). For quick iterations: VTI_ALGS="aes-cbc-256" (a subset), VTI_OPENVPN=0 (no OpenVPN run).
+# tunctl-rx50 for ESP) and, in the table, the tunnel's own CPU per 1400 bytes delivered. For quick iterations:
+# VTI_ALGS="aes-cbc-256" (a subset), VTI_OPENVPN=0 (no OpenVPN run).
 # Kernel ESP (vti + esp4) is measured inside user-mode-linux by test/uml/vti-userspace.sh (BENCH lines; see
 # BENCHMARKS.md). Everything runs in namespaces it creates and removes (also on failure).
 set -euo pipefail
@@ -72,6 +73,7 @@ tot = sum(cb) - sum(ca)
 idle = (cb[3] + cb[4]) - (ca[3] + ca[4])
 print(f"machine: {100 * (tot - idle) / tot:.0f}% busy (all CPUs, everything running)")
 rows = sorted(((b[k] - a.get(k, 0)) / 100 / secs * 100, k) for k in b)
+print(f"tunnel: {sum(pct for pct, k in rows if k[3] != 'iperf3'):.1f}% of a core (the namespaces' processes but iperf3)")
 for pct, k in reversed(rows):
     if pct >= 3: print(f"ns {k[0].split('-')[-1][0]} {k[3]:<16} tid {k[2]:<8} {pct:5.1f}% of a core")
 PY
@@ -139,16 +141,24 @@ res[ovpn-ba]=$(iperf_bps $B $A 10.30.0.1 ovpn-ba)
 res[ovpn-ping]=$(ip netns exec $A ping -c 20 -i 0.05 -q 10.30.0.2 | awk -F/ '/rtt/{print $5}')
 fi
 
+cpu_pp() { # LABEL → µs of the tunnel's CPU (engine threads / openvpn, both ends) per 1400 bytes received
+  python3 - "$out/threads-$1.txt" "$out/iperf-$1.json" <<'PY'
+import json, re, sys
+m = re.search(r"^tunnel: ([\d.]+)%", open(sys.argv[1]).read(), re.M)
+bps = json.load(open(sys.argv[2]))["end"]["sum_received"]["bits_per_second"]
+print(f"{float(m.group(1)) / 100 / (bps / 8 / 1400) * 1e6:.1f}" if m and bps else "–")
+PY
+}
 ratio() { [ -n "${2:-}" ] && python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}×')" || echo –; }
 declare -A names=([aes-gcm-128]=aes-gcm-128 [aes-cbc-256]=aes-cbc-256+hmac-sha256)
 {
-  echo "| path | a→b Gbit/s | b→a Gbit/s | vs OpenVPN AES-256-GCM (a→b) | ping avg ms |"
-  echo "|---|---|---|---|---|"
+  echo "| path | a→b Gbit/s | b→a Gbit/s | vs OpenVPN AES-256-GCM (a→b) | ping avg ms | tunnel CPU µs per 1400 B (a→b) |"
+  echo "|---|---|---|---|---|---|"
   for alg in ${VTI_ALGS:-aes-gcm-128 aes-cbc-256}; do
-    echo "| tunctl userspace vti ${names[$alg]} | $(gbit ${res[$alg-ab]}) | $(gbit ${res[$alg-ba]}) | $(ratio ${res[$alg-ab]} ${res[ovpn-ab]:-}) | ${res[$alg-ping]} |"
+    echo "| tunctl userspace vti ${names[$alg]} | $(gbit ${res[$alg-ab]}) | $(gbit ${res[$alg-ba]}) | $(ratio ${res[$alg-ab]} ${res[ovpn-ab]:-}) | ${res[$alg-ping]} | $(cpu_pp $alg-ab) |"
   done
   if [ -n "${res[ovpn-ab]:-}" ]; then
-    echo "| OpenVPN 2.6 p2p UDP, AES-256-GCM (TLS, $(cat "$out/openvpn-cipher.txt" 2>/dev/null | grep -o "cipher '[^']*'" || echo cipher ?)) | $(gbit ${res[ovpn-ab]}) | $(gbit ${res[ovpn-ba]}) | 1.00× | ${res[ovpn-ping]} |"
+    echo "| OpenVPN 2.6 p2p UDP, AES-256-GCM (TLS, $(cat "$out/openvpn-cipher.txt" 2>/dev/null | grep -o "cipher '[^']*'" || echo cipher ?)) | $(gbit ${res[ovpn-ab]}) | $(gbit ${res[ovpn-ba]}) | 1.00× | ${res[ovpn-ping]} | $(cpu_pp ovpn-ab) |"
   fi
 } | tee "$out/table.md"
 for f in "$out"/threads-*.txt; do echo "threads during $(basename "$f" .txt | sed 's/threads-//'):"; head -8 "$f"; done
