@@ -113,6 +113,13 @@ for alg in ${VTI_ALGS:-aes-gcm-128 aes-cbc-256}; do
   res[$alg-ab]=$(iperf_bps $A $B 10.81.0.2 $alg-ab)
   res[$alg-ba]=$(iperf_bps $B $A 10.81.0.1 $alg-ba)
   res[$alg-ping]=$(ip netns exec $A ping -c 20 -i 0.05 -q 10.81.0.2 | awk -F/ '/rtt/{print $5}')
+  touch "$tmp/mark"
+  for ns in $A $B; do # the engine's counters (rewritten every second: wait for a write after the runs) and the TUN
+    # device's (its rx_packets: the engine's writes, after coalescing)
+    for i in $(seq 30); do [ /run/tunctl/ns/$ns/vti1.stats.json -nt "$tmp/mark" ] && break; sleep 0.1; done
+    cp /run/tunctl/ns/$ns/vti1.stats.json "$out/stats-$alg-${ns:10:1}.json" 2>/dev/null || true
+    ip -n $ns -s -j link show vti1 >"$out/link-$alg-${ns:10:1}.json" 2>/dev/null || true
+  done
   tunctl del --netns $A vti1 >/dev/null; tunctl del --netns $B vti1 >/dev/null
 done
 
@@ -161,4 +168,19 @@ declare -A names=([aes-gcm-128]=aes-gcm-128 [aes-cbc-256]=aes-cbc-256+hmac-sha25
     echo "| OpenVPN 2.6 p2p UDP, AES-256-GCM (TLS, $(cat "$out/openvpn-cipher.txt" 2>/dev/null | grep -o "cipher '[^']*'" || echo cipher ?)) | $(gbit ${res[ovpn-ab]}) | $(gbit ${res[ovpn-ba]}) | 1.00× | ${res[ovpn-ping]} | $(cpu_pp ovpn-ab) |"
   fi
 } | tee "$out/table.md"
+for alg in ${VTI_ALGS:-aes-gcm-128 aes-cbc-256}; do
+  python3 - "$alg" "$out" <<'PY' || true
+import json, sys
+alg, out = sys.argv[1], sys.argv[2]
+r = []
+for ns in "ab":
+    try:
+        c = json.load(open(f"{out}/stats-{alg}-{ns}.json"))["counters"]
+        w = json.load(open(f"{out}/link-{alg}-{ns}.json"))[0]["stats64"]["rx"]["packets"]
+        r.append(f"{ns}: {c['rxPackets']} decrypted packets in {w} TUN writes ({c['rxPackets'] / max(w, 1):.1f} per write)")
+    except (OSError, KeyError, IndexError, ValueError) as e:
+        r.append(f"{ns}: no counters ({e})")
+print(f"receive coalescing, {alg} (both runs, ACKs included): " + "; ".join(r))
+PY
+done
 for f in "$out"/threads-*.txt; do echo "threads during $(basename "$f" .txt | sed 's/threads-//'):"; head -8 "$f"; done
