@@ -1,6 +1,6 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
+import {BaseCommand, commonFlags, requireNetns, useColor} from '../lib/base.js'
 import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
 import type {Plan} from '../model/types.js'
@@ -76,6 +76,7 @@ ${BaseCommand.exitCodesHelp}`
     const desired = await loadSpec(args.file)
     mark('spec parsed')
     const netns = flags.netns
+    requireNetns(netns)
     const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt}
     const show = (plan: Plan) => {
       this.plan = plan

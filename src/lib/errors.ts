@@ -85,6 +85,11 @@ export class UsageError extends TunctlError {
   override code = 'usage'
 }
 
+/** A --netns naming no namespace (`ip -n` says "Cannot open network namespace"): a usage error, 64. */
+export function noSuchNetns(ns: string): UsageError {
+  return new UsageError(`network namespace "${ns}" does not exist (see ip netns list)`)
+}
+
 export class InputError extends TunctlError {
   override exitCode: number = EXIT.NOINPUT
   override code = 'no-input'

@@ -4,7 +4,7 @@
 // commands that must outlive tunctl (the ip batch, the confirmation watchdog).
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {execa} from 'execa'
-import {CommandError, PermissionError, UsageError} from './errors.js'
+import {CommandError, PermissionError, UsageError, noSuchNetns} from './errors.js'
 import {quoteBatchWord, visible} from './text.js'
 
 export interface RunOptions {
@@ -90,7 +90,7 @@ export function runSync(cmd: string, args: string[], opts: Pick<RunOptions, 'ver
  */
 export function commandError(argv: string[], stderr: string, batchLine?: number): CommandError | PermissionError | UsageError {
   const ns = /Cannot open network namespace "([^"]*)": No such file or directory/.exec(stderr)
-  if (ns) return new UsageError(`network namespace "${ns[1]}" does not exist (see ip netns list)`)
+  if (ns) return noSuchNetns(ns[1]!)
   if (/Operation not permitted|Permission denied/.test(stderr)) {
     return new PermissionError(`${argv.join(' ')}: ${stderr.trim()} (tunctl needs root / CAP_NET_ADMIN)`)
   }

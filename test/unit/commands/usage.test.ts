@@ -2,7 +2,7 @@
 // that is no namespace name, a namespace that does not exist; and `--adopt NAME FILE` leaves FILE an argument.
 // With --json each is one JSON document on stdout. Safe anywhere: `ip -n MISSING …` fails without touching any namespace.
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -17,11 +17,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'tunctl-usage-'))
 const spec = join(scratch, 'empty.yaml')
 writeFileSync(spec, 'version: 1\ntunnels: {}\n')
 const MISSING = `tunctl-no-such-ns-${process.pid}`
+/** tunctl's state folder for these runs (TUNCTL_RUN_DIR): a usage error must leave nothing in it */
+const runRoot = join(scratch, 'run')
 
 test.before(ensureBuilt)
 
 function tunctl(args: string[]) {
-  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
+  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1', TUNCTL_RUN_DIR: runRoot}
   delete env.FORCE_COLOR
   const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env, timeout: 30_000})
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
@@ -40,11 +42,13 @@ test('--netns with a path in it: exit 64 for every command that takes it', () =>
   }
 })
 
-test('a namespace that does not exist: exit 64 naming it (not 1, "host restored")', () => {
-  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['del', 'x']]) {
+test('a namespace that does not exist: exit 64 naming it (not 1, "host restored"), and no state folder made for it', () => {
+  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['apply', '--dry-run', spec], ['del', 'x'], ['del', '--ignore-missing', 'x'], ['confirm']]) {
     const r = tunctl([...args, '--netns', MISSING])
     assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
     assert.match(r.stderr, `network namespace "${MISSING}" does not exist`)
+    // apply and del took the namespace lock first, which made TUNCTL_RUN_DIR/ns/MISSING/lock
+    assert.not.ok(existsSync(join(runRoot, 'ns', MISSING)), `${args.join(' ')} left ${join(runRoot, 'ns', MISSING)}`)
   }
   const j = tunctl(['show', '--json', '--netns', MISSING])
   assert.is(JSON.parse(j.stdout).error.exitCode, 64)
