@@ -5,7 +5,7 @@
 // do not wait for it); confirm with nothing pending; what a user without privilege can still do (validate, and
 // plan/show/export/doctor of the host namespace) and what exits 77 (apply, del, confirm) with nothing changed.
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
-import {chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
@@ -14,6 +14,22 @@ import {lockPath} from '../../src/lib/lock.js'
 import {json, show, shownTunnels, tunctl, tunctlOk, REPO} from '../uml/lib/tunctl.js'
 import {A_ADDR, ipn, makePair, removePair, run, whyNoUserspaceCli, type Pair} from './lib/netns.js'
 import {waitFor} from '../lib/wait.js'
+import {exited, tunctlChild} from './lib/cli.js'
+
+/** the files a process has open (its /proc/PID/fd links) */
+const openFiles = (pid: number): string[] => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`)
+      } catch {
+        return '' // closed meanwhile
+      }
+    })
+  } catch {
+    return [] // not started yet or gone: waitFor's timeout reports it
+  }
+}
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-contract2-'))
 chmodSync(scratch, 0o755) // readable by nobody (the unprivileged runs below)
@@ -127,6 +143,16 @@ else {
       const j = json(tunctlOk(['del', '--json', '--lock-timeout', '0', '--netns', ns, 'gl1'], {code: 75}))
       assert.equal([j.ok, j.error.exitCode, j.error.code], [false, 75, 'locked'])
       assert.ok(linkExists(ns, 'gl1'), 'del changed nothing')
+      // SIGINT while waiting for the lock: exit 1, nothing changed, and with --json still one error document
+      const waiting = tunctlChild(['apply', '--json', '--lock-timeout', '60', '--netns', ns, file('lock3.yaml', spec(GRE('gl1', 51), GRE('gl3', 53)))])
+      await waitFor(() => openFiles(waiting.proc.pid!), (fds) => fds.includes(lockPath(ns)), {what: 'the apply waits on the lock file', timeoutMs: 30_000})
+      waiting.proc.kill('SIGINT')
+      const w = await exited(waiting, 'interrupted apply')
+      assert.is(w.code, 1, w.out + w.err)
+      assert.match(w.err, /SIGINT: stopped before any change/)
+      const doc = JSON.parse(w.out)
+      assert.equal([doc.ok, doc.error.exitCode, doc.error.code], [false, 1, 'interrupted'], w.out)
+      assert.not.ok(linkExists(ns, 'gl3'), 'nothing changed')
       assert.equal(counts(tunctlOk(['plan', '--netns', ns, f]).stdout), [0, 0, 0, 0], 'plan reads without the lock')
       assert.ok(shownTunnels(json(tunctlOk(['show', '--json', '--netns', ns]))).gl1, 'show reads without the lock')
     } finally {
