@@ -39,9 +39,9 @@ export const commonFlags = {
 /** --netns and --json, the flags of every read-only command */
 export const nsJsonFlags = {netns: commonFlags.netns, json: commonFlags.json}
 
-/** Colour only on a TTY and never with NO_COLOR. */
+/** Colour only on a TTY (not TERM=dumb, as oclif's help) and never with NO_COLOR (set to anything, even empty). */
 export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env)
+  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb'
 }
 
 export abstract class BaseCommand extends Command {

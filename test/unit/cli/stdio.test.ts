@@ -59,6 +59,26 @@ test('FORCE_COLOR does not colour a pipe, --help included; NO_COLOR neither', ()
   }
 })
 
+/** `tunctl ARGS` on a pseudo-terminal (script(1)): what the terminal got */
+function onTty(args: string[], extra: Record<string, string>): string {
+  const cmd = [process.execPath, bin, ...args].map((a) => `'${a}'`).join(' ')
+  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], {encoding: 'utf8', env: env({TERM: 'xterm', ...extra}), timeout: 30_000})
+  assert.is(r.status, 0, r.stdout + r.stderr)
+  return r.stdout
+}
+
+test('on a TTY: colour (help and plan), but none with NO_COLOR set to anything, even empty, nor with TERM=dumb', () => {
+  // plan of a tunnel that does not exist (the host namespace is only read); help needs nothing
+  for (const args of [['apply', '--help'], ['plan', spec]]) {
+    assert.match(onTty(args, {}), ESC, `${args.join(' ')} on a TTY is coloured`)
+    for (const extra of [{NO_COLOR: '1'}, {NO_COLOR: ''}, {NO_COLOR: '0', FORCE_COLOR: '1'}, {TERM: 'dumb'}]) {
+      const out = onTty(args, extra)
+      assert.match(out, args[0] === 'plan' ? /Plan: 1 to create/ : /USAGE/)
+      assert.not.match(out, ESC, `${args.join(' ')} with ${JSON.stringify(extra)}`)
+    }
+  }
+})
+
 test('no user-plugin lookup: an unreadable oclif data folder gives no warning', () => {
   // oclif reads $XDG_DATA_HOME/tunctl/package.json for user plugins and warns on anything but ENOENT (here EISDIR)
   const data = join(scratch, 'data')
