@@ -54,6 +54,14 @@ test('a namespace that does not exist: exit 64 naming it (not 1, "host restored"
   assert.is(JSON.parse(j.stdout).error.exitCode, 64)
 })
 
+test('an empty NAME is a usage error (show would list every tunnel, del say "no tunnel named "), before any system access', () => {
+  for (const args of [['show', ''], ['show', '--json', ''], ['del', ''], ['del', 'x', '', '--ignore-missing']]) {
+    const r = tunctl([...args, '--netns', MISSING])
+    assert.is(r.code, 64, `${JSON.stringify(args)}: ${r.stderr}`)
+    assert.match(r.stderr, 'NAME must not be empty')
+  }
+})
+
 test('--adopt takes one name per flag: FILE after it is still the argument', () => {
   // without multipleNonGreedy oclif would take FILE as a second name and report a missing argument
   const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
