@@ -73,6 +73,8 @@ ${BaseCommand.exitCodesHelp}`
     const {args, flags} = await this.parse(Apply)
     this.jsonMode = flags.json
     if (flags.confirm !== undefined && flags['dry-run']) throw new UsageError('--confirm cannot be combined with --dry-run')
+    // apply's changes are never pending after it: the flag means something only with --dry-run (tunctl(8) SYNOPSIS)
+    if (flags['detailed-exitcode'] && !flags['dry-run']) throw new UsageError('--detailed-exitcode needs --dry-run (or use tunctl plan --detailed-exitcode)')
     const desired = await loadSpec(args.file)
     mark('spec parsed')
     const netns = flags.netns

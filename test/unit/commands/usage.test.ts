@@ -62,6 +62,14 @@ test('an empty NAME is a usage error (show would list every tunnel, del say "no 
   }
 })
 
+test('apply --detailed-exitcode without --dry-run is a usage error (it would be ignored), before the file is read', () => {
+  const r = tunctl(['apply', '--detailed-exitcode', join(scratch, 'no-such.yaml')])
+  assert.is(r.code, 64, r.stderr)
+  assert.match(r.stderr, '--detailed-exitcode needs --dry-run')
+  const j = tunctl(['apply', '--json', '--detailed-exitcode', spec])
+  assert.equal([j.code, JSON.parse(j.stdout).error.exitCode], [64, 64])
+})
+
 test('--adopt takes one name per flag: FILE after it is still the argument', () => {
   // without multipleNonGreedy oclif would take FILE as a second name and report a missing argument
   const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
