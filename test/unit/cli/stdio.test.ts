@@ -49,6 +49,16 @@ test('a reader that closes early: the command keeps its own exit code (not 13) a
   assert.is(piped(['validate', spec], 'head -c1 >/dev/null').code, 0, 'a reader that reads a little and goes')
 })
 
+test('stderr to a reader that closes early (2>&1 | true): the error keeps its exit code', () => {
+  const bad = join(scratch, 'bad2.yaml')
+  writeFileSync(bad, 'version: 1\ntunnels:\n  g1:\n    mode: gre\n    ttl: 300\n')
+  for (const [args, code] of [[['validate', bad], 65], [['validate', '--json', bad], 65], [['nosuch'], 64], [['validate', join(scratch, 'missing.yaml')], 66]] as const) {
+    const quoted = [process.execPath, bin, ...args].map((a) => `'${a}'`).join(' ')
+    const r = spawnSync('bash', ['-c', `${quoted} 2>&1 | true; exit "\${PIPESTATUS[0]}"`], {encoding: 'utf8', env: env(), timeout: 30_000})
+    assert.is(r.status, code, `${args.join(' ')} 2>&1 | true: ${r.stderr}`)
+  }
+})
+
 test('FORCE_COLOR does not colour a pipe, --help included; NO_COLOR neither', () => {
   for (const args of [['--help'], ['apply', '--help'], ['plan', '--help'], ['validate', spec]]) {
     for (const extra of [{FORCE_COLOR: '1'}, {FORCE_COLOR: '3'}, {NO_COLOR: '1', FORCE_COLOR: '1'}]) {
