@@ -31,8 +31,9 @@ export const EXIT_TABLE: Array<[number, string]> = [
   [77, 'insufficient privilege (needs CAP_NET_ADMIN / root)'],
 ]
 
+/** The table in --help: oclif trims each line's leading blanks, so the codes are padded on the right to align. */
 export function exitTableText(): string {
-  return 'EXIT CODES\n' + EXIT_TABLE.map(([c, t]) => `  ${String(c).padStart(2)}  ${t}`).join('\n')
+  return 'EXIT CODES\n' + EXIT_TABLE.map(([c, t]) => `${String(c).padEnd(4)}${t}`).join('\n')
 }
 
 export class TunctlError extends Error {
