@@ -16,6 +16,8 @@ const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-usage-'))
 const spec = join(scratch, 'empty.yaml')
 writeFileSync(spec, 'version: 1\ntunnels: {}\n')
+const legacy = join(scratch, 'legacy.yaml')
+writeFileSync(legacy, 'version: 1\ntunnels:\n  legacy0:\n    mode: gre\n    local: 192.0.2.1\n    remote: 198.51.100.7\n')
 const MISSING = `tunctl-no-such-ns-${process.pid}`
 /** tunctl's state folder for these runs (TUNCTL_RUN_DIR): a usage error must leave nothing in it */
 const runRoot = join(scratch, 'run')
@@ -70,9 +72,20 @@ test('apply --detailed-exitcode without --dry-run is a usage error (it would be 
   assert.equal([j.code, JSON.parse(j.stdout).error.exitCode], [64, 64])
 })
 
+test('--adopt NAME of a tunnel the file does not list: a usage error (it was ignored), before the system is read', () => {
+  for (const cmd of ['plan', 'apply']) {
+    const r = tunctl([cmd, '--adopt', 'legacy0', '--adopt', 'other9', spec, '--netns', MISSING])
+    assert.is(r.code, 64, r.stderr)
+    assert.match(r.stderr, `--adopt legacy0, other9: ${spec} lists no tunnel of that name`)
+    assert.not.match(r.stderr, 'does not exist', 'checked before the namespace is looked at')
+    const ok = tunctl([cmd, '--adopt', 'legacy0', legacy, '--netns', MISSING])
+    assert.match(ok.stderr, 'does not exist', 'a listed name passes on to the namespace')
+  }
+})
+
 test('--adopt takes one name per flag: FILE after it is still the argument', () => {
   // without multipleNonGreedy oclif would take FILE as a second name and report a missing argument
-  const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
+  const r = tunctl(['plan', '--adopt', 'legacy0', legacy, '--netns', MISSING])
   assert.not.match(r.stderr, 'Missing 1 required arg')
   assert.match(r.stderr, 'does not exist')
   // and a missing FILE is not blamed on --adopt (oclif's note ignores non-greedy flags)
