@@ -1,9 +1,9 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
+import {BaseCommand, commonFlags, requireNetns, useColor} from '../lib/base.js'
 import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
-import type {Plan} from '../model/types.js'
+import type {DesiredState, Plan} from '../model/types.js'
 import {renderPlan, planToJSON} from '../plan/index.js'
 import {loadSpec} from '../spec/load.js'
 import {applySpec} from '../execute/apply.js'
@@ -17,6 +17,12 @@ export const adoptFlag = Flags.string({
   multipleNonGreedy: true, // `--adopt a FILE` takes one name, not FILE too; repeat the flag for more
   helpValue: 'NAME',
 })
+
+/** --adopt NAME takes over a tunnel the file describes (tunctl(8)): a NAME the file does not list is a usage error. */
+export function checkAdopt(desired: DesiredState, adopt: string[] | undefined): void {
+  const missing = (adopt ?? []).filter((n) => !desired.tunnels.some((t) => t.name === n))
+  if (missing.length) throw new UsageError(`--adopt ${missing.join(', ')}: ${desired.file} lists no tunnel of that name (--adopt takes over a tunnel the file describes)`)
+}
 
 export const driverFlag = Flags.option({
   description: 'driver for every tunnel, overriding the file: auto (kernel if it supports the mode, else userspace), kernel, userspace',
@@ -73,9 +79,13 @@ ${BaseCommand.exitCodesHelp}`
     const {args, flags} = await this.parse(Apply)
     this.jsonMode = flags.json
     if (flags.confirm !== undefined && flags['dry-run']) throw new UsageError('--confirm cannot be combined with --dry-run')
+    // apply's changes are never pending after it: the flag means something only with --dry-run (tunctl(8) SYNOPSIS)
+    if (flags['detailed-exitcode'] && !flags['dry-run']) throw new UsageError('--detailed-exitcode needs --dry-run (or use tunctl plan --detailed-exitcode)')
     const desired = await loadSpec(args.file)
     mark('spec parsed')
+    checkAdopt(desired, flags.adopt)
     const netns = flags.netns
+    requireNetns(netns)
     const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt}
     const show = (plan: Plan) => {
       this.plan = plan

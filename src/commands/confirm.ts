@@ -1,5 +1,9 @@
 // `tunctl confirm`: keeps an apply made with --confirm SECONDS before its watchdog rolls it back.
-import {BaseCommand, nsJsonFlags} from '../lib/base.js'
+import {accessSync, constants} from 'node:fs'
+import {BaseCommand, nsJsonFlags, requireNetns} from '../lib/base.js'
+import {PermissionError} from '../lib/errors.js'
+import {readJournal} from '../lib/journal.js'
+import {runDir} from '../lib/rundir.js'
 import {confirmApply} from '../execute/confirm.js'
 
 export default class Confirm extends BaseCommand {
@@ -21,6 +25,14 @@ ${BaseCommand.exitCodesHelp}`
     const {flags} = await this.parse(Confirm)
     this.jsonMode = flags.json
     const netns = flags.netns
+    // the journal is in tunctl's state folder (root's, 0700): unreadable means no privilege, not "nothing to confirm"
+    try {
+      accessSync(runDir(netns), constants.R_OK | constants.X_OK)
+    } catch (e: any) {
+      if (e?.code === 'EACCES' || e?.code === 'EPERM') throw new PermissionError(`cannot read ${runDir(netns)}: ${e.message} (tunctl needs root / CAP_NET_ADMIN)`)
+    }
+    // nothing to confirm in a namespace that does not exist is a usage error (64) like in every other command
+    if (!readJournal(netns)) requireNetns(netns)
     const j = await confirmApply(netns)
     if (this.jsonMode) this.printJSON({ok: true, confirmed: true, id: j.id, ...(j.file ? {file: j.file} : {}), ...(netns ? {netns} : {})})
     else process.stdout.write(`Confirmed: the apply${j.file ? ` of ${j.file}` : ''} stays.\n`)

@@ -1,7 +1,8 @@
 // `tunctl del NAME...`: delete tunnels (their addresses and routes go with the link) and stop userspace encapsulators,
 // as a plan of deletions through the executor (src/execute/delete.ts).
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags} from '../lib/base.js'
+import {BaseCommand, commonFlags, requireNetns} from '../lib/base.js'
+import {UsageError} from '../lib/errors.js'
 import {visible} from '../lib/text.js'
 import {deleteTunnels} from '../execute/delete.js'
 
@@ -37,6 +38,8 @@ ${BaseCommand.exitCodesHelp}`
     const {argv, flags} = await this.parse(Del)
     this.jsonMode = flags.json
     const names = argv.filter((a): a is string => typeof a === 'string')
+    if (names.includes('')) throw new UsageError('NAME must not be empty')
+    requireNetns(flags.netns)
     const {interrupted, ...result} = await deleteTunnels(names, {netns: flags.netns, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], force: flags.force, ignoreMissing: flags['ignore-missing']})
     if (interrupted) process.stderr.write(`tunctl: ${interrupted} arrived while the batch ran: the deletions finished and were verified; they stand\n`)
     if (this.jsonMode) this.printJSON({ok: true, ...result})

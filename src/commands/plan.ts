@@ -7,7 +7,7 @@ import {planSpec} from '../execute/pipeline.js'
 import {renderPlan, planToJSON, compilePlan} from '../plan/index.js'
 import {DRIVERS} from '../drivers/index.js'
 import {loadSpec} from '../spec/load.js'
-import {adoptFlag, driverFlag} from './apply.js'
+import {adoptFlag, checkAdopt, driverFlag} from './apply.js'
 
 export default class PlanCmd extends BaseCommand {
   static override summary = 'Show what apply would change; never changes anything.'
@@ -42,6 +42,7 @@ ${BaseCommand.exitCodesHelp}`
     this.jsonMode = flags.json
     reportUnfinished(flags.netns)
     const desired = await loadSpec(args.file)
+    checkAdopt(desired, flags.adopt)
     const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt})
     if (this.jsonMode) {
       const out: Record<string, unknown> = {ok: true, file: desired.file, plan: planToJSON(plan)}

@@ -2,6 +2,7 @@
 import {visible} from '../lib/text.js'
 import {Args} from '@oclif/core'
 import {BaseCommand, commonFlags, nsJsonFlags} from '../lib/base.js'
+import {UsageError} from '../lib/errors.js'
 import {table} from '../lib/render.js'
 import type {ObservedTunnel} from '../model/types.js'
 import {listTunnels} from '../execute/inspect.js'
@@ -69,6 +70,8 @@ ${BaseCommand.exitCodesHelp}`
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Show)
     this.jsonMode = flags.json
+    // an empty NAME is no name: a usage error, not the list of every tunnel
+    if (args.name === '') throw new UsageError('NAME must not be empty')
     const tunnels = await listTunnels({netns: flags.netns, name: args.name, all: flags.all})
 
     if (this.jsonMode) {

@@ -2,7 +2,7 @@
 // the namespace lock, recovery of an unfinished earlier run, and the journal of the plan in progress (written
 // before the first change, kept current at each phase, so a killed run is rolled back by the next command).
 import {randomBytes} from 'node:crypto'
-import {EXIT, RollbackError} from '../lib/errors.js'
+import {RollbackError, TunctlError, handleError} from '../lib/errors.js'
 import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
 import {journalStarted, processStart, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
 import {withLock, type Lock} from '../lib/lock.js'
@@ -11,7 +11,6 @@ import {executePlan, type ApplyResult, type ExecHooks} from './index.js'
 import {recoverUnfinished} from './recover.js'
 import type {ExecPhase, Operation, Residual} from './run.js'
 import type {Compiled} from '../plan/lines.js'
-import type {TunctlError} from '../lib/errors.js'
 
 export interface TransactionOptions {
   netns?: string
@@ -31,8 +30,10 @@ export interface Transaction {
  */
 export async function transaction<T>(opts: TransactionOptions, fn: (tx: Transaction) => Promise<T>): Promise<T> {
   const signals = watchSignals((sig) => {
-    process.stderr.write(`tunctl: ${sig}: stopped before any change\n`)
-    process.exit(EXIT.FAILED)
+    // through handleError: with --json the one error document on stdout too
+    const e = new TunctlError(`${sig}: stopped before any change`)
+    e.code = 'interrupted'
+    process.exit(handleError(e))
   })
   try {
     return await withLock(opts.netns, opts.lockTimeout, async (lock) => {

@@ -1,6 +1,8 @@
 // Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
+import {existsSync} from 'node:fs'
+import {join} from 'node:path'
 import {Command, Flags} from '@oclif/core'
-import {EXIT, TunctlError, UsageError, exitTableText, stdoutState} from './errors.js'
+import {EXIT, TunctlError, UsageError, exitTableText, noSuchNetns, stdoutState} from './errors.js'
 import {jsonText} from './text.js'
 
 export {jsonText}
@@ -9,6 +11,14 @@ export {jsonText}
 export function netnsNameProblem(ns: string): string | undefined {
   if (ns === '' || ns === '.' || ns === '..' || ns.includes('/') || ns.includes('\0')) return `"${ns}" is not a network namespace name (ip netns names are plain file names)`
   return undefined
+}
+
+/**
+ * Throws noSuchNetns unless `ip netns` knows NS (iproute2 opens /var/run/netns/NS, /run/netns on most systems).
+ * Commands that take the namespace lock check it first: the lock would otherwise create /run/tunctl/ns/NS for it.
+ */
+export function requireNetns(ns: string | undefined): void {
+  if (ns !== undefined && !existsSync(join('/var/run/netns', ns)) && !existsSync(join('/run/netns', ns))) throw noSuchNetns(ns)
 }
 
 export const commonFlags = {
@@ -29,9 +39,9 @@ export const commonFlags = {
 /** --netns and --json, the flags of every read-only command */
 export const nsJsonFlags = {netns: commonFlags.netns, json: commonFlags.json}
 
-/** Colour only on a TTY and never with NO_COLOR. */
+/** Colour only on a TTY (not TERM=dumb, as oclif's help) and never with NO_COLOR (set to anything, even empty). */
 export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env)
+  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb'
 }
 
 export abstract class BaseCommand extends Command {

@@ -31,8 +31,9 @@ export const EXIT_TABLE: Array<[number, string]> = [
   [77, 'insufficient privilege (needs CAP_NET_ADMIN / root)'],
 ]
 
+/** The table in --help: oclif trims each line's leading blanks, so the codes are padded on the right to align. */
 export function exitTableText(): string {
-  return 'EXIT CODES\n' + EXIT_TABLE.map(([c, t]) => `  ${String(c).padStart(2)}  ${t}`).join('\n')
+  return 'EXIT CODES\n' + EXIT_TABLE.map(([c, t]) => `${String(c).padEnd(4)}${t}`).join('\n')
 }
 
 export class TunctlError extends Error {
@@ -83,6 +84,11 @@ export class SpecError extends TunctlError {
 export class UsageError extends TunctlError {
   override exitCode: number = EXIT.USAGE
   override code = 'usage'
+}
+
+/** A --netns naming no namespace (`ip -n` says "Cannot open network namespace"): a usage error, 64. */
+export function noSuchNetns(ns: string): UsageError {
+  return new UsageError(`network namespace "${ns}" does not exist (see ip netns list)`)
 }
 
 export class InputError extends TunctlError {

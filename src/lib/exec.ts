@@ -4,7 +4,7 @@
 // commands that must outlive tunctl (the ip batch, the confirmation watchdog).
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {execa} from 'execa'
-import {CommandError, PermissionError, UsageError} from './errors.js'
+import {CommandError, PermissionError, UnavailableError, UsageError, noSuchNetns} from './errors.js'
 import {quoteBatchWord, visible} from './text.js'
 
 export interface RunOptions {
@@ -86,11 +86,13 @@ export function runSync(cmd: string, args: string[], opts: Pick<RunOptions, 'ver
 
 /**
  * The error class of a failed command from its stderr: a namespace that does not exist → UsageError (64), no
- * privilege → PermissionError (77), anything else → CommandError (with the argv, stderr and batch line).
+ * privilege → PermissionError (77), the program not installed → UnavailableError (69), anything else → CommandError (with the argv, stderr and batch line).
  */
-export function commandError(argv: string[], stderr: string, batchLine?: number): CommandError | PermissionError | UsageError {
+export function commandError(argv: string[], stderr: string, batchLine?: number): CommandError | PermissionError | UsageError | UnavailableError {
   const ns = /Cannot open network namespace "([^"]*)": No such file or directory/.exec(stderr)
-  if (ns) return new UsageError(`network namespace "${ns[1]}" does not exist (see ip netns list)`)
+  if (ns) return noSuchNetns(ns[1]!)
+  // run/runSync's text for a program that cannot be started: without ip no mode works with any driver (69)
+  if (stderr === `${argv[0]}: not found`) return new UnavailableError(`${argv[0]} is not installed or not in PATH (tunctl needs ${argv[0] === 'ip' ? 'iproute2' : argv[0]})`)
   if (/Operation not permitted|Permission denied/.test(stderr)) {
     return new PermissionError(`${argv.join(' ')}: ${stderr.trim()} (tunctl needs root / CAP_NET_ADMIN)`)
   }

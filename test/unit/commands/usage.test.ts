@@ -2,7 +2,7 @@
 // that is no namespace name, a namespace that does not exist; and `--adopt NAME FILE` leaves FILE an argument.
 // With --json each is one JSON document on stdout. Safe anywhere: `ip -n MISSING …` fails without touching any namespace.
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -16,12 +16,16 @@ const bin = join(repo, 'bin', 'run')
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-usage-'))
 const spec = join(scratch, 'empty.yaml')
 writeFileSync(spec, 'version: 1\ntunnels: {}\n')
+const legacy = join(scratch, 'legacy.yaml')
+writeFileSync(legacy, 'version: 1\ntunnels:\n  legacy0:\n    mode: gre\n    local: 192.0.2.1\n    remote: 198.51.100.7\n')
 const MISSING = `tunctl-no-such-ns-${process.pid}`
+/** tunctl's state folder for these runs (TUNCTL_RUN_DIR): a usage error must leave nothing in it */
+const runRoot = join(scratch, 'run')
 
 test.before(ensureBuilt)
 
 function tunctl(args: string[]) {
-  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
+  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1', TUNCTL_RUN_DIR: runRoot}
   delete env.FORCE_COLOR
   const r = spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env, timeout: 30_000})
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
@@ -40,19 +44,48 @@ test('--netns with a path in it: exit 64 for every command that takes it', () =>
   }
 })
 
-test('a namespace that does not exist: exit 64 naming it (not 1, "host restored")', () => {
-  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['del', 'x']]) {
+test('a namespace that does not exist: exit 64 naming it (not 1, "host restored"), and no state folder made for it', () => {
+  for (const args of [['show'], ['export'], ['doctor'], ['plan', spec], ['apply', spec], ['apply', '--dry-run', spec], ['del', 'x'], ['del', '--ignore-missing', 'x'], ['confirm']]) {
     const r = tunctl([...args, '--netns', MISSING])
     assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
     assert.match(r.stderr, `network namespace "${MISSING}" does not exist`)
+    // apply and del took the namespace lock first, which made TUNCTL_RUN_DIR/ns/MISSING/lock
+    assert.not.ok(existsSync(join(runRoot, 'ns', MISSING)), `${args.join(' ')} left ${join(runRoot, 'ns', MISSING)}`)
   }
   const j = tunctl(['show', '--json', '--netns', MISSING])
   assert.is(JSON.parse(j.stdout).error.exitCode, 64)
 })
 
+test('an empty NAME is a usage error (show would list every tunnel, del say "no tunnel named "), before any system access', () => {
+  for (const args of [['show', ''], ['show', '--json', ''], ['del', ''], ['del', 'x', '', '--ignore-missing']]) {
+    const r = tunctl([...args, '--netns', MISSING])
+    assert.is(r.code, 64, `${JSON.stringify(args)}: ${r.stderr}`)
+    assert.match(r.stderr, 'NAME must not be empty')
+  }
+})
+
+test('apply --detailed-exitcode without --dry-run is a usage error (it would be ignored), before the file is read', () => {
+  const r = tunctl(['apply', '--detailed-exitcode', join(scratch, 'no-such.yaml')])
+  assert.is(r.code, 64, r.stderr)
+  assert.match(r.stderr, '--detailed-exitcode needs --dry-run')
+  const j = tunctl(['apply', '--json', '--detailed-exitcode', spec])
+  assert.equal([j.code, JSON.parse(j.stdout).error.exitCode], [64, 64])
+})
+
+test('--adopt NAME of a tunnel the file does not list: a usage error (it was ignored), before the system is read', () => {
+  for (const cmd of ['plan', 'apply']) {
+    const r = tunctl([cmd, '--adopt', 'legacy0', '--adopt', 'other9', spec, '--netns', MISSING])
+    assert.is(r.code, 64, r.stderr)
+    assert.match(r.stderr, `--adopt legacy0, other9: ${spec} lists no tunnel of that name`)
+    assert.not.match(r.stderr, 'does not exist', 'checked before the namespace is looked at')
+    const ok = tunctl([cmd, '--adopt', 'legacy0', legacy, '--netns', MISSING])
+    assert.match(ok.stderr, 'does not exist', 'a listed name passes on to the namespace')
+  }
+})
+
 test('--adopt takes one name per flag: FILE after it is still the argument', () => {
   // without multipleNonGreedy oclif would take FILE as a second name and report a missing argument
-  const r = tunctl(['plan', '--adopt', 'legacy0', spec, '--netns', MISSING])
+  const r = tunctl(['plan', '--adopt', 'legacy0', legacy, '--netns', MISSING])
   assert.not.match(r.stderr, 'Missing 1 required arg')
   assert.match(r.stderr, 'does not exist')
   // and a missing FILE is not blamed on --adopt (oclif's note ignores non-greedy flags)
