@@ -1,6 +1,7 @@
 /* tunctl userspace engine: one data plane for all userspace tunnels of a namespace (see engine.h). */
 #define _GNU_SOURCE
 #include "engine.h"
+#include "engroute.h"
 #include "offload.h"
 
 #include <errno.h>
@@ -98,6 +99,10 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
     struct sock_fprog prog = {.len = 1, .filter = &none};
     setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
   }
+  /* multicast gre: the kernel never loops a tunnel's outer multicast back to its own host (sk_mc_loop is false
+   * under dev_recursion_level, i.e. in a tunnel's xmit); a raw socket would (IP_MULTICAST_LOOP defaults to 1) */
+  int zero = 0;
+  setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero);
   if (fwmark) setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
   if (dev && dev[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) < 0) {
     snprintf(err, errlen, "SO_BINDTODEVICE %s: %s", dev, strerror(errno));
@@ -480,6 +485,7 @@ static void refresh_flags(struct tunctl_engine *e) {
       __atomic_store_n(&e->entries[i].up, up, __ATOMIC_RELAXED);
     }
     __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+    tunctl_engine_mcast_sync(e); /* multicast gre: ipgre_open / ipgre_close on IFF_UP changes (engroute.c) */
   }
   pthread_mutex_unlock(&e->flags_lock);
 }
@@ -563,6 +569,11 @@ static void *rx_main(void *arg) {
       while (recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
       }
       __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
+      /* now, not with the next packet: a multicast gre tunnel coming up joins its group (the packets to the group
+       * arrive only then) */
+      pthread_rwlock_rdlock(&e->lock);
+      refresh_flags(e);
+      pthread_rwlock_unlock(&e->lock);
     }
     if (!pfd[0].revents) continue;
     for (;;) {
@@ -736,6 +747,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   pthread_rwlockattr_destroy(&at);
   pthread_mutex_init(&e->flags_lock, NULL);
   pthread_mutex_init(&e->twin_lock, NULL); /* kernel twin */
+  pthread_mutex_init(&e->mc_lock, NULL);   /* multicast gre */
   tunctl_pmtu_init(&e->pmtu);
   e->slots = calloc(ENGINE_MAX, sizeof *e->slots);
   e->tabgen = 1;
@@ -827,6 +839,8 @@ void tunctl_engine_free(struct tunctl_engine *e) {
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->flags_lock);
   pthread_mutex_destroy(&e->twin_lock);
+  tunctl_engine_mcast_free(e);
+  pthread_mutex_destroy(&e->mc_lock);
   free(e);
 }
 
@@ -931,6 +945,9 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)t->gen << 32 | slot};
   epoll_ctl(e->txep[slot % ENGINE_TX], EPOLL_CTL_ADD, t->tun_fd, &ev);
   pthread_rwlock_unlock(&e->lock);
+  pthread_rwlock_rdlock(&e->lock);
+  tunctl_engine_mcast_sync(e); /* multicast gre: an up device joins its group (engroute.c) */
+  pthread_rwlock_unlock(&e->lock);
   return 0;
 }
 
@@ -966,10 +983,14 @@ int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct
   t->send_fd = fd >= 0 ? fd : -1;
   e->entries[i].cfg = t->cfg;
   e->entries[i].link = link_of(t->dev);
+  t->mc_recheck = 1; /* multicast gre: group and device looked up again */
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   if (old >= 0) close(old);
   vti_free(oldvti);
+  pthread_rwlock_rdlock(&e->lock);
+  tunctl_engine_mcast_sync(e);
+  pthread_rwlock_unlock(&e->lock);
   return 0;
 }
 
@@ -997,6 +1018,7 @@ int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_d
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   /* no packet thread holds t now (they hold the read lock around every use) */
+  tunctl_engine_mcast_leave(e, t); /* multicast gre: ipgre_close */
   if (remove_device) tunctl_set_persist(t->tun_fd, 0);
   close(t->tun_fd);
   if (t->send_fd >= 0) close(t->send_fd);

@@ -74,6 +74,11 @@ tun() {
     "${args[@]}" || echo "ERROR $DRIVER $SCEN ${args[*]}"
     for r in ${routers//,/ }; do ip -n $S tunnel prl prl-default "$r" dev "$name"; done
   else
+    # tunctl's gre driver keys a multicast tunnel by its group when no key is given, as iproute2 does
+    # (src/drivers/gre.ts `extra`): the parameters its planner gives the engine
+    if [ "$mode" = gre ] && [ -z "$key" ] && [ "$remote" != any ] && [ "${remote%%.*}" -ge 224 ] && [ "${remote%%.*}" -le 239 ]; then
+      local o; IFS=. read -ra o <<<"$remote"; key=$(( (o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3] ))
+    fi
     local j="\"mode\":\"$mode\",\"local\":\"$local\",\"remote\":\"$remote\",\"ttl\":$ttl"
     [ -n "$key" ] && j="$j,\"ikey\":$key,\"okey\":$key"
     case $mode in ipip) j="$j,\"proto\":\"ipip\"" ;; sit) j="$j,\"proto\":\"${proto:-ip6ip}\"" ;; isatap) j="$j,\"proto\":\"ip6ip\"" ;; esac
@@ -137,6 +142,18 @@ counts() {
     if [ "$a" = gone ] || [ "${before[$i]}" = gone ]; then out="$out ${names[$i]}=gone"; else out="$out ${names[$i]}=$((a - before[$i]))"; fi
   done
   echo "$res |${out}"
+}
+
+# member N: how many memberships of 239.1.1.1 S's s1 has (ip maddr), once it is N or after 3 s (the engine joins
+# and leaves on the link change it is told of; the kernel at once)
+member() {
+  local got
+  for _ in $(seq 30); do
+    got=$(ip -n $S maddr show dev s1 | grep -c ' 239\.1\.1\.1\b')
+    [ "$got" = "$1" ] && break
+    sleep 0.1
+  done
+  echo "$got"
 }
 
 # the ICMP destination unreachables S's kernel sent (/proc/net/snmp Icmp: OutDestUnreachs)

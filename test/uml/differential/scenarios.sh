@@ -100,14 +100,29 @@ scen_gre_keys() {
   ip -n $P link del pa; ip -n $P link del pb; ip -n $P link del pc; ip -n $P addr del 10.5.0.2/32 dev lo
 }
 
-# a multicast remote: packets to the group (ipgre_open joins it; ip_tunnel_lookup pass 3)
+# a multicast remote: packets to the group (ipgre_open joins it on the device the route to the group leaves by,
+# ipgre_close leaves it; ip_tunnel_lookup pass 3). Without a key, iproute2 and tunctl's gre driver key the tunnel by
+# its group (so its MTU is 1500 - 28). A second tunnel shares the group: the membership lasts while one is up.
 scen_multicast() {
   peer $Q q1 gre 203.0.113.2 239.1.1.1
   ip -n $Q addr add 10.6.0.2/32 dev lo; ip -n $Q route add 10.6.0.1/32 dev q1 src 10.6.0.2
   ip -n $S addr add 10.6.0.1/32 dev lo; ip -n $S route add 10.6.0.2/32 via 203.0.113.2
+  obs member.before "$(member 0)"
   tun m1 gre 203.0.113.1 239.1.1.1
+  obs member.m1-up "$(member 1)"
   obs group "$(counts m1 -- pings $Q "${PING4[@]}" 10.6.0.1)"
+  tun m2 gre 203.0.113.1 239.1.1.1 key=77
+  ip -n $S link set m1 down
+  obs member.m2-up "$(member 1)"
+  ip -n $S link set m2 down
+  obs member.both-down "$(member 0)"
+  obs group.both-down "$(counts m1 m2 -- pings $Q "${PING4[@]}" 10.6.0.1)"
+  ip -n $S link set m1 up
+  obs member.m1-up-again "$(member 1)"
+  obs group.again "$(counts m1 m2 -- pings $Q "${PING4[@]}" 10.6.0.1)"
   untun m1
+  obs member.m1-removed "$(member 0)"
+  untun m2
   ip -n $S route del 10.6.0.2/32; ip -n $S addr del 10.6.0.1/32 dev lo
   ip -n $Q link del q1; ip -n $Q addr del 10.6.0.2/32 dev lo
 }
@@ -155,3 +170,4 @@ scen_isatap() {
   untun i1
   ip -n $P link del pi; ip -n $P addr del 2001:db8:109::2/128 dev lo
 }
+
