@@ -73,6 +73,21 @@ static int eng_encap(struct eng_tun *t, uint8_t *buf, size_t len, uint8_t **out,
     return tunctl_vti_encap(t->vti, buf, SLOT, len, out, outlen, icmpbuf); /* VTI_TX_* = TX_* */
   }
   switch (t->cfg.mode) {
+  case TM_ISATAP: { /* the next hop from the route out of the device, as ipip6_tunnel_xmit (isatap.c, engroute.c) */
+    const uint8_t *in = buf + TUNCTL_HEADROOM;
+    uint32_t v4;
+    int r = len >= 40 && (in[0] >> 4) == 6 ? tunctl_isatap_nexthop(t->v6r, t->nv6r, in + 24, &v4) : ISATAP_NH_NONE;
+    if (r == ISATAP_NH_ERROR) {
+      *why = TXD_NO_ROUTE; /* the kernel's tx_error */
+      return TX_DROP;
+    }
+    if (r == ISATAP_NH_OK) {
+      struct tunctl_cfg cfg = t->cfg;
+      cfg.remote = v4;
+      return tunctl_encap(&cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
+    }
+    return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why); /* no route: codec's choice */
+  }
   default:
     return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
   }
@@ -566,8 +581,19 @@ static void *rx_main(void *arg) {
     if (nl >= 0 && pfd[nl].revents) {
       /* link changes first: packets of this round are dispatched with the flags after them */
       char nlbuf[8192];
-      while (recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
+      ssize_t r;
+      int v6routes = 0;
+      while ((r = recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT)) > 0 || (r < 0 && errno == ENOBUFS)) {
+        if (r < 0) { /* notifications lost: read everything again */
+          v6routes = 1;
+          continue;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)nlbuf; NLMSG_OK(h, (unsigned)r); h = NLMSG_NEXT(h, r))
+          if ((h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) &&
+              ((struct rtmsg *)NLMSG_DATA(h))->rtm_family == AF_INET6)
+            v6routes = 1;
       }
+      if (v6routes) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device (engroute.c) */
       __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
       /* now, not with the next packet: a multicast gre tunnel coming up joins its group (the packets to the group
        * arrive only then) */
@@ -773,7 +799,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    /* link changes (IFF_UP); IPv6 route changes (isatap next hops, engroute.c) */
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV6_ROUTE};
     if (bind(e->nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
       close(e->nl_fd);
       e->nl_fd = -1;
@@ -824,6 +851,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     close(t->tun_fd);
     if (t->send_fd >= 0) close(t->send_fd);
     vti_free(t->vti);
+    free(t->v6r);
     free(t);
   }
   for (int i = 0; i < ENGINE_NPROTO; i++)
@@ -948,6 +976,7 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   pthread_rwlock_rdlock(&e->lock);
   tunctl_engine_mcast_sync(e); /* multicast gre: an up device joins its group (engroute.c) */
   pthread_rwlock_unlock(&e->lock);
+  if (cfg->mode == TM_ISATAP) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device */
   return 0;
 }
 
@@ -991,6 +1020,7 @@ int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct
   pthread_rwlock_rdlock(&e->lock);
   tunctl_engine_mcast_sync(e);
   pthread_rwlock_unlock(&e->lock);
+  if (cfg->mode == TM_ISATAP) tunctl_engine_isatap_routes(e);
   return 0;
 }
 
@@ -1019,6 +1049,7 @@ int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_d
   pthread_rwlock_unlock(&e->lock);
   /* no packet thread holds t now (they hold the read lock around every use) */
   tunctl_engine_mcast_leave(e, t); /* multicast gre: ipgre_close */
+  free(t->v6r);
   if (remove_device) tunctl_set_persist(t->tun_fd, 0);
   close(t->tun_fd);
   if (t->send_fd >= 0) close(t->send_fd);

@@ -9,6 +9,7 @@
 
 #include "dataplane.h"
 #include "icmperr.h"
+#include "isatap.h"
 #include "mcast.h"
 #include "pmtu.h"
 #include "vti.h"
@@ -44,6 +45,9 @@ struct eng_tun {
    * mc_recheck: its parameters changed, the group's device is looked up again */
   uint32_t mc_group;
   int mc_ifindex, mc_recheck;
+  /* isatap (engroute.c, isatap.c): the IPv6 routes out of its TUN device (main table), replaced under the write lock */
+  struct tunctl_v6route *v6r;
+  int nv6r;
 };
 
 struct tunctl_engine {

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -132,4 +133,142 @@ void tunctl_engine_mcast_free(struct tunctl_engine *e) {
   for (int i = 0; i < e->mc.n; i++)
     if (e->mc.m[i].fd >= 0) close(e->mc.m[i].fd);
   tunctl_mcast_free(&e->mc);
+}
+
+/* ---- isatap: the routes out of the tunnels' devices ---- */
+
+struct v6r_oif {
+  int oif;
+  struct tunctl_v6route r;
+};
+
+/* one route message: appended to *out when it is a main-table unicast route without a source prefix that leaves by
+ * one of the n devices in oifs. Not modelled: policy routing (other tables, rules), multipath routes (RTA_MULTIPATH,
+ * no RTA_OIF), source-specific routes. */
+static void take_route(struct nlmsghdr *h, const int *oifs, int n, struct v6r_oif **out, int *nout, int *cap) {
+  struct rtmsg *rm = NLMSG_DATA(h);
+  if (rm->rtm_family != AF_INET6 || rm->rtm_type != RTN_UNICAST || rm->rtm_src_len || rm->rtm_dst_len > 128) return;
+  struct v6r_oif v;
+  memset(&v, 0, sizeof v);
+  v.r.plen = rm->rtm_dst_len;
+  uint32_t table = rm->rtm_table;
+  int alen = (int)RTM_PAYLOAD(h);
+  for (struct rtattr *a = RTM_RTA(rm); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+    size_t pl = RTA_PAYLOAD(a);
+    if (a->rta_type == RTA_DST && pl == 16) memcpy(v.r.dst, RTA_DATA(a), 16);
+    else if (a->rta_type == RTA_GATEWAY && pl == 16) v.r.has_gw = 1, memcpy(v.r.gw, RTA_DATA(a), 16);
+    else if (a->rta_type == RTA_OIF && pl >= 4) memcpy(&v.oif, RTA_DATA(a), 4);
+    else if (a->rta_type == RTA_PRIORITY && pl >= 4) memcpy(&v.r.metric, RTA_DATA(a), 4);
+    else if (a->rta_type == RTA_TABLE && pl >= 4) memcpy(&table, RTA_DATA(a), 4);
+  }
+  if (table != RT_TABLE_MAIN) return;
+  int mine = 0;
+  for (int i = 0; i < n && !mine; i++) mine = oifs[i] == v.oif;
+  if (!mine) return;
+  if (*nout == *cap) {
+    int c = *cap ? *cap * 2 : 16;
+    struct v6r_oif *o = realloc(*out, sizeof *o * (size_t)c);
+    if (!o) return;
+    *out = o;
+    *cap = c;
+  }
+  (*out)[(*nout)++] = v;
+}
+
+/* dumps the IPv6 routes; -1 when the dump failed (the tunnels keep theirs) */
+static int dump_v6(const int *oifs, int n, struct v6r_oif **out, int *nout) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) return -1;
+  struct {
+    struct nlmsghdr h;
+    struct rtmsg r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.r);
+  req.h.nlmsg_type = RTM_GETROUTE;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.h.nlmsg_seq = 1;
+  req.r.rtm_family = AF_INET6;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  int cap = 0, done = 0, err = 0;
+  *out = NULL;
+  *nout = 0;
+  if (sendto(s, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) err = 1;
+  static __thread char buf[32768];
+  while (!done && !err) {
+    ssize_t k = recv(s, buf, sizeof buf, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      err = 1;
+      break;
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)k); h = NLMSG_NEXT(h, k)) {
+      if (h->nlmsg_type == NLMSG_DONE) done = 1;
+      else if (h->nlmsg_type == NLMSG_ERROR) err = 1;
+      else if (h->nlmsg_type == RTM_NEWROUTE) take_route(h, oifs, n, out, nout, &cap);
+    }
+  }
+  close(s);
+  if (err) {
+    free(*out);
+    *out = NULL;
+    *nout = 0;
+    return -1;
+  }
+  return 0;
+}
+
+void tunctl_engine_isatap_routes(struct tunctl_engine *e) {
+  pthread_rwlock_rdlock(&e->lock);
+  int n = 0;
+  int *oifs = malloc(sizeof *oifs * (size_t)(e->n ? e->n : 1));
+  for (int i = 0; oifs && i < e->n; i++)
+    if (e->order[i]->cfg.mode == TM_ISATAP) oifs[n++] = e->order[i]->ifindex;
+  pthread_rwlock_unlock(&e->lock);
+  if (!oifs || !n) {
+    free(oifs);
+    return;
+  }
+  struct v6r_oif *all;
+  int nall;
+  if (dump_v6(oifs, n, &all, &nall) < 0) {
+    free(oifs);
+    return;
+  }
+  /* each isatap tunnel's own array, built before the swap; the old ones freed after it */
+  struct tunctl_v6route **mine = calloc((size_t)n, sizeof *mine);
+  int *nmine = calloc((size_t)n, sizeof *nmine);
+  for (int j = 0; mine && nmine && j < n; j++) {
+    int c = 0;
+    for (int k = 0; k < nall; k++) c += all[k].oif == oifs[j];
+    if (!c || !(mine[j] = malloc(sizeof **mine * (size_t)c))) continue;
+    for (int k = 0; k < nall; k++)
+      if (all[k].oif == oifs[j]) mine[j][nmine[j]++] = all[k].r;
+  }
+  free(all);
+  if (!mine || !nmine) {
+    free(mine);
+    free(nmine);
+    free(oifs);
+    return;
+  }
+  pthread_rwlock_wrlock(&e->lock);
+  for (int i = 0; i < e->n; i++) {
+    struct eng_tun *t = e->order[i];
+    if (t->cfg.mode != TM_ISATAP) continue;
+    for (int j = 0; j < n; j++) {
+      if (oifs[j] != t->ifindex) continue;
+      struct tunctl_v6route *old = t->v6r;
+      t->v6r = mine[j];
+      t->nv6r = nmine[j];
+      mine[j] = old; /* freed below, outside the lock */
+      oifs[j] = 0;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&e->lock);
+  for (int j = 0; j < n; j++) free(mine[j]);
+  free(mine);
+  free(nmine);
+  free(oifs);
 }

@@ -1,5 +1,6 @@
 /* The engine's view of the namespace's routing, where the kernel's tunnels consult it outside the packet path:
- * multicast gre group memberships (ipgre_open / ipgre_close; the reference counts in mcast.c). */
+ * multicast gre group memberships (ipgre_open / ipgre_close; the reference counts in mcast.c), and the IPv6 routes
+ * out of the isatap tunnels' devices (ipip6_tunnel_xmit's next hop; the selection in isatap.c). */
 #ifndef TUNCTL_ENGROUTE_H
 #define TUNCTL_ENGROUTE_H
 
@@ -17,5 +18,10 @@ void tunctl_engine_mcast_sync(struct tunctl_engine *e);
 void tunctl_engine_mcast_leave(struct tunctl_engine *e, struct eng_tun *t);
 /* closes every membership (engine stop) */
 void tunctl_engine_mcast_free(struct tunctl_engine *e);
+
+/* re-reads the IPv6 routes of the main table that leave by an isatap tunnel's device (one rtnetlink dump) and gives
+ * each isatap tunnel its own (the table must not be locked by the caller: the swap takes the write lock). Called at
+ * add/change and after IPv6 route notifications (RTNLGRP_IPV6_ROUTE, engine.c rx_main). */
+void tunctl_engine_isatap_routes(struct tunctl_engine *e);
 
 #endif

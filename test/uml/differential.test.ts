@@ -67,6 +67,7 @@ s('no duplicate replies anywhere, and every sibling ping answered by exactly the
     'isatap isatap-source': 'i1=3',
     'isatap router-source': 'i1=3',
     'isatap not-a-router': 'i1=0',
+    'isatap_route via-second-router': 'i2=3',
   }
   for (const [k, counts] of Object.entries(expect)) {
     assert.is(st.kernel.get(k)?.split('|')[1]?.trim(), counts, `kernel ${k}: ${st.kernel.get(k)}`)

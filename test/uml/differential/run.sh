@@ -60,7 +60,7 @@ teardown() {
 
 obs() { echo "OBS $DRIVER $SCEN $1 $2"; }
 
-# tun NAME MODE LOCAL REMOTE [key=K] [routers=A,B] [ttl=N] [proto=P]: a tunnel on S, by the driver under test
+# tun NAME MODE LOCAL REMOTE [key=K] [routers=A,B[:nodefault]] [ttl=N] [proto=P]: a tunnel on S, by the driver under test
 tun() {
   local name=$1 mode=$2 local=$3 remote=$4; shift 4
   local key='' routers='' ttl=0 proto=''
@@ -72,7 +72,9 @@ tun() {
     [ -n "$key" ] && args+=(key "$key")
     [ "$ttl" != 0 ] && args+=(ttl "$ttl")
     "${args[@]}" || echo "ERROR $DRIVER $SCEN ${args[*]}"
-    for r in ${routers//,/ }; do ip -n $S tunnel prl prl-default "$r" dev "$name"; done
+    for r in ${routers//,/ }; do
+      case $r in *:nodefault) ip -n $S tunnel prl prl-nodefault "${r%:nodefault}" dev "$name" ;; *) ip -n $S tunnel prl prl-default "$r" dev "$name" ;; esac
+    done
   else
     # tunctl's gre driver keys a multicast tunnel by its group when no key is given, as iproute2 does
     # (src/drivers/gre.ts `extra`): the parameters its planner gives the engine
@@ -84,7 +86,10 @@ tun() {
     case $mode in ipip) j="$j,\"proto\":\"ipip\"" ;; sit) j="$j,\"proto\":\"${proto:-ip6ip}\"" ;; isatap) j="$j,\"proto\":\"ip6ip\"" ;; esac
     if [ "$mode" = isatap ]; then
       local rs=''
-      for r in ${routers//,/ }; do rs="$rs${rs:+,}{\"address\":\"$r\",\"default\":true}"; done
+      for r in ${routers//,/ }; do
+        local def=true; case $r in *:nodefault) def=false r=${r%:nodefault} ;; esac
+        rs="$rs${rs:+,}{\"address\":\"$r\",\"default\":$def}"
+      done
       j="$j,\"routers\":[$rs]"
     fi
     $cli start "$name" "{$j}" $S >/dev/null || echo "ERROR $DRIVER $SCEN cli start $name {$j}"

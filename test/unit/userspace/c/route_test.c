@@ -1,8 +1,11 @@
 /* Unit tests of the engine's routing-derived state (pure parts):
  * - native/mcast.c: the group a gre tunnel joins (ipgre_open: multicast remote, device up) and the reference counts
- *   per (group, device) that make several tunnels share one membership.
+ *   per (group, device) that make several tunnels share one membership;
+ * - native/isatap.c: the isatap next hop from the route (sit.c ipip6_tunnel_xmit: dst_neigh_lookup of the longest
+ *   prefix match's gateway, else of the destination; it must be a unicast ISATAP address).
  * Built and run by test/unit/userspace/route.test.ts; prints `ok NAME` / `not ok NAME<tab>WHY` per case. */
 #include "harness.h"
+#include "isatap.h"
 #include "mcast.h"
 
 #include <arpa/inet.h>
@@ -104,6 +107,98 @@ static int many_memberships_grow(void) {
   return 0;
 }
 
+/* ---- isatap next hop ---- */
+
+static struct tunctl_v6route R(const char *dst, int plen, const char *gw, uint32_t metric) {
+  struct tunctl_v6route r;
+  memset(&r, 0, sizeof r);
+  inet_pton(AF_INET6, dst, r.dst);
+  r.plen = plen;
+  if (gw) r.has_gw = 1, inet_pton(AF_INET6, gw, r.gw);
+  r.metric = metric;
+  return r;
+}
+
+static int nh(const struct tunctl_v6route *r, int n, const char *dst, uint32_t *v4) {
+  uint8_t d[16];
+  inet_pton(AF_INET6, dst, d);
+  *v4 = 0;
+  return tunctl_isatap_nexthop(r, n, d, v4);
+}
+
+static int gateway_of_a_route_via_a_second_router(void) {
+  /* default via router 1, a prefix via router 2: the prefix's packets go to router 2 */
+  struct tunctl_v6route r[] = {R("::", 0, "fe80::200:5efe:c633:6402", 1024), R("2001:db8:10a::", 64, "fe80::200:5efe:cb00:7102", 1024)};
+  uint32_t v4;
+  CHECK(nh(r, 2, "2001:db8:10a::2", &v4) == ISATAP_NH_OK && v4 == A("203.0.113.2"), "the prefix's router");
+  CHECK(nh(r, 2, "2001:db8:777::1", &v4) == ISATAP_NH_OK && v4 == A("198.51.100.2"), "others: the default route's");
+  return 0;
+}
+
+static int on_link_route_takes_the_destination(void) {
+  struct tunctl_v6route r[] = {R("2001:db8:8::", 64, NULL, 256), R("fe80::", 64, NULL, 256)};
+  uint32_t v4;
+  CHECK(nh(r, 2, "2001:db8:8::200:5efe:c633:6402", &v4) == ISATAP_NH_OK && v4 == A("198.51.100.2"), "ISATAP destination on link");
+  CHECK(nh(r, 2, "fe80::5efe:c000:202", &v4) == ISATAP_NH_OK && v4 == A("192.0.2.2"), "link-local ISATAP (u/l bit 0)");
+  CHECK(nh(r, 2, "2001:db8:8::1", &v4) == ISATAP_NH_ERROR, "a non-ISATAP destination on link: tx_error");
+  return 0;
+}
+
+static int longest_prefix_then_metric(void) {
+  struct tunctl_v6route r[] = {
+      R("2001:db8::", 32, "fe80::5efe:a00:1", 1024),
+      R("2001:db8:1::", 48, "fe80::5efe:a00:2", 1024),
+      R("2001:db8:1:2::", 64, "fe80::5efe:a00:3", 1024),
+      R("2001:db8:1:2::", 64, "fe80::5efe:a00:4", 10),
+      R("2001:db8:1:2::", 64, "fe80::5efe:a00:5", 10),
+      R("2001:db8:1:3::", 63, "fe80::5efe:a00:6", 1024),
+  };
+  uint32_t v4;
+  CHECK(nh(r, 6, "2001:db8:1:2::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.4"), "/64, lowest metric, first of equals: %08x", ntohl(v4));
+  CHECK(nh(r, 6, "2001:db8:1:7::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.2"), "/48");
+  CHECK(nh(r, 6, "2001:db8:9::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.1"), "/32");
+  CHECK(nh(r, 6, "2001:db8:1:3:ffff::1", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.6"), "/63 (odd prefix length), upper half");
+  CHECK(nh(r, 6, "2001:db8:1:2::1", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.4"), "2001:db8:1:2::/64 beats /63 2001:db8:1:2::/63");
+  return 0;
+}
+
+static int non_isatap_gateway_is_an_error(void) {
+  struct tunctl_v6route r[] = {R("::", 0, "fe80::1", 1024), R("2001:db8:5::", 64, "2001:db8::5efe:1:2:3", 1024)};
+  uint32_t v4;
+  CHECK(nh(r, 2, "2001:db8:9::1", &v4) == ISATAP_NH_ERROR, "gateway fe80::1 is not ISATAP: tx_error");
+  CHECK(nh(r, 2, "2001:db8:5::1", &v4) == ISATAP_NH_ERROR, "interface identifier 5efe:1:2:3 without 0:/200: is not ISATAP");
+  return 0;
+}
+
+static int no_route_is_not_modelled(void) {
+  struct tunctl_v6route r[] = {R("2001:db8:8::", 64, NULL, 256)};
+  uint32_t v4;
+  CHECK(nh(r, 1, "2001:db8:9::200:5efe:c633:6402", &v4) == ISATAP_NH_NONE, "no matching route: the caller's fallback");
+  CHECK(nh(r, 0, "2001:db8:8::200:5efe:c633:6402", &v4) == ISATAP_NH_NONE, "no routes at all");
+  return 0;
+}
+
+static int multicast_destination_is_an_error(void) {
+  struct tunctl_v6route r[] = {R("::", 0, "fe80::200:5efe:c633:6402", 1024)};
+  uint32_t v4;
+  CHECK(nh(r, 1, "ff02::2", &v4) == ISATAP_NH_ERROR, "ff02::2 (router solicitation): tx_error, not the default router");
+  CHECK(nh(r, 0, "ff02::16", &v4) == ISATAP_NH_ERROR, "ff02::16 (MLD report) without routes too");
+  return 0;
+}
+
+static int isatap_address_test(void) {
+  uint8_t a[16];
+  inet_pton(AF_INET6, "fe80::200:5efe:c000:201", a);
+  CHECK(tunctl_is_isatap_addr(a), "200:5efe");
+  inet_pton(AF_INET6, "fe80::5efe:c000:201", a);
+  CHECK(tunctl_is_isatap_addr(a), "0:5efe");
+  inet_pton(AF_INET6, "fe80::300:5efe:c000:201", a);
+  CHECK(!tunctl_is_isatap_addr(a), "300:5efe is not (only the u/l bit may be set)");
+  inet_pton(AF_INET6, "fe80::200:5eff:c000:201", a);
+  CHECK(!tunctl_is_isatap_addr(a), "5eff is not");
+  return 0;
+}
+
 int main(void) {
   (void)unhex; /* harness.h: not needed here */
   report("mcast: an up gre tunnel with a multicast remote joins its group", group_of_up_multicast_gre());
@@ -111,6 +206,13 @@ int main(void) {
   report("mcast: the first reference joins, the last one leaves (shared by two tunnels)", first_ref_joins_last_unref_leaves());
   report("mcast: a membership is per (group, device)", group_and_device_are_the_key());
   report("mcast: the table grows past its first allocation", many_memberships_grow());
+  report("isatap: a route via a second ISATAP router takes its packets", gateway_of_a_route_via_a_second_router());
+  report("isatap: an on-link route takes the destination as the neighbour", on_link_route_takes_the_destination());
+  report("isatap: longest prefix, then lowest metric, then first", longest_prefix_then_metric());
+  report("isatap: a gateway that is not an ISATAP address is an error", non_isatap_gateway_is_an_error());
+  report("isatap: no matching route is not modelled (the caller decides)", no_route_is_not_modelled());
+  report("isatap: a multicast destination is an error", multicast_destination_is_an_error());
+  report("isatap: the ISATAP address test (ipv6_addr_is_isatap)", isatap_address_test());
   printf("%d cases, %d failed\n", ncases, nfailed);
   return nfailed ? 1 : 0;
 }
