@@ -127,11 +127,23 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
   return fd;
 }
 
-/* a tunnel with a `dev` or a fwmark sends through its own socket (receive sockets are never bound to `dev`:
+/* a tunnel with a `dev`, a fwmark or a multicast remote sends through its own socket (receive sockets are never bound to `dev`:
  * ip_tunnel_lookup prefers a tunnel's link but does not require it, the dispatch decides) */
 static int own_send_socket(const struct tunctl_cfg *cfg, const char *dev, char *err, size_t errlen) {
-  if (!(dev && dev[0]) && !cfg->fwmark) return -2;
-  return open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  int mc = tunctl_mcast_group(cfg, 1) != 0;
+  if (!(dev && dev[0]) && !cfg->fwmark && !mc) return -2;
+  int fd = open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  if (fd >= 0 && mc && !(dev && dev[0])) {
+    /* multicast gre: ip_tunnel_xmit routes the group from the local address, and a multicast route from a local
+     * address leaves by the device that owns it (ip_route_output_key_hash_rcu), routing table or not; a raw
+     * socket's route has no source, IP_MULTICAST_IF gives it that device. Refused while local is no address of
+     * the namespace: the routing table decides then (as the kernel's route fails without it) */
+    struct ip_mreqn mr;
+    memset(&mr, 0, sizeof mr);
+    mr.imr_address.s_addr = cfg->local;
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
+  }
+  return fd;
 }
 
 static int send_fd(struct tunctl_engine *e, struct eng_tun *t) {
