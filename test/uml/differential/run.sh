@@ -4,7 +4,7 @@
 # tunctl's userspace engine (DRIVER=userspace, through the CLI dist/userspace/cli.js), against peers configured by
 # hand with `ip tunnel`. Every observation is printed as `OBS <driver> <scenario> <key> <value>`.
 #
-# Topology (rebuilt for each driver):  S ── s0 ── R ── r1 (mtu 1400) ── P        S ── s1 ── Q (direct: multicast)
+# Topology (rebuilt for each driver):  S ── s0 ── R ── r1 (mtu 1400) ── P        S ── s1 ── Q (direct: multicast gre, the second ISATAP router)
 #   S  the side under test: 192.0.2.1/24 (s0, mtu 1450), 203.0.113.1/24 (s1); 2001:db8:ff01::1/64
 #   R  a router: 192.0.2.254, 198.51.100.254 (r1 mtu 1400), 2001:db8:ff01::254, 2001:db8:ff02::254;
 #      `unreachable 198.51.100.77` (answers ICMP host unreachable at once)
