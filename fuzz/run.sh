@@ -3,6 +3,7 @@
 #   decap_fuzzer     the codecs and offload helpers
 #   dispatch_fuzzer  the receive dispatch (tunctl_select) with the decap codec, every tunnel of a table receiving
 #   twin_fuzzer      the kernel twin: ICMP errors about outer packets, link failures, path MTU (icmperr.c, pmtu.c)
+#   route_fuzzer     the isatap next hop from the route (isatap.c) and multicast gre memberships (mcast.c)
 # Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes per harness; exits 1 if a crash was found.
 # The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c).
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
@@ -18,6 +19,8 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
   -I"$repo/native" "$here/dispatch_fuzzer.c" "$repo/native/dispatch.c" "$repo/native/codec.c" -o "$work/dispatch_fuzzer"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$repo/native" "$here/twin_fuzzer.c" \
   "$repo/native/icmperr.c" "$repo/native/pmtu.c" "$repo/native/dispatch.c" "$repo/native/codec.c" -o "$work/twin_fuzzer"
+clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$repo/native" "$here/route_fuzzer.c" \
+  "$repo/native/isatap.c" "$repo/native/mcast.c" "$repo/native/codec.c" -o "$work/route_fuzzer"
 mkdir -p "$work/dcorpus"
 # seed corpus: every fixture packet under each mode/flag selector
 n=0
@@ -43,10 +46,11 @@ for f in "$repo"/test/fixtures/packets/*.hex; do
   done
 done
 status=0
-for fz in decap_fuzzer dispatch_fuzzer twin_fuzzer; do
+for fz in decap_fuzzer dispatch_fuzzer twin_fuzzer route_fuzzer; do
   corpus="$work/corpus"
   [ "$fz" = dispatch_fuzzer ] && corpus="$work/dcorpus"
   [ "$fz" = twin_fuzzer ] && corpus="$work/dcorpus" # the same table + packet layout
+  [ "$fz" = route_fuzzer ] && corpus="$work/rcorpus" && mkdir -p "$corpus" # its own layout: routes, destination, operations
   log="$work/$fz.log"
   before=$(ls "$here/crashes" 2>/dev/null | grep -cE '^(crash|leak|timeout|oom)-' || true)
   set +e

@@ -137,8 +137,8 @@ static int check_6rd(const struct tunctl_cfg *cfg, const uint8_t *v6, uint32_t *
   return 1;
 }
 
-/* ::0:5efe:a.b.c.d or ::200:5efe:a.b.c.d interface identifier */
-static int is_isatap(const uint8_t *v6) { return (v6[8] | 0x02) == 0x02 && v6[9] == 0 && v6[10] == 0x5e && v6[11] == 0xfe; }
+/* ipv6_addr_is_isatap: the ::0:5efe:a.b.c.d or ::200:5efe:a.b.c.d interface identifier (tunctl.h) */
+int tunctl_is_isatap_addr(const uint8_t v6[16]) { return (v6[8] | 0x02) == 0x02 && v6[9] == 0 && v6[10] == 0x5e && v6[11] == 0xfe; }
 
 static int set_ce_v4(uint8_t *ip) {
   /* RFC 6040: mark CE and patch the header checksum incrementally (as the kernel's IP_ECN_set_ce) */
@@ -264,7 +264,7 @@ int tunctl_decap(const struct tunctl_cfg *cfg, struct tunctl_rxstate *rx, uint8_
       int ok = 0;
       for (int i = 0; i < cfg->nrouters; i++)
         if (cfg->routers[i] == saddr) ok = 1;
-      if (!ok && is_isatap(src6) && ld32n(src6 + 12) == saddr) ok = 1;
+      if (!ok && tunctl_is_isatap_addr(src6) && ld32n(src6 + 12) == saddr) ok = 1;
       if (!ok) return DR_SPOOFED;
     } else if (!cfg->remote) {
       /* packet_is_spoofed (NBMA sit): 6rd/6to4 addresses must embed the outer addresses */
@@ -377,7 +377,7 @@ int tunctl_encap(const struct tunctl_cfg *cfg, struct tunctl_txstate *tx, uint8_
       const uint8_t *dst6 = in + 24;
       uint32_t v4;
       if (check_6rd(cfg, dst6, &v4)) d = v4;
-      if (!d && is_isatap(dst6)) d = ld32n(dst6 + 12);
+      if (!d && tunctl_is_isatap_addr(dst6)) d = ld32n(dst6 + 12);
       if (!d && cfg->mode == TM_ISATAP && cfg->nrouters) {
         d = cfg->routers[0];
         for (int i = 0; i < cfg->nrouters; i++)

@@ -1,6 +1,7 @@
 /* tunctl userspace engine: one data plane for all userspace tunnels of a namespace (see engine.h). */
 #define _GNU_SOURCE
 #include "engine.h"
+#include "engroute.h"
 #include "offload.h"
 
 #include <errno.h>
@@ -72,6 +73,21 @@ static int eng_encap(struct eng_tun *t, uint8_t *buf, size_t len, uint8_t **out,
     return tunctl_vti_encap(t->vti, buf, SLOT, len, out, outlen, icmpbuf); /* VTI_TX_* = TX_* */
   }
   switch (t->cfg.mode) {
+  case TM_ISATAP: { /* the next hop from the route out of the device, as ipip6_tunnel_xmit (isatap.c, engroute.c) */
+    const uint8_t *in = buf + TUNCTL_HEADROOM;
+    uint32_t v4;
+    int r = len >= 40 && (in[0] >> 4) == 6 ? tunctl_isatap_nexthop(t->v6r, t->nv6r, in + 24, &v4) : ISATAP_NH_NONE;
+    if (r == ISATAP_NH_ERROR) {
+      *why = TXD_NO_ROUTE; /* the kernel's tx_error */
+      return TX_DROP;
+    }
+    if (r == ISATAP_NH_OK) {
+      struct tunctl_cfg cfg = t->cfg;
+      cfg.remote = v4;
+      return tunctl_encap(&cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
+    }
+    return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why); /* no route: codec's choice */
+  }
   default:
     return tunctl_encap(&t->cfg, &t->tx, buf, len, out, outlen, dst, icmpbuf, why);
   }
@@ -98,6 +114,10 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
     struct sock_fprog prog = {.len = 1, .filter = &none};
     setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
   }
+  /* multicast gre: the kernel never loops a tunnel's outer multicast back to its own host (sk_mc_loop is false
+   * under dev_recursion_level, i.e. in a tunnel's xmit); a raw socket would (IP_MULTICAST_LOOP defaults to 1) */
+  int zero = 0;
+  setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero);
   if (fwmark) setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
   if (dev && dev[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) < 0) {
     snprintf(err, errlen, "SO_BINDTODEVICE %s: %s", dev, strerror(errno));
@@ -107,11 +127,23 @@ static int open_raw(int proto, uint32_t fwmark, const char *dev, int recv, char 
   return fd;
 }
 
-/* a tunnel with a `dev` or a fwmark sends through its own socket (receive sockets are never bound to `dev`:
+/* a tunnel with a `dev`, a fwmark or a multicast remote sends through its own socket (receive sockets are never bound to `dev`:
  * ip_tunnel_lookup prefers a tunnel's link but does not require it, the dispatch decides) */
 static int own_send_socket(const struct tunctl_cfg *cfg, const char *dev, char *err, size_t errlen) {
-  if (!(dev && dev[0]) && !cfg->fwmark) return -2;
-  return open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  int mc = tunctl_mcast_group(cfg, 1) != 0;
+  if (!(dev && dev[0]) && !cfg->fwmark && !mc) return -2;
+  int fd = open_raw(outer_proto(cfg), cfg->fwmark, dev, 0, err, errlen);
+  if (fd >= 0 && mc && !(dev && dev[0])) {
+    /* multicast gre: ip_tunnel_xmit routes the group from the local address, and a multicast route from a local
+     * address leaves by the device that owns it (ip_route_output_key_hash_rcu), routing table or not; a raw
+     * socket's route has no source, IP_MULTICAST_IF gives it that device. Refused while local is no address of
+     * the namespace: the routing table decides then (as the kernel's route fails without it) */
+    struct ip_mreqn mr;
+    memset(&mr, 0, sizeof mr);
+    mr.imr_address.s_addr = cfg->local;
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
+  }
+  return fd;
 }
 
 static int send_fd(struct tunctl_engine *e, struct eng_tun *t) {
@@ -481,6 +513,7 @@ static void refresh_flags(struct tunctl_engine *e) {
       __atomic_store_n(&e->entries[i].up, up, __ATOMIC_RELAXED);
     }
     __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+    tunctl_engine_mcast_sync(e); /* multicast gre: ipgre_open / ipgre_close on IFF_UP changes (engroute.c) */
   }
   pthread_mutex_unlock(&e->flags_lock);
 }
@@ -584,9 +617,25 @@ static void *rx_main(void *arg) {
     if (nl >= 0 && pfd[nl].revents) {
       /* link changes first: packets of this round are dispatched with the flags after them */
       char nlbuf[8192];
-      while (recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT) > 0) {
+      ssize_t r;
+      int v6routes = 0;
+      while ((r = recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT)) > 0 || (r < 0 && errno == ENOBUFS)) {
+        if (r < 0) { /* notifications lost: read everything again */
+          v6routes = 1;
+          continue;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)nlbuf; NLMSG_OK(h, (unsigned)r); h = NLMSG_NEXT(h, r))
+          if ((h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) &&
+              ((struct rtmsg *)NLMSG_DATA(h))->rtm_family == AF_INET6)
+            v6routes = 1;
       }
+      if (v6routes) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device (engroute.c) */
       __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
+      /* now, not with the next packet: a multicast gre tunnel coming up joins its group (the packets to the group
+       * arrive only then) */
+      pthread_rwlock_rdlock(&e->lock);
+      refresh_flags(e);
+      pthread_rwlock_unlock(&e->lock);
     }
     if (!pfd[0].revents) continue;
     for (;;) {
@@ -743,6 +792,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   pthread_rwlockattr_destroy(&at);
   pthread_mutex_init(&e->flags_lock, NULL);
   pthread_mutex_init(&e->twin_lock, NULL); /* kernel twin */
+  pthread_mutex_init(&e->mc_lock, NULL);   /* multicast gre */
   tunctl_pmtu_init(&e->pmtu);
   e->slots = calloc(ENGINE_MAX, sizeof *e->slots);
   e->tabgen = 1;
@@ -768,7 +818,8 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    /* link changes (IFF_UP); IPv6 route changes (isatap next hops, engroute.c) */
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV6_ROUTE};
     if (bind(e->nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
       close(e->nl_fd);
       e->nl_fd = -1;
@@ -819,6 +870,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     close(t->tun_fd);
     if (t->send_fd >= 0) close(t->send_fd);
     vti_free(t->vti);
+    free(t->v6r);
     free(t);
   }
   for (int i = 0; i < ENGINE_NPROTO; i++)
@@ -834,6 +886,8 @@ void tunctl_engine_free(struct tunctl_engine *e) {
   pthread_rwlock_destroy(&e->lock);
   pthread_mutex_destroy(&e->flags_lock);
   pthread_mutex_destroy(&e->twin_lock);
+  tunctl_engine_mcast_free(e);
+  pthread_mutex_destroy(&e->mc_lock);
   free(e);
 }
 
@@ -938,6 +992,10 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)t->gen << 32 | slot};
   epoll_ctl(e->txep[slot % ENGINE_TX], EPOLL_CTL_ADD, t->tun_fd, &ev);
   pthread_rwlock_unlock(&e->lock);
+  pthread_rwlock_rdlock(&e->lock);
+  tunctl_engine_mcast_sync(e); /* multicast gre: an up device joins its group (engroute.c) */
+  pthread_rwlock_unlock(&e->lock);
+  if (cfg->mode == TM_ISATAP) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device */
   return 0;
 }
 
@@ -973,10 +1031,15 @@ int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct
   t->send_fd = fd >= 0 ? fd : -1;
   e->entries[i].cfg = t->cfg;
   e->entries[i].link = link_of(t->dev);
+  t->mc_recheck = 1; /* multicast gre: group and device looked up again */
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   if (old >= 0) close(old);
   vti_free(oldvti);
+  pthread_rwlock_rdlock(&e->lock);
+  tunctl_engine_mcast_sync(e);
+  pthread_rwlock_unlock(&e->lock);
+  if (cfg->mode == TM_ISATAP) tunctl_engine_isatap_routes(e);
   return 0;
 }
 
@@ -1004,6 +1067,8 @@ int tunctl_engine_remove(struct tunctl_engine *e, const char *name, int remove_d
   __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&e->lock);
   /* no packet thread holds t now (they hold the read lock around every use) */
+  tunctl_engine_mcast_leave(e, t); /* multicast gre: ipgre_close */
+  free(t->v6r);
   if (remove_device) tunctl_set_persist(t->tun_fd, 0);
   close(t->tun_fd);
   if (t->send_fd >= 0) close(t->send_fd);

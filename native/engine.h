@@ -9,6 +9,8 @@
 
 #include "dataplane.h"
 #include "icmperr.h"
+#include "isatap.h"
+#include "mcast.h"
 #include "pmtu.h"
 #include "vti.h"
 
@@ -39,6 +41,13 @@ struct eng_tun {
   struct tunctl_txstate tx;
   struct tunctl_stats s; /* updated with atomic adds by every packet thread */
   struct tunctl_errstate errst; /* kernel twin: err_count / err_time (icmperr.h), under the engine's twin_lock */
+  /* multicast gre (engroute.c): the membership this tunnel holds (group 0: none), under the engine's mc_lock;
+   * mc_recheck: its parameters changed, the group's device is looked up again */
+  uint32_t mc_group;
+  int mc_ifindex, mc_recheck;
+  /* isatap (engroute.c, isatap.c): the IPv6 routes out of its TUN device (main table), replaced under the write lock */
+  struct tunctl_v6route *v6r;
+  int nv6r;
 };
 
 struct tunctl_engine {
@@ -63,6 +72,9 @@ struct tunctl_engine {
   pthread_mutex_t twin_lock;
   int twin_used; /* set once an ICMP error was acted on: the TX threads take twin_lock only then */
   struct tunctl_pmtu pmtu;
+  /* multicast gre (engroute.c, mcast.h): the group memberships of the up multicast-remote gre tunnels */
+  pthread_mutex_t mc_lock;
+  struct tunctl_mcast mc;
 };
 
 /* opens the protocol sockets and starts the threads; NULL with err set on failure */

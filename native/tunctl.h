@@ -101,6 +101,8 @@ size_t tunctl_icmp_too_big(const uint8_t *inner, size_t len, int mtu, uint8_t *o
 
 /* kernel default MTU for the configuration (ipip/sit 1480, gre 1476 - 4 per option) */
 int tunctl_default_mtu(const struct tunctl_cfg *cfg);
+/* ipv6_addr_is_isatap: the interface identifier of v6 is 0:5efe:a.b.c.d or 200:5efe:a.b.c.d */
+int tunctl_is_isatap_addr(const uint8_t v6[16]);
 int tunctl_outer_proto(const struct tunctl_cfg *cfg);
 uint16_t tunctl_csum(const void *data, size_t len, uint32_t sum);
 /* ICMPv6 error (type, code, info) from src6 to the source of IPv6 packet `inner` (len bytes), quoting it as

@@ -97,7 +97,10 @@ export function kernelIpv6Addresses(p: TwinParams, v4: V4Addr[]): TwinAddress[] 
  * The MTU the kernel gives the tunnel without a configured one (ip_tunnel_bind_dev; sit: ipip6_tunnel_bind_dev):
  * tdevMtu is the MTU of the device the route to the remote leaves by, or of `dev` (undefined: no such device).
  * ipip/gre: min(tdev mtu, IP_MAX_MTU) − 20 − GRE header, floor 68, 1500 − headers without a device; sit/isatap:
- * tdev mtu − 20, floor 1280, 1480 without a device.
+ * tdev mtu − 20, floor 1280, 1480 without a device. A multicast-remote gre gets 1472 over 1500 through its key (the
+ * gre driver keys it by its group when none is given, as iproute2 does), not through the hard_header_len
+ * ipgre_tunnel_init gives it: ip_tunnel_bind_dev subtracts only t_hlen for non-Ethernet devices since 5.11
+ * (28e104d00281; measured in UML 6.1: the differential's multicast scenario and prec_gre's remote-any siblings).
  */
 export function kernelDefaultMtu(p: TwinParams, tdevMtu: number | undefined): number {
   const hlen = p.mode === 'gre' ? 4 + 4 * (Number(p.okey !== undefined) + Number(Boolean(p.ocsum)) + Number(Boolean(p.oseq))) : 0

@@ -96,3 +96,40 @@ else {
   })
 }
 t.run()
+
+// isatap's next hop from the route (native/isatap.c, engroute.c; ipip6_tunnel_xmit): a prefix routed via a second,
+// not default, ISATAP router goes to that router. Here the default router's address (b's 198.51.100.2) has no
+// isatap tunnel: a packet sent there is lost, so only the route's router can answer.
+const u = suite<{pair?: Pair}>('isatap next hop from the route (host namespaces)', {})
+if (why) u.skip(`skipped: ${why}`, () => {})
+else {
+  u.before((st) => {
+    st.pair = makePair('isr')
+  })
+  u.after((st) => removePair(st.pair))
+
+  u('a prefix via fe80::200:5efe:<second router>: its packets go to that router, its replies are accepted (listed, not default)', async ({pair}) => {
+    const R2 = '198.51.100.3'
+    ipn(pair!.b, 'addr', 'add', `${R2}/24`, 'dev', 'ul0')
+    ipn(pair!.b, 'addr', 'add', '2001:db8:10a::2/128', 'dev', 'lo', 'nodad')
+    apply(pair!.b, {qi: {mode: 'isatap', local: R2, ttl: 64, routers: [], addresses: ['2001:db8:8::200:5efe:c633:6403/64']}})
+    apply(pair!.a, {
+      i1: {mode: 'isatap', local: A_ADDR, ttl: 64, routers: [{address: B_ADDR, default: true}, {address: R2, default: false}], addresses: ['2001:db8:8::200:5efe:c633:6401/64']},
+    })
+    ipn(pair!.a, '-6', 'route', 'add', '2001:db8:10a::/64', 'via', 'fe80::200:5efe:c633:6403', 'dev', 'i1')
+    const before = counters(pair!.b, 'qi')?.rxPackets ?? 0
+    const p = nsExec(pair!.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '2001:db8:10a::2'])
+    assert.match(p.out, /3 packets transmitted, 3 received/, p.out + p.err)
+    const c = await until('qi counts the requests', () => {
+      const n = counters(pair!.b, 'qi')
+      return n && n.rxPackets >= before + 3 && n
+    }, 10_000).catch(() => counters(pair!.b, 'qi'))
+    assert.ok(c && c.rxPackets >= before + 3, `qi ${JSON.stringify(c)}`)
+    // the same prefix via the default router (its address has no isatap tunnel here): lost; the route decides
+    ipn(pair!.a, '-6', 'route', 'del', '2001:db8:10a::/64')
+    ipn(pair!.a, '-6', 'route', 'add', '2001:db8:10a::/64', 'via', 'fe80::200:5efe:c633:6402', 'dev', 'i1')
+    const q = nsExec(pair!.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '2001:db8:10a::2'])
+    assert.match(q.out, /2 packets transmitted, 0 received/, q.out + q.err)
+  })
+}
+u.run()

@@ -4,7 +4,7 @@
 # tunctl's userspace engine (DRIVER=userspace, through the CLI dist/userspace/cli.js), against peers configured by
 # hand with `ip tunnel`. Every observation is printed as `OBS <driver> <scenario> <key> <value>`.
 #
-# Topology (rebuilt for each driver):  S ── s0 ── R ── r1 (mtu 1400) ── P        S ── s1 ── Q (direct: multicast)
+# Topology (rebuilt for each driver):  S ── s0 ── R ── r1 (mtu 1400) ── P        S ── s1 ── Q (direct: multicast gre, the second ISATAP router)
 #   S  the side under test: 192.0.2.1/24 (s0, mtu 1450), 203.0.113.1/24 (s1); 2001:db8:ff01::1/64
 #   R  a router: 192.0.2.254, 198.51.100.254 (r1 mtu 1400), 2001:db8:ff01::254, 2001:db8:ff02::254;
 #      `unreachable 198.51.100.77` (answers ICMP host unreachable at once)
@@ -60,7 +60,7 @@ teardown() {
 
 obs() { echo "OBS $DRIVER $SCEN $1 $2"; }
 
-# tun NAME MODE LOCAL REMOTE [key=K] [routers=A,B] [ttl=N] [proto=P]: a tunnel on S, by the driver under test
+# tun NAME MODE LOCAL REMOTE [key=K] [routers=A,B[:nodefault]] [ttl=N] [proto=P]: a tunnel on S, by the driver under test
 tun() {
   local name=$1 mode=$2 local=$3 remote=$4; shift 4
   local key='' routers='' ttl=0 proto=''
@@ -72,14 +72,24 @@ tun() {
     [ -n "$key" ] && args+=(key "$key")
     [ "$ttl" != 0 ] && args+=(ttl "$ttl")
     "${args[@]}" || echo "ERROR $DRIVER $SCEN ${args[*]}"
-    for r in ${routers//,/ }; do ip -n $S tunnel prl prl-default "$r" dev "$name"; done
+    for r in ${routers//,/ }; do
+      case $r in *:nodefault) ip -n $S tunnel prl prl-nodefault "${r%:nodefault}" dev "$name" ;; *) ip -n $S tunnel prl prl-default "$r" dev "$name" ;; esac
+    done
   else
+    # tunctl's gre driver keys a multicast tunnel by its group when no key is given, as iproute2 does
+    # (src/drivers/gre.ts `extra`): the parameters its planner gives the engine
+    if [ "$mode" = gre ] && [ -z "$key" ] && [ "$remote" != any ] && [ "${remote%%.*}" -ge 224 ] && [ "${remote%%.*}" -le 239 ]; then
+      local o; IFS=. read -ra o <<<"$remote"; key=$(( (o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3] ))
+    fi
     local j="\"mode\":\"$mode\",\"local\":\"$local\",\"remote\":\"$remote\",\"ttl\":$ttl"
     [ -n "$key" ] && j="$j,\"ikey\":$key,\"okey\":$key"
     case $mode in ipip) j="$j,\"proto\":\"ipip\"" ;; sit) j="$j,\"proto\":\"${proto:-ip6ip}\"" ;; isatap) j="$j,\"proto\":\"ip6ip\"" ;; esac
     if [ "$mode" = isatap ]; then
       local rs=''
-      for r in ${routers//,/ }; do rs="$rs${rs:+,}{\"address\":\"$r\",\"default\":true}"; done
+      for r in ${routers//,/ }; do
+        local def=true; case $r in *:nodefault) def=false r=${r%:nodefault} ;; esac
+        rs="$rs${rs:+,}{\"address\":\"$r\",\"default\":$def}"
+      done
       j="$j,\"routers\":[$rs]"
     fi
     $cli start "$name" "{$j}" $S >/dev/null || echo "ERROR $DRIVER $SCEN cli start $name {$j}"
@@ -137,6 +147,18 @@ counts() {
     if [ "$a" = gone ] || [ "${before[$i]}" = gone ]; then out="$out ${names[$i]}=gone"; else out="$out ${names[$i]}=$((a - before[$i]))"; fi
   done
   echo "$res |${out}"
+}
+
+# member N: how many memberships of 239.1.1.1 S's s1 has (ip maddr), once it is N or after 3 s (the engine joins
+# and leaves on the link change it is told of; the kernel at once)
+member() {
+  local got
+  for _ in $(seq 30); do
+    got=$(ip -n $S maddr show dev s1 | grep -c ' 239\.1\.1\.1\b')
+    [ "$got" = "$1" ] && break
+    sleep 0.1
+  done
+  echo "$got"
 }
 
 # the ICMP destination unreachables S's kernel sent (/proc/net/snmp Icmp: OutDestUnreachs)

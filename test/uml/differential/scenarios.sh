@@ -2,7 +2,7 @@
 # `tun` (the driver under test) and its peers by hand with `ip tunnel`, prints observations with `obs`, and removes
 # everything it made. Observations must not depend on the driver except where native/README.md documents a
 # difference ("Kernel twin: differential proof"); test/uml/differential.test.ts compares the two runs.
-SCENARIOS="prec_ipip prec_sit prec_gre gre_keys multicast pmtu icmp_err isatap"
+SCENARIOS="prec_ipip prec_sit prec_gre gre_keys multicast pmtu icmp_err isatap isatap_route"
 
 PING4=(-c 3 -i 0.2 -W 2)
 peer() { # NS NAME MODE LOCAL REMOTE [ARGS...]: a tunnel configured by hand
@@ -100,14 +100,29 @@ scen_gre_keys() {
   ip -n $P link del pa; ip -n $P link del pb; ip -n $P link del pc; ip -n $P addr del 10.5.0.2/32 dev lo
 }
 
-# a multicast remote: packets to the group (ipgre_open joins it; ip_tunnel_lookup pass 3)
+# a multicast remote: packets to the group (ipgre_open joins it on the device the route to the group leaves by,
+# ipgre_close leaves it; ip_tunnel_lookup pass 3). Without a key, iproute2 and tunctl's gre driver key the tunnel by
+# its group (so its MTU is 1500 - 28). A second tunnel shares the group: the membership lasts while one is up.
 scen_multicast() {
   peer $Q q1 gre 203.0.113.2 239.1.1.1
   ip -n $Q addr add 10.6.0.2/32 dev lo; ip -n $Q route add 10.6.0.1/32 dev q1 src 10.6.0.2
   ip -n $S addr add 10.6.0.1/32 dev lo; ip -n $S route add 10.6.0.2/32 via 203.0.113.2
+  obs member.before "$(member 0)"
   tun m1 gre 203.0.113.1 239.1.1.1
+  obs member.m1-up "$(member 1)"
   obs group "$(counts m1 -- pings $Q "${PING4[@]}" 10.6.0.1)"
+  tun m2 gre 203.0.113.1 239.1.1.1 key=77
+  ip -n $S link set m1 down
+  obs member.m2-up "$(member 1)"
+  ip -n $S link set m2 down
+  obs member.both-down "$(member 0)"
+  obs group.both-down "$(counts m1 m2 -- pings $Q "${PING4[@]}" 10.6.0.1)"
+  ip -n $S link set m1 up
+  obs member.m1-up-again "$(member 1)"
+  obs group.again "$(counts m1 m2 -- pings $Q "${PING4[@]}" 10.6.0.1)"
   untun m1
+  obs member.m1-removed "$(member 0)"
+  untun m2
   ip -n $S route del 10.6.0.2/32; ip -n $S addr del 10.6.0.1/32 dev lo
   ip -n $Q link del q1; ip -n $Q addr del 10.6.0.2/32 dev lo
 }
@@ -154,4 +169,22 @@ scen_isatap() {
   obs not-a-router "$(counts i1 -- pings $P -6 "${PING4[@]}" -I 2001:db8:109::2 2001:db8:8::5efe:c000:201)"
   untun i1
   ip -n $P link del pi; ip -n $P addr del 2001:db8:109::2/128 dev lo
+}
+
+# isatap next hop from the route (ipip6_tunnel_xmit: the route's gateway, an ISATAP address, embeds the IPv4 next
+# hop): a prefix behind Q routed via Q's ISATAP link-local, Q a second (not default) router; P, the default router,
+# has no tunnel now, so a packet sent there is lost. Q's replies come from a non-ISATAP source: accepted because Q is
+# in the potential router list.
+scen_isatap_route() {
+  ip -n $Q tunnel add qi mode isatap local 203.0.113.2; ip -n $Q link set dev qi addrgenmode none; ip -n $Q link set qi up
+  ip -n $Q addr add 2001:db8:8::200:5efe:cb00:7102/64 dev qi nodad
+  ip -n $Q addr add 2001:db8:10a::2/128 dev lo nodad
+  ip -n $Q route add 192.0.2.0/24 via 203.0.113.1
+  tun i2 isatap 192.0.2.1 any routers=198.51.100.2,203.0.113.2:nodefault
+  ip -n $S addr add 2001:db8:8::5efe:c000:201/64 dev i2 nodad
+  ip -n $S -6 route add 2001:db8:10a::/64 via fe80::200:5efe:cb00:7102 dev i2
+  obs via-second-router "$(counts i2 -- pings $S -6 "${PING4[@]}" 2001:db8:10a::2)"
+  ip -n $S -6 route del 2001:db8:10a::/64
+  untun i2
+  ip -n $Q link del qi; ip -n $Q addr del 2001:db8:10a::2/128 dev lo; ip -n $Q route del 192.0.2.0/24
 }

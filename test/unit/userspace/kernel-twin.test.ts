@@ -12,6 +12,7 @@ import {
   routeQuery,
   type V4Addr,
 } from '../../../src/userspace/kernel-twin.js'
+import {gre} from '../../../src/drivers/gre.js'
 
 const ns: V4Addr[] = [
   {local: '127.0.0.1', scope: 'host'},
@@ -79,6 +80,15 @@ test('default MTU: underlay 1400 → gre 1376, gre key 1372, ipip/sit 1380 (meas
   assert.is(kernelDefaultMtu({mode: 'ipip', local: '192.0.2.1', remote: 'any'}, undefined), 1480)
   assert.is(kernelDefaultMtu({mode: 'sit', local: '192.0.2.1', remote: '192.0.2.2'}, 1400), 1380)
   assert.is(kernelDefaultMtu({mode: 'sit', local: '192.0.2.1', remote: 'any'}, undefined), 1480)
+})
+
+test('default MTU of a multicast-remote gre: keyed by its group (iproute2, the gre driver) → 1500 − 28 = 1472 (measured in UML)', () => {
+  const p = gre.normalize({mode: 'gre', local: '203.0.113.1', remote: '239.1.1.1'})
+  assert.is(p.ikey, 0xef010101)
+  assert.is(p.okey, 0xef010101)
+  assert.is(kernelDefaultMtu({mode: 'gre', local: p.local, remote: p.remote, okey: p.okey}, 1500), 1472)
+  // not the header_ops' hard_header_len: ip_tunnel_bind_dev subtracts only t_hlen since 5.11 (28e104d00281)
+  assert.is(kernelDefaultMtu({mode: 'gre', local: '203.0.113.1', remote: '239.1.1.1', okey: 5}, 1500), 1472)
 })
 
 test('default MTU floors and cap: ipip/gre 68, sit 1280, IP_MAX_MTU', () => {
