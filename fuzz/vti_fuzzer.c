@@ -21,7 +21,8 @@
  *          outer packet is received, then received again (the replay).
  *   mode 2/3: records (peer 1 byte, seq 4 bytes, flags 1 byte: bit 0 corrupt the ICV, bit 1 seq = that SA's highest
  *          minus flags >> 2) sent by the peers in that order: per-SA anti-replay verdicts against a model (the SAs
- *          must not share any state); a peer that sent 2^32 - 1 must refuse the next packet (seq_exhausted).
+ *          must not share any state); a peer that sent 2^32 - 1 (its reservation ending there too, as the engine's
+ *          does) must refuse the next packet as seq_exhausted.
  * What must hold, whatever the input: no memory error (ASan) or undefined behaviour (UBSan); exactly the first vti
  * (newest first) that does not answer "another's" takes the packet, and it is the newest with the packet's
  * addresses (a malformed outer header: the newest vti); its counters move by exactly one, those in front of it
@@ -111,6 +112,7 @@ static void reset(void) {
     if (vti[i].sa) tunctl_esp_test_reset(vti[i].sa);
     if (peer[i].sa) tunctl_esp_test_reset(peer[i].sa);
     vti[i].tx_seq = peer[i].tx_seq = 0;
+    peer[i].seq_limit = 0;
     peer[i].pmtu = 0;
   }
 }
@@ -284,14 +286,18 @@ static void mode_series(unsigned mask, const uint8_t *data, size_t size) {
     if (fl & 2) seq = top[p] - (fl >> 2);
     if (seq == 0) seq = 1;
     tunctl_esp_test_reset(peer[p].sa);
-    peer[p].tx_seq = 0;
+    peer[p].tx_seq = seq - 1;
+    /* the engine's reservation ends at 2^32 - 1 once it gets there (src/userspace/engine.ts reserveSeq) */
+    peer[p].seq_limit = seq == 0xffffffffu ? 0xffffffffu : 0;
     if (tunctl_esp_set_tx_seq(peer[p].sa, seq - 1) < 0) TRAP();
     memcpy(buf + TUNCTL_VTI_HEADROOM, inner4, sizeof(inner4));
     uint8_t *out;
     size_t olen;
     if (tunctl_vti_encap(&peer[p], buf, sizeof(buf), sizeof(inner4), &out, &olen, icmp) != VTI_TX_SEND) TRAP();
     if (fl & 1) out[olen - 1] ^= 1;
-    if (seq == 0xffffffffu) { /* the sender's last sequence number: the next packet is refused, never wrapped */
+    if (seq == 0xffffffffu) {
+      /* the sender's last sequence number: the next packet is refused as seq_exhausted (the SA is spent, whatever
+       * the reservation says), never wrapped */
       uint64_t ex = peer[p].txdrops[VTX_SEQ_EXHAUSTED];
       uint8_t *o2;
       size_t l2;
