@@ -77,8 +77,8 @@ int tunctl_vti_encap(struct tunctl_vti *v, uint8_t *buf, size_t cap, size_t len,
   }
 send:
   /* beyond the reservation, unless the SA is spent (2^32 - 1 sent: the codec says seq_exhausted, the true reason) */
-  uint32_t sent = __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED);
-  if (v->seq_limit && sent >= __atomic_load_n(&v->seq_limit, __ATOMIC_RELAXED) && sent != UINT32_MAX)
+  if (v->seq_limit && __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED) >= __atomic_load_n(&v->seq_limit, __ATOMIC_RELAXED) &&
+      __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED) != UINT32_MAX)
     return tx_drop(v, VTX_SEQ_RESERVED);
   size_t hl = tunctl_esp_header_len(v->sa);
   uint8_t *esp = inner - hl;
