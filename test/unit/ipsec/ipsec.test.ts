@@ -6,8 +6,8 @@ import {chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parseSpec} from '../../../src/spec/load.js'
-import {InputError, SpecError} from '../../../src/lib/errors.js'
-import {loadKeyFiles, maskedLine, parseKeyFile} from '../../../src/ipsec/keyfile.js'
+import {SpecError} from '../../../src/lib/errors.js'
+import {KeyFileMissingError, loadKeyFiles, maskedLine, parseKeyFile} from '../../../src/ipsec/keyfile.js'
 import {getKeys, setKeys} from '../../../src/ipsec/keys.js'
 import {parseSpi, type IpsecParams} from '../../../src/ipsec/spec.js'
 import {objectsFor, parsePolicies, parseStates, policyAddLine, reconcile, redactLine, saAddLine, saDelLine, TUNCTL_REQID, type XfrmObserved} from '../../../src/ipsec/xfrm.js'
@@ -123,8 +123,43 @@ test('key files: relative to the spec folder; missing → 66; group/world readab
       load(d)
       assert.unreachable()
     } catch (e) {
-      assert.instance(e, InputError)
-      assert.is((e as InputError).exitCode, 66)
+      // 66, at the key-file value with the source line and caret, like every other spec error
+      assert.instance(e, KeyFileMissingError)
+      assert.is((e as KeyFileMissingError).exitCode, 66)
+      assert.is((e as KeyFileMissingError).code, 'no-input')
+      assert.match((e as Error).message, /spec\.yaml:13:17: tunnel "vti1": key file .*vti\.keys does not exist\n.*key-file: .*\n +\^/)
+    }
+  } finally {
+    rmSync(d, {recursive: true, force: true})
+  }
+})
+
+test('key files: a missing one and a group-readable one are reported together (66: the missing one wins), each at its key-file value', () => {
+  const extra = `  vti2:
+    mode: vti
+    local: 198.51.100.1
+    remote: 198.51.100.3
+    key: 8
+    ipsec:
+      spi-out: 0x2001
+      spi-in: 0x2002
+      aead: aes-gcm-128
+      key-file: gone.keys
+`
+  const d = folder(`out: 0x${K_OUT}\nin: 0x${K_IN}\n`, 0o644, spec(extra))
+  try {
+    const st = parseSpec(join(d, 'spec.yaml'), spec(extra), {rtTables: new Map()})
+    try {
+      loadKeyFiles(st)
+      assert.unreachable()
+    } catch (e) {
+      assert.instance(e, KeyFileMissingError)
+      const err = e as KeyFileMissingError
+      assert.is(err.exitCode, 66)
+      assert.equal(err.diagnostics.map((x) => [x.line, x.column]), [[13, 17], [23, 17]])
+      assert.match(err.diagnostics[0]!.message, /vti\.keys is readable or writable by group or others/)
+      assert.match(err.diagnostics[1]!.message, /tunnel "vti2": key file .*gone\.keys does not exist/)
+      assert.ok(err.diagnostics.every((x) => x.excerpt?.includes('key-file:')), 'source line and caret')
     }
   } finally {
     rmSync(d, {recursive: true, force: true})
