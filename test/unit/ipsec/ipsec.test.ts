@@ -343,6 +343,28 @@ test('plan: unchanged SAs → no step; a key change → ~ ipsec (old keys → ne
   }
 })
 
+test('plan: an SPI towards a destination that a surviving vti (any driver, not in the file) uses → exit 65 naming it; --prune or another SPI → fine', () => {
+  const st = desired(`out: 0x${K_OUT}\nin: 0x${K_IN}\n`)
+  // a userspace vti of the namespace, from another file: its inbound SA is (198.51.100.1, 0x1002), like vti1's
+  const other: ObservedTunnel = {
+    name: 'vti9', ifindex: 9, driver: 'userspace', owned: true, operstate: 'UNKNOWN', addresses: [], routes: [], alive: true,
+    params: {mode: 'vti', local: '198.51.100.1', remote: '198.51.100.9', ikey: 9, okey: 9, fwmark: 0, up: true},
+    ipsec: {spiOut: 0x5001, spiIn: 0x1002, aead: 'aes-gcm-128', replayWindow: 128},
+  }
+  const obs = () => observedWith({sas: [], policies: [], foreignSas: [], foreignPolicies: []}, [other])
+  try {
+    makePlan(st, obs(), {prune: false, support: SUPPORT})
+    assert.unreachable()
+  } catch (e) {
+    assert.instance(e, ConflictError)
+    assert.is((e as ConflictError).exitCode, 65)
+    assert.match((e as Error).message, /tunnel "vti1": SPI 0x00001002 towards 198\.51\.100\.1 is also used by an SA of existing tunnel "vti9".*pick another spi-in/)
+  }
+  assert.is(makePlan(st, obs(), {prune: true, support: SUPPORT}).counts.delete, 1) // vti9 goes: no clash
+  other.ipsec = {...other.ipsec!, spiIn: 0x5002}
+  assert.is(makePlan(st, obs(), {prune: false, support: SUPPORT}).counts.create, 1)
+})
+
 test('plan: deleting the tunnel removes its SAs and policies, and only those', () => {
   const x = observedX()
   for (const s of x.sas) s.mark = 7
