@@ -195,7 +195,7 @@ test('encode: SAs with mark, reqid, replay window and keys; policies both ways f
 })
 
 /** What iproute2 6.1 prints (captured in UML), with this side's SAs tunctl's and one foreign SA + policy. */
-function kernelText(keyOut = K_OUT): {state: string; policy: string} {
+function kernelText(keyOut = K_OUT, oseqOut = '0x28'): {state: string; policy: string} {
   const R = TUNCTL_REQID
   const state = `src 198.51.100.2 dst 198.51.100.1
 \tproto esp spi 0x00001002(4098) reqid ${R}(0x${R.toString(16)}) mode tunnel
@@ -220,6 +220,7 @@ src 198.51.100.1 dst 198.51.100.2
 \tmark 0x9/0xffffffff 
 \taead rfc4106(gcm(aes)) 0x${keyOut} (160 bits) 128
 \tanti-replay esn context:
+\t seq-hi 0x0, seq 0x0, oseq-hi 0x0, oseq ${oseqOut}
 \t replay_window 128, bitmap-length 4
 \tsel src 0.0.0.0/0 dst 0.0.0.0/0 uid 0
 \tlifetime current:
@@ -254,6 +255,11 @@ test('decode: tunctl SAs (reqid) with marks, replay window, counters and keys (k
   assert.equal({src: inn.src, dst: inn.dst, spi: inn.spi, mark: inn.mark, aead: inn.aead, bits: inn.encBits, rw: inn.replayWindow},
     {src: '198.51.100.2', dst: '198.51.100.1', spi: 0x1002, mark: 7, aead: 'rfc4106(gcm(aes))', bits: 160, rw: 128})
   assert.equal(inn.counters, {bytes: 3120, packets: 30, replay: 2, failed: 1})
+  assert.is(inn.oseq, 0)
+  assert.is(x.sas.find((s) => s.spi === 0x1001)!.oseq, 0x28)
+  // an outbound SA the kernel stopped at 2^32 - 1 (no ESN: it never wraps); the non-bitmap form of the context too
+  assert.is(parseStates(kernelText(K_OUT, '0xffffffff').state).owned.find((s) => s.spi === 0x1001)!.oseq, 0xffffffff)
+  assert.is(parseStates('src 198.51.100.1 dst 198.51.100.2\n\tproto esp spi 0x00001001(4097) reqid ' + TUNCTL_REQID + ' mode tunnel\n\tanti-replay context: seq 0x0, oseq 0x7, bitmap 0x00000000\n').owned[0]!.oseq, 7)
   assert.is(getKeys(inn)!.aead!.toString('hex'), K_IN)
   assert.equal(allHex(JSON.stringify(x)), [], 'observed xfrm serialises without keys')
   assert.equal(x.foreignSas, ['203.0.113.9|8193'])
@@ -363,6 +369,21 @@ test('plan: an SPI towards a destination that a surviving vti (any driver, not i
   assert.is(makePlan(st, obs(), {prune: true, support: SUPPORT}).counts.delete, 1) // vti9 goes: no clash
   other.ipsec = {...other.ipsec!, spiIn: 0x5002}
   assert.is(makePlan(st, obs(), {prune: false, support: SUPPORT}).counts.create, 1)
+})
+
+test('kernel driver: the ESP counters of a vti from its SAs; an outbound SA at oseq 2^32 - 1 is exhausted (show says so)', async () => {
+  const {espCounters} = await import('../../../src/ipsec/observe.js')
+  const {tunnelJSON, detail} = await import('../../../src/commands/show.js')
+  const t = observedTunnel(observedX())
+  t.params = {...t.params, ikey: 7, okey: 9}
+  const x = observedX()
+  assert.equal(espCounters(t, x), {out: {packets: 40, bytes: 4160, exhausted: false}, in: {packets: 30, bytes: 3120, replay: 2, failed: 1}})
+  const k = kernelText(K_OUT, '0xffffffff')
+  const spent: XfrmObserved = {...x, sas: parseStates(k.state).owned}
+  t.esp = espCounters(t, spent)
+  t.ipsec = {spiOut: 0x1001, spiIn: 0x1002, aead: 'aes-gcm-128', replayWindow: 128}
+  assert.is((tunnelJSON(t) as any).ipsec.counters.out.exhausted, true)
+  assert.match(detail(t), /esp out: +40 packets, 4160 bytes, SA exhausted/)
 })
 
 test('plan: deleting the tunnel removes its SAs and policies, and only those', () => {
