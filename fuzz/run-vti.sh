@@ -37,6 +37,9 @@ for p in 0 1 2 3 4 5 6 7; do
   # mode 1: peer p sends an inner IPv4 (28 bytes) and IPv6 (48 bytes) packet, no bit flipped, path MTU 1500
   printf '01000%dffff004500001c00004000401100000a0900010a090002000000000000000000' $p | xxd -r -p >"$work/corpus/peer4-$p"
   printf '01000%dffff006000000000081140fd000009000000000000000000000001fd000009000000000000000000000002000000000000000000' $p | xxd -r -p >"$work/corpus/peer6-$p"
+  # an ECT(0) inner packet whose outer ECN bits become CE on the way (bit 8 flipped): the inner packet arrives CE
+  m=00; [ $p = 0 ] && m=df # without vti 5, which shadows vti 0's addresses
+  printf '01%s0%d0008004502001c00004000401100000a0900010a090002000000000000000000' $m $p | xxd -r -p >"$work/corpus/peer4-ce-$p"
   # a bit of the sequence number flipped (bit 200: byte 25); a 1400-byte IPv4 packet with DF over path MTU 1024 (ICMP)
   printf '01000%d00c8004500001c00004000401100000a0900010a090002000000000000000000' $p | xxd -r -p >"$work/corpus/peer4-flip-$p"
   { printf '01000%dffff04450005780000400040110000c0000201c0000202' $p; head -c 1380 /dev/zero | xxd -p | tr -d '\n'; } | xxd -r -p >"$work/corpus/peer4-big-$p"

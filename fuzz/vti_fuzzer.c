@@ -232,6 +232,10 @@ static void mode_peer(unsigned mask, const uint8_t *data, size_t size) {
   /* the outer header is the peer's: protocol 50, its addresses */
   if (out[9] != 50 || memcmp(out + 12, &peer[p].local, 4) || memcmp(out + 16, &peer[p].remote, 4)) TRAP();
   int o = owner(mask, p), flipped = flip < olen * 8;
+  /* the outer tos the peer built (xfrm4 tunnel mode): the inner DSCP, the inner ECN with CE sent as ECT(0) */
+  int v4 = data[0] >> 4 == 4;
+  uint8_t itos = v4 ? data[1] : (uint8_t)(data[0] << 4 | data[1] >> 4);
+  if (out[1] >> 2 != itos >> 2 || (out[1] & 3) != ((itos & 3) == 3 ? 2 : (itos & 3))) TRAP();
   if (flipped) out[flip / 8] ^= (uint8_t)(1 << (flip % 8));
   uint8_t *pkt = malloc(olen);
   memcpy(pkt, out, olen);
@@ -262,6 +266,12 @@ static void mode_peer(unsigned mask, const uint8_t *data, size_t size) {
     if (ilen != want) TRAP();
     for (size_t k = 0; k < want; k++)
       if (inner[k] != data[k] && !(k == 1 || (data[0] >> 4 == 4 && (k == 10 || k == 11)))) TRAP();
+  }
+  if (r == VRX_OK) {
+    /* ipip_ecn_decapsulate: an outer CE (only a flipped outer bit makes one) marks an ECT inner packet CE */
+    uint8_t got = v4 ? inner[1] : (uint8_t)(inner[0] << 4 | inner[1] >> 4);
+    int want_ecn = (out[1] & 3) == 3 && (itos & 3) ? 3 : (itos & 3);
+    if ((got & 3) != want_ecn || got >> 2 != itos >> 2) TRAP();
   }
   free(pkt);
   if (r != VRX_OK) return;
