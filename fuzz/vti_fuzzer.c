@@ -8,7 +8,8 @@
  * The table (built once, from fixed keys): 8 vtis over the addresses 192.0.2.1-4, both algorithm families, windows
  * 0, 1, 32, 64, 2048, 4096, two vtis with the same addresses (the newer shadows the older), one SPI at two
  * destinations, one vti without SA. Vtis 0-3 and 5 take the kernel's "out" packets of test/fixtures/esp/kernel-esp.txt
- * (SPI 0x1001-0x1004, 192.0.2.1 → 192.0.2.2, the fixture's keys), vti 4 its "in" packets: valid seeds. Each vti
+ * (SPI 0x1001-0x1004, 192.0.2.1 → 192.0.2.2, the fixture's keys; the seeds rewrite the source for vtis 1-3), vti 4
+ * its "in" packets: valid seeds (fuzz/run-vti.sh). Each vti
  * with an SA has a peer (addresses, SPIs and keys mirrored) that encapsulates with tunctl_vti_encap.
  * Every SA is reset for each input (libFuzzer wants determinism).
  *
@@ -28,7 +29,9 @@
  * addresses (a malformed outer header: the newest vti); its counters move by exactly one, those in front of it
  * count one `rx_other`, those behind are untouched; no_state iff no SA or another SPI; an accepted inner packet
  * lies inside the outer one and is an IPv4/IPv6 packet of its stated length; what a peer sent arrives unchanged
- * at its vti, a replay of it is dropped as `replay` (window > 0), any flipped bit of the ESP part is caught.
+ * at its vti, a replay of it is dropped as `replay` (window > 0), any flipped bit of the ESP part is caught; the
+ * outer tos a peer builds carries the inner DSCP and ECN (CE as ECT(0)), and an outer CE marks an ECT inner packet
+ * CE on receive (ipip_ecn_decapsulate).
  * A violation aborts (TRAP names the line). */
 #include <stdint.h>
 #include <stdio.h>
