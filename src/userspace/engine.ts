@@ -183,7 +183,7 @@ function main() {
     const exhausted = e.txSeq >= SEQ_MAX
     if (exhausted && !r.exhaustedLogged) {
       r.exhaustedLogged = true
-      log(`${name}: ESP SA spi-out ${r.state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in the key file and apply`)
+      log(`${name}: ESP SA spi-out ${r.state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in both ends' key files (or give both a new spi-out/spi-in) and apply: the new SA starts at 1`)
     }
     return {
       txPackets: b.txPackets + e.txPackets,
