@@ -317,6 +317,7 @@ for (const alg of ALGS) {
       const x = await waitStats(a, (s) => s.esp.exhausted === true && drop(s, 'seq_exhausted') >= 1, 'A exhausted')
       assert.is(x.esp.txSeq, 0xffffffff)
       assert.is(drop(x, 'seq_reserved'), 0, 'counted as exhausted, not as waiting for a reservation')
+      assert.match(readFileSync(engineFiles(nsDir(a)).log, 'utf8'), /vti1: ESP SA spi-out 4097: 2\^32 - 1 packets sent.*new SA starts at 1/)
       // the last numbers before 2^32 were sent and B took them (no wrap to small numbers: nothing replayed or too old)
       const b1 = await waitStats(pair!.b, (s) => s.esp.rxPackets > b0.esp.rxPackets, 'B accepts the last numbers')
       assert.is(drop(b1, 'replay') + drop(b1, 'too_old'), drop(b0, 'replay') + drop(b0, 'too_old'), JSON.stringify(b1.counters.drops))
