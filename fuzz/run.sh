@@ -5,7 +5,8 @@
 #   twin_fuzzer      the kernel twin: ICMP errors about outer packets, link failures, path MTU (icmperr.c, pmtu.c)
 #   route_fuzzer     the isatap next hop from the route (isatap.c) and multicast gre memberships (mcast.c)
 # Usage: fuzz/run.sh [SECONDS=60]   Prints executions and crashes per harness; exits 1 if a crash was found.
-# The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c).
+# The ESP codec (native/esp.c) has its own harness and seeds: fuzz/run-esp.sh (fuzz/esp_fuzzer.c); the userspace vti
+# receive path above it (native/vti.c, several SAs): fuzz/run-vti.sh (fuzz/vti_fuzzer.c).
 # Seeds: the kernel-captured packets in test/fixtures/packets (config bytes prepended). Crashes land in fuzz/crashes/.
 set -euo pipefail
 secs=${1:-60}

@@ -76,7 +76,9 @@ int tunctl_vti_encap(struct tunctl_vti *v, uint8_t *buf, size_t cap, size_t len,
     return VTI_TX_ICMP;
   }
 send:
-  if (v->seq_limit && __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED) >= __atomic_load_n(&v->seq_limit, __ATOMIC_RELAXED))
+  /* beyond the reservation, unless the SA is spent (2^32 - 1 sent: the codec says seq_exhausted, the true reason) */
+  if (v->seq_limit && __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED) >= __atomic_load_n(&v->seq_limit, __ATOMIC_RELAXED) &&
+      __atomic_load_n(&v->tx_seq, __ATOMIC_RELAXED) != UINT32_MAX)
     return tx_drop(v, VTX_SEQ_RESERVED);
   size_t hl = tunctl_esp_header_len(v->sa);
   uint8_t *esp = inner - hl;

@@ -9,6 +9,10 @@ import {listTunnels} from '../execute/inspect.js'
 import {fieldLabel, formatRoute, formatValue} from '../plan/render.js'
 import {ipsecSummary, ipsecText} from '../ipsec/plan.js'
 
+/** an outbound SA whose sequence number reached 2^32 - 1: it stopped rather than wrap (not a plan problem: only
+ * new keys or a new spi-out in the spec, applied on both ends, replace it; man/tunctl.yaml.5) */
+const EXHAUSTED = 'SA exhausted (2^32 - 1 sent, sends nothing more: new spi-out or keys needed)'
+
 function keyText(t: ObservedTunnel): string {
   const p = t.params
   if (p.ikey === undefined && p.okey === undefined) return '-'
@@ -105,7 +109,7 @@ ${BaseCommand.exitCodesHelp}`
   }
 }
 
-function detail(t: ObservedTunnel): string {
+export function detail(t: ObservedTunnel): string {
   const lines: string[] = [visible(t.name)]
   const add = (k: string, v: string) => lines.push(`  ${(k + ':').padEnd(18)} ${visible(v)}`)
   add('mode', t.params.mode)
@@ -120,7 +124,7 @@ function detail(t: ObservedTunnel): string {
   if (t.ipsec) {
     add('ipsec', ipsecText({...ipsecSummary(t.ipsec), problems: t.ipsec.problems}))
     if (t.esp) {
-      add('esp out', `${t.esp.out.packets} packets, ${t.esp.out.bytes} bytes`)
+      add('esp out', `${t.esp.out.packets} packets, ${t.esp.out.bytes} bytes${t.esp.out.exhausted ? `, ${EXHAUSTED}` : ''}`)
       add('esp in', `${t.esp.in.packets} packets, ${t.esp.in.bytes} bytes, ${t.esp.in.replay} replayed, ${t.esp.in.failed} failed`)
     }
   }

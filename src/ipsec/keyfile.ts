@@ -3,7 +3,7 @@
 // out-auth, in-enc, in-auth. Errors never quote key material: a key file's excerpt has every value masked.
 import {closeSync, fstatSync, openSync, readSync} from 'node:fs'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {InputError, SpecError, type Diagnostic} from '../lib/errors.js'
+import {EXIT, SpecError, type Diagnostic} from '../lib/errors.js'
 import {visible} from '../lib/text.js'
 import {clipExcerpt, visibleKeepTab} from '../spec/positions.js'
 import type {DesiredState, DesiredTunnel} from '../model/types.js'
@@ -83,13 +83,22 @@ function specDiag(state: DesiredState, t: DesiredTunnel, message: string): Diagn
   return {file: state.file, line: at?.line ?? 1, column: at?.column ?? 1, pointer: `${t.pointer}/ipsec/key-file`, message: `tunnel "${visible(t.name)}": ${message}`, excerpt: at?.excerpt}
 }
 
+/** A key file that does not exist: exit 66 (no input, like a missing spec file), with the spec's file:line:col,
+ * source line and caret at the key-file value, and every other key-file problem found with it. */
+export class KeyFileMissingError extends SpecError {
+  override exitCode: number = EXIT.NOINPUT
+  override code = 'no-input'
+}
+
 /**
- * Reads the key file of every ipsec block and attaches its keys (keys.ts). A missing file → InputError (66);
- * unreadable, not owned by root, readable by group or others, or malformed → SpecError (65) with every problem.
+ * Reads the key file of every ipsec block and attaches its keys (keys.ts). Every problem is reported at once:
+ * a missing file → KeyFileMissingError (66); otherwise unreadable, not owned by root, readable by group or others,
+ * or malformed → SpecError (65).
  * `validate` reads key files too: they are input, like the spec (it never looks at the system).
  */
 export function loadKeyFiles(state: DesiredState, opts: {stdinName?: string; requireRoot?: boolean; cwd?: string} = {}): void {
   const diags: Diagnostic[] = []
+  let missing = false
   const cache = new Map<string, {text?: string; uid: number; mode: number} | 'missing'>()
   for (const t of state.tunnels) {
     if (!t.ipsec?.keyFile || t.state === 'absent') continue
@@ -129,8 +138,9 @@ export function loadKeyFiles(state: DesiredState, opts: {stdinName?: string; req
       cache.set(path, got)
     }
     if (got === 'missing') {
-      const at = t.keyFileAt
-      throw new InputError(`${state.file}:${at?.line ?? 1}:${at?.column ?? 1}: tunnel "${visible(t.name)}": key file ${visible(path)} does not exist`)
+      missing = true
+      diags.push(specDiag(state, t, `key file ${visible(path)} does not exist`))
+      continue
     }
     if (got.uid !== 0 && opts.requireRoot !== false) {
       diags.push(specDiag(state, t, `key file ${visible(path)} is owned by uid ${got.uid}, not root; a key file must be owned by root (chown root ${visible(path)})`))
@@ -147,5 +157,5 @@ export function loadKeyFiles(state: DesiredState, opts: {stdinName?: string; req
     }
     else diags.push(...r.diagnostics.filter((d) => !diags.some((x) => x.file === d.file && x.line === d.line && x.column === d.column && x.message === d.message)))
   }
-  if (diags.length) throw new SpecError(diags)
+  if (diags.length) throw missing ? new KeyFileMissingError(diags) : new SpecError(diags)
 }

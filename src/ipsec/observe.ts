@@ -4,7 +4,7 @@
 import {CommandError} from '../lib/errors.js'
 import {echoCommand, run} from '../lib/exec.js'
 import {existsSync} from 'node:fs'
-import type {ObservedState} from '../model/types.js'
+import type {ObservedState, ObservedTunnel} from '../model/types.js'
 import {ipsecOf, parsePolicies, parseStates, type XfrmObserved} from './xfrm.js'
 
 function nsArgs(netns?: string): string[] {
@@ -56,6 +56,17 @@ export async function setDisablePolicy(netns: string | undefined, names: string[
   if (r.exitCode !== 0) throw new CommandError(`cannot set disable_policy on ${names.join(', ')}: ${r.stderr.trim()}`, [netns ? 'ip' : 'sh', ...argv], r.stderr)
 }
 
+/** A kernel vti's ESP counters from its two SAs (pure); out.exhausted when the kernel reports the outbound SA's oseq:
+ * 2^32 - 1 sent, the SA stopped (it never wraps without ESN). */
+export function espCounters(t: ObservedTunnel, x: XfrmObserved): NonNullable<ObservedTunnel['esp']> {
+  const out = x.sas.find((s) => s.src === t.params.local && s.dst === t.params.remote && s.mark === t.params.okey)
+  const inn = x.sas.find((s) => s.src === t.params.remote && s.dst === t.params.local && s.mark === t.params.ikey)
+  return {
+    out: {packets: out?.counters?.packets ?? 0, bytes: out?.counters?.bytes ?? 0, ...(out?.oseq !== undefined ? {exhausted: out.oseq === 0xffffffff} : {})},
+    in: {packets: inn?.counters?.packets ?? 0, bytes: inn?.counters?.bytes ?? 0, replay: inn?.counters?.replay ?? 0, failed: inn?.counters?.failed ?? 0},
+  }
+}
+
 /** Adds xfrm to an observed state and each kernel vti tunnel's ipsec block (with what is missing, and its ESP counters). */
 export async function addXfrm(state: ObservedState, links: any[], opts: {netns?: string; required?: boolean}): Promise<void> {
   if (!wantXfrm(links, opts.required)) return
@@ -69,12 +80,7 @@ export async function addXfrm(state: ObservedState, links: any[], opts: {netns?:
     if (!p) continue
     t.ipsec = p
     withSa.push(t.name)
-    const out = x.sas.find((s) => s.src === t.params.local && s.dst === t.params.remote && s.mark === t.params.okey)
-    const inn = x.sas.find((s) => s.src === t.params.remote && s.dst === t.params.local && s.mark === t.params.ikey)
-    t.esp = {
-      out: {packets: out?.counters?.packets ?? 0, bytes: out?.counters?.bytes ?? 0},
-      in: {packets: inn?.counters?.packets ?? 0, bytes: inn?.counters?.bytes ?? 0, replay: inn?.counters?.replay ?? 0, failed: inn?.counters?.failed ?? 0},
-    }
+    t.esp = espCounters(t, x)
   }
   const dp = await readDisablePolicy(opts.netns, withSa)
   for (const t of state.tunnels) {

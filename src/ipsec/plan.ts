@@ -1,6 +1,6 @@
 // The ipsec block in plans: a field change (key-free summaries), the xfrm lines an apply runs, and the checks
 // against SAs and policies tunctl does not own.
-import type {DesiredTunnel, FieldChange, ObservedState, Plan} from '../model/types.js'
+import type {DesiredTunnel, FieldChange, ObservedState, ObservedTunnel, Plan} from '../model/types.js'
 import {visible} from '../lib/text.js'
 import {sameKeys} from './keys.js'
 import {algorithmText, hex32, type IpsecParams} from './spec.js'
@@ -97,6 +97,23 @@ export function xfrmConflicts(tunnels: DesiredTunnel[], observed: ObservedState)
     }
     const clash = objs.policies.filter((p) => pols.has(policyId(p)))
     if (clash.length) out.push({t, message: `xfrm policies tunctl does not own already use mark ${clash[0]!.mark} (dir ${clash.map((p) => `${p.dir} IPv${p.family}`).join(', ')}); pick another key`})
+  }
+  return out
+}
+
+/** Desired ipsec blocks against the SAs of the namespace's vtis that stay (not in the file, not deleted by the plan),
+ * whatever their drivers: (destination, SPI) unique against the system as across the file (spec/semantic.ts). */
+export function survivorSpiConflicts(tunnels: DesiredTunnel[], survivors: ObservedTunnel[]): Array<{t: DesiredTunnel; message: string}> {
+  const held = new Map<string, string>()
+  for (const o of survivors) if (o.ipsec) for (const s of objectsFor({params: o.params, ipsec: o.ipsec}).sas) held.set(`${s.dst}|${s.spi}`, o.name)
+  const out: Array<{t: DesiredTunnel; message: string}> = []
+  if (!held.size) return out
+  for (const t of tunnels) {
+    if (t.state !== 'present' || !t.ipsec) continue
+    for (const s of objectsFor(t).sas) {
+      const other = held.get(`${s.dst}|${s.spi}`)
+      if (other) out.push({t, message: `SPI ${hex32(s.spi)} towards ${s.dst} is also used by an SA of existing tunnel "${visible(other)}"; the kernel keys SAs on (destination, SPI): pick another ${s.dst === t.params.remote ? 'spi-out' : 'spi-in'} (or list ${visible(other)} with state: absent, or use --prune)`})
+    }
   }
   return out
 }

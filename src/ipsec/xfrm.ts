@@ -30,6 +30,9 @@ export interface XfrmSa {
   encBits?: number
   replayWindow: number
   counters?: SaCounters
+  /** `ip -s xfrm state`: the last outbound sequence number (oseq of the anti-replay context); 0xffffffff: the SA
+   * is spent (tunctl's SAs have no ESN: the kernel refuses to wrap, xfrm_replay_overflow) */
+  oseq?: number
 }
 
 export interface XfrmPolicy {
@@ -264,6 +267,9 @@ export function parseStates(text: string): {owned: XfrmSa[]; foreign: string[]} 
     const cur = /lifetime current:\n\s*(\d+)\(bytes\), (\d+)\(packets\)/.exec(body)
     const st = /stats:\n\s*replay-window \d+ replay (\d+) failed (\d+)/.exec(body)
     if (cur || st) s.counters = {bytes: Number(cur?.[1] ?? 0), packets: Number(cur?.[2] ?? 0), replay: Number(st?.[1] ?? 0), failed: Number(st?.[2] ?? 0)}
+    // "anti-replay context: seq 0x0, oseq 0x5, ..." or, with a bitmap window, "anti-replay esn context:\n seq-hi ..., oseq 0x5"
+    const oseq = /\boseq 0x([0-9a-f]+)/.exec(body)
+    if (oseq) s.oseq = parseInt(oseq[1]!, 16)
     owned.push(s)
   }
   return {owned, foreign}

@@ -121,8 +121,9 @@ export interface ObservedTunnel {
   alive?: boolean
   /** vti: the tunctl-owned SAs and policies marked with this tunnel's keys, as an ipsec block (no keys) */
   ipsec?: IpsecParams
-  /** vti with ipsec: ESP counters of its SAs */
-  esp?: {out: Pick<SaCounters, 'packets' | 'bytes'>; in: SaCounters}
+  /** vti with ipsec: ESP counters of its SAs; out.exhausted (userspace driver): the outbound SA sent 2^32 - 1
+   * packets and sends nothing more (its sequence number never wraps): it needs a new spi-out or new keys */
+  esp?: {out: Pick<SaCounters, 'packets' | 'bytes'> & {exhausted?: boolean}; in: SaCounters}
 }
 
 export interface ObservedState {

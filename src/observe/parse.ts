@@ -22,7 +22,7 @@ export interface EncapInfo {
   counters?: Counters
   /** vti: the ipsec block its daemon runs (key-free) and the ESP counters */
   ipsec?: IpsecParams
-  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
+  esp?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; exhausted?: boolean}
 }
 
 export interface RawState {
@@ -36,11 +36,12 @@ export interface RawState {
   encaps?: Map<string, EncapInfo>
 }
 
-/** a userspace vti's ESP counters (native/vti.c), in the kernel driver's shape: replay = replayed or too old, failed = every other drop of an ESP packet for this SA */
+/** a userspace vti's ESP counters (native/vti.c), in the kernel driver's shape: replay = replayed or too old, failed = every other drop of an ESP packet for this SA;
+ * out.exhausted: the outbound SA sent 2^32 - 1 packets and stopped (the engine's stats, paths.ts EspStats) */
 function userspaceEsp(e: NonNullable<EncapInfo['esp']>, drops: Record<string, number> = {}): NonNullable<ObservedTunnel['esp']> {
   const replay = (drops.replay ?? 0) + (drops.too_old ?? 0)
   const failed = ['bad_icv', 'bad_pad', 'bad_next_header', 'inner_malformed', 'truncated', 'crypto'].reduce((n, k) => n + (drops[k] ?? 0), 0)
-  return {out: {packets: e.txPackets, bytes: e.txBytes}, in: {packets: e.rxPackets, bytes: e.rxBytes, replay, failed}}
+  return {out: {packets: e.txPackets, bytes: e.txBytes, exhausted: e.exhausted === true}, in: {packets: e.rxPackets, bytes: e.rxBytes, replay, failed}}
 }
 
 export {tableNumber} from '../lib/rttables.js'

@@ -3,7 +3,7 @@ import {tunnelIdentity} from '../drivers/common.js'
 import {COMMON_PARAM_FIELDS, DEVICE_FIELDS, PARAM_FIELDS} from '../model/fields.js'
 import {effectiveMetric, routeKey, tableText} from '../net/route.js'
 import type {ModeDriver} from '../drivers/contract.js'
-import {diffIpsec, stepXfrmShown, xfrmConflicts} from '../ipsec/plan.js'
+import {diffIpsec, stepXfrmShown, survivorSpiConflicts, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
 import {quoteName, visible} from '../lib/text.js'
 import type {
@@ -383,6 +383,10 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       })
     }
   }
+
+  // vti ipsec, any driver: no SPI towards a destination that a surviving vti's SA uses (created or changed tunnels)
+  const changing = desired.tunnels.filter((t) => steps.some((s) => s.name === t.name && (s.kind === 'create' || s.kind === 'replace' || s.kind === 'update')))
+  for (const c of survivorSpiConflicts(changing, survivors)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
   // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace

@@ -13,6 +13,7 @@ import {startTicks as processStart} from '../lib/proc.js'
 import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
 import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
+import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -95,6 +96,8 @@ interface Running {
   lastCounters: string
   /** vti: outbound sequence numbers reserved (persisted) up to; ESP counters of the SA contexts before the current */
   seqLimit?: number
+  /** vti: the outbound SA's identity (espOutSa) its reservations are made for */
+  outSa?: string
   espBase?: {txPackets: number; txBytes: number; rxPackets: number; rxBytes: number}
   exhaustedLogged?: boolean
   /** IFF_UP at the last look (kernel twin: addrconf acts when the device comes up) */
@@ -103,31 +106,43 @@ interface Running {
 
 // ---- vti (ESP, native/vti.c) ----
 // Outbound sequence numbers are handed out in blocks reserved on disk before use (`<name>.esp-seq`, fsynced):
-// a restarted or changed engine, or one that crashed, resumes above every number it may have sent, so a kernel
-// peer's replay window keeps accepting its packets (a static SA never resets its window). A block is raised every
-// second when half used; a burst beyond it is dropped as `seq_reserved` until then. The file survives stop (del +
-// apply with the same SA resumes too), not a reboot of this host (/run): like the kernel driver's SAs.
+// a restarted or changed engine, or one that crashed, resumes above every number it may have sent with the same
+// outbound SA, so a kernel peer's replay window keeps accepting its packets (a static SA never resets its window).
+// A new outbound SA (another spi-out, algorithm or outbound key: the peer's inbound SA for it is new too, its window
+// empty) starts at 1 again: that is how an exhausted SA (2^32 - 1 sent, it never wraps) is replaced. A block is
+// raised every second when half used; a burst beyond it is dropped as `seq_reserved` until then. The file survives
+// stop (del + apply with the same SA resumes too), not a reboot of this host (/run): like the kernel driver's SAs.
 const SEQ_BLOCK = 1 << 21
 const SEQ_MAX = 0xffffffff
 
 interface SeqFile {
   spiOut: number // of the SA that made the last reservation (for people reading the file)
   keyFingerprint: string
+  /** the outbound SA's identity (espOutSa): the reservation counts for that SA only */
+  outSa?: string
   reserved: number
 }
 
-// Whatever SA the reservation was made for: a new SA may resume above it too, so sequence numbers only ever go up.
-function readSeq(path: string): number {
+/** The outbound SA's identity: a fingerprint (keys.ts) of its SPI, algorithm and outbound keys only (an inbound key
+ * change keeps the outbound SA and its sequence numbers). */
+function espOutSa(r: EspRecord, keys: KeyMaterial): string {
+  const out = Object.fromEntries(Object.entries(keys).filter(([n]) => n === 'out' || n.startsWith('out-')))
+  return keyFingerprint({...out, 'spi-out': Buffer.from(String(r.spiOut)), alg: Buffer.from(`${r.aead ?? ''}/${r.cipher ?? ''}/${r.auth ?? ''}`)})
+}
+
+// The last reservation of this outbound SA (a file without outSa, written before it existed: of the same spi-out).
+function readSeq(path: string, r: EspRecord, outSa: string): number {
   try {
     const v = JSON.parse(readFileSync(path, 'utf8')) as SeqFile
+    if (v.outSa !== undefined ? v.outSa !== outSa : v.spiOut !== r.spiOut) return 0 // a new outbound SA
     if (Number.isInteger(v.reserved) && v.reserved >= 0 && v.reserved <= SEQ_MAX) return v.reserved
   } catch {}
   return 0 // none yet: sequence numbers start at 1
 }
 
-function reserveSeq(path: string, r: EspRecord, upTo: number): number {
+function reserveSeq(path: string, r: EspRecord, outSa: string, upTo: number): number {
   const reserved = Math.min(SEQ_MAX, upTo)
-  writeAtomic(path, {spiOut: r.spiOut, keyFingerprint: r.keyFingerprint, reserved} satisfies SeqFile)
+  writeAtomic(path, {spiOut: r.spiOut, keyFingerprint: r.keyFingerprint, outSa, reserved} satisfies SeqFile)
   return reserved
 }
 
@@ -168,7 +183,7 @@ function main() {
     const exhausted = e.txSeq >= SEQ_MAX
     if (exhausted && !r.exhaustedLogged) {
       r.exhaustedLogged = true
-      log(`${name}: ESP SA spi-out ${r.state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in the key file and apply`)
+      log(`${name}: ESP SA spi-out ${r.state.ipsec?.spiOut}: 2^32 - 1 packets sent, the sequence number never wraps: the SA sends nothing more; put new keys in both ends' key files (or give both a new spi-out/spi-in) and apply: the new SA starts at 1`)
     }
     return {
       txPackets: b.txPackets + e.txPackets,
@@ -183,15 +198,16 @@ function main() {
   }
   /** a vti's SA options for the addon (keys read from the key file here, wiped on every path by the caller via
    * the returned wipe) resuming above its reservation; {} for the other modes */
-  const espOptions = (state: EncapState): {opts: {esp?: Record<string, unknown>}; limit: number; done: () => void} => {
+  const espOptions = (state: EncapState): {opts: {esp?: Record<string, unknown>}; limit: number; outSa?: string; done: () => void} => {
     if (state.params.mode !== 'vti' || !state.ipsec) return {opts: {}, limit: 0, done: () => {}}
     const r = state.ipsec
     const keys = loadEspKeys(state.name, r)
     try {
       const seqPath = espSeqPath(dir, state.name)
-      const resume = readSeq(seqPath)
-      const limit = reserveSeq(seqPath, r, resume + SEQ_BLOCK)
-      return {opts: {esp: espStartOptions(r, keys, {resume, limit})}, limit, done: () => wipe(keys)}
+      const outSa = espOutSa(r, keys)
+      const resume = readSeq(seqPath, r, outSa)
+      const limit = reserveSeq(seqPath, r, outSa, resume + SEQ_BLOCK)
+      return {opts: {esp: espStartOptions(r, keys, {resume, limit})}, limit, outSa, done: () => wipe(keys)}
     } catch (e) {
       wipe(keys)
       throw e
@@ -200,8 +216,8 @@ function main() {
   // raises a vti's reservation once half of it is used (called every second)
   const extendSeq = (name: string, r: Running, n: NativeCounters) => {
     const e = n.esp
-    if (!e || !r.state.ipsec || !r.seqLimit || r.seqLimit >= SEQ_MAX || e.txSeq < r.seqLimit - SEQ_BLOCK / 2) return
-    r.seqLimit = reserveSeq(espSeqPath(dir, name), r.state.ipsec, e.txSeq + SEQ_BLOCK)
+    if (!e || !r.state.ipsec || !r.outSa || !r.seqLimit || r.seqLimit >= SEQ_MAX || e.txSeq < r.seqLimit - SEQ_BLOCK / 2) return
+    r.seqLimit = reserveSeq(espSeqPath(dir, name), r.state.ipsec, r.outSa, e.txSeq + SEQ_BLOCK)
     addon.engineVtiSeqLimit(name, r.seqLimit)
   }
   const writeStats = (name: string, r: Running, force: boolean) => {
@@ -276,6 +292,7 @@ function main() {
       const key = JSON.stringify([state.params, state.ipsec ?? null])
       const r = running.get(name)
       let limit = r?.seqLimit ?? 0
+      let outSa = r?.outSa
       try {
         if (!r || r.key !== key) {
           const esp = espOptions(state)
@@ -290,6 +307,7 @@ function main() {
               r.exhaustedLogged = false
             }
             limit = esp.limit
+            outSa = esp.outSa
           } finally {
             esp.done()
           }
@@ -306,6 +324,7 @@ function main() {
       rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
       rec.key = key
       rec.seqLimit = limit
+      rec.outSa = outSa
       running.set(name, rec)
       // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
       if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)

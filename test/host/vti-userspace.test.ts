@@ -4,7 +4,8 @@
 // nothing but ESP (an AF_PACKET capture on the veth); a killed engine is restarted by apply and its peer still
 // accepts it (sequence numbers resume above the reservation); forged packets with the right keys are accepted
 // once, and a replay, a flipped bit in the payload, in the ICV or in the SPI are each dropped and counted by reason;
-// new keys are loaded in place by the same engine without disturbing a gre sibling in the same namespace.
+// new keys are loaded in place by the same engine without disturbing a gre sibling in the same namespace; an SA
+// whose sequence number reached 2^32 - 1 stops, show says so, and new keys replace it (starting at 1 again).
 import {spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -278,6 +279,76 @@ for (const alg of ALGS) {
       pingOk(pair!.a, '10.10.6.2')
       const again = ok(['plan', '--netns', pair!.a, join(scratch, `${pair!.a}.yaml`)]).out
       assert.match(again, /No changes/, again)
+    })
+  }
+  t.run()
+}
+
+{
+  // The 32-bit sequence number never wraps: forced cheaply through the reservation file (<name>.esp-seq), which a
+  // restarted engine resumes from — no test code in the packet path
+  const t = suite('an exhausted outbound SA: it stops at 2^32 - 1, show says so (not a plan problem), new keys replace it')
+  let pair: Pair | undefined
+  const alg = ALGS[0]!
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('vtiexh')
+      const ka = join(scratch, `${pair.a}.keys`)
+      const kb = join(scratch, `${pair.b}.keys`)
+      keyFile(ka, alg.keys, false)
+      keyFile(kb, alg.keys, true)
+      for (const [ns, spec] of [[pair.a, side(alg, A_ADDR, B_ADDR, '10.10.5.1', 0x1001, 0x1002, ka)], [pair.b, side(alg, B_ADDR, A_ADDR, '10.10.5.2', 0x1002, 0x1001, kb)]] as const) {
+        const f = join(scratch, `${ns}.yaml`)
+        writeFileSync(f, yaml({version: 1, tunnels: {vti1: spec.vti1}}))
+        ok(['apply', '--netns', ns, f])
+      }
+    })
+    t.after(() => removePair(pair))
+
+    t('resumed at 2^32 - 4: the last numbers go out and are accepted, then seq_exhausted; show (text, --json) says exhausted; plan has nothing to do; new keys on both ends: seq 1 again, traffic flows', async () => {
+      const a = pair!.a
+      const fa = join(scratch, `${a}.yaml`)
+      const seqFile = statsPath('vti1', a).replace('.stats.json', '.esp-seq')
+      pingOk(a, '10.10.5.2')
+      const before = await waitStats(a, (s) => s.esp?.txPackets >= 3, 'A sends ESP')
+      const rec = JSON.parse(readFileSync(seqFile, 'utf8'))
+      assert.ok(rec.outSa && rec.reserved > 0 && rec.reserved < 0xffffffff, JSON.stringify(rec))
+      // as if this SA had reserved up to 2^32 - 4: the next engine resumes above it
+      writeFileSync(seqFile, JSON.stringify({...rec, reserved: 0xffffffff - 3}))
+      process.kill(before.pid, 'SIGKILL')
+      await waitFor(() => existsSync(`/proc/${before.pid}`), (x) => !x, {what: 'engine gone'})
+      assert.match(ok(['apply', '--netns', a, fa]).out, /encapsulator: dead → running/)
+      const resumed = await waitStats(a, (s) => s.pid !== before.pid && !!s.esp, 'new engine')
+      assert.ok(resumed.esp.txSeq >= 0xffffffff - 3 && resumed.esp.seqLimit === 0xffffffff, JSON.stringify(resumed.esp))
+      const b0 = stats(pair!.b)
+      // more packets than numbers left (the vti's own IPv6 traffic may take some too)
+      nsExec(a, 'ping', ['-4', '-c', '6', '-i', '0.2', '-W', '1', '10.10.5.2'])
+      const x = await waitStats(a, (s) => s.esp.exhausted === true && drop(s, 'seq_exhausted') >= 1, 'A exhausted')
+      assert.is(x.esp.txSeq, 0xffffffff)
+      assert.is(drop(x, 'seq_reserved'), 0, 'counted as exhausted, not as waiting for a reservation')
+      assert.match(readFileSync(engineFiles(nsDir(a)).log, 'utf8'), /vti1: ESP SA spi-out 4097: 2\^32 - 1 packets sent.*new SA starts at 1/)
+      // the last numbers before 2^32 were sent and B took them (no wrap to small numbers: nothing replayed or too old)
+      const b1 = await waitStats(pair!.b, (s) => s.esp.rxPackets > b0.esp.rxPackets, 'B accepts the last numbers')
+      assert.is(drop(b1, 'replay') + drop(b1, 'too_old'), drop(b0, 'replay') + drop(b0, 'too_old'), JSON.stringify(b1.counters.drops))
+      const j = (JSON.parse(ok(['show', '--json', '--netns', a]).out) as any).tunnels.find((x: any) => x.name === 'vti1')
+      assert.is(j.ipsec.counters.out.exhausted, true, JSON.stringify(j.ipsec))
+      assert.not.ok(j.ipsec.problems, 'not a plan problem')
+      assert.match(ok(['show', '--netns', a, 'vti1']).out, /esp out: +\d+ packets, \d+ bytes, SA exhausted \(2\^32 - 1 sent, sends nothing more: new spi-out or keys needed\)/)
+      assert.match(ok(['plan', '--netns', a, fa]).out, /No changes/)
+      // the remedy: new keys in both key files, applied on both ends; the new outbound SA starts at 1
+      const fresh: Record<string, string> = Object.fromEntries(Object.entries(alg.keys).map(([n, v], i) => [n, hex(v.length / 2, 70 + i)]))
+      keyFile(join(scratch, `${a}.keys`), fresh, false)
+      keyFile(join(scratch, `${pair!.b}.keys`), fresh, true)
+      for (const ns of [a, pair!.b]) ok(['apply', '--netns', ns, join(scratch, `${ns}.yaml`)])
+      await waitStats(a, (s) => s.generation > x.generation && !s.esp.exhausted, 'A on its new SA')
+      pingOk(a, '10.10.5.2')
+      pingOk(pair!.b, '10.10.5.1')
+      const y = await waitStats(a, (s) => s.esp.txSeq >= 3 && !s.esp.exhausted, 'A sends on the new SA')
+      assert.ok(y.esp.txSeq < 1000, `the new SA starts at 1: ${JSON.stringify(y.esp)}`)
+      assert.is((JSON.parse(ok(['show', '--json', '--netns', a]).out) as any).tunnels.find((x: any) => x.name === 'vti1').ipsec.counters.out.exhausted, false)
+      const rec2 = JSON.parse(readFileSync(seqFile, 'utf8'))
+      assert.ok(rec2.outSa !== rec.outSa && rec2.reserved < 0xffffffff, JSON.stringify(rec2))
     })
   }
   t.run()

@@ -6,8 +6,8 @@ import {chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parseSpec} from '../../../src/spec/load.js'
-import {InputError, SpecError} from '../../../src/lib/errors.js'
-import {loadKeyFiles, maskedLine, parseKeyFile} from '../../../src/ipsec/keyfile.js'
+import {SpecError} from '../../../src/lib/errors.js'
+import {KeyFileMissingError, loadKeyFiles, maskedLine, parseKeyFile} from '../../../src/ipsec/keyfile.js'
 import {getKeys, setKeys} from '../../../src/ipsec/keys.js'
 import {parseSpi, type IpsecParams} from '../../../src/ipsec/spec.js'
 import {objectsFor, parsePolicies, parseStates, policyAddLine, reconcile, redactLine, saAddLine, saDelLine, TUNCTL_REQID, type XfrmObserved} from '../../../src/ipsec/xfrm.js'
@@ -123,8 +123,43 @@ test('key files: relative to the spec folder; missing → 66; group/world readab
       load(d)
       assert.unreachable()
     } catch (e) {
-      assert.instance(e, InputError)
-      assert.is((e as InputError).exitCode, 66)
+      // 66, at the key-file value with the source line and caret, like every other spec error
+      assert.instance(e, KeyFileMissingError)
+      assert.is((e as KeyFileMissingError).exitCode, 66)
+      assert.is((e as KeyFileMissingError).code, 'no-input')
+      assert.match((e as Error).message, /spec\.yaml:13:17: tunnel "vti1": key file .*vti\.keys does not exist\n.*key-file: .*\n +\^/)
+    }
+  } finally {
+    rmSync(d, {recursive: true, force: true})
+  }
+})
+
+test('key files: a missing one and a group-readable one are reported together (66: the missing one wins), each at its key-file value', () => {
+  const extra = `  vti2:
+    mode: vti
+    local: 198.51.100.1
+    remote: 198.51.100.3
+    key: 8
+    ipsec:
+      spi-out: 0x2001
+      spi-in: 0x2002
+      aead: aes-gcm-128
+      key-file: gone.keys
+`
+  const d = folder(`out: 0x${K_OUT}\nin: 0x${K_IN}\n`, 0o644, spec(extra))
+  try {
+    const st = parseSpec(join(d, 'spec.yaml'), spec(extra), {rtTables: new Map()})
+    try {
+      loadKeyFiles(st)
+      assert.unreachable()
+    } catch (e) {
+      assert.instance(e, KeyFileMissingError)
+      const err = e as KeyFileMissingError
+      assert.is(err.exitCode, 66)
+      assert.equal(err.diagnostics.map((x) => [x.line, x.column]), [[13, 17], [23, 17]])
+      assert.match(err.diagnostics[0]!.message, /vti\.keys is readable or writable by group or others/)
+      assert.match(err.diagnostics[1]!.message, /tunnel "vti2": key file .*gone\.keys does not exist/)
+      assert.ok(err.diagnostics.every((x) => x.excerpt?.includes('key-file:')), 'source line and caret')
     }
   } finally {
     rmSync(d, {recursive: true, force: true})
@@ -160,7 +195,7 @@ test('encode: SAs with mark, reqid, replay window and keys; policies both ways f
 })
 
 /** What iproute2 6.1 prints (captured in UML), with this side's SAs tunctl's and one foreign SA + policy. */
-function kernelText(keyOut = K_OUT): {state: string; policy: string} {
+function kernelText(keyOut = K_OUT, oseqOut = '0x28'): {state: string; policy: string} {
   const R = TUNCTL_REQID
   const state = `src 198.51.100.2 dst 198.51.100.1
 \tproto esp spi 0x00001002(4098) reqid ${R}(0x${R.toString(16)}) mode tunnel
@@ -185,6 +220,7 @@ src 198.51.100.1 dst 198.51.100.2
 \tmark 0x9/0xffffffff 
 \taead rfc4106(gcm(aes)) 0x${keyOut} (160 bits) 128
 \tanti-replay esn context:
+\t seq-hi 0x0, seq 0x0, oseq-hi 0x0, oseq ${oseqOut}
 \t replay_window 128, bitmap-length 4
 \tsel src 0.0.0.0/0 dst 0.0.0.0/0 uid 0
 \tlifetime current:
@@ -219,6 +255,11 @@ test('decode: tunctl SAs (reqid) with marks, replay window, counters and keys (k
   assert.equal({src: inn.src, dst: inn.dst, spi: inn.spi, mark: inn.mark, aead: inn.aead, bits: inn.encBits, rw: inn.replayWindow},
     {src: '198.51.100.2', dst: '198.51.100.1', spi: 0x1002, mark: 7, aead: 'rfc4106(gcm(aes))', bits: 160, rw: 128})
   assert.equal(inn.counters, {bytes: 3120, packets: 30, replay: 2, failed: 1})
+  assert.is(inn.oseq, 0)
+  assert.is(x.sas.find((s) => s.spi === 0x1001)!.oseq, 0x28)
+  // an outbound SA the kernel stopped at 2^32 - 1 (no ESN: it never wraps); the non-bitmap form of the context too
+  assert.is(parseStates(kernelText(K_OUT, '0xffffffff').state).owned.find((s) => s.spi === 0x1001)!.oseq, 0xffffffff)
+  assert.is(parseStates('src 198.51.100.1 dst 198.51.100.2\n\tproto esp spi 0x00001001(4097) reqid ' + TUNCTL_REQID + ' mode tunnel\n\tanti-replay context: seq 0x0, oseq 0x7, bitmap 0x00000000\n').owned[0]!.oseq, 7)
   assert.is(getKeys(inn)!.aead!.toString('hex'), K_IN)
   assert.equal(allHex(JSON.stringify(x)), [], 'observed xfrm serialises without keys')
   assert.equal(x.foreignSas, ['203.0.113.9|8193'])
@@ -306,6 +347,43 @@ test('plan: unchanged SAs → no step; a key change → ~ ipsec (old keys → ne
     assert.instance(e, ConflictError)
     assert.match((e as Error).message, /an SA tunctl does not own already uses SPI 0x00001001 towards 198\.51\.100\.2/)
   }
+})
+
+test('plan: an SPI towards a destination that a surviving vti (any driver, not in the file) uses → exit 65 naming it; --prune or another SPI → fine', () => {
+  const st = desired(`out: 0x${K_OUT}\nin: 0x${K_IN}\n`)
+  // a userspace vti of the namespace, from another file: its inbound SA is (198.51.100.1, 0x1002), like vti1's
+  const other: ObservedTunnel = {
+    name: 'vti9', ifindex: 9, driver: 'userspace', owned: true, operstate: 'UNKNOWN', addresses: [], routes: [], alive: true,
+    params: {mode: 'vti', local: '198.51.100.1', remote: '198.51.100.9', ikey: 9, okey: 9, fwmark: 0, up: true},
+    ipsec: {spiOut: 0x5001, spiIn: 0x1002, aead: 'aes-gcm-128', replayWindow: 128},
+  }
+  const obs = () => observedWith({sas: [], policies: [], foreignSas: [], foreignPolicies: []}, [other])
+  try {
+    makePlan(st, obs(), {prune: false, support: SUPPORT})
+    assert.unreachable()
+  } catch (e) {
+    assert.instance(e, ConflictError)
+    assert.is((e as ConflictError).exitCode, 65)
+    assert.match((e as Error).message, /tunnel "vti1": SPI 0x00001002 towards 198\.51\.100\.1 is also used by an SA of existing tunnel "vti9".*pick another spi-in/)
+  }
+  assert.is(makePlan(st, obs(), {prune: true, support: SUPPORT}).counts.delete, 1) // vti9 goes: no clash
+  other.ipsec = {...other.ipsec!, spiIn: 0x5002}
+  assert.is(makePlan(st, obs(), {prune: false, support: SUPPORT}).counts.create, 1)
+})
+
+test('kernel driver: the ESP counters of a vti from its SAs; an outbound SA at oseq 2^32 - 1 is exhausted (show says so)', async () => {
+  const {espCounters} = await import('../../../src/ipsec/observe.js')
+  const {tunnelJSON, detail} = await import('../../../src/commands/show.js')
+  const t = observedTunnel(observedX())
+  t.params = {...t.params, ikey: 7, okey: 9}
+  const x = observedX()
+  assert.equal(espCounters(t, x), {out: {packets: 40, bytes: 4160, exhausted: false}, in: {packets: 30, bytes: 3120, replay: 2, failed: 1}})
+  const k = kernelText(K_OUT, '0xffffffff')
+  const spent: XfrmObserved = {...x, sas: parseStates(k.state).owned}
+  t.esp = espCounters(t, spent)
+  t.ipsec = {spiOut: 0x1001, spiIn: 0x1002, aead: 'aes-gcm-128', replayWindow: 128}
+  assert.is((tunnelJSON(t) as any).ipsec.counters.out.exhausted, true)
+  assert.match(detail(t), /esp out: +40 packets, 4160 bytes, SA exhausted/)
 })
 
 test('plan: deleting the tunnel removes its SAs and policies, and only those', () => {

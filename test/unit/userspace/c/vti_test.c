@@ -335,6 +335,16 @@ static int seq_case(void) {
     if (!fail && send_one(&p.a, 100, 0, 0, 1, &olen) != VTI_TX_SEND) snprintf(why, sizeof(why), "seq 2^32-1 not sent"), fail = 1;
     if (!fail && (send_one(&p.a, 100, 0, 0, 1, &olen) != VTI_TX_DROP || p.a.txdrops[VTX_SEQ_EXHAUSTED] != 1))
       snprintf(why, sizeof(why), "after 2^32-1: not stopped"), fail = 1;
+    /* the same with the engine's reservation ending at 2^32 - 1 too: the drop says why (exhausted, not reserved),
+     * as show and the stats do */
+    tunctl_vti_free(&p.a);
+    make_vti(&p.a, &p.k, 0, 0xfffffffeu);
+    p.a.seq_limit = 0xffffffffu;
+    if (!fail && send_one(&p.a, 100, 0, 0, 1, &olen) != VTI_TX_SEND) snprintf(why, sizeof(why), "limit 2^32-1: seq 2^32-1 not sent"), fail = 1;
+    if (!fail && (send_one(&p.a, 100, 0, 0, 1, &olen) != VTI_TX_DROP || p.a.txdrops[VTX_SEQ_EXHAUSTED] != 1 ||
+                  p.a.txdrops[VTX_SEQ_RESERVED] != 0))
+      snprintf(why, sizeof(why), "limit 2^32-1: counted as seq_reserved (%llu), not seq_exhausted (%llu)",
+               (unsigned long long)p.a.txdrops[VTX_SEQ_RESERVED], (unsigned long long)p.a.txdrops[VTX_SEQ_EXHAUSTED]), fail = 1;
     pair_free(&p);
   }
   return fail;
