@@ -1,6 +1,6 @@
 // Execute stage entry point: wires the real system (ip, observe, userspace control) into executeWith.
 import {DRIVERS} from '../drivers/index.js'
-import {ip, ipBatch} from '../lib/ip.js'
+import {ip, ipBatch, ipJson} from '../lib/ip.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
@@ -45,6 +45,10 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
     ip: (args) => ip(args, o),
     xfrmBatch: (lines, shown) => xfrmBatch(lines, shown, o),
     disablePolicy: (names) => setDisablePolicy(opts.netns, names, opts.verbose),
+    linkGroups: async () => {
+      const links = await ipJson<any[]>(['link', 'show'], {netns: opts.netns})
+      return new Map(links.filter((l) => typeof l?.ifname === 'string').map((l) => [l.ifname as string, String(l.group ?? 'default')]))
+    },
     startEncap: async (name, params, ipsec) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) start ${name}\n`)
       await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {})})

@@ -4,7 +4,7 @@ import {mark} from '../lib/timing.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
-import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
+import {compilePlan, describeStep, formatSide, freeGroup, groupDeletable, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type SideAction} from '../plan/lines.js'
 import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
 import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
@@ -25,6 +25,33 @@ export interface System {
   xfrmBatch?(lines: string[][], shown: string[][]): Promise<void>
   /** vti ipsec: disable_policy=1 on these devices */
   disablePolicy?(names: string[]): Promise<void>
+  /** every link's group as ip prints it; with it, many userspace deletions run as one group deletion (GroupDelete) */
+  linkGroups?(): Promise<Map<string, string>>
+}
+
+/** The group for a plan's userspace deletions, when there are enough of them and the system can tell groups. */
+async function groupFor(sys: System, plan: Plan): Promise<GroupDelete | undefined> {
+  if (!sys.linkGroups || plan.steps.filter(groupDeletable).length < GROUP_DELETE_MIN) return undefined
+  const groups = await sys.linkGroups()
+  return {group: freeGroup(groups), groups}
+}
+
+/**
+ * A batch that stopped before its group deletion ran left the devices it moved to the group in place: each goes
+ * back to the group it had (the batch's failure stands; a restore that fails too is added to its message).
+ */
+async function restoreGroups(sys: System, c: Compiled, e: unknown): Promise<void> {
+  const g = c.groupDelete
+  if (!g) return
+  const at = e instanceof CommandError ? e.batchLine : undefined
+  if (at !== undefined && at > g.line) return
+  const back = g.moved.filter((m) => at === undefined || m.line < at)
+  if (!back.length) return
+  try {
+    await sys.ipBatch(back.map((m) => ['link', 'set', 'dev', m.name, 'group', m.from]))
+  } catch (r: any) {
+    if (e instanceof Error) e.message += `\n(devices moved to group ${g.group} to be deleted together could not all be given their group back: ${r?.message ?? r})`
+  }
 }
 
 const NO_XFRM: XfrmSet = {sas: [], policies: []}
@@ -192,6 +219,7 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
         annotate(e, `batch line ${e.batchLine} (step ${e.step})`)
       }
     }
+    await restoreGroups(sys, c, e)
     if (progress.created) await hooks.created?.(progress.created)
     throw e
   }
@@ -337,7 +365,7 @@ function describeResidual(plan: Plan): string[] {
 export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
-  const compiled = compilePlan(plan, opts.drivers)
+  const compiled = compilePlan(plan, opts.drivers, await groupFor(sys, plan))
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then
@@ -422,7 +450,7 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   }
   if (stopped) current = await sys.observe()
   const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
-  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers, await groupFor(sys, rb)))
   // tunctl's SAs and policies back to the snapshot's (their keys were read from the kernel before the apply)
   if (current.xfrm || snapshot.xfrm) await runXfrm(sys, reconcile(current.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM))
   const after = await sys.observe()
