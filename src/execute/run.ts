@@ -4,7 +4,7 @@ import {mark} from '../lib/timing.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
-import {compilePlan, describeStep, formatSide, freeGroup, groupDeletable, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type SideAction} from '../plan/lines.js'
+import {compilePlan, describeStep, formatSide, freeGroup, groupDeletable, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction} from '../plan/lines.js'
 import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
 import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
@@ -40,8 +40,7 @@ async function groupFor(sys: System, plan: Plan): Promise<GroupDelete | undefine
  * A batch that stopped before its group deletion ran left the devices it moved to the group in place: each goes
  * back to the group it had (the batch's failure stands; a restore that fails too is added to its message).
  */
-async function restoreGroups(sys: System, c: Compiled, e: unknown): Promise<void> {
-  const g = c.groupDelete
+async function restoreGroups(sys: System, g: GroupedDeletion | undefined, e: unknown): Promise<void> {
   if (!g) return
   const at = e instanceof CommandError ? e.batchLine : undefined
   if (at !== undefined && at > g.line) return
@@ -51,6 +50,26 @@ async function restoreGroups(sys: System, c: Compiled, e: unknown): Promise<void
     await sys.ipBatch(back.map((m) => ['link', 'set', 'dev', m.name, 'group', m.from]))
   } catch (r: any) {
     if (e instanceof Error) e.message += `\n(devices moved to group ${g.group} to be deleted together could not all be given their group back: ${r?.message ?? r})`
+  }
+}
+
+/**
+ * The rollback's TUN devices of encapsulators this apply started, deleted as one group (GroupDelete) before the
+ * engine is told to stop them, which would otherwise unregister them one grace period at a time. If that fails, the
+ * devices get their groups back and the engine's stop deletes them one by one, as without it.
+ */
+async function deleteStartedAsGroup(sys: System, names: string[]): Promise<void> {
+  if (!sys.linkGroups || names.length < GROUP_DELETE_MIN) return
+  const groups = await sys.linkGroups()
+  const present = names.filter((n) => groups.has(n))
+  if (present.length < GROUP_DELETE_MIN) return
+  const group = freeGroup(groups)
+  const moved = present.map((name, i) => ({line: i + 1, name, from: groups.get(name)!}))
+  const lines = [...moved.map((m) => ['link', 'set', 'dev', m.name, 'group', String(group)]), ['link', 'del', 'group', String(group)]]
+  try {
+    await sys.ipBatch(lines)
+  } catch (e) {
+    await restoreGroups(sys, {group, line: lines.length, moved}, e)
   }
 }
 
@@ -219,7 +238,7 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
         annotate(e, `batch line ${e.batchLine} (step ${e.step})`)
       }
     }
-    await restoreGroups(sys, c, e)
+    await restoreGroups(sys, c.groupDelete, e)
     if (progress.created) await hooks.created?.(progress.created)
     throw e
   }
@@ -439,6 +458,9 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
     else if (!current.links.includes(x.name)) stop.push(x.name)
     stopped = true
   }
+  // (a failed group deletion leaves them to the engine's stop below, one by one: slower, the same result, which the
+  // leftover check at the end verifies)
+  await deleteStartedAsGroup(sys, stop)
   if (sys.encapBatch && (stop.length || forget.length)) {
     // one engine transaction for all of them
     const r = await sys.encapBatch({stop, forget})

@@ -196,6 +196,7 @@ export class FakeSystem implements System {
     this.log.push(`stop ${name}`)
     // like control.ts: the TUN device goes with its encapsulator (whatever link has the name, if state exists)
     this.tunnels.delete(name)
+    this.groups.delete(name)
   }
 
   async forgetEncap(name: string): Promise<void> {

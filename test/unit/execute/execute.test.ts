@@ -433,4 +433,30 @@ test('a batch stopping before the group deletion gives the moved devices their g
   }
 })
 
+test('the rollback deletes the TUN devices of the encapsulators it started as one group before stopping them', async () => {
+  const spec = [desired('u1', 'gre', {driver: 'userspace', p: {local: '192.0.2.81'}}), desired('u2', 'gre', {driver: 'userspace', p: {local: '192.0.2.82'}})]
+  // the group deletion works; or it fails (the devices get their group back and the engine's stop deletes them)
+  for (const failGroup of [false, true]) {
+    const sys = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})]).withGroups()
+    sys.hideUnownedTun = true
+    const before = await sys.observe()
+    if (failGroup) sys.failLine = /^link del group/
+    try {
+      await executeWith(sys, await planFor(sys, spec), {drivers: D, failAtLine: 2})
+      assert.unreachable()
+    } catch (e: any) {
+      assert.instance(e, CommandError)
+      assert.match(e.message, /restored/)
+    }
+    const g = String(0x74756e63)
+    assert.equal(text(sys.batches[1]!), [`link set dev u1 group ${g}`, `link set dev u2 group ${g}`, `link del group ${g}`])
+    if (failGroup) assert.equal(text(sys.batches[2]!), ['link set dev u1 group default', 'link set dev u2 group default'])
+    assert.equal(sys.log.filter((l) => l.startsWith('stop')).sort(), ['stop u1', 'stop u2'], 'the engine is still told to stop them')
+    const after = await sys.observe()
+    assert.equal(after.links.sort(), before.links.sort(), 'no TUN device left')
+    assert.equal(essence(after), essence(before))
+    assert.equal(sys.groups.size, 0)
+  }
+})
+
 test.run()
