@@ -13,9 +13,10 @@ import {executeWith, failAtLineFromEnv, type ApplyResult, type ExecHooks, type E
 
 export {type ApplyResult, type ExecHooks, type Operation, type System, verifyPlan, rollbackPlan, INJECTED_FAILURE_LINE} from './run.js'
 
-/** Removes temporary files of `name`'s state and counters left by an engine killed in the middle of writing them. */
-export function removeEncapTempFiles(name: string, netns?: string): void {
-  removeTempFiles(nsDir(netns), {of: [`${name}.json`, `${name}.stats.json`]})
+/** Removes temporary files of these tunnels' state and counters left by an engine killed in the middle of writing
+ * them (one look at the run dir for all of them: a prune of 1000 tunnels read it 1000 times, ~1 s on ext4). */
+export function removeEncapTempFiles(names: string | string[], netns?: string): void {
+  removeTempFiles(nsDir(netns), {of: [names].flat().flatMap((n) => [`${n}.json`, `${n}.stats.json`])})
 }
 
 /** Removes `name` from the namespace's engine and forgets its files; never deletes a link. */
@@ -64,7 +65,8 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       if (opts.verbose) for (const n of batch.stop ?? []) process.stderr.write(`[#] (userspace) stop ${n}\n`)
       if (opts.verbose) for (const n of batch.forget ?? []) process.stderr.write(`[#] (userspace) forget ${n}\n`)
       const r = await applyEncaps(batch, {netns: opts.netns})
-      for (const n of [...(batch.stop ?? []), ...(batch.forget ?? [])]) removeEncapTempFiles(n, opts.netns)
+      const stopped = [...(batch.stop ?? []), ...(batch.forget ?? [])]
+      if (stopped.length) removeEncapTempFiles(stopped, opts.netns)
       return r
     },
     forgetEncap: async (name) => {
