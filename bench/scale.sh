@@ -5,7 +5,8 @@
 #      the same apply once more in namespace D with its run dir on tmpfs (TUNCTL_RUN_DIR under /dev/shm), as /run
 #      is on a systemd host (this VM's /run is on ext4, where creating the N state files costs 0.1-0.9 s);
 #   2. the engine's RSS and thread count (one process for the namespace);
-#   3. one tunnel's iperf3 TCP throughput with N-1 idle siblings, then with the siblings removed (prune).
+#   3. one tunnel's iperf3 TCP throughput with N-1 idle siblings, then with the siblings removed (prune);
+#   4. where each apply's time went (its TUNCTL_TIMING marks: time since start, time of each phase).
 # Usage (root): bench/scale.sh [N=1000] [SECONDS=5]   Prints a markdown table; raw output in bench/results/.
 # Everything runs in namespaces it creates and removes (also on failure); nothing touches the host's network.
 set -euo pipefail
@@ -73,7 +74,7 @@ t0=$(date +%s.%N)
 tunctl apply --netns $A "$out/a.yaml" >"$out/apply.log" 2>&1
 t1=$(date +%s.%N)
 apply=$(echo "$t1 - $t0" | bc)
-tunctl apply --netns $B "$out/b.yaml" >>"$out/apply.log" 2>&1
+tunctl apply --netns $B "$out/b.yaml" >"$out/apply-b.log" 2>&1
 t0=$(date +%s.%N)
 TUNCTL_RUN_DIR=$shm tunctl apply --netns $D "$out/a.yaml" >"$out/apply-tmpfs.log" 2>&1
 t1=$(date +%s.%N)
@@ -102,7 +103,7 @@ iperf() { # NAME
 with=$(iperf "with-$((n - 1))-siblings")
 rss_after_kib=$(awk '/^VmRSS/ {print $2}' /proc/$engine/status)
 t0=$(date +%s.%N)
-tunctl apply --prune --netns $A "$out/a1.yaml" >>"$out/apply.log" 2>&1
+tunctl apply --prune --netns $A "$out/a1.yaml" >"$out/prune.log" 2>&1
 t1=$(date +%s.%N)
 prune=$(echo "$t1 - $t0" | bc)
 alone=$(iperf alone)
@@ -120,5 +121,16 @@ printf '| engine RSS after apply / after iperf3 | %.1f / %.1f MiB (budget 64 MiB
 printf '| engine threads | %d |\n' "$threads"
 printf '| iperf3 through one tunnel, %d idle siblings | %s Gbit/s |\n' "$((n - 1))" "$with"
 printf '| iperf3 through the same tunnel alone | %s Gbit/s |\n' "$alone"
+printf '| load average (1, 5, 15 min) at the end | %s |\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+# where the time went: the TUNCTL_TIMING marks (ms since the process started) and the time since the previous mark
+phases() { # LOG TITLE
+  echo
+  echo "| $2 | at | phase |"
+  echo "|---|---:|---:|"
+  awk '/^\[timing\]/ {ms = $2; $1 = $2 = $3 = ""; sub(/^ +/, ""); printf "| %s | %d ms | %d ms |\n", $0, ms, ms - prev; prev = ms}' "$1"
+}
+phases "$out/apply.log" "tunctl apply of $n tunnels (run dir on /run)"
+phases "$out/apply-tmpfs.log" "the same apply, run dir on tmpfs"
+phases "$out/prune.log" "apply --prune down to 1 tunnel"
 cp /run/tunctl/ns/$A/.engine.log "$out/engine-a.log" 2>/dev/null || true
 echo "raw results: $out"

@@ -6,11 +6,24 @@
 // The bundle sits two levels below the repo like dist/*/x.js, so paths relative to a module (schemas/,
 // build/Release/, dist/userspace/engine.js) resolve the same. typescript stays out: oclif only loads it to run
 // .ts commands through ts-node, which tunctl never does.
+// The spec's JSON-Schema validator goes in compiled ahead of time (ajv standalone code, made with the CLI's own
+// specAjv from the compiled dist/spec/schema.js) in place of src/spec/schema-precompiled.ts's `undefined`.
 import {build} from 'esbuild'
+import {readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {fileURLToPath, pathToFileURL} from 'node:url'
+import standalone from 'ajv/dist/standalone/index.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..')
+const {specAjv, SCHEMA_URL} = await import(pathToFileURL(join(repo, 'dist', 'spec', 'schema.js')).href)
+const ajv = specAjv({code: {source: true, esm: true}})
+const validatorCode = standalone.default(ajv, ajv.compile(JSON.parse(readFileSync(SCHEMA_URL, 'utf8')))) + '\nexport {validate as precompiled}\n'
+const precompiledSchema = {
+  name: 'precompiled-schema',
+  setup(b) {
+    b.onLoad({filter: /[\\/]dist[\\/]spec[\\/]schema-precompiled\.js$/}, () => ({contents: validatorCode, loader: 'js', resolveDir: repo}))
+  },
+}
 await build({
   entryPoints: [join(repo, 'dist', 'cli.js')],
   outfile: join(repo, 'dist', 'bundle', 'tunctl.mjs'),
@@ -22,4 +35,5 @@ await build({
   // CommonJS dependencies (oclif) call require(): give the ES module one
   banner: {js: "import {createRequire as __tunctlRequire} from 'node:module'; const require = __tunctlRequire(import.meta.url);"},
   logLevel: 'warning',
+  plugins: [precompiledSchema],
 })

@@ -4,7 +4,7 @@ import {mark} from '../lib/timing.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
-import {compilePlan, describeStep, formatSide, stepForLine, type Compiled, type SideAction} from '../plan/lines.js'
+import {compilePlan, describeStep, formatSide, freeGroup, groupDeletable, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction} from '../plan/lines.js'
 import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
 import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
@@ -25,6 +25,52 @@ export interface System {
   xfrmBatch?(lines: string[][], shown: string[][]): Promise<void>
   /** vti ipsec: disable_policy=1 on these devices */
   disablePolicy?(names: string[]): Promise<void>
+  /** every link's group as ip prints it; with it, many userspace deletions run as one group deletion (GroupDelete) */
+  linkGroups?(): Promise<Map<string, string>>
+}
+
+/** The group for a plan's userspace deletions, when there are enough of them and the system can tell groups. */
+async function groupFor(sys: System, plan: Plan): Promise<GroupDelete | undefined> {
+  if (!sys.linkGroups || plan.steps.filter(groupDeletable).length < GROUP_DELETE_MIN) return undefined
+  const groups = await sys.linkGroups()
+  return {group: freeGroup(groups), groups}
+}
+
+/**
+ * A batch that stopped before its group deletion ran left the devices it moved to the group in place: each goes
+ * back to the group it had (the batch's failure stands; a restore that fails too is added to its message).
+ */
+async function restoreGroups(sys: System, g: GroupedDeletion | undefined, e: unknown): Promise<void> {
+  if (!g) return
+  const at = e instanceof CommandError ? e.batchLine : undefined
+  if (at !== undefined && at > g.line) return
+  const back = g.moved.filter((m) => at === undefined || m.line < at)
+  if (!back.length) return
+  try {
+    await sys.ipBatch(back.map((m) => ['link', 'set', 'dev', m.name, 'group', m.from]))
+  } catch (r: any) {
+    if (e instanceof Error) e.message += `\n(devices moved to group ${g.group} to be deleted together could not all be given their group back: ${r?.message ?? r})`
+  }
+}
+
+/**
+ * The rollback's TUN devices of encapsulators this apply started, deleted as one group (GroupDelete) before the
+ * engine is told to stop them, which would otherwise unregister them one grace period at a time. If that fails, the
+ * devices get their groups back and the engine's stop deletes them one by one, as without it.
+ */
+async function deleteStartedAsGroup(sys: System, names: string[]): Promise<void> {
+  if (!sys.linkGroups || names.length < GROUP_DELETE_MIN) return
+  const groups = await sys.linkGroups()
+  const present = names.filter((n) => groups.has(n))
+  if (present.length < GROUP_DELETE_MIN) return
+  const group = freeGroup(groups)
+  const moved = present.map((name, i) => ({line: i + 1, name, from: groups.get(name)!}))
+  const lines = [...moved.map((m) => ['link', 'set', 'dev', m.name, 'group', String(group)]), ['link', 'del', 'group', String(group)]]
+  try {
+    await sys.ipBatch(lines)
+  } catch (e) {
+    await restoreGroups(sys, {group, line: lines.length, moved}, e)
+  }
 }
 
 const NO_XFRM: XfrmSet = {sas: [], policies: []}
@@ -192,6 +238,7 @@ export async function runCompiled(sys: System, c: Compiled, failAtLine?: number,
         annotate(e, `batch line ${e.batchLine} (step ${e.step})`)
       }
     }
+    await restoreGroups(sys, c.groupDelete, e)
     if (progress.created) await hooks.created?.(progress.created)
     throw e
   }
@@ -337,7 +384,7 @@ function describeResidual(plan: Plan): string[] {
 export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
-  const compiled = compilePlan(plan, opts.drivers)
+  const compiled = compilePlan(plan, opts.drivers, await groupFor(sys, plan))
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then
@@ -411,6 +458,9 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
     else if (!current.links.includes(x.name)) stop.push(x.name)
     stopped = true
   }
+  // (a failed group deletion leaves them to the engine's stop below, one by one: slower, the same result, which the
+  // leftover check at the end verifies)
+  await deleteStartedAsGroup(sys, stop)
   if (sys.encapBatch && (stop.length || forget.length)) {
     // one engine transaction for all of them
     const r = await sys.encapBatch({stop, forget})
@@ -422,7 +472,7 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   }
   if (stopped) current = await sys.observe()
   const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
-  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers))
+  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers, await groupFor(sys, rb)))
   // tunctl's SAs and policies back to the snapshot's (their keys were read from the kernel before the apply)
   if (current.xfrm || snapshot.xfrm) await runXfrm(sys, reconcile(current.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM))
   const after = await sys.observe()

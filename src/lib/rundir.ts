@@ -104,10 +104,11 @@ export function removeTempFiles(dir: string, opts: {of?: string[]} = {}): void {
   } catch {
     return
   }
+  const of = opts.of ? new Set(opts.of) : undefined
   for (const f of files) {
     const m = /^\.(.+)\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
     if (!m) continue
-    if (opts.of ? !opts.of.includes(m[1]!) : existsSync(`/proc/${m[2]}`)) continue
+    if (of ? !of.has(m[1]!) : existsSync(`/proc/${m[2]}`)) continue
     try {
       unlinkSync(join(dir, f))
     } catch {}

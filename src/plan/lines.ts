@@ -27,6 +27,37 @@ export interface Compiled {
   lines: string[][]
   /** lineStep[i] = index into programs of the step that batch line i+1 belongs to */
   lineStep: number[]
+  /** the userspace deletions made as one group deletion (see GroupDelete), when the plan has them */
+  groupDelete?: GroupedDeletion
+}
+
+/**
+ * Many userspace tunnels deleted at once: each TUN device's unregistration alone waits for an RCU grace period
+ * (~18 ms: 1000 devices ~18 s), while one RTM_DELLINK by group (`ip link del group G`) unregisters them all in one
+ * unregister_netdevice_many (1000 devices ~0.2-0.3 s, measured on this host). So each device is moved to group
+ * `group`, a number no link of the namespace uses (the executor checks that under the namespace lock), then the
+ * group is deleted: only the devices of the plan's delete steps are ever in it.
+ */
+export interface GroupDelete {
+  group: number
+  /** each link's group as `ip` prints it ("default", a number or a name), to put back a device not deleted */
+  groups: Map<string, string>
+}
+
+export interface GroupedDeletion {
+  group: number
+  /** 1-based batch line of `link del group G` */
+  line: number
+  /** the `link set dev NAME group G` lines (1-based) and the group each device had before */
+  moved: Array<{line: number; name: string; from: string}>
+}
+
+/** Fewer userspace deletions than this run as one `link del dev` each (a group costs two more lines). */
+export const GROUP_DELETE_MIN = 2
+
+/** the steps whose deletion can go through a group: deletes of userspace (TUN) devices */
+export function groupDeletable(s: PlanStep): boolean {
+  return s.kind === 'delete' && s.observed?.driver === 'userspace'
 }
 
 export const OWNER_ALIAS = 'tunctl'
@@ -138,11 +169,20 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
   return prog
 }
 
-/** Compile a whole plan; steps keep the plan's order (deletes, replaces, updates, creates). */
-export function compilePlan(plan: Plan, drivers: Drivers): Compiled {
+/**
+ * Compile a whole plan; steps keep the plan's order (deletes, replaces, updates, creates). With `group` and at
+ * least GROUP_DELETE_MIN userspace deletions, those run as one group deletion (GroupDelete), right after the
+ * last of their steps' lines: before any replace or create, which may reuse their addresses and routes.
+ */
+export function compilePlan(plan: Plan, drivers: Drivers, group?: GroupDelete): Compiled {
   const programs = plan.steps.map((s) => compileStep(s, drivers))
+  const grouped = group && plan.steps.filter(groupDeletable).length >= GROUP_DELETE_MIN ? group : undefined
+  let lastGrouped = -1
+  if (grouped) plan.steps.forEach((s, i) => groupDeletable(s) && (lastGrouped = i))
   const lines: string[][] = []
   const lineStep: number[] = []
+  const moved: GroupedDeletion['moved'] = []
+  let delLine = 0
   programs.forEach((p, i) => {
     for (const l of p.early) {
       lines.push(l)
@@ -150,12 +190,32 @@ export function compilePlan(plan: Plan, drivers: Drivers): Compiled {
     }
   })
   programs.forEach((p, i) => {
+    const toGroup = grouped !== undefined && groupDeletable(p.step)
     for (const l of p.lines) {
-      lines.push(l)
+      if (toGroup && l[0] === 'link' && l[1] === 'del') {
+        lines.push(['link', 'set', 'dev', p.step.name, 'group', String(grouped.group)])
+        moved.push({line: lines.length, name: p.step.name, from: grouped.groups.get(p.step.name) ?? 'default'})
+      } else lines.push(l)
       lineStep.push(i)
     }
+    if (i === lastGrouped) {
+      lines.push(['link', 'del', 'group', String(grouped!.group)])
+      lineStep.push(i)
+      delLine = lines.length
+    }
   })
-  return {programs, lines, lineStep}
+  return {programs, lines, lineStep, ...(grouped ? {groupDelete: {group: grouped.group, line: delLine, moved}} : {})}
+}
+
+/**
+ * A group number for GroupDelete that no link uses: ip prints a link's group as "default" (0), a number, or a
+ * name from /etc/iproute2/group (whose numbers are small by convention); tunctl's numbers start far above them.
+ */
+export function freeGroup(groups: Map<string, string>): number {
+  const used = new Set(groups.values())
+  let g = 0x74756e63 // "tunc"
+  while (used.has(String(g))) g++
+  return g
 }
 
 /** The plan step a 1-based batch line belongs to. */

@@ -1,7 +1,9 @@
 // Maps JSON pointers into a parsed YAML document back to source positions, and renders excerpts with a caret.
 import {isAlias, isMap, isNode, isScalar, isSeq, LineCounter, visit, type Document, type Node as YNode, type Pair, type YAMLMap} from 'yaml'
-import {visibleText} from '../lib/text.js'
+import {clipExcerpt, visibleKeepTab} from './excerpt.js'
 import {splitPointer} from './pointer.js'
+
+export {clipExcerpt, EXCERPT_WIDTH, visibleKeepTab} from './excerpt.js'
 
 /** What of the addressed element a diagnostic points at: its key (`kye:`) or its value (`300`). */
 export type Target = 'key' | 'value'
@@ -157,25 +159,4 @@ function rangeStart(node: YNode | undefined | null): number | undefined {
 function emptyRange(node: YNode): boolean {
   const r = node.range
   return !r || r[0] === r[1]
-}
-
-/** Widest source text an excerpt shows (a 16 KB flow list on one line is shown around the column only). */
-export const EXCERPT_WIDTH = 120
-
-export function visibleKeepTab(s: string): string {
-  return visibleText(s).replace(/\n/g, '\\n')
-}
-
-/** `  LINE\n  ^` with the caret under the 1-based column (tabs kept so it lines up), clipped to EXCERPT_WIDTH. */
-export function clipExcerpt(line: string, column: number): string {
-  let shown = line
-  let col = column - 1
-  if (line.length > EXCERPT_WIDTH) {
-    const start = Math.max(0, Math.min(col - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH))
-    const end = Math.min(line.length, start + EXCERPT_WIDTH)
-    shown = (start > 0 ? '…' : '') + line.slice(start, end) + (end < line.length ? '…' : '')
-    col = col - start + (start > 0 ? 1 : 0)
-  }
-  const pad = shown.slice(0, col).replace(/[^\t]/g, ' ')
-  return `  ${shown}\n  ${pad}^`
 }

@@ -1,6 +1,7 @@
 // JSON-Schema validation of the parsed spec (schemas/tunnels.schema.json) and ajv errors → readable messages.
 import {readFileSync} from 'node:fs'
-import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
+import {Ajv, type ErrorObject, type Options, type ValidateFunction} from 'ajv'
+import {precompiled} from './schema-precompiled.js'
 import {describePointer, joinPointer, splitPointer} from './pointer.js'
 import {didYouMean} from './suggest.js'
 import type {Target} from './positions.js'
@@ -16,12 +17,17 @@ export const SCHEMA_URL = new URL('../../schemas/tunnels.schema.json', import.me
 
 let cached: {schema: any; validate: ValidateFunction} | undefined
 
+/** The Ajv of the spec's validation (scripts/bundle.mjs compiles the bundle's validator ahead of time with it). */
+export function specAjv(extra: Options = {}): Ajv {
+  const ajv = new Ajv({allErrors: true, strict: true, allowUnionTypes: true, ...extra})
+  ajv.addKeyword({keyword: 'x-expect', schemaType: 'string'})
+  return ajv
+}
+
 export function loadSchema(): {schema: any; validate: ValidateFunction} {
   if (cached) return cached
   const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8'))
-  const ajv = new Ajv({allErrors: true, strict: true, allowUnionTypes: true})
-  ajv.addKeyword({keyword: 'x-expect', schemaType: 'string'})
-  cached = {schema, validate: ajv.compile(schema)}
+  cached = {schema, validate: precompiled ?? specAjv().compile(schema)}
   return cached
 }
 

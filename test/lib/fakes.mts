@@ -134,6 +134,16 @@ export class FakeSystem implements System {
   /** like the real observe: a userspace TUN device without the ownership alias is no tunnel (only a 'tun' link) */
   hideUnownedTun = false
   nextIndex = 100
+  /** links' groups set by `link set dev X group G` (absent: ip's "default") */
+  groups = new Map<string, string>()
+  /** present after withGroups(): the real system's link groups (many userspace deletions become one group deletion) */
+  linkGroups?: () => Promise<Map<string, string>>
+
+  withGroups(groups: Record<string, string> = {}): this {
+    for (const [n, g] of Object.entries(groups)) this.groups.set(n, g)
+    this.linkGroups = async () => new Map([...Object.keys(this.others), ...this.tunnels.keys()].map((n) => [n, this.groups.get(n) ?? 'default']))
+    return this
+  }
 
   constructor(initial: ObservedTunnel[] = []) {
     for (const t of initial) this.tunnels.set(t.name, structuredClone(t))
@@ -186,6 +196,7 @@ export class FakeSystem implements System {
     this.log.push(`stop ${name}`)
     // like control.ts: the TUN device goes with its encapsulator (whatever link has the name, if state exists)
     this.tunnels.delete(name)
+    this.groups.delete(name)
   }
 
   async forgetEncap(name: string): Promise<void> {
@@ -214,9 +225,21 @@ export class FakeSystem implements System {
       this.tunnels.set(name, {name, ifindex: this.nextIndex++, driver: 'kernel', params: p, addresses: [], routes: [], owned: false, operstate: 'DOWN'})
       return
     }
+    if (obj === 'link' && verb === 'del' && l[2] === 'group') {
+      // like the kernel (rtnl_group_dellink): every link of the group at once; none in it → ENODEV
+      const names = [...this.groups].filter(([, g]) => g === l[3]).map(([n]) => n)
+      if (!names.length) throw new Error('No such device')
+      for (const n of names) {
+        this.tunnels.delete(n)
+        delete this.others[n]
+        this.groups.delete(n)
+      }
+      return
+    }
     if (obj === 'link' && verb === 'del') {
       this.get(l[3]!)
       this.tunnels.delete(l[3]!)
+      this.groups.delete(l[3]!)
       return
     }
     if (obj === 'link' && verb === 'set') {
@@ -228,6 +251,7 @@ export class FakeSystem implements System {
         t.params.up = false
         t.routes = []
       } else if (rest[0] === 'mtu') t.params.mtu = Number(rest[1])
+      else if (rest[0] === 'group') this.groups.set(l[3]!, rest[1]!)
       else if (rest[0] === 'type') {
         for (let i = 2; i < rest.length; i += 2) {
           const k = rest[i] as keyof TunnelParams

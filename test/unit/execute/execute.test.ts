@@ -382,4 +382,81 @@ test('engine transactions (encapBatch): all of one commit\'s starts are journale
   assert.equal(calls, ['starting u1,u2,u3', 'commit u1,u2,u3', 'started u1,u2,u3'])
 })
 
+test('many userspace deletions: each device moved to a group no link uses, then ONE `link del group` before any other step', async () => {
+  const G = 0x74756e63 // freeGroup's first candidate: taken by a foreign link here, so the next one is used
+  const us = (n: string, local: string) => observed(n, 'gre', {driver: 'userspace', pid: 7, alive: true, p: {local}})
+  const sys = new FakeSystem([us('u1', '192.0.2.71'), us('u2', '192.0.2.72'), us('u3', '192.0.2.73'), observed('k', 'gre', {p: {local: '192.0.2.74'}})])
+  sys.others.veth9 = 'veth'
+  sys.withGroups({veth9: String(G), u2: '7'})
+  const absent = (n: string) => desired(n, 'gre', {state: 'absent'})
+  const spec = [absent('u1'), absent('u2'), absent('k'), absent('u3'), desired('n', 'gre', {addresses: ['10.0.0.1/30']})]
+  const r = await executeWith(sys, await planFor(sys, spec), {drivers: D})
+  assert.is(r.verified, true)
+  const g = String(G + 1)
+  assert.equal(text(sys.batches[0]!).slice(0, 5), [
+    `link set dev u1 group ${g}`,
+    `link set dev u2 group ${g}`,
+    'link del dev k',
+    `link set dev u3 group ${g}`,
+    `link del group ${g}`,
+  ])
+  assert.match(text(sys.batches[0]!)[5]!, /^link add n /)
+  assert.equal(sys.log, ['stop u1', 'stop u2', 'stop u3'])
+  assert.equal((await sys.observe()).tunnels.map((t) => t.name), ['n'])
+  assert.ok('veth9' in sys.others, 'the foreign link of group G is not touched')
+
+  // the plan shown (compiled without groups) keeps one `link del dev` per tunnel; a single userspace deletion too
+  const one = new FakeSystem([us('u1', '192.0.2.71'), observed('k', 'gre', {p: {local: '192.0.2.74'}})]).withGroups()
+  await executeWith(one, await planFor(one, [absent('u1'), absent('k')]), {drivers: D})
+  assert.equal(text(one.batches[0]!), ['link del dev u1', 'link del dev k'])
+})
+
+test('a batch stopping before the group deletion gives the moved devices their group back, then rolls back', async () => {
+  const us = (n: string, local: string) => observed(n, 'gre', {driver: 'userspace', pid: 7, alive: true, p: {local}})
+  const absent = (n: string) => desired(n, 'gre', {state: 'absent'})
+  // at the group deletion itself (line 4), and at the second device's move (line 2)
+  for (const [at, moved] of [[4, ['u1', 'u2', 'u3']], [2, ['u1']]] as const) {
+    const sys = new FakeSystem([us('u1', '192.0.2.71'), us('u2', '192.0.2.72'), us('u3', '192.0.2.73')]).withGroups({u2: '7', u1: '3'})
+    const before = await sys.observe()
+    try {
+      await executeWith(sys, await planFor(sys, [absent('u1'), absent('u2'), absent('u3')]), {drivers: D, failAtLine: at})
+      assert.unreachable()
+    } catch (e: any) {
+      assert.instance(e, CommandError)
+      assert.match(e.message, new RegExp(`batch line ${at}`))
+      assert.match(e.message, /restored/)
+    }
+    assert.equal(text(sys.batches[1]!), moved.map((n) => `link set dev ${n} group ${{u1: '3', u2: '7', u3: 'default'}[n]}`), `failure at line ${at}`)
+    assert.equal(essence(await sys.observe()), essence(before))
+    assert.equal(['u1', 'u2', 'u3'].map((n) => sys.groups.get(n) ?? 'default'), ['3', '7', 'default'], 'each device in its own group again')
+    assert.equal(sys.log, [], 'no encapsulator stopped')
+  }
+})
+
+test('the rollback deletes the TUN devices of the encapsulators it started as one group before stopping them', async () => {
+  const spec = [desired('u1', 'gre', {driver: 'userspace', p: {local: '192.0.2.81'}}), desired('u2', 'gre', {driver: 'userspace', p: {local: '192.0.2.82'}})]
+  // the group deletion works; or it fails (the devices get their group back and the engine's stop deletes them)
+  for (const failGroup of [false, true]) {
+    const sys = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})]).withGroups()
+    sys.hideUnownedTun = true
+    const before = await sys.observe()
+    if (failGroup) sys.failLine = /^link del group/
+    try {
+      await executeWith(sys, await planFor(sys, spec), {drivers: D, failAtLine: 2})
+      assert.unreachable()
+    } catch (e: any) {
+      assert.instance(e, CommandError)
+      assert.match(e.message, /restored/)
+    }
+    const g = String(0x74756e63)
+    assert.equal(text(sys.batches[1]!), [`link set dev u1 group ${g}`, `link set dev u2 group ${g}`, `link del group ${g}`])
+    if (failGroup) assert.equal(text(sys.batches[2]!), ['link set dev u1 group default', 'link set dev u2 group default'])
+    assert.equal(sys.log.filter((l) => l.startsWith('stop')).sort(), ['stop u1', 'stop u2'], 'the engine is still told to stop them')
+    const after = await sys.observe()
+    assert.equal(after.links.sort(), before.links.sort(), 'no TUN device left')
+    assert.equal(essence(after), essence(before))
+    assert.equal(sys.groups.size, 0)
+  }
+})
+
 test.run()
