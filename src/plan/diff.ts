@@ -328,7 +328,8 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
       choice = chooseDriver(t, opts)
     } catch (e) {
       if (e instanceof UnavailableError) {
-        unavailable.push(e.message)
+        // where the tunnel is in the file, as every other error about it
+        unavailable.push(t.at && desired.file ? `${desired.file}:${t.at.line}:${t.at.column}: ${e.message}` : e.message)
         continue
       }
       throw e
