@@ -4,7 +4,8 @@ import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT} from '../lib/errors.js'
 import {reportUnfinished} from '../execute/recover.js'
 import {planSpec} from '../execute/pipeline.js'
-import {renderPlan, planToJSON, compilePlan} from '../plan/index.js'
+import {renderPlan, planToJSON, compilePlan, groupDeleteFor} from '../plan/index.js'
+import {realSystem} from '../execute/index.js'
 import {DRIVERS} from '../drivers/index.js'
 import {loadSpec} from '../spec/load.js'
 import {adoptFlag, checkAdopt, driverFlag} from './apply.js'
@@ -44,12 +45,14 @@ ${BaseCommand.exitCodesHelp}`
     const desired = await loadSpec(args.file)
     checkAdopt(desired, flags.adopt)
     const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt})
+    // the group apply would delete many userspace tunnels through, as apply's executor picks it
+    const group = flags['show-commands'] ? await groupDeleteFor(plan, realSystem({netns: flags.netns}).linkGroups) : undefined
     if (this.jsonMode) {
       const out: Record<string, unknown> = {ok: true, file: desired.file, plan: planToJSON(plan)}
-      if (flags['show-commands']) out.commands = compilePlan(plan, DRIVERS).lines.map((l) => ['ip', ...l].join(' '))
+      if (flags['show-commands']) out.commands = compilePlan(plan, DRIVERS, group).lines.map((l) => ['ip', ...l].join(' '))
       this.printJSON(out)
     } else {
-      process.stdout.write(renderPlan(plan, {color: useColor(), showCommands: flags['show-commands'], file: desired.file}))
+      process.stdout.write(renderPlan(plan, {color: useColor(), showCommands: flags['show-commands'], group, file: desired.file}))
     }
     if (flags['detailed-exitcode'] && plan.steps.length) this.done(EXIT.CHANGES)
   }

@@ -4,7 +4,7 @@ import {mark} from '../lib/timing.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
-import {compilePlan, describeStep, formatSide, freeGroup, groupDeletable, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction} from '../plan/lines.js'
+import {compilePlan, describeStep, formatSide, freeGroup, groupDeleteFor, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction} from '../plan/lines.js'
 import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
 import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
@@ -27,13 +27,6 @@ export interface System {
   disablePolicy?(names: string[]): Promise<void>
   /** every link's group as ip prints it; with it, many userspace deletions run as one group deletion (GroupDelete) */
   linkGroups?(): Promise<Map<string, string>>
-}
-
-/** The group for a plan's userspace deletions, when there are enough of them and the system can tell groups. */
-async function groupFor(sys: System, plan: Plan): Promise<GroupDelete | undefined> {
-  if (!sys.linkGroups || plan.steps.filter(groupDeletable).length < GROUP_DELETE_MIN) return undefined
-  const groups = await sys.linkGroups()
-  return {group: freeGroup(groups), groups}
 }
 
 /**
@@ -384,7 +377,7 @@ function describeResidual(plan: Plan): string[] {
 export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
-  const compiled = compilePlan(plan, opts.drivers, await groupFor(sys, plan))
+  const compiled = compilePlan(plan, opts.drivers, await groupDeleteFor(plan, sys.linkGroups))
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then
@@ -472,7 +465,7 @@ export async function restore(sys: System, snapshot: ObservedState, drivers: Dri
   }
   if (stopped) current = await sys.observe()
   const rb = rollbackPlan(current, snapshot, drivers, ours, scope.adopted)
-  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers, await groupFor(sys, rb)))
+  if (rb.steps.length) await runCompiled(sys, compilePlan(rb, drivers, await groupDeleteFor(rb, sys.linkGroups)))
   // tunctl's SAs and policies back to the snapshot's (their keys were read from the kernel before the apply)
   if (current.xfrm || snapshot.xfrm) await runXfrm(sys, reconcile(current.xfrm ?? NO_XFRM, snapshot.xfrm ?? NO_XFRM))
   const after = await sys.observe()

@@ -6,7 +6,7 @@ import {renderPlan as renderWith, type RenderOptions} from './render.js'
 
 export {ConflictError, type PlanOptions, type ModeSupport, type Drivers} from './diff.js'
 export {planToJSON, summaryLine} from './render.js'
-export {compilePlan, stepForLine} from './lines.js'
+export {compilePlan, groupDeleteFor, stepForLine} from './lines.js'
 
 /** Pure: what has to change so `observed` becomes `desired`. Throws ConflictError (65) / UnavailableError (69). */
 export function makePlan(desired: DesiredState, observed: ObservedState, opts: PlanOptions & {drivers?: Drivers}): Plan {

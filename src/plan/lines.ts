@@ -218,6 +218,16 @@ export function freeGroup(groups: Map<string, string>): number {
   return g
 }
 
+/**
+ * The group for a plan's userspace deletions, when there are at least GROUP_DELETE_MIN of them and `linkGroups`
+ * (every link's group as ip prints it) is given: apply's executor and `plan --show-commands` both take it from here.
+ */
+export async function groupDeleteFor(plan: Plan, linkGroups?: () => Promise<Map<string, string>>): Promise<GroupDelete | undefined> {
+  if (!linkGroups || plan.steps.filter(groupDeletable).length < GROUP_DELETE_MIN) return undefined
+  const groups = await linkGroups()
+  return {group: freeGroup(groups), groups}
+}
+
 /** The plan step a 1-based batch line belongs to. */
 export function stepForLine(c: Compiled, line: number): PlanStep | undefined {
   const i = c.lineStep[line - 1]

@@ -15,7 +15,7 @@ function shownLine(l: string[]): string {
 import {Chalk} from 'chalk'
 import type {FieldChange, Plan, PlanStep, RouteSpec, TunnelParams} from '../model/types.js'
 import {FIELD_BY_NAME, fieldLabel, isDefault} from '../model/fields.js'
-import {compilePlan, formatSide, type Compiled} from './lines.js'
+import {compilePlan, formatSide, type Compiled, type GroupDelete} from './lines.js'
 import type {Drivers} from './diff.js'
 
 export interface RenderOptions {
@@ -23,6 +23,8 @@ export interface RenderOptions {
   showCommands?: boolean
   /** needed for showCommands */
   drivers?: Drivers
+  /** with showCommands: the group apply would delete many userspace tunnels through (groupDeleteFor) */
+  group?: GroupDelete
   /** name of the spec file, for the "No changes" line */
   file?: string
 }
@@ -115,10 +117,12 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
   let compiled: Compiled | undefined
   if (opts.showCommands) {
     if (!opts.drivers) throw new Error('renderPlan: showCommands needs drivers')
-    compiled = compilePlan(plan, opts.drivers)
+    compiled = compilePlan(plan, opts.drivers, opts.group)
   }
-  // batch line numbers (a step's early lines run before every step's other lines)
-  const lineNo = new Map<string[], number>((compiled?.lines ?? []).map((l, i) => [l, i + 1]))
+  // each step's batch lines (0-based), as compiled: a step's early lines run before every step's other lines, and a
+  // group deletion replaces the steps' `link del dev`
+  const stepLines: number[][] = []
+  compiled?.lineStep.forEach((i, j) => (stepLines[i] ??= []).push(j))
   plan.steps.forEach((s, i) => {
     const sym = SYM[s.kind]
     const mode = s.desired?.params.mode ?? s.observed?.params.mode
@@ -141,7 +145,7 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
     if (compiled) {
       const prog = compiled.programs[i]!
       for (const a of prog.pre) out.push(ch.cyan(`    $ ${formatSide(a)}`))
-      for (const l of [...prog.early, ...prog.lines]) out.push(ch.cyan(`    $ [${lineNo.get(l)}] ip ${visible(shownLine(l))}`))
+      for (const j of stepLines[i] ?? []) out.push(ch.cyan(`    $ [${j + 1}] ip ${visible(shownLine(compiled.lines[j]!))}`))
       for (const a of prog.post) out.push(ch.cyan(`    $ ${formatSide(a)}`))
       // vti ipsec: the SA/policy lines (their own stdin-fed ip -batch, run before the link batch; keys hidden)
       for (const l of s.xfrmShown ?? []) out.push(ch.cyan(`    $ [xfrm] ip ${visible(shownLine(l))}`))

@@ -62,8 +62,15 @@ else {
 
   t('apply --prune of three of them: only their devices go, in one `link del group` of a group no link used', () => {
     const before = groups(pair!.a)
-    const r = ok(['apply', '--prune', '--verbose', '--netns', pair!.a, spec('one.yaml', ['u1'])])
     const g = String(FIRST + 1) // FIRST is fveth's
+    // plan --show-commands prints the lines apply runs: the same group, text and --json
+    const shownPlan = ok(['plan', '--prune', '--show-commands', '--netns', pair!.a, spec('one.yaml', ['u1'])])
+    assert.ok(new RegExp(`ip link set dev u2 group ${g}\\b`).test(shownPlan.out), shownPlan.out)
+    assert.match(shownPlan.out, new RegExp(`ip link del group ${g}\\b`))
+    assert.not.match(shownPlan.out, /link del dev u[234]\b/)
+    const planJson = JSON.parse(ok(['plan', '--prune', '--show-commands', '--json', '--netns', pair!.a, spec('one.yaml', ['u1'])]).out)
+    assert.ok(planJson.commands.includes(`ip link del group ${g}`), planJson.commands.join('\n'))
+    const r = ok(['apply', '--prune', '--verbose', '--netns', pair!.a, spec('one.yaml', ['u1'])])
     assert.match(r.err, new RegExp(`ip link set dev u2 group ${g}\\b`))
     assert.match(r.err, new RegExp(`ip link del group ${g}\\b`))
     assert.not.match(r.err, /link del dev u[234]\b/)
