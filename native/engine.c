@@ -518,6 +518,26 @@ static void refresh_flags(struct tunctl_engine *e) {
   pthread_mutex_unlock(&e->flags_lock);
 }
 
+/* One link's IFF_UP from its RTM_NEWLINK / RTM_DELLINK (a deleted device counts as down), found by ifindex in the
+ * dispatch order (sorted by ifindex): O(log n) per notification, where re-reading every tunnel's flags at each
+ * notification cost n ioctls each time (an apply creating 1000 devices sends thousands of them). Returns 1 if the
+ * tunnel's up state changed. Caller holds the table's read lock. */
+static int link_event(struct tunctl_engine *e, const struct nlmsghdr *h) {
+  if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) return 0;
+  const struct ifinfomsg *ifi = NLMSG_DATA(h);
+  int lo = 0, hi = e->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (e->order[mid]->ifindex < ifi->ifi_index) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == e->n || e->order[lo]->ifindex != ifi->ifi_index) return 0;
+  int up = h->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP);
+  if (__atomic_load_n(&e->entries[lo].up, __ATOMIC_RELAXED) == up) return 0;
+  __atomic_store_n(&e->entries[lo].up, up, __ATOMIC_RELAXED);
+  return 1;
+}
+
 /* a receive thread's cache of dispatch decisions: tunctl_select reads only the outer protocol, addresses, GRE
  * key and receiving link, so a decision is reused for packets with the same ones until the table changes */
 #define RXCACHE 256
@@ -618,24 +638,28 @@ static void *rx_main(void *arg) {
       /* link changes first: packets of this round are dispatched with the flags after them */
       char nlbuf[8192];
       ssize_t r;
-      int v6routes = 0;
+      int v6routes = 0, changed = 0;
+      pthread_rwlock_rdlock(&e->lock);
       while ((r = recv(e->nl_fd, nlbuf, sizeof nlbuf, MSG_DONTWAIT)) > 0 || (r < 0 && errno == ENOBUFS)) {
         if (r < 0) { /* notifications lost: read everything again */
           v6routes = 1;
+          __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
           continue;
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)nlbuf; NLMSG_OK(h, (unsigned)r); h = NLMSG_NEXT(h, r))
+        for (struct nlmsghdr *h = (struct nlmsghdr *)nlbuf; NLMSG_OK(h, (unsigned)r); h = NLMSG_NEXT(h, r)) {
           if ((h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) &&
               ((struct rtmsg *)NLMSG_DATA(h))->rtm_family == AF_INET6)
             v6routes = 1;
+          if (h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) changed |= link_event(e, h);
+        }
       }
-      if (v6routes) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device (engroute.c) */
-      __atomic_store_n(&e->flags_stale, 1, __ATOMIC_RELAXED);
+      if (changed) __atomic_fetch_add(&e->tabgen, 1, __ATOMIC_RELAXED);
+      refresh_flags(e); /* only after lost notifications */
       /* now, not with the next packet: a multicast gre tunnel coming up joins its group (the packets to the group
-       * arrive only then) */
-      pthread_rwlock_rdlock(&e->lock);
-      refresh_flags(e);
+       * arrive only then); one that could not join (no route to the group) tries again at any link change */
+      tunctl_engine_mcast_sync(e);
       pthread_rwlock_unlock(&e->lock);
+      if (v6routes) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device (engroute.c) */
     }
     if (!pfd[0].revents) continue;
     for (;;) {
@@ -948,12 +972,13 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
     return -1;
   }
   if (t->send_fd < -1) t->send_fd = -1;
+  pthread_rwlock_wrlock(&e->lock);
+  /* IFF_UP read under the write lock: a link notification handled before this tunnel is in the table is one
+   * this read already sees, any later one finds it (link_event) */
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, t->name, IFNAMSIZ - 1);
   int up = ioctl(e->ctl_fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
-
-  pthread_rwlock_wrlock(&e->lock);
   if (e->n == e->cap) {
     int cap = e->cap ? e->cap * 2 : 16;
     struct eng_tun **o = realloc(e->order, sizeof *o * (size_t)cap);
