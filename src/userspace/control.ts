@@ -228,7 +228,7 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
   const ready = (async () => {
     const deadline = Date.now() + 15_000
     while (Date.now() < deadline) {
-      if (exited !== null) throw new CommandError(`the userspace engine ended (${exited}) before it answered`, ['engine', dir], readEngineLog(netns))
+      // the running engine, also when it is not the one spawned here (that one then left: engine.ts main)
       const pid = runningEngine(netns)
       if (pid) {
         try {
@@ -236,6 +236,7 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
           return pid
         } catch {}
       }
+      if (exited !== null) throw new CommandError(`the userspace engine ended (${exited}) before it answered`, ['engine', dir], readEngineLog(netns))
       await sleep(30)
     }
     if (exited === null && child.pid) {

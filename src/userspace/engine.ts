@@ -5,7 +5,7 @@
 // It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is removed.
 import {chmodSync, existsSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {unlink} from 'node:fs/promises'
-import {createServer, type Socket} from 'node:net'
+import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
 import type {Counters} from '../model/types.js'
@@ -153,6 +153,23 @@ function main() {
     process.stderr.write('usage: engine.js <run dir>\n')
     process.exit(64)
   }
+  // One engine per namespace, before any socket or thread of the data plane exists: the CLI starts an engine only
+  // when it finds none running, and if that judgement was wrong (another engine answers on the control socket),
+  // this one leaves at once instead of taking over the socket and decapsulating every packet a second time. The
+  // CLI then finds the running engine by its record.
+  const probe = connect(engineFiles(dir).sock)
+  probe.once('connect', () => {
+    probe.destroy()
+    log('another engine answers on the control socket: this one is not needed, exiting')
+    process.exit(0)
+  })
+  probe.once('error', () => {
+    probe.destroy()
+    serve(dir)
+  })
+}
+
+function serve(dir: string) {
   const files = engineFiles(dir)
   // TUNCTL_OFFLOAD=0: plain TUN devices without IFF_VNET_HDR (no TSO segmentation / coalescing); a tunnel's state
   // can ask the same (offload: false)
@@ -368,8 +385,16 @@ function main() {
       log(`stop failed: ${e.message}`)
     }
     server.close()
-    unlinkQuiet(files.sock)
-    unlinkQuiet(files.record)
+    // the socket and record are this engine's only while its record names it: an engine that started meanwhile
+    // (after this one said it had no tunnel left) keeps its own
+    let mine = false
+    try {
+      mine = JSON.parse(readFileSync(files.record, 'utf8'))?.pid === process.pid
+    } catch {}
+    if (mine) {
+      unlinkQuiet(files.sock)
+      unlinkQuiet(files.record)
+    }
     process.exit(code)
   }
 

@@ -9,6 +9,7 @@ import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, ipn, makePair, removePair, run, whyNoUserspaceCli} from './lib/netns.js'
+import {nsDir} from '../../src/userspace/paths.js'
 import {daemonsOf, exited, leftovers, showJson, tunctlChild, until, tunctlOk as ok} from './lib/cli.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'tunctl-engine-'))
@@ -60,6 +61,28 @@ function threads(pid: number): number {
       ok(['del', '--netns', pair!.a, ...Object.keys(gres(50, '', '', 1))])
       await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
       assert.equal(leftovers(pair!.a, []), [])
+    })
+
+    t('a second engine started for the namespace leaves at once: the running one keeps its socket and tunnels', async () => {
+      ok(['apply', '--netns', pair!.a, specFile('two.yaml', gres(2, '198.51.100.1', '198.51.100.2', 1))])
+      const [pid] = daemonsOf(pair!.a)
+      assert.ok(pid, 'an engine runs')
+      const dir = nsDir(pair!.a)
+      const engineJs = join(process.cwd(), 'dist', 'userspace', 'engine.js')
+      // as the CLI starts it (what it logs goes to the engine log, here to this pipe)
+      const second = spawn('ip', ['netns', 'exec', pair!.a, process.execPath, engineJs, dir], {stdio: ['ignore', 'pipe', 'ignore']})
+      let logged = ''
+      second.stdout!.on('data', (d) => (logged += d))
+      const code = await new Promise<number | null>((res) => second.on('close', (c) => res(c)))
+      assert.is(code, 0, 'the second engine exits 0')
+      assert.match(logged, /another engine answers on the control socket/)
+      assert.equal(daemonsOf(pair!.a), [pid], 'the first engine still runs, alone')
+      const shown = showJson(pair!.a)
+      for (const x of shown) assert.is(x.alive, true, `${x.name} alive`)
+      assert.equal(leftovers(pair!.a, shown), [], 'its socket and record are intact')
+      // and it still answers a commit
+      ok(['del', '--netns', pair!.a, 'g1', 'g2'])
+      await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
     })
   }
   t.run()
