@@ -34,7 +34,7 @@ cleanup() {
     for n in ugre ugrek uipip ugrenooff; do "${cli[@]}" stop $n $ns >/dev/null 2>&1; done
     ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
     ip netns del $ns 2>/dev/null
-    rm -rf /run/tunctl/$ns
+    rm -rf /run/tunctl/ns/$ns
   done
 }
 trap cleanup EXIT

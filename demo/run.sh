@@ -26,6 +26,8 @@ cleanup() {
       "$repo/bin/run" del --netns "$ns" --ignore-missing "${names[@]}" >/dev/null 2>&1 || true
       ip netns del "$ns"
     fi
+    # what the namespace's run dir still holds after del (lock, ESP sequence reservations): the namespace is gone
+    rm -rf "${TUNCTL_RUN_DIR:-/run/tunctl}/ns/$ns"
   done
 }
 names=()
