@@ -8,6 +8,8 @@ set -euo pipefail
 runs=${1:-10000000}
 secs=${2:-1800}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=fuzz/lib.sh
+source "$here/lib.sh"
 repo=$(cd "$here/.." && pwd)
 work=${FUZZ_WORK:-$repo/build/fuzz-esp}
 mkdir -p "$work/corpus" "$here/crashes"
@@ -33,18 +35,4 @@ for a in 0 1 2 3; do
   # mode 3: seq 5, 3, 3 (replay), 100, 60, 68 (too old with window 32), 101 corrupted
   printf '%02x00%s%s' $((a | 0x38)) "$(printf '%08x00' 5 3 3 100 60 68)" 0000006501 | xxd -r -p >"$work/corpus/replay-$a"
 done
-log="$work/fuzz.log"
-set +e
-start=$(date +%s)
-"$work/esp_fuzzer" -runs="$runs" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/esp-" \
-  -max_len=2048 "$work/corpus" >"$log" 2>&1
-rc=$?
-set -e
-took=$(($(date +%s) - start))
-execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
-crashes=$(ls "$here/crashes" 2>/dev/null | grep -cE '^esp-(crash|leak|timeout|oom)-' || true)
-echo "fuzz-esp: ${execs:-0} executions in ${took}s, ${crashes} crash(es), corpus $(ls "$work/corpus" | wc -l) inputs (seeded from $n kernel packets)"
-if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-  grep -E 'ERROR|SUMMARY|runtime error|deadly' "$log" | head -20
-  exit 1
-fi
+run_fuzzer esp "$work" "$runs" "$secs" "$n"

@@ -10,6 +10,8 @@ set -euo pipefail
 runs=${1:-10000000}
 secs=${2:-1800}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=fuzz/lib.sh
+source "$here/lib.sh"
 repo=$(cd "$here/.." && pwd)
 work=${FUZZ_WORK:-$repo/build/fuzz-vti}
 mkdir -p "$work/corpus" "$here/crashes"
@@ -47,18 +49,4 @@ done
 # mode 2: series over the SAs: seq 5, 3, 3 (replay) by peer 0; 100, 60 (too old for window 32) by peers 1 and 4;
 # a corrupted ICV; the last sequence number (then exhausted) by peer 5
 printf '0200%s' "$(printf '%02x%08x%02x' 0 5 0 0 3 0 0 3 0 1 100 0 4 100 0 1 60 0 4 60 0 2 7 1 5 4294967295 0 3 9 0)" | xxd -r -p >"$work/corpus/series"
-log="$work/fuzz.log"
-set +e
-start=$(date +%s)
-"$work/vti_fuzzer" -runs="$runs" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/vti-" \
-  -max_len=2048 "$work/corpus" >"$log" 2>&1
-rc=$?
-set -e
-took=$(($(date +%s) - start))
-execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
-crashes=$(ls "$here/crashes" 2>/dev/null | grep -cE '^vti-(crash|leak|timeout|oom)-' || true)
-echo "fuzz-vti: ${execs:-0} executions in ${took}s, ${crashes} crash(es), corpus $(ls "$work/corpus" | wc -l) inputs (seeded from $n kernel packets)"
-if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-  grep -E 'ERROR|SUMMARY|runtime error|deadly|invariant' "$log" | head -20
-  exit 1
-fi
+run_fuzzer vti "$work" "$runs" "$secs" "$n"
