@@ -101,6 +101,20 @@ print(json.dumps(seen),flush=True)`
   return JSON.parse(/\{.*\}/.exec(text)?.[0] ?? 'null')
 }
 
+/** Both sides' key files (B's with out/in swapped) and specs (`pick` chooses the tunnels of `side`), applied. */
+function applyBothSides(pair: Pair, alg: Alg, pick: (spec: Record<string, any>) => Record<string, any>) {
+  const ka = join(scratch, `${pair.a}.keys`)
+  const kb = join(scratch, `${pair.b}.keys`)
+  keyFile(ka, alg.keys, false)
+  keyFile(kb, alg.keys, true)
+  const sides = [[pair.a, side(alg, A_ADDR, B_ADDR, '10.10.5.1', 0x1001, 0x1002, ka)], [pair.b, side(alg, B_ADDR, A_ADDR, '10.10.5.2', 0x1002, 0x1001, kb)]] as const
+  return sides.map(([ns, spec]) => {
+    const f = join(scratch, `${ns}.yaml`)
+    writeFileSync(f, yaml({version: 1, tunnels: pick(spec)}))
+    return ok(['apply', '--netns', ns, f])
+  })
+}
+
 function whyNot(): string | undefined {
   return (
     whyNoHost() ??
@@ -135,16 +149,7 @@ for (const alg of ALGS) {
   else {
     t.before(() => {
       pair = makePair('vtius')
-      const ka = join(scratch, `${pair.a}.keys`)
-      const kb = join(scratch, `${pair.b}.keys`)
-      keyFile(ka, alg.keys, false)
-      keyFile(kb, alg.keys, true)
-      for (const [ns, spec] of [[pair.a, side(alg, A_ADDR, B_ADDR, '10.10.5.1', 0x1001, 0x1002, ka)], [pair.b, side(alg, B_ADDR, A_ADDR, '10.10.5.2', 0x1002, 0x1001, kb)]] as const) {
-        const f = join(scratch, `${ns}.yaml`)
-        writeFileSync(f, yaml({version: 1, tunnels: spec}))
-        const r = ok(['apply', '--netns', ns, f])
-        assert.match(r.out, /vti1 \(vti, userspace\)/, r.out)
-      }
+      for (const r of applyBothSides(pair, alg, (spec) => spec)) assert.match(r.out, /vti1 \(vti, userspace\)/, r.out)
     })
     t.after(() => removePair(pair))
 
@@ -294,15 +299,7 @@ for (const alg of ALGS) {
   else {
     t.before(() => {
       pair = makePair('vtiexh')
-      const ka = join(scratch, `${pair.a}.keys`)
-      const kb = join(scratch, `${pair.b}.keys`)
-      keyFile(ka, alg.keys, false)
-      keyFile(kb, alg.keys, true)
-      for (const [ns, spec] of [[pair.a, side(alg, A_ADDR, B_ADDR, '10.10.5.1', 0x1001, 0x1002, ka)], [pair.b, side(alg, B_ADDR, A_ADDR, '10.10.5.2', 0x1002, 0x1001, kb)]] as const) {
-        const f = join(scratch, `${ns}.yaml`)
-        writeFileSync(f, yaml({version: 1, tunnels: {vti1: spec.vti1}}))
-        ok(['apply', '--netns', ns, f])
-      }
+      applyBothSides(pair, alg, (spec) => ({vti1: spec.vti1}))
     })
     t.after(() => removePair(pair))
 
