@@ -811,6 +811,7 @@ static void unreach_init(struct tunctl_engine *e) {
 
 static int send_unreach(struct tunctl_engine *e, const uint8_t *pkt, size_t len, int ifindex, uint8_t *out) {
   if (!e->unreach || e->raw[ENGINE_ICMP] < 0) return 0;
+  if (pkt[9] == 47 && !tunctl_unreach_gre_parses(pkt, len)) return 0;
   size_t n = tunctl_unreach_build(pkt, len, e->unreach->cfg.ttl, out);
   if (!n) return 0;
   static __thread uint32_t rnd = 2463534242u;

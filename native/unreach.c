@@ -111,3 +111,17 @@ size_t tunctl_unreach_build(const uint8_t *in, size_t len, int ttl, uint8_t *o) 
   wr16(ic + 2, tunctl_csum(ic, 8 + quote, 0));
   return tot;
 }
+
+int tunctl_unreach_gre_parses(const uint8_t *in, size_t len) {
+  if (len < 20) return 0;
+  size_t ihl = (size_t)(in[0] & 15) * 4;
+  if (ihl < 20 || len < ihl + 12) return 0;
+  const uint8_t *g = in + ihl;
+  size_t rem = len - ihl;
+  if ((g[1] & 0x7f) != 0) return 0;  /* gre_demux: GREPROTO_CISCO (0) is ip_gre's */
+  if (g[0] & 0x40) return 0;         /* GRE_ROUTING */
+  size_t hlen = 4 + ((g[0] & 0x80) ? 4 : 0) + ((g[0] & 0x20) ? 4 : 0) + ((g[0] & 0x10) ? 4 : 0);
+  if (rem < hlen) return 0;
+  if ((g[0] & 0x80) && tunctl_csum(g, rem, 0) != 0) return 0; /* GRE_CSUM: skb_checksum_simple_validate */
+  return 1;
+}

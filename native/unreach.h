@@ -47,4 +47,9 @@ int tunctl_unreach_allow(struct tunctl_unreach *u, uint32_t dst, int loopback, u
  * first, a broadcast or multicast destination, a source that is not unicast, IP options (not echoed here)). */
 size_t tunctl_unreach_build(const uint8_t *pkt, size_t len, int ttl, uint8_t *out);
 
+/* gre only (gre_demux.c gre_rcv, gre_parse_header): the kernel answers a GRE packet only when it gets to the lookup:
+ * 12 bytes after the IP header (pskb_may_pull), version 0 (no handler for the others), no routing bit, a valid
+ * checksum when it has one; anything else is dropped silently. 1: it would be answered. */
+int tunctl_unreach_gre_parses(const uint8_t *pkt, size_t len);
+
 #endif

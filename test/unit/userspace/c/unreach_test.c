@@ -171,8 +171,29 @@ static void test_limits(void) {
   free(u);
 }
 
+static void test_gre(void) {
+  uint8_t in[200];
+  size_t n = outer(in, "198.51.100.2", "192.0.2.1", 47, 20 + 4 + 4 + 20, 0, 0);
+  memset(in + 20, 0, 28);
+  in[20] = 0x20, in[22] = 0x08; /* key, IPv4 */
+  CHECK("gre: keyed version 0 parses", tunctl_unreach_gre_parses(in, n) == 1, "no");
+  CHECK("gre: fewer than 12 bytes after the IP header: dropped", tunctl_unreach_gre_parses(in, 31) == 0, "parses");
+  in[21] = 1;
+  CHECK("gre: version 1 (pptp): dropped", tunctl_unreach_gre_parses(in, n) == 0, "parses");
+  in[21] = 0, in[20] = 0x60;
+  CHECK("gre: routing bit: dropped", tunctl_unreach_gre_parses(in, n) == 0, "parses");
+  in[20] = 0x80; /* checksum, no key: csum(2) reserved(2) */
+  in[24] = in[25] = 0;
+  uint16_t c = tunctl_csum(in + 20, n - 20, 0);
+  in[24] = (uint8_t)(c >> 8), in[25] = (uint8_t)c;
+  CHECK("gre: a valid checksum parses", tunctl_unreach_gre_parses(in, n) == 1, "no");
+  in[30] ^= 1;
+  CHECK("gre: a bad checksum: dropped (csum_err)", tunctl_unreach_gre_parses(in, n) == 0, "parses");
+}
+
 int main(void) {
   test_build();
+  test_gre();
   test_limits();
   printf("%d cases, %d failed\n", cases, failures);
   return failures ? 1 : 0;
