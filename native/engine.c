@@ -3,6 +3,7 @@
 #include "engine.h"
 #include "engroute.h"
 #include "offload.h"
+#include "unreach.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -285,6 +286,8 @@ static void tx_flush(struct txctx *c) {
 }
 
 /* ---- kernel twin call sites (issue #6 item 3; native/icmperr.c, native/pmtu.c) ---- */
+static int send_unreach(struct tunctl_engine *e, const uint8_t *pkt, size_t len, int ifindex, uint8_t *out);
+
 static uint64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -621,8 +624,9 @@ static void *rx_main(void *arg) {
   struct mmsghdr *msgs = calloc(BATCH, sizeof *msgs);
   struct iovec *iov = calloc(BATCH, sizeof *iov);
   char (*cbuf)[CMSG_SPACE(sizeof(struct in_pktinfo))] = calloc(BATCH, sizeof *cbuf);
-  uint8_t *icmpout = proto == 1 ? malloc(2048) : NULL; /* kernel twin: an ICMPv6 relay */
-  if (!gro || !cache || !bufs || !msgs || !iov || !cbuf || (proto == 1 && !icmpout)) return NULL;
+  /* kernel twin: an ICMPv6 relay (protocol 1); an ICMP unreachable for a packet no tunnel takes (4, 41, 47) */
+  uint8_t *icmpout = proto != 50 ? malloc(2048) : NULL;
+  if (!gro || !cache || !bufs || !msgs || !iov || !cbuf || (proto != 50 && !icmpout)) return NULL;
   struct pollfd pfd[3];
   int np = 0, nl = -1;
   pfd[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -749,6 +753,8 @@ static void *rx_main(void *arg) {
           }
           ADD(t->s.drops[drop], 1);
           ADD(t->s.rx_dropped, 1);
+          /* gre_rcv / tunnel4_rcv / tunnel64_rcv: icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH) */
+          if (drop == DR_NO_TUNNEL && send_unreach(e, pkt, len, ifindex, icmpout)) ADD(t->s.icmp_sent, 1);
           continue;
         }
         struct eng_tun *t = e->order[sel];
@@ -774,6 +780,50 @@ static void *rx_main(void *arg) {
   free(cbuf);
   free(icmpout);
   return NULL;
+}
+
+/* ---- a packet no tunnel takes: ICMP port unreachable (unreach.c), on the protocol-1 socket (IP_HDRINCL: the
+ * kernel fills the id and counts it in Icmp OutDestUnreachs as its own icmp_send does) ---- */
+
+static int read_sysctl(const char *name, long def) {
+  char path[96], buf[32];
+  snprintf(path, sizeof path, "/proc/sys/net/ipv4/%s", name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return (int)def; /* not in this kernel or namespace: the kernel's default */
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return (int)def;
+  buf[n] = 0;
+  char *end;
+  long v = strtol(buf, &end, 10);
+  return end == buf ? (int)def : (int)v;
+}
+
+static void unreach_init(struct tunctl_engine *e) {
+  struct tunctl_unreach_cfg c = TUNCTL_UNREACH_DEFAULT_CFG;
+  c.ttl = read_sysctl("ip_default_ttl", c.ttl);
+  c.ratelimit_ms = (uint32_t)read_sysctl("icmp_ratelimit", c.ratelimit_ms);
+  c.ratemask = (uint32_t)read_sysctl("icmp_ratemask", c.ratemask);
+  c.msgs_per_sec = (uint32_t)read_sysctl("icmp_msgs_per_sec", c.msgs_per_sec);
+  c.msgs_burst = (uint32_t)read_sysctl("icmp_msgs_burst", c.msgs_burst);
+  tunctl_unreach_init(e->unreach, &c, mono_ms());
+}
+
+static int send_unreach(struct tunctl_engine *e, const uint8_t *pkt, size_t len, int ifindex, uint8_t *out) {
+  if (!e->unreach || e->raw[ENGINE_ICMP] < 0) return 0;
+  if (pkt[9] == 47 && !tunctl_unreach_gre_parses(pkt, len)) return 0;
+  size_t n = tunctl_unreach_build(pkt, len, e->unreach->cfg.ttl, out);
+  if (!n) return 0;
+  static __thread uint32_t rnd = 2463534242u;
+  rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
+  uint32_t dst;
+  memcpy(&dst, pkt + 12, 4);
+  pthread_mutex_lock(&e->unreach_lock);
+  int ok = tunctl_unreach_allow(e->unreach, dst, ifindex == 1 /* lo */, mono_ms(), rnd);
+  pthread_mutex_unlock(&e->unreach_lock);
+  if (!ok) return 0;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = dst};
+  return sendto(e->raw[ENGINE_ICMP], out, n, 0, (struct sockaddr *)&sa, sizeof sa) == (ssize_t)n;
 }
 
 /* ---- control ---- */
@@ -817,13 +867,16 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   pthread_mutex_init(&e->flags_lock, NULL);
   pthread_mutex_init(&e->twin_lock, NULL); /* kernel twin */
   pthread_mutex_init(&e->mc_lock, NULL);   /* multicast gre */
+  pthread_mutex_init(&e->unreach_lock, NULL);
   tunctl_pmtu_init(&e->pmtu);
   e->slots = calloc(ENGINE_MAX, sizeof *e->slots);
+  e->unreach = malloc(sizeof *e->unreach);
+  if (e->unreach) unreach_init(e);
   e->tabgen = 1;
   e->nl_fd = e->ctl_fd = e->stop_fd = -1;
   for (int i = 0; i < ENGINE_NPROTO; i++) e->raw[i] = -1;
   for (int i = 0; i < ENGINE_TX; i++) e->txep[i] = -1;
-  if (!e->slots) {
+  if (!e->slots || !e->unreach) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -905,6 +958,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
   if (e->ctl_fd >= 0) close(e->ctl_fd);
   if (e->stop_fd >= 0) close(e->stop_fd);
   free(e->slots);
+  free(e->unreach);
   free(e->order);
   free(e->entries);
   pthread_rwlock_destroy(&e->lock);

@@ -75,6 +75,10 @@ struct tunctl_engine {
   /* multicast gre (engroute.c, mcast.h): the group memberships of the up multicast-remote gre tunnels */
   pthread_mutex_t mc_lock;
   struct tunctl_mcast mc;
+  /* a packet no tunnel takes (unreach.h): answered ICMP port unreachable within icmp_send's rate limits, the
+   * namespace's sysctls read at start; the receive threads share the limits under unreach_lock */
+  pthread_mutex_t unreach_lock;
+  struct tunctl_unreach *unreach;
 };
 
 /* opens the protocol sockets and starts the threads; NULL with err set on failure */

@@ -11,9 +11,11 @@
 #   P  the peer: 198.51.100.2/24 (mtu 1400), 2001:db8:ff02::2/64     Q  203.0.113.2/24
 # Inner traffic P → S goes through the tunnels; S's replies go back over the underlay, so the receive side alone
 # decides what a ping sees. With the userspace driver S's own kernel (ipip/ip_gre/sit loaded by uml.sh) would answer
-# packets no kernel tunnel takes with ICMP destination unreachable (/work/shared/KERNEL-TESTING.md): S's
-# net.ipv4.icmp_ratelimit is raised to 2147483 ms for that run, which (with the default icmp_ratemask, that limits
-# type 3) keeps a new peer from ever getting one. The kernel run keeps the default.
+# packets no kernel tunnel takes with ICMP destination unreachable (/work/shared/KERNEL-TESTING.md), beside the
+# engine's own answer (native/unreach.c): S's net.ipv4.icmp_ratelimit is raised to 2147483 ms for that run, which
+# (with the default icmp_ratemask, that limits type 3) keeps a new peer from ever getting one from the kernel. The
+# engine reads the namespace's ICMP sysctls when it starts: `tun` puts the default (1000 ms, the kernel run's) back
+# while the CLI starts a tunnel (and with it, the engine), and raises it again after.
 set -u
 cd "${TUNCTL_REPO:?}"
 cli="node dist/userspace/cli.js"
@@ -92,7 +94,9 @@ tun() {
       done
       j="$j,\"routers\":[$rs]"
     fi
+    ip netns exec $S sysctl -qw net.ipv4.icmp_ratelimit=1000
     $cli start "$name" "{$j}" $S >/dev/null || echo "ERROR $DRIVER $SCEN cli start $name {$j}"
+    ip netns exec $S sysctl -qw net.ipv4.icmp_ratelimit=2147483
   fi
   ip -n $S link set "$name" up
   wait_ll "$name" "$mode" "$local" "$remote"

@@ -23,6 +23,9 @@ scen_prec_ipip() {
   peer $P p1 ipip 198.51.100.2 192.0.2.1
   ip -n $P addr add 10.1.0.2/32 dev lo; ip -n $P route add 10.1.0.1/32 dev p1 src 10.1.0.2
   ip -n $S addr add 10.1.0.1/32 dev lo
+  # t0 never takes P's packets (another remote, in no class that matches): it keeps a tunnel of the protocol in
+  # both runs when "none" is played (the kernel's handler is there with tunl0; the engine runs while a tunnel does)
+  tun t0 ipip 192.0.2.1 198.51.100.99
   tun t3 ipip 192.0.2.1 any
   tun t2 ipip any 198.51.100.2
   tun t1 ipip 192.0.2.1 198.51.100.2
@@ -35,6 +38,7 @@ scen_prec_ipip() {
   local u0; u0=$(unreach_out)
   obs none "$(pings $P "${PING4[@]}" 10.1.0.1)"
   obs none.icmp-unreachable-sent "$(( $(unreach_out) - u0 ))"
+  untun t0
   ip -n $S addr del 10.1.0.1/32 dev lo; ip -n $P link del p1; ip -n $P addr del 10.1.0.2/32 dev lo
 }
 
@@ -43,6 +47,7 @@ scen_prec_sit() {
   peer $P p1 sit 198.51.100.2 192.0.2.1
   ip -n $P addr add 2001:db8:102::2/128 dev lo nodad; ip -n $P route add 2001:db8:101::1/128 dev p1 src 2001:db8:102::2
   ip -n $S addr add 2001:db8:101::1/128 dev lo nodad
+  tun t0 sit 192.0.2.1 198.51.100.99 # as in prec_ipip: a tunnel of the protocol that never takes P's packets
   tun t3 sit 192.0.2.1 any
   tun t2 sit any 198.51.100.2
   tun t1 sit 192.0.2.1 198.51.100.2
@@ -55,6 +60,7 @@ scen_prec_sit() {
   local u0; u0=$(unreach_out)
   obs none "$(pings $P -6 "${PING4[@]}" 2001:db8:101::1)"
   obs none.icmp-unreachable-sent "$(( $(unreach_out) - u0 ))"
+  untun t0
   ip -n $S addr del 2001:db8:101::1/128 dev lo; ip -n $P link del p1; ip -n $P addr del 2001:db8:102::2/128 dev lo
 }
 
