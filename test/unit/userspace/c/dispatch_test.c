@@ -3,18 +3,13 @@
  * net/ipv4/tunnel4.c handler priorities (ipip.c before sit.c for protocol 4).
  * Built and run by test/unit/userspace/dispatch.test.ts; prints `ok NAME` / `not ok NAME: ...` per case. */
 #include "dispatch.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
-static int failures, cases;
 
-static uint32_t A(const char *s) {
-  struct in_addr a;
-  if (!s || inet_pton(AF_INET, s, &a) != 1) return 0;
-  return a.s_addr;
-}
 
 /* a tunnel: mode, local, remote (NULL = any), key (-1 = none), link, up */
 static struct tunctl_entry T(int mode, const char *local, const char *remote, long key, int link, int up) {
@@ -22,8 +17,8 @@ static struct tunctl_entry T(int mode, const char *local, const char *remote, lo
   memset(&e, 0, sizeof e);
   tunctl_cfg_init(&e.cfg);
   e.cfg.mode = mode;
-  e.cfg.local = A(local);
-  e.cfg.remote = A(remote);
+  e.cfg.local = ip4(local);
+  e.cfg.remote = ip4(remote);
   if (key >= 0) e.cfg.has_ikey = 1, e.cfg.ikey = (uint32_t)key;
   e.link = link;
   e.up = up;
@@ -41,7 +36,7 @@ static size_t P(uint8_t *b, int proto, const char *src, const char *dst, uint16_
   b[0] = 0x45;
   b[8] = 64;
   b[9] = (uint8_t)proto;
-  uint32_t s = A(src), d = A(dst);
+  uint32_t s = ip4(src), d = ip4(dst);
   memcpy(b + 12, &s, 4);
   memcpy(b + 16, &d, 4);
   size_t len = 20;
@@ -70,9 +65,9 @@ static void expect(const char *name, const struct tunctl_entry *e, int n, const 
   struct tunctl_table tab = {e, n};
   int why = -1;
   int got = tunctl_select(&tab, pkt, len, ifindex, &why);
-  cases++;
+  ncases++;
   if (got != want || (want_why >= 0 && why != want_why)) {
-    failures++;
+    nfailed++;
     printf("not ok %s: selected %d (why %d), want %d (why %d)\n", name, got, why, want, want_why);
   } else {
     printf("ok %s\n", name);
@@ -271,10 +266,9 @@ int main(void) {
     expect("total length beyond the packet", e, N(e), b, n, 2, TUNCTL_SEL_NONE, SEL_MALFORMED);
     struct tunctl_table empty = {NULL, 0};
     n = P(b, 4, R, L, 0, 0);
-    cases++;
-    if (tunctl_select(&empty, b, n, 2, NULL) != TUNCTL_SEL_NONE) failures++, printf("not ok empty table\n");
+    ncases++;
+    if (tunctl_select(&empty, b, n, 2, NULL) != TUNCTL_SEL_NONE) nfailed++, printf("not ok empty table\n");
     else printf("ok empty table → none (why may be NULL)\n");
   }
-  printf("%d cases, %d failed\n", cases, failures);
-  return failures ? 1 : 0;
+  return summary();
 }

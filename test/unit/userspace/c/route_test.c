@@ -11,18 +11,13 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-static uint32_t A(const char *s) {
-  struct in_addr a;
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
 
 static struct tunctl_cfg gre(const char *local, const char *remote) {
   struct tunctl_cfg c;
   tunctl_cfg_init(&c);
   c.mode = TM_GRE;
-  c.local = local ? A(local) : 0;
-  c.remote = remote ? A(remote) : 0;
+  c.local = local ? ip4(local) : 0;
+  c.remote = remote ? ip4(remote) : 0;
   return c;
 }
 
@@ -30,12 +25,12 @@ static struct tunctl_cfg gre(const char *local, const char *remote) {
 
 static int group_of_up_multicast_gre(void) {
   struct tunctl_cfg c = gre("203.0.113.1", "239.1.1.1");
-  CHECK(tunctl_mcast_group(&c, 1) == A("239.1.1.1"), "up: the group");
+  CHECK(tunctl_mcast_group(&c, 1) == ip4("239.1.1.1"), "up: the group");
   CHECK(tunctl_mcast_group(&c, 0) == 0, "down: none (ipgre_close)");
   c = gre("203.0.113.1", "224.0.0.251");
-  CHECK(tunctl_mcast_group(&c, 1) == A("224.0.0.251"), "224/4 lower end");
+  CHECK(tunctl_mcast_group(&c, 1) == ip4("224.0.0.251"), "224/4 lower end");
   c = gre("203.0.113.1", "239.255.255.255");
-  CHECK(tunctl_mcast_group(&c, 1) == A("239.255.255.255"), "224/4 upper end");
+  CHECK(tunctl_mcast_group(&c, 1) == ip4("239.255.255.255"), "224/4 upper end");
   return 0;
 }
 
@@ -59,7 +54,7 @@ static int no_group_otherwise(void) {
 
 static int first_ref_joins_last_unref_leaves(void) {
   struct tunctl_mcast t = {0};
-  uint32_t g = A("239.1.1.1");
+  uint32_t g = ip4("239.1.1.1");
   struct tunctl_mc_member *m = tunctl_mcast_ref(&t, g, 3);
   CHECK(m && m->users == 1 && m->fd == -1, "first reference: users 1, no fd yet");
   m->fd = 42;
@@ -77,7 +72,7 @@ static int first_ref_joins_last_unref_leaves(void) {
 
 static int group_and_device_are_the_key(void) {
   struct tunctl_mcast t = {0};
-  uint32_t g = A("239.1.1.1"), h = A("239.1.1.2");
+  uint32_t g = ip4("239.1.1.1"), h = ip4("239.1.1.2");
   struct tunctl_mc_member *m;
   CHECK((m = tunctl_mcast_ref(&t, g, 3)) && m->users == 1, "g on 3");
   m->fd = 10;
@@ -96,12 +91,12 @@ static int group_and_device_are_the_key(void) {
 static int many_memberships_grow(void) {
   struct tunctl_mcast t = {0};
   for (int i = 0; i < 100; i++) {
-    struct tunctl_mc_member *m = tunctl_mcast_ref(&t, A("239.1.1.1") + (uint32_t)i * 0x1000000u, 1 + i % 3);
+    struct tunctl_mc_member *m = tunctl_mcast_ref(&t, ip4("239.1.1.1") + (uint32_t)i * 0x1000000u, 1 + i % 3);
     CHECK(m && m->users == 1, "member %d", i);
     m->fd = 100 + i;
   }
   CHECK(t.n == 100, "100 memberships");
-  for (int i = 99; i >= 0; i--) CHECK(tunctl_mcast_unref(&t, A("239.1.1.1") + (uint32_t)i * 0x1000000u, 1 + i % 3) == 100 + i, "unref %d", i);
+  for (int i = 99; i >= 0; i--) CHECK(tunctl_mcast_unref(&t, ip4("239.1.1.1") + (uint32_t)i * 0x1000000u, 1 + i % 3) == 100 + i, "unref %d", i);
   CHECK(t.n == 0, "all gone");
   tunctl_mcast_free(&t);
   return 0;
@@ -130,16 +125,16 @@ static int gateway_of_a_route_via_a_second_router(void) {
   /* default via router 1, a prefix via router 2: the prefix's packets go to router 2 */
   struct tunctl_v6route r[] = {R("::", 0, "fe80::200:5efe:c633:6402", 1024), R("2001:db8:10a::", 64, "fe80::200:5efe:cb00:7102", 1024)};
   uint32_t v4;
-  CHECK(nh(r, 2, "2001:db8:10a::2", &v4) == ISATAP_NH_OK && v4 == A("203.0.113.2"), "the prefix's router");
-  CHECK(nh(r, 2, "2001:db8:777::1", &v4) == ISATAP_NH_OK && v4 == A("198.51.100.2"), "others: the default route's");
+  CHECK(nh(r, 2, "2001:db8:10a::2", &v4) == ISATAP_NH_OK && v4 == ip4("203.0.113.2"), "the prefix's router");
+  CHECK(nh(r, 2, "2001:db8:777::1", &v4) == ISATAP_NH_OK && v4 == ip4("198.51.100.2"), "others: the default route's");
   return 0;
 }
 
 static int on_link_route_takes_the_destination(void) {
   struct tunctl_v6route r[] = {R("2001:db8:8::", 64, NULL, 256), R("fe80::", 64, NULL, 256)};
   uint32_t v4;
-  CHECK(nh(r, 2, "2001:db8:8::200:5efe:c633:6402", &v4) == ISATAP_NH_OK && v4 == A("198.51.100.2"), "ISATAP destination on link");
-  CHECK(nh(r, 2, "fe80::5efe:c000:202", &v4) == ISATAP_NH_OK && v4 == A("192.0.2.2"), "link-local ISATAP (u/l bit 0)");
+  CHECK(nh(r, 2, "2001:db8:8::200:5efe:c633:6402", &v4) == ISATAP_NH_OK && v4 == ip4("198.51.100.2"), "ISATAP destination on link");
+  CHECK(nh(r, 2, "fe80::5efe:c000:202", &v4) == ISATAP_NH_OK && v4 == ip4("192.0.2.2"), "link-local ISATAP (u/l bit 0)");
   CHECK(nh(r, 2, "2001:db8:8::1", &v4) == ISATAP_NH_ERROR, "a non-ISATAP destination on link: tx_error");
   return 0;
 }
@@ -154,11 +149,11 @@ static int longest_prefix_then_metric(void) {
       R("2001:db8:1:3::", 63, "fe80::5efe:a00:6", 1024),
   };
   uint32_t v4;
-  CHECK(nh(r, 6, "2001:db8:1:2::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.4"), "/64, lowest metric, first of equals: %08x", ntohl(v4));
-  CHECK(nh(r, 6, "2001:db8:1:7::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.2"), "/48");
-  CHECK(nh(r, 6, "2001:db8:9::9", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.1"), "/32");
-  CHECK(nh(r, 6, "2001:db8:1:3:ffff::1", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.6"), "/63 (odd prefix length), upper half");
-  CHECK(nh(r, 6, "2001:db8:1:2::1", &v4) == ISATAP_NH_OK && v4 == A("10.0.0.4"), "2001:db8:1:2::/64 beats /63 2001:db8:1:2::/63");
+  CHECK(nh(r, 6, "2001:db8:1:2::9", &v4) == ISATAP_NH_OK && v4 == ip4("10.0.0.4"), "/64, lowest metric, first of equals: %08x", ntohl(v4));
+  CHECK(nh(r, 6, "2001:db8:1:7::9", &v4) == ISATAP_NH_OK && v4 == ip4("10.0.0.2"), "/48");
+  CHECK(nh(r, 6, "2001:db8:9::9", &v4) == ISATAP_NH_OK && v4 == ip4("10.0.0.1"), "/32");
+  CHECK(nh(r, 6, "2001:db8:1:3:ffff::1", &v4) == ISATAP_NH_OK && v4 == ip4("10.0.0.6"), "/63 (odd prefix length), upper half");
+  CHECK(nh(r, 6, "2001:db8:1:2::1", &v4) == ISATAP_NH_OK && v4 == ip4("10.0.0.4"), "2001:db8:1:2::/64 beats /63 2001:db8:1:2::/63");
   return 0;
 }
 

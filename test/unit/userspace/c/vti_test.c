@@ -19,11 +19,6 @@ static const char *RX(int r) { return r == TUNCTL_VTI_OTHER ? "other" : r >= 0 &
 
 #define A_ADDR "192.0.2.1"
 #define B_ADDR "192.0.2.2"
-static uint32_t ip4(const char *s) {
-  struct in_addr a;
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
 
 /* the fixture's keys: side a sends with spi[0] / key[0], side b with spi[1] / key[1] */
 struct kkeys {
