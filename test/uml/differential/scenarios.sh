@@ -17,28 +17,36 @@ peer() { # NS NAME MODE LOCAL REMOTE [ARGS...]: a tunnel configured by hand
   ip -n "$ns" link set "$name" up
 }
 
+# MODE's three precedence classes one after another (exact, remote only, local only), then a packet no tunnel
+# takes, pinging DST from P (the rest: ping's options). t0 never takes P's packets (another remote, in no class
+# that matches): it keeps a tunnel of the protocol in both runs when "none" is played (the kernel's handler is
+# there with tunl0/sit0; the engine runs while a tunnel does)
+prec_walk() {
+  local mode=$1 dst=$2 u0
+  shift 2
+  tun t0 $mode 192.0.2.1 198.51.100.99
+  tun t3 $mode 192.0.2.1 any
+  tun t2 $mode any 198.51.100.2
+  tun t1 $mode 192.0.2.1 198.51.100.2
+  obs exact "$(counts t1 t2 t3 -- pings $P "$@" "${PING4[@]}" $dst)"
+  untun t1
+  obs remote-only "$(counts t2 t3 -- pings $P "$@" "${PING4[@]}" $dst)"
+  untun t2
+  obs local-only "$(counts t3 -- pings $P "$@" "${PING4[@]}" $dst)"
+  untun t3
+  u0=$(unreach_out)
+  obs none "$(pings $P "$@" "${PING4[@]}" $dst)"
+  obs none.icmp-unreachable-sent "$(( $(unreach_out) - u0 ))"
+  untun t0
+}
+
 # siblings of every precedence class of ip_tunnel_lookup (ipip, no key): exact, remote only, local only; then none
 # (tunl0, the wildcard, is down). Each step removes the tunnel that took the packets.
 scen_prec_ipip() {
   peer $P p1 ipip 198.51.100.2 192.0.2.1
   ip -n $P addr add 10.1.0.2/32 dev lo; ip -n $P route add 10.1.0.1/32 dev p1 src 10.1.0.2
   ip -n $S addr add 10.1.0.1/32 dev lo
-  # t0 never takes P's packets (another remote, in no class that matches): it keeps a tunnel of the protocol in
-  # both runs when "none" is played (the kernel's handler is there with tunl0; the engine runs while a tunnel does)
-  tun t0 ipip 192.0.2.1 198.51.100.99
-  tun t3 ipip 192.0.2.1 any
-  tun t2 ipip any 198.51.100.2
-  tun t1 ipip 192.0.2.1 198.51.100.2
-  obs exact "$(counts t1 t2 t3 -- pings $P "${PING4[@]}" 10.1.0.1)"
-  untun t1
-  obs remote-only "$(counts t2 t3 -- pings $P "${PING4[@]}" 10.1.0.1)"
-  untun t2
-  obs local-only "$(counts t3 -- pings $P "${PING4[@]}" 10.1.0.1)"
-  untun t3
-  local u0; u0=$(unreach_out)
-  obs none "$(pings $P "${PING4[@]}" 10.1.0.1)"
-  obs none.icmp-unreachable-sent "$(( $(unreach_out) - u0 ))"
-  untun t0
+  prec_walk ipip 10.1.0.1
   ip -n $S addr del 10.1.0.1/32 dev lo; ip -n $P link del p1; ip -n $P addr del 10.1.0.2/32 dev lo
 }
 
@@ -47,20 +55,7 @@ scen_prec_sit() {
   peer $P p1 sit 198.51.100.2 192.0.2.1
   ip -n $P addr add 2001:db8:102::2/128 dev lo nodad; ip -n $P route add 2001:db8:101::1/128 dev p1 src 2001:db8:102::2
   ip -n $S addr add 2001:db8:101::1/128 dev lo nodad
-  tun t0 sit 192.0.2.1 198.51.100.99 # as in prec_ipip: a tunnel of the protocol that never takes P's packets
-  tun t3 sit 192.0.2.1 any
-  tun t2 sit any 198.51.100.2
-  tun t1 sit 192.0.2.1 198.51.100.2
-  obs exact "$(counts t1 t2 t3 -- pings $P -6 "${PING4[@]}" 2001:db8:101::1)"
-  untun t1
-  obs remote-only "$(counts t2 t3 -- pings $P -6 "${PING4[@]}" 2001:db8:101::1)"
-  untun t2
-  obs local-only "$(counts t3 -- pings $P -6 "${PING4[@]}" 2001:db8:101::1)"
-  untun t3
-  local u0; u0=$(unreach_out)
-  obs none "$(pings $P -6 "${PING4[@]}" 2001:db8:101::1)"
-  obs none.icmp-unreachable-sent "$(( $(unreach_out) - u0 ))"
-  untun t0
+  prec_walk sit 2001:db8:101::1 -6
   ip -n $S addr del 2001:db8:101::1/128 dev lo; ip -n $P link del p1; ip -n $P addr del 2001:db8:102::2/128 dev lo
 }
 
