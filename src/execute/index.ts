@@ -5,7 +5,7 @@ import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {removeTempFiles} from '../lib/rundir.js'
-import {applyEncaps, forgetEncap as forgetEncapOf, startEncap, stopEncap} from '../userspace/control.js'
+import {applyEncaps, forgetEncap as forgetEncapOf, prepareEngine, startEncap, stopEncap} from '../userspace/control.js'
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
 import {nsDir} from '../userspace/paths.js'
@@ -69,6 +69,7 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       if (stopped.length) removeEncapTempFiles(stopped, opts.netns)
       return r
     },
+    prepareEncaps: () => prepareEngine(opts.netns),
     forgetEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) forget ${name}\n`)
       await forgetEncap(name, opts.netns)

@@ -19,6 +19,8 @@ export interface System {
   /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
    * failed); without it, startEncap/stopEncap run one by one */
   encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>; stop?: string[]; forget?: string[]}): Promise<Map<string, string | undefined>>
+  /** the plan starts userspace tunnels: their engine may start booting now (before the journal and the record) */
+  prepareEncaps?(): void
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
   /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
@@ -378,6 +380,8 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
   const compiled = compilePlan(plan, opts.drivers, await groupDeleteFor(plan, sys.linkGroups))
+  // an engine for the userspace starts boots while the rest of the apply prepares them (control.ts prepareEngine)
+  if (sys.prepareEncaps && sys.encapBatch && compiled.programs.some((p) => p.pre.some((a) => a.op === 'start'))) sys.prepareEncaps()
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then

@@ -1,9 +1,11 @@
 // The namespace's userspace engine: `node dist/userspace/engine.js <run dir>` (started by control.ts inside the
 // namespace) runs every userspace tunnel of the namespace in one native data plane (native/engine.c). Its
-// configuration is the tunnels' state files in the run dir (<name>.json, written by the CLI); a "commit" on the
-// control socket (.engine.sock, 0600) makes the engine converge to them in one transaction and answers per tunnel.
-// It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is removed.
-import {chmodSync, existsSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+// configuration is the namespace's state record in the run dir (.tunnels.json, written by the CLI: paths.ts); a
+// "commit" on the control socket (.engine.sock, 0600) makes the engine converge to it in one transaction and
+// answers per tunnel. It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is
+// removed. Once its control socket listens it writes its pid on the pipe TUNCTL_ENGINE_READY_FD names, if any
+// (the CLI that launched it waits for that line instead of polling).
+import {chmodSync, closeSync, existsSync, readFileSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import {unlink} from 'node:fs/promises'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
@@ -12,7 +14,7 @@ import type {Counters} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {startTicks as processStart} from '../lib/proc.js'
 import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, readRecord, recordPath, recordText} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
 
@@ -264,32 +266,59 @@ function serve(dir: string) {
     } catch {}
   }
 
-  /** the state files of the run dir (valid ones only: a corrupt file is not a configuration) */
-  const desiredStates = (): Map<string, EncapState> => {
-    const out = new Map<string, EncapState>()
-    for (const f of readdirSync(dir).sort()) {
-      if (f.startsWith('.') || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
-      try {
-        const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
-        if (isEncapState(st) && `${st.name}.json` === f) out.set(st.name, st)
-      } catch {}
+  // the state record: its netns field (kept as read) and the stamp (inode, mtime, size) of the version this engine
+  // last read or wrote: a tick looks at it again only when it changed on disk
+  let recordNetns: string | undefined
+  let seen = ''
+  const recordStamp = (): string => {
+    try {
+      const st = statSync(recordPath(dir))
+      return `${st.ino}:${st.mtimeMs}:${st.size}`
+    } catch {
+      return ''
     }
-    return out
+  }
+  /** writes the record naming this engine (no tunnel: no file) */
+  const writeRecord = (tunnels: Map<string, EncapState>) => {
+    if (!tunnels.size) unlinkQuiet(recordPath(dir))
+    else {
+      const pid = process.pid
+      writeAtomic(recordPath(dir), recordText({pid, ...(startTicks !== undefined ? {startTicks} : {}), ...(recordNetns ? {netns: recordNetns} : {}), tunnels: Object.fromEntries(tunnels)}))
+    }
+    seen = recordStamp()
+  }
+  /** the record as it is now, with `drop` taken out and every running tunnel it lacks put back (written only if
+   * that changes it, or it does not name this engine) */
+  const updateRecord = (drop: string[], why: string) => {
+    const rec = readRecord(dir)
+    const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
+    let changed = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
+    for (const n of drop) changed = tunnels.delete(n) || changed
+    const missing = [...running.keys()].filter((n) => !tunnels.has(n))
+    for (const n of missing) tunnels.set(n, running.get(n)!.state)
+    if (rec?.netns) recordNetns = rec.netns
+    if (rec === null || rec?.damaged || missing.length) log(`state record ${rec === null ? 'unreadable' : rec?.damaged ? 'damaged' : rec === undefined ? 'missing' : `lacks ${missing.length} running tunnels`} ${why}: writing back what runs`)
+    if (changed || missing.length) writeRecord(tunnels)
+    else seen = recordStamp()
   }
 
-  /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
+  /** one transaction: converge to the state record; `stop`, `forget`: removed tunnels (`forget`: their device stays) */
   // `gone`: the files of the tunnels the commit removes; the caller unlinks them (in parallel) before it replies
   const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[]): CommitReply => {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
-    const desired = desiredStates()
-    // the commit's stops and forgets: not desired, whatever state file is still there (removed below)
-    for (const n of [...stop, ...forget]) {
-      desired.delete(n)
-      gone.push(join(dir, `${n}.json`))
-    }
+    const rec = readRecord(dir)
+    // unreadable (damaged by hand: the CLI writes it whole before each commit): nothing in it is trusted, what runs
+    // keeps running and is written back
+    if (rec === null) log('state record unreadable at commit: keeping what runs')
+    if (rec?.netns) recordNetns = rec.netns
+    const desired = new Map(Object.entries(rec?.tunnels ?? {}))
+    // the record is rewritten when it does not name this engine, or the commit changes what it should hold
+    let rewrite = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
+    // the commit's stops and forgets: not desired, whatever entry is still there
+    for (const n of [...stop, ...forget]) rewrite = desired.delete(n) || rewrite
     // a device deleted under the engine (ip link del: del, prune, a rollback) since the last look: that tunnel is
-    // gone with its record, unless the CLI wrote its state anew (another generation) for this commit: then it is
+    // gone with its entry, unless the CLI wrote its entry anew (another generation) for this commit: then it is
     // added afresh below
     for (const [name, r] of [...running]) {
       if (existsSync(`/sys/class/net/${name}`) && !addon.engineStats(name)?.deviceGone) continue
@@ -298,12 +327,21 @@ function serve(dir: string) {
       const want = desired.get(name)
       if (want && want.generation === r.state.generation) {
         desired.delete(name)
-        for (const f of [`${name}.stats.json`, `${name}.json`]) gone.push(join(dir, f))
+        rewrite = true
+        gone.push(join(dir, `${name}.stats.json`))
       }
       log(`${name} was deleted`)
     }
-    for (const [name] of [...running]) {
+    for (const [name, r] of [...running]) {
       if (desired.has(name)) continue
+      if (!stop.has(name) && !forget.has(name)) {
+        // running but not in the record (it was damaged or lost): only a commit's stop or forget removes a tunnel;
+        // it keeps running and goes back into the record
+        desired.set(name, r.state)
+        rewrite = true
+        log(`${name} runs but is not in the state record: kept, written back`)
+        continue
+      }
       const keep = forget.has(name)
       addon.engineRemove(name, !keep)
       running.delete(name)
@@ -347,21 +385,23 @@ function serve(dir: string) {
         continue
       }
       const now = new Date().toISOString()
-      const rec: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
+      const rr: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
       if (!r && verbose) log(`started ${state.params.mode} ${name} local ${state.params.local} remote ${state.params.remote}`)
       else if (r && r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
-      rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
-      rec.key = key
-      rec.seqLimit = limit
-      rec.outSa = outSa
-      running.set(name, rec)
-      // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
-      if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
-      if (!r || r.key !== key) twins.push({name, params: rec.state.params, withMtu: true})
+      rr.state = state
+      rr.key = key
+      rr.seqLimit = limit
+      rr.outSa = outSa
+      running.set(name, rr)
+      if (!r || r.key !== key) twins.push({name, params: rr.state.params, withMtu: true})
       // counters at once for a small commit; a large one leaves them to the next tick (1 s)
-      if (verbose) writeStats(name, rec, true)
+      if (verbose) writeStats(name, rr, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    // what runs is what the record holds (a failed start's entry: the CLI puts its previous one back or removes it)
+    for (const [name, r] of running) if (desired.get(name) !== r.state) rewrite = true
+    if (rewrite) writeRecord(new Map([...running].map(([n, r]) => [n, r.state])))
+    else seen = recordStamp()
     const tk = Date.now()
     kernelView(twins)
     const kernelViewMs = Date.now() - tk
@@ -398,19 +438,6 @@ function serve(dir: string) {
     process.exit(code)
   }
 
-  // the state file of a running tunnel damaged or removed by hand (never by the CLI, which commits after it):
-  // write back what runs, so the CLI keeps recognising this engine and the tunnel's parameters
-  const repairState = (name: string, r: Running) => {
-    let ok = false
-    try {
-      const cur = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8'))
-      ok = cur?.name === name && typeof cur?.params?.mode === 'string'
-    } catch {}
-    if (ok) return
-    log(`state file of ${name} unreadable: rewriting it`)
-    writeAtomic(join(dir, `${name}.json`), r.state)
-  }
-
   const timer = setInterval(() => {
     refreshes = 0
     const forgotten: string[] = []
@@ -419,14 +446,13 @@ function serve(dir: string) {
       try {
         const n = addon.engineStats(name)
         if (n?.deviceGone || !existsSync(`/sys/class/net/${name}`)) {
-          // the device was deleted by someone else (ip link del): the tunnel is gone, so is its record
+          // the device was deleted by someone else (ip link del): the tunnel is gone, so is its entry
           addon.engineRemove(name, false)
           running.delete(name)
-          for (const f of [`${name}.stats.json`, `${name}.json`]) forgotten.push(join(dir, f))
+          forgotten.push(name)
           log(`${name} was deleted; forgot it`)
           continue
         }
-        if (!busy) repairState(name, r)
         // addrconf adds the link-local addresses on NETDEV_UP (and drops them on NETDEV_DOWN)
         const up = isUp(name)
         if (up && r.wasUp === false) cameUp.push({name, params: r.state.params, withMtu: false})
@@ -437,9 +463,19 @@ function serve(dir: string) {
         log(`counters of ${name}: ${e.message}`)
       }
     }
-    // their files in parallel, as a commit's; the next commit reads the state files only once they are gone
+    // the state record damaged, lost or edited by hand (never by the CLI, which commits after it writes it: a
+    // tick between its write and its commit finds every running tunnel in it): what runs is written back, so the
+    // CLI keeps recognising this engine and the tunnels' parameters; the forgotten tunnels go out of it
+    if (!busy && (forgotten.length || (running.size && recordStamp() !== seen))) {
+      try {
+        updateRecord(forgotten, 'at the check every second')
+      } catch (e: any) {
+        log(`state record: ${e.message}`)
+      }
+    }
+    // their counters files in parallel, as a commit's; the next commit runs only once they are gone
     if (forgotten.length) {
-      const removed = Promise.all(forgotten.map((f) => unlink(f).catch(() => {})))
+      const removed = Promise.all(forgotten.map((n) => unlink(join(dir, `${n}.stats.json`)).catch(() => {})))
       commits = commits.then(() => removed)
     }
     kernelView(cameUp)
@@ -516,6 +552,17 @@ function serve(dir: string) {
     chmodSync(files.sock, 0o600)
     writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir})
     log(`engine listening on ${files.sock}`)
+    // the CLI that launched this engine waits for this line (control.ts launchEngine)
+    const readyFd = Number(process.env.TUNCTL_ENGINE_READY_FD)
+    delete process.env.TUNCTL_ENGINE_READY_FD
+    if (Number.isInteger(readyFd) && readyFd > 2) {
+      try {
+        writeSync(readyFd, `${process.pid}\n`)
+        closeSync(readyFd)
+      } catch (e: any) {
+        log(`ready pipe (fd ${readyFd}): ${e.message}`)
+      }
+    }
   })
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
