@@ -1,5 +1,5 @@
 // Crash safety of the userspace driver (issue #6): a TUN device carries tunctl's mark from the moment it exists,
-// so a CLI killed mid-apply, a killed engine, a damaged or lost state file, or a failed batch leave nothing that
+// so a CLI killed mid-apply, a killed engine, a damaged or lost state record, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
-import {nsDir, statePath, statsPath} from '../../src/userspace/paths.js'
+import {nsDir, readRecord, recordPath, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
 import {tunctl, tunctlOk as ok} from './lib/cli.js'
@@ -45,7 +45,7 @@ function engines(ns: string): number[] {
   return out.sort()
 }
 
-/** state/stats files left for ns */
+/** state record, counters and engine files left for ns */
 function records(ns: string): string[] {
   try {
     return readdirSync(nsDir(ns)).filter((f) => f.endsWith('.json'))
@@ -167,26 +167,25 @@ const why =
       assert.ok(p.ok, p.out)
     })
 
-    t('a damaged state file: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
+    t('a damaged state record: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
       const [pid] = engines(pair!.a)
-      writeFileSync(statePath('g1', pair!.a), '{"name": "g1", "params": nul')
+      const rec = recordPath(nsDir(pair!.a))
+      writeFileSync(rec, '{"tunnels": {"g1": {"name": "g1", "params": nul')
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g, 'g1 shown')
       assert.is(g.mode, 'gre')
       assert.is(g.alive, true)
       ok(['apply', '--netns', pair!.a, file])
       assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
-      // the engine writes the state back within a second
-      const readable = () => {
-        try {
-          return JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8')).params.mode === 'gre'
-        } catch {
-          return false
-        }
-      }
-      await until('the state file rewritten', readable, 5000)
+      // the engine writes what it runs back within a second
+      await until('the state record rewritten', () => readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode === 'gre', 5000)
+      assert.is(readRecord(nsDir(pair!.a))?.pid, pid, 'naming the engine')
       assert.equal(engines(pair!.a), [pid!], 'the same engine')
-      writeFileSync(statePath('g1', pair!.a), 'garbage')
+      // an entry gone from a readable record: written back too (only a stop removes a running tunnel)
+      writeFileSync(rec, JSON.stringify({tunnels: {}}))
+      await until('the entry written back', () => readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode === 'gre', 5000)
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      writeFileSync(rec, 'garbage')
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
@@ -198,7 +197,7 @@ const why =
       const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
       await until('engine gone', () => engines(pair!.a).length === 0)
-      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      for (const f of [recordPath(nsDir(pair!.a)), statsPath('g1', pair!.a)]) unlinkSync(f)
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g?.owned, 'owned')
       assert.is(g.mode, 'unknown')
@@ -209,7 +208,7 @@ const why =
       const p = ping(pair!.a, '10.78.1.2')
       assert.ok(p.ok, p.out)
       // lost again, this time with the engine alive: del still removes the device, and the engine exits
-      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      for (const f of [recordPath(nsDir(pair!.a)), statsPath('g1', pair!.a)]) unlinkSync(f)
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
@@ -241,9 +240,9 @@ const why =
         const [pid] = engines(pair!.a)
         process.kill(pid!, 'SIGKILL')
         await until('engine gone', () => engines(pair!.a).length === 0)
-        const st = JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8'))
-        writeFileSync(statePath('g1', pair!.a), JSON.stringify({...st, pid: decoy.pid, startTicks: undefined}))
-        writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: st.generation}))
+        const rec = JSON.parse(readFileSync(recordPath(nsDir(pair!.a)), 'utf8'))
+        writeFileSync(recordPath(nsDir(pair!.a)), JSON.stringify({...rec, pid: decoy.pid, startTicks: undefined}))
+        writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: rec.tunnels.g1.generation}))
         ok(['del', '--netns', pair!.a, 'g1'])
         assert.is(decoy.exitCode, null)
         assert.is(decoy.signalCode, null)
@@ -252,6 +251,34 @@ const why =
       } finally {
         decoy.kill('SIGKILL')
       }
+    })
+
+    t('an older release\'s per-tunnel state file (engine dead): show reads it; apply moves it into the record; del works', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [pid] = engines(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('engine gone', () => engines(pair!.a).length === 0)
+      // what the release before the state record wrote: <name>.json per tunnel, naming its engine
+      const dir = nsDir(pair!.a)
+      const rec = readRecord(dir)!
+      const old = join(dir, 'g1.json')
+      writeFileSync(old, JSON.stringify({...rec.tunnels.g1, netns: pair!.a, pid, startTicks: rec.startTicks}))
+      unlinkSync(recordPath(dir))
+      const g = showJson(pair!.a).find((x) => x.name === 'g1')
+      assert.is(g?.mode, 'gre')
+      assert.is(g?.alive, false)
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(existsSync(old), false, 'the per-tunnel file is gone')
+      const now = readRecord(dir)
+      assert.is(now?.tunnels.g1?.params.mode, 'gre')
+      assert.equal(engines(pair!.a), [now!.pid!], 'the record names the new engine')
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      ok(['del', '--netns', pair!.a, 'g1'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
     })
   }
   t.run()
