@@ -92,7 +92,7 @@ function readChecked<T>(path: string, valid: (v: unknown) => v is T, what: strin
 const readState = (path: string) => readChecked(path, isEncapState, 'state file')
 const readStats = (path: string) => readChecked(path, isEncapStats, 'counters file')
 
-/** The pid of an engine started for the run dir of this state file (its argv names the dir), when no record says. */
+/** The pid of an engine started for the run dir of this file (its argv names the dir), when no record says. */
 function engineByArgv(stateFile: string): number | undefined {
   let pids: string[]
   try {
@@ -296,8 +296,8 @@ interface Loaded {
 
 function loadStates(dir: string, netns?: string): Loaded {
   const rec = readRecord(dir)
-  if (rec === null) warnOnce(recordPath(dir), `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited); the engine writes back what it runs`)
-  else if (rec?.damaged) warnOnce(recordPath(dir), `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+  if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited); the engine writes back what it runs`)
+  else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
   const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
   // an older release's <name>.json files in the run dir (its engine ran them from there); the record wins. (Files
   // of the legacy layout, an even older release's, stay where they are until their tunnel is started or stopped.)
@@ -570,7 +570,7 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
 
 /**
  * Stops the encapsulator of `name`: the engine removes it with its device (a device left by a dead engine is
- * deleted when a state file records it or it is a tunctl-marked TUN device: its state may be lost); its state and
+ * deleted when the state record has it or it is a tunctl-marked TUN device: its state may be lost); its state and
  * counters are removed.
  */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
@@ -597,8 +597,8 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     }
     const present = new Set(files)
     const rec = legacy ? undefined : readRecord(dir)
-    if (rec === null) warnOnce(recordPath(dir), `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited)`)
-    else if (rec?.damaged) warnOnce(recordPath(dir), `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+    if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited)`)
+    else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
     const names = new Set<string>(Object.keys(rec?.tunnels ?? {}))
     for (const f of files) {
       // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)

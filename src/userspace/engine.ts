@@ -78,7 +78,7 @@ function kernelView(tunnels: TwinTunnel[]) {
 export interface CommitResult {
   ok: boolean
   error?: string
-  /** the generation of its state file the engine runs */
+  /** the generation of its state-record entry the engine runs */
   generation?: number
   removed?: boolean
 }
@@ -491,7 +491,7 @@ function serve(dir: string) {
   let busy = false
   let committed = false
   const bornAt = Date.now()
-  // commits one after another (the next reads the state files only once the previous one's removals are done)
+  // commits one after another (the next reads the state record only once the previous one's removals are done)
   let commits: Promise<unknown> = Promise.resolve()
   const failed = (error: string): CommitReply => ({ok: false, pid: process.pid, results: {}, running: [...running.keys()], error})
   const answer = (line: string): Promise<CommitReply> => {

@@ -140,7 +140,7 @@ export function logPath(name: string, netns?: string): string {
 const isObj = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
 
-/** A state file's content as startEncap writes it (anything else is corrupt and not trusted). */
+/** A state-record entry (or an older release's state file) as applyEncaps writes it (anything else is corrupt and not trusted). */
 export function isEncapState(v: unknown): v is EncapState {
   if (!isObj(v) || !manageableName(v.name) || !isObj(v.params)) return false
   const p = v.params

@@ -10,7 +10,7 @@ import {shownTunnels} from '../lib/schemas.js'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {isDaemonAlive} from '../../src/userspace/control.js'
-import {statePath} from '../../src/userspace/paths.js'
+import {nsDir, readRecord, recordPath} from '../../src/userspace/paths.js'
 import {example, exampleName, examplePath, mirror, yaml, type Mode} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, whyNoHost} from './lib/netns.js'
 import {waitFor} from '../lib/wait.js'
@@ -116,7 +116,8 @@ for (const [mode, innerB, innerA] of CASES) {
     const pid = showJson(pair!.a).find((x) => x.name === name).pid
     ok(['del', '--netns', pair!.a, name])
     assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', name]).code, 0, 'device')
-    assert.is(existsSync(statePath(name, pair!.a)), false, 'state file')
+    assert.is(readRecord(nsDir(pair!.a))?.tunnels[name], undefined, 'its entry in the state record')
+    assert.is(existsSync(recordPath(nsDir(pair!.a))), false, 'the state record (no userspace tunnel left)')
     assert.is(isDaemonAlive(pid), false, 'daemon process')
   })
 
