@@ -144,6 +144,30 @@ export function runningEngine(netns?: string): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * Whether the namespace's engine `pid` (proven by runningEngine) is an older release's, which takes its tunnels from
+ * per-tunnel state files, not from the state record: its `.engine.json` does not say `stateRecord: 1`.
+ */
+function olderEngine(netns?: string): boolean {
+  try {
+    return JSON.parse(readFileSync(engineFiles(nsDir(netns)).record, 'utf8'))?.stateRecord !== 1
+  } catch {
+    return false // no readable record: nothing says it is older (runningEngine found it by its command line)
+  }
+}
+
+/** Stops an older release's engine (SIGTERM: its tunnels' devices stay, a new engine takes them from the record) and
+ * waits until it has gone. */
+async function retireEngine(pid: number, netns?: string): Promise<void> {
+  const marker = join(nsDir(netns), '.engine')
+  process.kill(pid, 'SIGTERM')
+  const deadline = Date.now() + 10_000
+  while (isDaemonAlive(pid, marker)) {
+    if (Date.now() > deadline) throw new CommandError(`the older release's userspace engine (pid ${pid}) did not stop within 10 s of SIGTERM`, ['engine', nsDir(netns)], readEngineLog(netns))
+    await sleep(20)
+  }
+}
+
 /** One request on the engine's control socket; rejects if the engine closes it without an answer. */
 function request(sock: string, req: unknown, timeoutMs: number): Promise<CommitReply> {
   return new Promise((resolve, reject) => {
@@ -366,7 +390,19 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   if (launch) prepared.delete(netns ?? '')
   let engine = launch ? launch.pid : runningEngine(netns)
   let failure: Error | undefined
-  if (starts.length && !engine) {
+  // an older release's engine would take the record's tunnels, which are not in its per-tunnel files, for removed:
+  // it stops (the devices stay) and a new engine takes over every tunnel from the record
+  if (engine && !launch && olderEngine(netns)) {
+    try {
+      await retireEngine(engine, netns)
+      engine = undefined
+      launch = launchEngine(netns)
+      engine = launch.pid
+    } catch (e: any) {
+      failure = e
+    }
+  }
+  if (starts.length && !engine && !failure) {
     try {
       launch = launchEngine(netns)
       engine = launch.pid

@@ -550,7 +550,8 @@ function serve(dir: string) {
   server.listen(files.sock, () => {
     process.umask(umask)
     chmodSync(files.sock, 0o600)
-    writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir})
+    // stateRecord: this engine reads the state record (an older release's read per-tunnel files: control.ts replaces it)
+    writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir, stateRecord: 1})
     log(`engine listening on ${files.sock}`)
     // the CLI that launched this engine waits for this line (control.ts launchEngine)
     const readyFd = Number(process.env.TUNCTL_ENGINE_READY_FD)

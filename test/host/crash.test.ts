@@ -253,6 +253,29 @@ const why =
       }
     })
 
+    t('an older release\'s engine (it reads per-tunnel files, not the record): the next change stops it and a new engine takes its tunnels over', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [old] = engines(pair!.a)
+      const files = join(nsDir(pair!.a), '.engine.json')
+      const {stateRecord, ...rec} = JSON.parse(readFileSync(files, 'utf8'))
+      assert.is(stateRecord, 1, 'this release\'s engine says it reads the record')
+      writeFileSync(files, JSON.stringify(rec)) // what an older release's engine wrote
+      const two = join(scratch, 'two.yaml')
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2: {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}}}))
+      ok(['apply', '--netns', pair!.a, two])
+      const now = engines(pair!.a)
+      assert.is(now.length, 1)
+      assert.is.not(now[0], old, 'a new engine')
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))!.tunnels), ['g1', 'g2'])
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, `g1 carries traffic after the handover: ${p.out}`)
+      assert.match(ok(['apply', '--netns', pair!.a, two]).out, /No changes/)
+      ok(['del', '--netns', pair!.a, 'g1', 'g2'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
+    })
+
     t('an older release\'s per-tunnel state file (engine dead): show reads it; apply moves it into the record; del works', async () => {
       ok(['apply', '--netns', pair!.a, file])
       const [pid] = engines(pair!.a)
