@@ -439,7 +439,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   if (!engine) for (const n of stops) tunnels.delete(n)
   const write = starts.length > 0 || (!engine && stops.some((n) => stopStates.get(n))) || loaded.stale
   if (write) writeRecord(dir, tunnels, engine, netns)
-  mark(`userspace: state record written (${tunnels.size} tunnels)${launch ? ', the engine booting meanwhile' : ''}`)
+  mark(`userspace: state record ${write ? 'written' : 'read'} (${tunnels.size} tunnels)${launch ? ', the engine booting meanwhile' : ''}`)
   // an older release's files, now in the record; a legacy-layout file of a tunnel started or stopped here
   const unlinkQuiet = (f: string) => {
     try {

@@ -185,6 +185,18 @@ const why =
       writeFileSync(rec, JSON.stringify({tunnels: {}}))
       await until('the entry written back', () => readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode === 'gre', 5000)
       assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      // damaged again, then an apply that starts another tunnel: the CLI's record holds only what it knows (g2);
+      // the engine keeps g1 running and puts it back
+      writeFileSync(rec, 'garbage')
+      const two = join(scratch, 'damaged-two.yaml')
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2: {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}}}))
+      const r2 = ok(['apply', '--netns', pair!.a, two])
+      assert.match(r2.err, /ignoring state record/)
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))?.tunnels ?? {}), ['g1', 'g2'])
+      assert.equal(engines(pair!.a), [pid!], 'the same engine')
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, `g1 still carries traffic: ${p.out}`)
+      ok(['del', '--netns', pair!.a, 'g2'])
       writeFileSync(rec, 'garbage')
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
