@@ -388,7 +388,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   // record names it from the start: the engine need not rewrite it
   let launch = starts.length ? prepared.get(netns ?? '') : undefined
   if (launch) prepared.delete(netns ?? '')
-  let engine = launch ? launch.pid : runningEngine(netns)
+  // an engine booting for this apply's starts (prepareEngine) runs nothing yet: the stops before them are not its
+  // (a commit of stops alone would leave it with no tunnel, and it would exit before the starts reach it)
+  let engine = launch ? launch.pid : !starts.length && prepared.has(netns ?? '') ? undefined : runningEngine(netns)
   let failure: Error | undefined
   // an older release's engine would take the record's tunnels, which are not in its per-tunnel files, for removed:
   // it stops (the devices stay) and a new engine takes over every tunnel from the record

@@ -167,6 +167,28 @@ const why =
       assert.ok(p.ok, p.out)
     })
 
+    t('SIGKILL of the engine, then a replace (stop and start in one apply): one new engine does it', async () => {
+      const [pid] = engines(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('engine gone', () => engines(pair!.a).length === 0)
+      const log = join(nsDir(pair!.a), '.engine.log')
+      const started = () => (readFileSync(log, 'utf8').match(/engine listening/g) ?? []).length
+      const before = started()
+      const ipip = join(scratch, 'ipip.yaml')
+      writeFileSync(ipip, yaml({version: 1, tunnels: {g1: {mode: 'ipip', local: '198.51.100.1', remote: '198.51.100.2', ttl: 64, addresses: ['10.78.1.1/30']}}}))
+      const r = ok(['apply', '--netns', pair!.a, ipip])
+      assert.match(r.out, /replace/)
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))?.tunnels ?? {}), ['g1'])
+      assert.is(readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode, 'ipip')
+      // the engine launched early for the start is not handed the stop of the dead engine's tunnel (a commit of
+      // that stop alone would leave it nothing to run: it would exit, and the start would need another engine)
+      assert.is(started() - before, 1, readFileSync(log, 'utf8'))
+      assert.is(engines(pair!.a).length, 1)
+      ok(['apply', '--netns', pair!.a, file])
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+    })
+
     t('a damaged state record: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
       const [pid] = engines(pair!.a)
       const rec = recordPath(nsDir(pair!.a))
