@@ -266,10 +266,22 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
     pipe.on('close', () => done(undefined))
     pipe.on('error', () => done(undefined))
   })
+  let said: number | undefined
+  void signalled.then((pid) => (said = pid))
   const ready = (async () => {
-    const said = await signalled
-    if (said) return said
+    // the line, or the pipe closed, or a second without either (a wrapper, TUNCTL_DAEMON_NODE, that keeps the pipe
+    // from the engine): then also look for the engine the old way, every 30 ms
+    let grace: ReturnType<typeof setTimeout> | undefined
+    const first = await Promise.race([
+      signalled,
+      new Promise<undefined>((r) => {
+        grace = setTimeout(() => r(undefined), 1000)
+      }),
+    ])
+    clearTimeout(grace)
+    if (first) return first
     while (Date.now() < deadline) {
+      if (said) return said
       // the running engine, also when it is not the one spawned here (that one then left: engine.ts main)
       const pid = runningEngine(netns)
       if (pid) {

@@ -89,6 +89,22 @@ function threads(pid: number): number {
       await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
     })
 
+    t('an engine started through a wrapper that closes the ready pipe (TUNCTL_DAEMON_NODE): the CLI finds it the old way', async () => {
+      assert.equal(daemonsOf(pair!.a), [])
+      const wrapper = join(scratch, 'node-closing-fd3')
+      writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} "$@" 3>&-\n`, {mode: 0o755})
+      const f = specFile('one.yaml', gres(1, '198.51.100.1', '198.51.100.2', 1))
+      ok(['apply', '--netns', pair!.a, f], {TUNCTL_DAEMON_NODE: wrapper})
+      const [pid] = daemonsOf(pair!.a)
+      assert.ok(pid, 'an engine runs')
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /engine\.js/)
+      const shown = showJson(pair!.a)
+      assert.is(shown.find((x) => x.name === 'g1')?.alive, true)
+      assert.equal(leftovers(pair!.a, shown), [])
+      ok(['del', '--netns', pair!.a, 'g1'])
+      await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
+    })
+
     t('a launched engine writes its pid on the ready pipe once its control socket answers (the CLI does not poll)', async () => {
       assert.equal(daemonsOf(pair!.a), [])
       const dir = nsDir(pair!.a)
