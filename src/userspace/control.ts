@@ -159,13 +159,19 @@ function olderEngine(netns?: string): boolean {
 /** Stops an older release's engine (SIGTERM: its tunnels' devices stay, a new engine takes them from the record) and
  * waits until it has gone. */
 async function retireEngine(pid: number, netns?: string): Promise<void> {
-  const marker = join(nsDir(netns), '.engine')
   process.kill(pid, 'SIGTERM')
-  const deadline = Date.now() + 10_000
+  if (!(await engineGone(pid, netns, 10_000))) throw new CommandError(`the older release's userspace engine (pid ${pid}) did not stop within 10 s of SIGTERM`, ['engine', nsDir(netns)], readEngineLog(netns))
+}
+
+/** Waits up to `ms` until the namespace's engine `pid` has ended; whether it has. */
+async function engineGone(pid: number, netns: string | undefined, ms: number): Promise<boolean> {
+  const marker = join(nsDir(netns), '.engine')
+  const deadline = Date.now() + ms
   while (isDaemonAlive(pid, marker)) {
-    if (Date.now() > deadline) throw new CommandError(`the older release's userspace engine (pid ${pid}) did not stop within 10 s of SIGTERM`, ['engine', nsDir(netns)], readEngineLog(netns))
+    if (Date.now() > deadline) return false
     await sleep(20)
   }
+  return true
 }
 
 /** One request on the engine's control socket; rejects if the engine closes it without an answer. */
@@ -485,8 +491,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       reply = await request(engineFiles(dir).sock, req, timeout)
     } catch (e: any) {
       // the engine was exiting (its last tunnel had just been removed) when this commit reached it, and took
-      // nothing of it: a new engine for the starts (the record names the old one: rewritten for the new one)
-      if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && !runningEngine(netns)) {
+      // nothing of it: once it has gone (its socket goes before its record and its process), a new engine for the
+      // starts (the record names the old one: rewritten for the new one)
+      if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && (await engineGone(engine, netns, 5000))) {
         try {
           const pid = await ensureEngine(netns)
           writeRecord(dir, tunnels, pid, netns)

@@ -287,13 +287,18 @@ function serve(dir: string) {
     }
     seen = recordStamp()
   }
-  /** the record as it is now, with `drop` taken out and every running tunnel it lacks put back (written only if
-   * that changes it, or it does not name this engine) */
-  const updateRecord = (drop: string[], why: string) => {
+  /** the record as it is now, with the `drop` entries taken out (those of the generation the engine ran: the CLI
+   * may have written a new one meanwhile) and every running tunnel it lacks put back (written only if that changes
+   * it, or it does not name this engine) */
+  const updateRecord = (drop: Array<{name: string; generation: number}>, why: string) => {
     const rec = readRecord(dir)
     const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
     let changed = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
-    for (const n of drop) changed = tunnels.delete(n) || changed
+    for (const d of drop) {
+      if (tunnels.get(d.name)?.generation !== d.generation) continue
+      tunnels.delete(d.name)
+      changed = true
+    }
     const missing = [...running.keys()].filter((n) => !tunnels.has(n))
     for (const n of missing) tunnels.set(n, running.get(n)!.state)
     if (rec?.netns) recordNetns = rec.netns
@@ -440,7 +445,7 @@ function serve(dir: string) {
 
   const timer = setInterval(() => {
     refreshes = 0
-    const forgotten: string[] = []
+    const forgotten: Array<{name: string; generation: number}> = []
     const cameUp: TwinTunnel[] = []
     for (const [name, r] of [...running]) {
       try {
@@ -449,7 +454,7 @@ function serve(dir: string) {
           // the device was deleted by someone else (ip link del): the tunnel is gone, so is its entry
           addon.engineRemove(name, false)
           running.delete(name)
-          forgotten.push(name)
+          forgotten.push({name, generation: r.state.generation})
           log(`${name} was deleted; forgot it`)
           continue
         }
@@ -475,7 +480,7 @@ function serve(dir: string) {
     }
     // their counters files in parallel, as a commit's; the next commit runs only once they are gone
     if (forgotten.length) {
-      const removed = Promise.all(forgotten.map((n) => unlink(join(dir, `${n}.stats.json`)).catch(() => {})))
+      const removed = Promise.all(forgotten.map((f) => unlink(join(dir, `${f.name}.stats.json`)).catch(() => {})))
       commits = commits.then(() => removed)
     }
     kernelView(cameUp)
