@@ -310,6 +310,85 @@ static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
 static napi_value js_engine_add(napi_env env, napi_callback_info info) { return engine_set(env, info, 1); }
 static napi_value js_engine_change(napi_env env, napi_callback_info info) { return engine_set(env, info, 0); }
 
+/* engineConfigure([{name, addresses: CIDR[], up}]) → per entry null or the reason it failed: the devices of the tunnels
+ * a commit created get their addresses and up state in one netlink batch (engine.c tunctl_engine_configure) */
+static napi_value js_engine_configure(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  bool isarr = false;
+  if (argc < 1 || napi_is_array(env, argv[0], &isarr) != napi_ok || !isarr) {
+    napi_throw_type_error(env, NULL, "engineConfigure([{name, addresses, up}])");
+    return NULL;
+  }
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  struct tunctl_linkreq *reqs = calloc(n ? n : 1, sizeof *reqs);
+  char (*names)[32] = calloc(n ? n : 1, sizeof *names);
+  int *errs = calloc(n ? n : 1, sizeof *errs);
+  const char **bad = calloc(n ? n : 1, sizeof *bad);
+  struct tunctl_cidr **addrs = calloc(n ? n : 1, sizeof *addrs);
+  napi_value out = NULL;
+  if (!reqs || !names || !errs || !bad || !addrs) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    goto done;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o, list, v;
+    napi_get_element(env, argv[0], i, &o);
+    if (!get_prop(env, o, "name", &v) || !get_name(env, v, names[i], sizeof names[i])) {
+      napi_throw_type_error(env, NULL, "engineConfigure: each entry needs a tunnel name");
+      goto done;
+    }
+    reqs[i].name = names[i];
+    reqs[i].up = get_bool(env, o, "up", 0);
+    uint32_t na = 0;
+    bool arr = false;
+    if (get_prop(env, o, "addresses", &list) && napi_is_array(env, list, &arr) == napi_ok && arr) napi_get_array_length(env, list, &na);
+    addrs[i] = calloc(na ? na : 1, sizeof **addrs);
+    if (!addrs[i]) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto done;
+    }
+    for (uint32_t a = 0; a < na; a++) {
+      char buf[64];
+      size_t len;
+      napi_get_element(env, list, a, &v);
+      if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) != napi_ok || tunctl_parse_cidr(buf, &addrs[i][a]) < 0) {
+        bad[i] = "bad address (not a CIDR)";
+        break;
+      }
+    }
+    if (bad[i]) continue; /* nothing of it is sent: the caller removes the tunnel */
+    reqs[i].naddr = (int)na;
+    reqs[i].addrs = addrs[i];
+  }
+  {
+    /* entries with a bad address: no request (name "" matches no tunnel, answered -ENODEV, replaced below) */
+    for (uint32_t i = 0; i < n; i++)
+      if (bad[i]) reqs[i].name = "", reqs[i].naddr = 0, reqs[i].up = 0;
+    tunctl_engine_configure(e, reqs, (int)n, errs);
+    napi_create_array_with_length(env, n, &out);
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value r;
+      if (bad[i]) r = str(env, bad[i]);
+      else if (errs[i]) r = str(env, strerror(-errs[i]));
+      else napi_get_null(env, &r);
+      napi_set_element(env, out, i, r);
+    }
+  }
+done:
+  for (uint32_t i = 0; addrs && i < n; i++) free(addrs[i]);
+  free(addrs);
+  free(bad);
+  free(errs);
+  free(names);
+  free(reqs);
+  return out;
+}
+
 /* engineRemove(name, removeDevice) → whether the engine had it */
 static napi_value js_engine_remove(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -708,6 +787,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"engineAdd", NULL, js_engine_add, NULL, NULL, NULL, napi_default, NULL},
       {"engineChange", NULL, js_engine_change, NULL, NULL, NULL, napi_default, NULL},
       {"engineRemove", NULL, js_engine_remove, NULL, NULL, NULL, napi_default, NULL},
+      {"engineConfigure", NULL, js_engine_configure, NULL, NULL, NULL, napi_default, NULL},
       {"engineStats", NULL, js_engine_stats, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
       {"engineVtiSeqLimit", NULL, js_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},

@@ -64,6 +64,9 @@ export interface NativeAddon {
   /** new parameters in place: counters, sequence numbers and the device are kept (a vti gets the new SA of
    * opts.esp, or none); throws the reason */
   engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>}): void
+  /** sets the addresses (CIDRs) and up state of tunnels' devices (those a commit created) in one netlink batch:
+   * per entry null, or why its device refused one (native/engine.c tunctl_engine_configure) */
+  engineConfigure(devices: Array<{name: string; addresses: string[]; up: boolean}>): Array<string | null>
   /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
   engineRemove(name: string, removeDevice: boolean): boolean
   /** a tunnel's counters, or null */

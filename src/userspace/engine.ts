@@ -15,6 +15,7 @@ import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
 import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
+import type {CreatedDevice} from '../plan/lines.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -51,6 +52,16 @@ function toCounters(n: NativeCounters): EngineCounters {
     offload: n.offload,
     drops,
   }
+}
+
+/** A commit's `devices` (what to set on the devices it creates), the well-formed entries only. */
+function createdDevices(v: unknown): Map<string, CreatedDevice> {
+  const out = new Map<string, CreatedDevice>()
+  if (!v || typeof v !== 'object') return out
+  for (const [name, d] of Object.entries(v as Record<string, any>)) {
+    if (Array.isArray(d?.addresses) && d.addresses.every((a: unknown) => typeof a === 'string') && typeof d?.up === 'boolean') out.set(name, {addresses: d.addresses, up: d.up})
+  }
+  return out
 }
 
 const TWIN_MODES = new Set(['ipip', 'gre', 'sit', 'isatap'])
@@ -279,7 +290,8 @@ function serve(dir: string) {
 
   /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
   // `gone`: the files of the tunnels the commit removes; the caller unlinks them (in parallel) before it replies
-  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[]): CommitReply => {
+  // `devices`: what to set on the devices of the tunnels this commit adds (a create's addresses and up state)
+  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[], devices: Map<string, CreatedDevice> = new Map()): CommitReply => {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
     const desired = desiredStates()
@@ -316,6 +328,7 @@ function serve(dir: string) {
     const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     const twins: TwinTunnel[] = []
+    const added: string[] = []
     for (const name of names) {
       const state = desired.get(name)!
       const key = JSON.stringify([state.params, state.ipsec ?? null])
@@ -328,8 +341,10 @@ function serve(dir: string) {
           try {
             // a vti's counters of the SA context being replaced carry over
             const before = r && esp.opts.esp ? addon.engineStats(name) : null
-            if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
-            else addon.engineChange(name, state.params, esp.opts)
+            if (!r) {
+              addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
+              if (devices.has(name)) added.push(name)
+            } else addon.engineChange(name, state.params, esp.opts)
             if (r && before) {
               const prev = espStats(name, r, before)
               if (prev) r.espBase = {txPackets: prev.txPackets, txBytes: prev.txBytes, rxPackets: prev.rxPackets, rxBytes: prev.rxBytes}
@@ -362,7 +377,22 @@ function serve(dir: string) {
       if (verbose) writeStats(name, rec, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    // the created devices' addresses and up state: one netlink batch (native/nlbatch.c); a tunnel whose device
+    // refused one fails, and its device goes (as a failed add leaves none)
+    if (added.length) {
+      const errs = addon.engineConfigure(added.map((name) => ({name, ...devices.get(name)!})))
+      added.forEach((name, i) => {
+        const why = errs[i]
+        if (why === null || why === undefined) return
+        addon.engineRemove(name, true)
+        const r = running.get(name)
+        running.delete(name)
+        results[name] = {ok: false, error: `configuring its device: ${why}`, ...(r ? {generation: r.state.generation} : {})}
+        log(`adding ${name} failed: configuring its device: ${why}`)
+      })
+    }
     const tk = Date.now()
+    for (let i = twins.length - 1; i >= 0; i--) if (!running.has(twins[i]!.name)) twins.splice(i, 1)
     kernelView(twins)
     const kernelViewMs = Date.now() - tk
     for (const t of twins) {
@@ -473,7 +503,7 @@ function serve(dir: string) {
       try {
         const names = (v: unknown) => new Set<string>(Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [])
         const gone: string[] = []
-        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone)
+        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone, createdDevices(req.devices))
         // the removed tunnels' files, in parallel (libuv's pool) before the reply: one at a time, 1000 unlinks took
         // 1-5 s on a disk-backed /run that discards each freed block at once (this VM), in parallel ~20x less
         await Promise.all(gone.map((f) => unlink(f).catch(() => {})))
