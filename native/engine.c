@@ -1102,7 +1102,9 @@ int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq
       continue;
     }
     int ifindex = e->order[k]->ifindex;
-    for (int a = 0; a < reqs[i].naddr && !r; a++) r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a]);
+    if (reqs[i].mtu > 0) r = tunctl_nlbatch_setlink(&b, i, ifindex, reqs[i].mtu, NULL, -1);
+    for (int a = 0; a < reqs[i].naddr + reqs[i].nsoft && !r; a++)
+      r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], a >= reqs[i].naddr);
     if (!r && reqs[i].up) r = tunctl_nlbatch_setlink(&b, i, ifindex, 0, NULL, 1);
   }
   pthread_rwlock_unlock(&e->lock);

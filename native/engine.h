@@ -95,11 +95,12 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
 /* what tunctl_engine_configure sets on a tunnel's device */
 struct tunctl_linkreq {
   const char *name;
+  int mtu; /* > 0: set first */
   int up;
-  int naddr;
+  int naddr, nsoft; /* addrs[0..naddr) must be taken; the nsoft after them are a best effort (the kernel twin's) */
   const struct tunctl_cidr *addrs;
 };
-/* configures the devices of tunnels of the engine (those a commit created: their addresses, then IFF_UP) in one
+/* configures the devices of tunnels of the engine (those a commit created: MTU, addresses, then IFF_UP) in one
  * netlink batch (nlbatch.h); errs[i] (zeroed by the caller) gets request i's first error (-errno; -ENODEV: no such
  * tunnel). Returns 0, or -errno when the batch could not run */
 int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs);

@@ -137,10 +137,10 @@ int tunctl_nlbatch_addrgen_none(struct tunctl_nlbatch *b, int owner, int ifindex
   return 0;
 }
 
-int tunctl_nlbatch_newaddr(struct tunctl_nlbatch *b, int owner, int ifindex, const struct tunctl_cidr *a) {
+int tunctl_nlbatch_newaddr(struct tunctl_nlbatch *b, int owner, int ifindex, const struct tunctl_cidr *a, int soft) {
   size_t alen = a->family == AF_INET ? 4 : 16;
   struct nlmsghdr *h = begin(b, NLMSG_SPACE(sizeof(struct ifaddrmsg)) + 2 * RTA_SPACE(alen), RTM_NEWADDR,
-                             NLM_F_CREATE | NLM_F_EXCL, owner, 0);
+                             NLM_F_CREATE | NLM_F_EXCL, owner, soft);
   if (!h) return -ENOMEM;
   h->nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
   struct ifaddrmsg *ifa = NLMSG_DATA(h);

@@ -37,8 +37,8 @@ int tunctl_nlbatch_setlink(struct tunctl_nlbatch *b, int owner, int ifindex, int
 /* RTM_NEWLINK IFLA_AF_SPEC/AF_INET6/IFLA_INET6_ADDR_GEN_MODE = none (soft: IPv6 may be off); 0 or -ENOMEM */
 int tunctl_nlbatch_addrgen_none(struct tunctl_nlbatch *b, int owner, int ifindex);
 /* RTM_NEWADDR (create, exclusive) as `ip addr add CIDR dev X` sends it: IFA_LOCAL and IFA_ADDRESS the address, scope
- * host for 127/8 else universe; 0 or -ENOMEM */
-int tunctl_nlbatch_newaddr(struct tunctl_nlbatch *b, int owner, int ifindex, const struct tunctl_cidr *a);
+ * host for 127/8 else universe (soft: its error is not the owner's); 0 or -ENOMEM */
+int tunctl_nlbatch_newaddr(struct tunctl_nlbatch *b, int owner, int ifindex, const struct tunctl_cidr *a, int soft);
 
 /* the message at index i (for tests: its header and payload as the kernel reads them) */
 const struct nlmsghdr *tunctl_nlbatch_msg(const struct tunctl_nlbatch *b, uint32_t i);
