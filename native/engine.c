@@ -1103,9 +1103,17 @@ int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq
     }
     int ifindex = e->order[k]->ifindex;
     if (reqs[i].mtu > 0) r = tunctl_nlbatch_setlink(&b, i, ifindex, reqs[i].mtu, NULL, -1);
-    for (int a = 0; a < reqs[i].naddr + reqs[i].nsoft && !r; a++)
-      r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], a >= reqs[i].naddr);
+    for (int a = 0; a < reqs[i].naddr && !r; a++) r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], 0);
     if (!r && reqs[i].up) r = tunctl_nlbatch_setlink(&b, i, ifindex, 0, NULL, 1);
+  }
+  /* the kernel twin's link-local addresses after every device is up: bringing a device up walks the namespace's
+   * whole IPv6 routing table (rt6_sync_up → fib6_ifup), and each link-local adds two routes to it (the fe80::/64
+   * prefix and the local route): added per device before the next one comes up, 1000 devices' ups walked ~1000
+   * routes each (perf: fib6_ifup and fib6_walk were ~30% of a commit's CPU) */
+  for (int i = 0; i < n && !r; i++) {
+    int k = reqs[i].nsoft ? find(e, reqs[i].name) : -1;
+    for (int a = reqs[i].naddr; k >= 0 && a < reqs[i].naddr + reqs[i].nsoft && !r; a++)
+      r = tunctl_nlbatch_newaddr(&b, i, e->order[k]->ifindex, &reqs[i].addrs[a], 1);
   }
   pthread_rwlock_unlock(&e->lock);
   if (!r) r = tunctl_nlbatch_run(e->cfg_nl, &b, errs, n);

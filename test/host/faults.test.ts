@@ -114,7 +114,7 @@ if (why) {
   })
 
   // ---- failures injected into the batch: rolled back by the apply itself (exit 1) ----
-  for (const at of [...firstLines, lines]) {
+  for (const at of new Set([...firstLines, lines])) {
     t(`TUNCTL_FAIL_AT_LINE=${at}: exit 1, prior state, nothing left`, () => {
       const r = tunctl(['apply', '--netns', ns, FULL], {TUNCTL_FAIL_AT_LINE: String(at)})
       assert.is(r.code, 1, r.out + r.err)
