@@ -420,6 +420,7 @@ function serve(dir: string) {
         addon.engineRemove(name, true)
         const r = running.get(name)
         running.delete(name)
+        gone.push(join(dir, `${name}.stats.json`)) // (a small commit wrote its first counters already)
         results[name] = {ok: false, error: `configuring its device: ${why}`, ...(r ? {generation: r.state.generation} : {})}
         log(`adding ${name} failed: configuring its device: ${why}`)
       })
