@@ -386,15 +386,32 @@ static napi_value js_engine_configure(napi_env env, napi_callback_info info) {
     /* entries with a bad address: no request (name "" matches no tunnel, answered -ENODEV, replaced below) */
     for (uint32_t i = 0; i < n; i++)
       if (bad[i]) reqs[i].name = "", reqs[i].naddr = reqs[i].nsoft = reqs[i].mtu = 0, reqs[i].up = 0;
-    tunctl_engine_configure(e, reqs, (int)n, errs);
+    int *what = calloc(n ? n : 1, sizeof *what);
+    if (!what) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) what[i] = INT32_MIN; /* (a socket failure: no single request to name) */
+    tunctl_engine_configure(e, reqs, (int)n, errs, what);
     napi_create_array_with_length(env, n, &out);
     for (uint32_t i = 0; i < n; i++) {
       napi_value r;
+      char msg[160], a[INET6_ADDRSTRLEN] = "";
       if (bad[i]) r = str(env, bad[i]);
-      else if (errs[i]) r = str(env, strerror(-errs[i]));
-      else napi_get_null(env, &r);
+      else if (errs[i]) {
+        /* the request the kernel refused, in the words of the ip line it replaces */
+        if (what[i] == TUNCTL_LINKREQ_MTU) snprintf(msg, sizeof msg, "mtu %d: %s", reqs[i].mtu, strerror(-errs[i]));
+        else if (what[i] == TUNCTL_LINKREQ_UP) snprintf(msg, sizeof msg, "up: %s", strerror(-errs[i]));
+        else if (what[i] >= 0 && what[i] < reqs[i].naddr + reqs[i].nsoft) {
+          const struct tunctl_cidr *c = &reqs[i].addrs[what[i]];
+          inet_ntop(c->family, c->addr, a, sizeof a);
+          snprintf(msg, sizeof msg, "addr %s/%d: %s", a, c->plen, strerror(-errs[i]));
+        } else snprintf(msg, sizeof msg, "%s", strerror(-errs[i]));
+        r = str(env, msg);
+      } else napi_get_null(env, &r);
       napi_set_element(env, out, i, r);
     }
+    free(what);
   }
 done:
   for (uint32_t i = 0; addrs && i < n; i++) free(addrs[i]);

@@ -63,7 +63,7 @@ int tunctl_open_tun_ex(const char *name, int vnet_hdr, int nlfd, int ioctlfd, in
     int r = tunctl_nlbatch_setlink(&b, 0, idx, mtu, existed ? NULL : TUNCTL_OWNER_ALIAS, -1);
     if (!r && !existed) r = tunctl_nlbatch_addrgen_none(&b, 0, idx);
     int e = 0;
-    if (!r) r = tunctl_nlbatch_run(nlfd, &b, &e, 1);
+    if (!r) r = tunctl_nlbatch_run(nlfd, &b, &e, NULL, 1);
     tunctl_nlbatch_free(&b);
     if (!r) r = e;
     if (r < 0 && !existed) { /* (a device that existed keeps its MTU when the kernel refuses the new one) */

@@ -1089,11 +1089,27 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   return 0;
 }
 
-int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs) {
+int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs, int *what) {
   struct tunctl_nlbatch b;
   e->nl_seq += 0x10000;
   tunctl_nlbatch_init(&b, e->nl_seq);
   int r = 0;
+  /* per message: what it sets (TUNCTL_LINKREQ_MTU / _UP / the address index), for the error message */
+  int *kind = NULL;
+  size_t nkind = 0, capkind = 0;
+#define KIND(k)                                                                                                       \
+  do {                                                                                                                \
+    if (nkind == capkind) {                                                                                           \
+      size_t c = capkind ? capkind * 2 : 1024;                                                                        \
+      int *nk = realloc(kind, sizeof *nk * c);                                                                        \
+      if (!nk) {                                                                                                      \
+        r = -ENOMEM;                                                                                                  \
+        break;                                                                                                        \
+      }                                                                                                               \
+      kind = nk, capkind = c;                                                                                         \
+    }                                                                                                                 \
+    kind[nkind++] = (k);                                                                                              \
+  } while (0)
   pthread_rwlock_rdlock(&e->lock);
   for (int i = 0; i < n && !r; i++) {
     int k = find(e, reqs[i].name);
@@ -1102,9 +1118,10 @@ int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq
       continue;
     }
     int ifindex = e->order[k]->ifindex;
-    if (reqs[i].mtu > 0) r = tunctl_nlbatch_setlink(&b, i, ifindex, reqs[i].mtu, NULL, -1);
-    for (int a = 0; a < reqs[i].naddr && !r; a++) r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], 0);
-    if (!r && reqs[i].up) r = tunctl_nlbatch_setlink(&b, i, ifindex, 0, NULL, 1);
+    if (reqs[i].mtu > 0 && !(r = tunctl_nlbatch_setlink(&b, i, ifindex, reqs[i].mtu, NULL, -1))) KIND(TUNCTL_LINKREQ_MTU);
+    for (int a = 0; a < reqs[i].naddr && !r; a++)
+      if (!(r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], 0))) KIND(a);
+    if (!r && reqs[i].up && !(r = tunctl_nlbatch_setlink(&b, i, ifindex, 0, NULL, 1))) KIND(TUNCTL_LINKREQ_UP);
   }
   /* the kernel twin's link-local addresses after every device is up: bringing a device up walks the namespace's
    * whole IPv6 routing table (rt6_sync_up → fib6_ifup), and each link-local adds two routes to it (the fe80::/64
@@ -1113,15 +1130,22 @@ int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq
   for (int i = 0; i < n && !r; i++) {
     int k = reqs[i].nsoft ? find(e, reqs[i].name) : -1;
     for (int a = reqs[i].naddr; k >= 0 && a < reqs[i].naddr + reqs[i].nsoft && !r; a++)
-      r = tunctl_nlbatch_newaddr(&b, i, e->order[k]->ifindex, &reqs[i].addrs[a], 1);
+      if (!(r = tunctl_nlbatch_newaddr(&b, i, e->order[k]->ifindex, &reqs[i].addrs[a], 1))) KIND(a);
   }
+#undef KIND
   pthread_rwlock_unlock(&e->lock);
-  if (!r) r = tunctl_nlbatch_run(e->cfg_nl, &b, errs, n);
+  uint32_t *at = r ? NULL : calloc((size_t)(n ? n : 1), sizeof *at);
+  if (!r && !at) r = -ENOMEM;
+  if (!r) r = tunctl_nlbatch_run(e->cfg_nl, &b, errs, at, n);
   else
     for (int i = 0; i < n; i++)
       if (!errs[i]) errs[i] = r;
+  for (int i = 0; at && i < n; i++)
+    if (errs[i] && errs[i] != -ENODEV && at[i] < nkind) what[i] = kind[at[i]];
   e->nl_seq += b.n;
   tunctl_nlbatch_free(&b);
+  free(at);
+  free(kind);
   return r;
 }
 

@@ -102,8 +102,11 @@ struct tunctl_linkreq {
 };
 /* configures the devices of tunnels of the engine (those a commit created: MTU, addresses, then IFF_UP) in one
  * netlink batch (nlbatch.h); errs[i] (zeroed by the caller) gets request i's first error (-errno; -ENODEV: no such
- * tunnel). Returns 0, or -errno when the batch could not run */
-int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs);
+ * tunnel) and what[i] what was refused (TUNCTL_LINKREQ_MTU, TUNCTL_LINKREQ_UP, or the index in addrs). Returns 0, or
+ * -errno when the batch could not run */
+#define TUNCTL_LINKREQ_MTU (-1)
+#define TUNCTL_LINKREQ_UP (-2)
+int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs, int *what);
 /* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen);

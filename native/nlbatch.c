@@ -182,12 +182,20 @@ int tunctl_nlbatch_socket(void) {
   return fd;
 }
 
-static void fail_rest(struct tunctl_nlbatch *b, uint32_t from, const uint8_t *acked, int *errs, int nowners, int err) {
-  for (uint32_t k = from; k < b->n; k++)
-    if (!acked[k] && !b->soft[k] && b->owner[k] >= 0 && b->owner[k] < nowners && !errs[b->owner[k]]) errs[b->owner[k]] = err;
+/* message k failed with err: its owner's first error */
+static void owner_fails(const struct tunctl_nlbatch *b, uint32_t k, int err, int *errs, uint32_t *errat, int nowners) {
+  int o = b->owner[k];
+  if (b->soft[k] || o < 0 || o >= nowners || errs[o]) return;
+  errs[o] = err;
+  if (errat) errat[o] = k;
 }
 
-int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, int nowners) {
+static void fail_rest(struct tunctl_nlbatch *b, uint32_t from, const uint8_t *acked, int *errs, uint32_t *errat, int nowners, int err) {
+  for (uint32_t k = from; k < b->n; k++)
+    if (!acked[k]) owner_fails(b, k, err, errs, errat, nowners);
+}
+
+int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, uint32_t *errat, int nowners) {
   if (!b->n) return 0;
   uint8_t *acked = calloc(b->n, 1);
   if (!acked) {
@@ -215,7 +223,7 @@ int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, int nowners)
     while (s < 0 && errno == EINTR);
     if (s < 0) {
       rc = -errno;
-      fail_rest(b, first, acked, errs, nowners, rc);
+      fail_rest(b, first, acked, errs, errat, nowners, rc);
       break;
     }
     uint32_t pending = last - first;
@@ -224,7 +232,7 @@ int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, int nowners)
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
         rc = r < 0 ? -errno : -EPIPE;
-        fail_rest(b, first, acked, errs, nowners, rc);
+        fail_rest(b, first, acked, errs, errat, nowners, rc);
         break;
       }
       for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, (unsigned)r); h = NLMSG_NEXT(h, r)) {
@@ -234,8 +242,7 @@ int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, int nowners)
         acked[k] = 1;
         pending--;
         int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-        int o = b->owner[k];
-        if (err && !b->soft[k] && o >= 0 && o < nowners && !errs[o]) errs[o] = err;
+        if (err) owner_fails(b, k, err, errs, errat, nowners);
       }
     }
     first = last;

@@ -45,9 +45,10 @@ const struct nlmsghdr *tunctl_nlbatch_msg(const struct tunctl_nlbatch *b, uint32
 
 /* Sends every message over fd (a NETLINK_ROUTE socket), at most TUNCTL_NLBATCH_CHUNK per sendmsg, and reads each
  * chunk's acks before the next. errs[owner] (the caller's array, zeroed) gets the first error (-errno) of that owner's
- * non-soft messages. Returns 0, or -errno when the socket failed (then every owner without an answer gets it). */
+ * non-soft messages, and errat[owner] (when errat is not NULL) that message's index. Returns 0, or -errno when the
+ * socket failed (then every owner without an answer gets it). */
 #define TUNCTL_NLBATCH_CHUNK 64
-int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, int nowners);
+int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, uint32_t *errat, int nowners);
 
 /* a NETLINK_ROUTE socket for tunctl_nlbatch_run (NETLINK_CAP_ACK: acks without the request echoed); -1 with errno */
 int tunctl_nlbatch_socket(void);

@@ -245,13 +245,13 @@ const why =
       try {
         const r = tunctl(['apply', '--netns', pair!.a, two])
         assert.is(r.code, 1, r.out + r.err)
-        assert.match(r.err, /g3.*configuring its device: Permission denied/)
+        assert.match(r.err, /g3.*configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
         assert.match(r.err, /restored/)
         assert.equal([...tuns(pair!.a).keys()], ['g1'], 'g2 and g3 gone, g1 kept')
         assert.equal(showJson(pair!.a).map((x) => [x.name, x.alive, x.addresses]), before)
         assert.equal(records(pair!.a).filter((f) => /^g[23]\./.test(f)), [], 'no state of g2, g3')
         const log = readFileSync(join(nsDir(pair!.a), '.engine.log'), 'utf8')
-        assert.match(log, /adding g3 failed: configuring its device: Permission denied/)
+        assert.match(log, /adding g3 failed: configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
       } finally {
         run('ip', ['netns', 'exec', pair!.a, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=0'])
       }
