@@ -50,9 +50,9 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       const links = await ipJson<any[]>(['link', 'show'], {netns: opts.netns})
       return new Map(links.filter((l) => typeof l?.ifname === 'string').map((l) => [l.ifname as string, String(l.group ?? 'default')]))
     },
-    startEncap: async (name, params, ipsec) => {
+    startEncap: async (name, params, ipsec, device) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) start ${name}\n`)
-      await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {})})
+      await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {}), ...(device ? {device} : {})})
     },
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)

@@ -15,6 +15,7 @@ import {mark} from '../lib/timing.js'
 import {processAlive, startTicks as processStart} from '../lib/proc.js'
 import {ensureRunDir, openAppend, removeTempFiles, warnOnce, writeAtomic} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
+import type {CreatedDevice} from '../plan/lines.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
 import {KEYFILE_RECORDS} from '../ipsec/record.js'
 import {type EncapState, type EncapStats, type EspStats, type StateRecord, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, recordText, statePath, statsPath} from './paths.js'
@@ -364,8 +365,9 @@ function writeRecord(dir: string, tunnels: Map<string, EncapState>, pid: number 
 
 /** One apply's userspace changes, as one engine transaction. */
 export interface EncapBatch {
-  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block */
-  start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>
+  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block; `device`: what
+   * the engine sets on the device it creates for it (addresses, up; CreatedDevice) */
+  start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams; device?: CreatedDevice}>
   /** tunnels to remove with their TUN devices */
   stop?: string[]
   /** tunnels to remove from the engine, their devices left alone */
@@ -484,7 +486,9 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     mark('userspace: the engine answers')
   }
   let reply: CommitReply | undefined
-  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name)}
+  // devices: what the engine sets on the devices it creates (addresses, up) in the same transaction
+  const devices = Object.fromEntries(starts.filter((s) => s.device).map((s) => [s.name, s.device!]))
+  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name), devices}
   const timeout = 60_000 + 50 * (starts.length + stops.length)
   if (!failure && engine) {
     try {
@@ -616,10 +620,11 @@ export function throwFailures(results: EncapResults, netns?: string): void {
 
 /**
  * Starts the encapsulator for `name` (or changes the running one in place) and resolves once its TUN device exists
- * and the engine runs it. Does not set addresses, mtu, up or alias: the batch does.
+ * and the engine runs it. A device it creates gets the ownership mark and the MTU, and with `device` its addresses
+ * and up state (a create's; otherwise the batch sets those).
  */
-export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions = {}): Promise<{pid: number}> {
-  const r = await applyEncaps({start: [{name, params, ...(opts.ipsec ? {ipsec: opts.ipsec} : {})}]}, opts)
+export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions & {device?: CreatedDevice} = {}): Promise<{pid: number}> {
+  const r = await applyEncaps({start: [{name, params, ...(opts.ipsec ? {ipsec: opts.ipsec} : {}), ...(opts.device ? {device: opts.device} : {})}]}, opts)
   const why = r.get(name)
   if (why) throw new CommandError(`userspace encapsulator for ${name} failed to start: ${why}`, ['engine', nsDir(opts.netns)], readEngineLog(opts.netns))
   return {pid: runningEngine(opts.netns) ?? 0}

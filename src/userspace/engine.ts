@@ -10,13 +10,14 @@ import {unlink} from 'node:fs/promises'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
-import type {Counters} from '../model/types.js'
+import type {Counters, TunnelParams} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {startTicks as processStart} from '../lib/proc.js'
-import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
+import {applyKernelView, createdDeviceView, type TwinTunnel} from './kernel-twin.js'
 import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, readRecord, recordPath, recordText} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
+import type {CreatedDevice} from '../plan/lines.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -55,7 +56,26 @@ function toCounters(n: NativeCounters): EngineCounters {
   }
 }
 
+/** A commit's `devices` (what to set on the devices it creates), the well-formed entries only. */
+function createdDevices(v: unknown): Map<string, CreatedDevice> {
+  const out = new Map<string, CreatedDevice>()
+  if (!v || typeof v !== 'object') return out
+  for (const [name, d] of Object.entries(v as Record<string, any>)) {
+    if (Array.isArray(d?.addresses) && d.addresses.every((a: unknown) => typeof a === 'string') && typeof d?.up === 'boolean') out.set(name, {addresses: d.addresses, up: d.up})
+  }
+  return out
+}
+
 const TWIN_MODES = new Set(['ipip', 'gre', 'sit', 'isatap'])
+
+/** a device's MTU (/sys/class/net/<dev>/mtu), undefined when there is none of that name */
+function deviceMtu(dev: string): number | undefined {
+  try {
+    return parseInt(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim(), 10)
+  } catch {
+    return undefined
+  }
+}
 
 /** IFF_UP of a device (/sys/class/net/<dev>/flags), false when it is gone */
 function isUp(dev: string): boolean {
@@ -309,7 +329,8 @@ function serve(dir: string) {
 
   /** one transaction: converge to the state record; `stop`, `forget`: removed tunnels (`forget`: their device stays) */
   // `gone`: the files of the tunnels the commit removes; the caller unlinks them (in parallel) before it replies
-  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[]): CommitReply => {
+  // `devices`: what to set on the devices of the tunnels this commit adds (a create's addresses and up state)
+  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[], devices: Map<string, CreatedDevice> = new Map()): CommitReply => {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
     const rec = readRecord(dir)
@@ -322,6 +343,8 @@ function serve(dir: string) {
     let rewrite = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
     // the commit's stops and forgets: not desired, whatever entry is still there
     for (const n of [...stop, ...forget]) rewrite = desired.delete(n) || rewrite
+    const tRead = Date.now()
+    let addMs = 0 // in the addon's add/change
     // a device deleted under the engine (ip link del: del, prune, a rollback) since the last look: that tunnel is
     // gone with its entry, unless the CLI wrote its entry anew (another generation) for this commit: then it is
     // added afresh below
@@ -359,6 +382,7 @@ function serve(dir: string) {
     const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     const twins: TwinTunnel[] = []
+    const added: string[] = []
     for (const name of names) {
       const state = desired.get(name)!
       const key = JSON.stringify([state.params, state.ipsec ?? null])
@@ -371,8 +395,12 @@ function serve(dir: string) {
           try {
             // a vti's counters of the SA context being replaced carry over
             const before = r && esp.opts.esp ? addon.engineStats(name) : null
-            if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
-            else addon.engineChange(name, state.params, esp.opts)
+            const ta = performance.now()
+            if (!r) {
+              addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
+              if (devices.has(name)) added.push(name)
+            } else addon.engineChange(name, state.params, esp.opts)
+            addMs += performance.now() - ta
             if (r && before) {
               const prev = espStats(name, r, before)
               if (prev) r.espBase = {txPackets: prev.txPackets, txBytes: prev.txBytes, rxPackets: prev.rxPackets, rxBytes: prev.rxBytes}
@@ -403,18 +431,61 @@ function serve(dir: string) {
       if (verbose) writeStats(name, rr, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    // the created devices' addresses and up state: one netlink batch (native/nlbatch.c); a tunnel whose device
+    // refused one fails, and its device goes (as a failed add leaves none)
+    // With them, the kernel view of those devices (kernel-twin.ts createdDeviceView: the link-local addresses and
+    // default MTU of the kernel's device), except where it needs the namespace's addresses (kernelView does those)
+    const viewed = new Set<string>()
+    const tc = Date.now()
+    if (added.length) {
+      const underlay = new Map<string, number | undefined>()
+      const underlayMtu = (p: TunnelParams): number | undefined => {
+        const k = `${p.remote} ${p.local} ${p.dev ?? ''}`
+        if (!underlay.has(k)) underlay.set(k, (p.remote !== 'any' ? addon.routeDeviceMtu(p.remote, p.local, p.dev) : null) ?? (p.dev ? deviceMtu(p.dev) : undefined))
+        return underlay.get(k)
+      }
+      const errs = addon.engineConfigure(
+        added.map((name) => {
+          const d = devices.get(name)!
+          const p = running.get(name)!.state.params
+          const v = TWIN_MODES.has(p.mode) ? createdDeviceView(p, d.up, p.mtu === undefined ? underlayMtu(p) : undefined) : undefined
+          if (v) viewed.add(name)
+          // (the device was made with the addon's default MTU: set only a different one)
+          const mtu = v?.mtu !== undefined && v.mtu !== addon.defaultMtu(p) ? {mtu: v.mtu} : {}
+          return {name, addresses: d.addresses, up: d.up, ...(v ? {linkLocal: v.linkLocal, ...mtu} : {})}
+        }),
+      )
+      added.forEach((name, i) => {
+        const why = errs[i]
+        if (why === null || why === undefined) return
+        addon.engineRemove(name, true)
+        const r = running.get(name)
+        running.delete(name)
+        gone.push(join(dir, `${name}.stats.json`)) // (a small commit wrote its first counters already)
+        results[name] = {ok: false, error: `configuring its device: ${why}`, ...(r ? {generation: r.state.generation} : {})}
+        log(`adding ${name} failed: configuring its device: ${why}`)
+      })
+    }
     // what runs is what the record holds (a failed start's entry: the CLI puts its previous one back or removes it)
     for (const [name, r] of running) if (desired.get(name) !== r.state) rewrite = true
     if (rewrite) writeRecord(new Map([...running].map(([n, r]) => [n, r.state])))
     else seen = recordStamp()
     const tk = Date.now()
+    const configureMs = tk - tc
+    for (let i = twins.length - 1; i >= 0; i--) if (!running.has(twins[i]!.name) || viewed.has(twins[i]!.name)) twins.splice(i, 1)
     kernelView(twins)
     const kernelViewMs = Date.now() - tk
     for (const t of twins) {
       const r = running.get(t.name)
       if (r) r.wasUp = isUp(t.name)
     }
-    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (kernel view of ${twins.length}: ${kernelViewMs} ms)`)
+    for (const name of viewed) {
+      const r = running.get(name)
+      if (r) r.wasUp = devices.get(name)!.up
+    }
+    // where a commit's time goes (bench/scale.sh reports it): state files read, the tunnels' loop (of which in the
+    // addon's add/change: the TUN devices), the created devices configured, the kernel view (ip) of the others
+    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (state record read: ${tRead - t0} ms, tunnels: ${tc - tRead} ms of which adds/changes ${Math.round(addMs)} ms, ${added.length} devices configured: ${configureMs} ms, kernel view of ${twins.length}: ${kernelViewMs} ms)`)
     return {ok: true, pid: process.pid, results, running: [...running.keys()]}
   }
 
@@ -514,7 +585,7 @@ function serve(dir: string) {
       try {
         const names = (v: unknown) => new Set<string>(Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [])
         const gone: string[] = []
-        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone)
+        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone, createdDevices(req.devices))
         // the removed tunnels' files, in parallel (libuv's pool) before the reply: one at a time, 1000 unlinks took
         // 1-5 s on a disk-backed /run that discards each freed block at once (this VM), in parallel ~20x less
         await Promise.all(gone.map((f) => unlink(f).catch(() => {})))

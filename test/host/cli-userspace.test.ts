@@ -60,7 +60,20 @@ for (const [mode, innerB, innerA] of CASES) {
   t('apply (auto driver) in both namespaces picks userspace; traffic flows both ways', () => {
     const p = ok(['plan', '--netns', pair!.a, examplePath(mode)])
     assert.match(p.out, new RegExp(`\\+ ${name} \\(${mode}, userspace\\)`))
+    // the engine sets the created device's mark, MTU, addresses and up state (no ip lines for them), and says so
+    const spec = example(mode).tunnels[name] as {addresses: string[]; mtu?: number}
+    const shown = ok(['plan', '--show-commands', '--netns', pair!.a, examplePath(mode)]).out
+    const start = shown.split('\n').find((l) => l.includes(`$ (userspace) start encapsulator for ${name}, its new device: `))
+    assert.ok(start, shown)
+    const what = start!.split('its new device: ')[1]!.split(', ')
+    assert.equal(what.sort(), ['alias tunctl', ...(spec.mtu ? [`mtu ${spec.mtu}`] : []), ...spec.addresses.map((a) => `addr ${a}`), 'up'].sort())
+    assert.not.match(shown, new RegExp(`\\] ip (link set|addr add) .*dev ${name}\\b`), shown)
     ok(['apply', '--netns', pair!.a, examplePath(mode)])
+    const dev = JSON.parse(run('ip', ['-n', pair!.a, '-j', '-d', 'addr', 'show', 'dev', name]).out)[0]
+    assert.equal([dev.ifalias, dev.flags.includes('UP'), dev.linkinfo?.info_data?.persist], ['tunctl', true, true])
+    if (spec.mtu) assert.is(dev.mtu, spec.mtu)
+    const global = dev.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`)
+    assert.equal(global.sort(), [...spec.addresses].sort())
     ok(['apply', '--netns', pair!.b, mirrorFile])
     const ab = ping(pair!.a, innerB)
     assert.ok(ab.ok, ab.out)

@@ -250,7 +250,13 @@ const why =
 
     t('a batch line failing after a userspace create (TUNCTL_FAIL_AT_LINE=1): no device, engine tunnel or state is left', async () => {
       assert.is(tuns(pair!.a).size, 0)
-      const r = tunctl(['apply', '--netns', pair!.a, file], {TUNCTL_FAIL_AT_LINE: '1'})
+      // the engine configures the device it creates (addresses, up: no batch lines); the route is the batch's one line
+      const routed = join(scratch, 'one-routed.yaml')
+      writeFileSync(routed, yaml({version: 1, tunnels: {g1: {...spec.g1, routes: [{to: '203.0.113.0/24'}]}}}))
+      const cmds = JSON.parse(tunctl(['plan', '--json', '--show-commands', '--netns', pair!.a, routed]).out).commands
+      assert.is(cmds.length, 1, JSON.stringify(cmds))
+      assert.match(JSON.stringify(cmds[0]), /route add 203\.0\.113\.0\/24 dev g1/)
+      const r = tunctl(['apply', '--netns', pair!.a, routed], {TUNCTL_FAIL_AT_LINE: '1'})
       assert.is.not(r.code, 0, r.out + r.err)
       assert.match(r.out + r.err, /restored|rolled back/i)
       assert.is(tuns(pair!.a).size, 0, [...tuns(pair!.a).keys()].join(' '))
@@ -258,6 +264,37 @@ const why =
       assert.equal(records(pair!.a), [])
       ok(['apply', '--netns', pair!.a, file])
       assert.is(tuns(pair!.a).size, 1)
+    })
+
+    t('a device refusing what the engine sets on it fails its tunnel: exit 1, restored, no device, engine tunnel or state of the new ones', async () => {
+      // new devices of the namespace get no IPv6 (disable_ipv6): the engine's RTM_NEWADDR for g3's IPv6 address is
+      // refused (EACCES); g2 (IPv4 only) was created and configured in the same commit and goes with the rollback
+      assert.equal([...tuns(pair!.a).keys()], ['g1'])
+      const before = showJson(pair!.a).map((x) => [x.name, x.alive, x.addresses])
+      const two = join(scratch, 'refused.yaml')
+      const g2 = {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2, g3: {...spec.g1, key: 3, addresses: ['10.78.3.1/30', '2001:db8:78::1/64']}}}))
+      run('ip', ['netns', 'exec', pair!.a, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'])
+      try {
+        const r = tunctl(['apply', '--netns', pair!.a, two])
+        assert.is(r.code, 1, r.out + r.err)
+        assert.match(r.err, /g3.*configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
+        assert.match(r.err, /restored/)
+        assert.equal([...tuns(pair!.a).keys()], ['g1'], 'g2 and g3 gone, g1 kept')
+        assert.equal(showJson(pair!.a).map((x) => [x.name, x.alive, x.addresses]), before)
+        assert.equal(records(pair!.a).filter((f) => /^g[23]\./.test(f)), [], 'no state of g2, g3')
+        const log = readFileSync(join(nsDir(pair!.a), '.engine.log'), 'utf8')
+        assert.match(log, /adding g3 failed: configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
+      } finally {
+        run('ip', ['netns', 'exec', pair!.a, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=0'])
+      }
+      // IPv6 back: the same apply passes, the devices as the batch would have made them
+      ok(['apply', '--netns', pair!.a, two])
+      const addrs = JSON.parse(run('ip', ['-n', pair!.a, '-j', 'addr', 'show', 'dev', 'g3']).out)[0]
+      assert.equal(addrs.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort(), ['10.78.3.1/30', '2001:db8:78::1/64'])
+      assert.equal(tuns(pair!.a).get('g3'), {up: true, alias: 'tunctl', persist: true})
+      ok(['apply', '--prune', '--netns', pair!.a, file])
+      assert.equal([...tuns(pair!.a).keys()], ['g1'])
     })
 
     t('the CLI signals no process it cannot prove is the namespace\'s engine (a reused pid in the state file)', async () => {
