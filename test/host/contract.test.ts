@@ -74,10 +74,14 @@ t('every command --json prints one document that matches its schema', ({pair}) =
 })
 
 t('--verbose echoes each ip line of a change as "[#] ip …" on stderr', ({pair}) => {
-  const f = file('verbose.yaml', spec(GRE('gv1', 13)))
+  // a create's device is configured by the engine (no ip line: "[#] (userspace) start …"); an in-place change of
+  // its address runs ip lines, each echoed
+  const created = tunctlOk(['apply', '--verbose', '--netns', pair!.a, file('verbose.yaml', spec(GRE('gv1', 13)))])
+  assert.match(created.stderr, /^\[#\] \(userspace\) start gv1$/m, 'the engine start is echoed' + show(created))
+  const f = file('verbose2.yaml', spec(GRE('gv1', 13).replace('10.30.13.1/30', '10.30.13.5/30')))
   const r = tunctlOk(['apply', '--verbose', '--netns', pair!.a, f])
   const lines = echoedIpLines(r.stderr)
-  assert.ok(lines.some((l) => /addr (add|replace) 10\.30\.13\.1\/30 dev gv1/.test(l)), 'the address line is echoed' + show(r))
+  assert.ok(lines.some((l) => /addr (add|replace) 10\.30\.13\.5\/30 dev gv1/.test(l)), 'the address line is echoed' + show(r))
   tunctlOk(['del', '--netns', pair!.a, 'gv1'])
 })
 
@@ -224,7 +228,7 @@ t('a real verification mismatch (the mtu changed under the apply) rolls back: ex
 
 t('exit 3 when the rollback cannot finish (a foreign link took the name meanwhile), naming what is left', async ({pair}) => {
   const ns = pair!.a
-  const two = spec(GRE('gr1', 22), GRE('gr2', 23).replace('    key: 23\n', '    key: 23\n    mtu: 1300\n'))
+  const two = spec(GRE('gr1', 22) + '    routes:\n      - to: 203.0.113.0/28\n', GRE('gr2', 23).replace('    key: 23\n', '    key: 23\n    mtu: 1300\n'))
   tunctlOk(['apply', '--netns', ns, file('r-before.yaml', spec(GRE('gr2', 23)))])
   const lines = [...tunctlOk(['plan', '--show-commands', '--netns', ns, file('r-after.yaml', two)]).stdout.matchAll(/^\s*\$ \[(\d+)\] ip /gm)].length
   assert.ok(lines >= 2, 'the plan has lines to fail at')
