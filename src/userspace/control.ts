@@ -68,7 +68,7 @@ export function engineArgv(dir: string): string[] {
   // it was started with (e.g. --no-enable-avx inside user-mode-linux), but not loaders or the inspector.
   const envNode = process.env.TUNCTL_DAEMON_NODE
   const node = envNode ? [envNode] : [process.execPath, ...process.execArgv.filter((a) => /^--(no-|max-|stack-size)/.test(a))]
-  // this file is dist/bundle/tunctl.mjs, dist/userspace/control.js or src/userspace/control.ts: all two levels down
+  // this file is dist/bundle/tunctl.cjs, dist/userspace/control.js or src/userspace/control.ts: all two levels down
   const dist = join(here, '..', '..', 'dist')
   for (const js of [join(dist, 'bundle', 'engine.js'), join(here, 'engine.js'), join(dist, 'userspace', 'engine.js')]) {
     if (existsSync(js)) return [...node, js, dir]

@@ -1,11 +1,11 @@
-// Tests that run bin/run exercise dist/bundle/tunctl.mjs (the esbuild bundle bin/run loads), so that is what
+// Tests that run bin/run exercise dist/bundle/tunctl.cjs (the esbuild bundle bin/run loads), so that is what
 // must be at least as new as every source file; rebuild it (tsc + bundle, as `npm run build`) when it is not.
 import {spawnSync} from 'node:child_process'
 import {existsSync, readdirSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
 const repo = join(import.meta.dirname, '..', '..')
-export const BUNDLE = join(repo, 'dist', 'bundle', 'tunctl.mjs')
+export const BUNDLE = join(repo, 'dist', 'bundle', 'tunctl.cjs')
 /** the userspace engine, bundled by the same script (src/userspace/control.ts engineArgv runs it) */
 export const ENGINE_BUNDLE = join(repo, 'dist', 'bundle', 'engine.js')
 
