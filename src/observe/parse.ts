@@ -65,6 +65,9 @@ function isLinkLocal6(a: ipaddr.IPv6): boolean {
   return a.range() === 'linkLocal'
 }
 
+/** The first group of an IPv6 address in fe80::/10 (fe80 … febf), as iproute2 prints it or in capitals. */
+const LINK_LOCAL6_TEXT = /^fe[89ab][0-9a-f]:/i
+
 /**
  * Addresses of one interface from `ip -j addr show`: canonical CIDRs, sorted, without the ones the kernel makes
  * itself (IPv6 link-local; on sit devices the IPv4-compatible ::a.b.c.d/96).
@@ -74,6 +77,9 @@ export function addressesOf(addrs: any[], ifname: string, opts: {sit?: boolean} 
   const out: string[] = []
   for (const ai of e?.addr_info ?? []) {
     if (ai.family !== 'inet' && ai.family !== 'inet6') continue
+    // IPv6 link-local (fe80::/10) by its text before parsing: every engine TUN device has one, and parsing IPv6
+    // is most of this function's time with thousands of tunnels (text that does not parse is skipped either way)
+    if (ai.family === 'inet6' && typeof ai.local === 'string' && LINK_LOCAL6_TEXT.test(ai.local)) continue
     const a = parseIP(ai.local)
     if (!a) continue
     if (a.kind() === 'ipv6') {
@@ -187,12 +193,13 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     const name: string = link.ifname
     kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
     if (isFallbackDevice(name)) continue
+    const owned = isOwned(link)
     const common = {
       name,
       ifindex: link.ifindex,
       addresses: addressesOf(addrsOf.get(name) ?? [], name, {sit: link?.linkinfo?.info_kind === 'sit'}),
       routes: routesOf(routesByDev.get(name) ?? [], name, opts.tableNames),
-      owned: isOwned(link),
+      owned,
       operstate: link.operstate ?? 'UNKNOWN',
     }
     let params: TunnelParams | undefined
@@ -210,7 +217,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
       continue
     }
     // a userspace tunnel: tunctl's TUN device plus its encapsulator state
-    if (link?.linkinfo?.info_kind === 'tun' && isOwned(link)) {
+    if (link?.linkinfo?.info_kind === 'tun' && owned) {
       // tunctl's mark without a readable record (state and stats files lost): still ours, parameters unknown
       // (mode 'unknown'), its encapsulator not running — plan replaces it, del and prune delete it
       const e: EncapInfo = raw.encaps?.get(name) ?? {params: {mode: 'unknown'} as unknown as TunnelParams, alive: false}

@@ -138,6 +138,15 @@ test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated',
   assert.equal(a, ['10.0.0.1/30', '2001:db8::1/64'])
 })
 
+test('addresses: all of fe80::/10 is link-local, in any case; its neighbours fe7f:: and fec0:: are kept', () => {
+  const info = (local: string) => ({family: 'inet6', local, prefixlen: 64})
+  const a = addressesOf(
+    [{ifname: 't', addr_info: [info('fe80::200:5efe:c633:6401'), info('FEBF::1'), info('fe9a:1::2'), info('feb0::'), info('fe7f::1'), info('fec0::1'), info('fe80:zz::1')]}],
+    't',
+  )
+  assert.equal(a, ['fe7f::1/64', 'fec0::1/64'])
+})
+
 test('a link whose output cannot be decoded is skipped, not fatal', () => {
   const bad = read('gre-key.json')
   bad.linkinfo.info_data.ikey = 'not-a-key'
