@@ -2,10 +2,10 @@
 // the cache is used for the bundle it was made from, and anything else (another bundle's cache, bytes V8 refuses,
 // no cache) falls back to a plain compile with the same output and exit code. TUNCTL_TIMING=1 says which.
 import {spawnSync} from 'node:child_process'
-import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {createHash} from 'node:crypto'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {BUNDLE, ensureBuilt} from '../../lib/build.js'
@@ -60,6 +60,23 @@ test('a cache that does not fit falls back to a plain compile: same output, same
     assert.is(r.code, 0, name)
     assert.is(r.out, expected, name)
     assert.is(r.loaded, state, name)
+  }
+})
+
+test('oclif gets the module bin/run compiled: the bundle is loaded once, also through a symlinked folder', () => {
+  // NODE_DEBUG=module logs `load "FILE"` for each file require() actually loads (not one found in its cache)
+  const linked = join(scratch, 'linked')
+  mkdirSync(join(linked, 'bin'), {recursive: true})
+  mkdirSync(join(linked, 'dist'), {recursive: true})
+  copyFileSync(join(repo, 'bin', 'run'), join(linked, 'bin', 'run'))
+  copyFileSync(join(repo, 'package.json'), join(linked, 'package.json'))
+  symlinkSync(dirname(BUNDLE), join(linked, 'dist', 'bundle'))
+  for (const bin of [join(repo, 'bin', 'run'), join(linked, 'bin', 'run')]) {
+    const r = spawnSync(process.execPath, [bin, '--version'], {encoding: 'utf8', env: {...process.env, NODE_DEBUG: 'module'}})
+    assert.is(r.status, 0, r.stderr.slice(-2000))
+    assert.match(r.stdout, /^tunctl\//)
+    assert.match(r.stderr, /looking for "[^"]*tunctl\.cjs"/, 'oclif did require the bundle')
+    assert.not.match(r.stderr, /load "[^"]*tunctl\.cjs"/, `${bin}: the bundle was loaded a second time`)
   }
 })
 
