@@ -5,7 +5,7 @@ import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {addressesOf, buildObserved, parsePrl, routesOf, tableNumber} from '../../../src/observe/parse.js'
+import {addressesOf, buildObserved, parsePrl, routeKeysOf, routesOf, tableNumber} from '../../../src/observe/parse.js'
 import {parseSpec} from '../../../src/spec/load.js'
 import {diffRoutes} from '../../../src/plan/diff.js'
 import {readRtTables} from '../../../src/lib/rttables.js'
@@ -123,6 +123,30 @@ test('routes: local table, proto kernel, broadcast and IPv6 link-local/multicast
     {to: '2001:db8::5/128', table: 254, metric: 1024},
     {to: '::/0', table: 300, metric: 1024},
   ])
+})
+
+test('routes of many devices: each destination text parsed once per observation, the same result as one by one', () => {
+  // what 1000 tunnel devices list: fe80::/64 and ff00::/8 per device; default in both families (the same text)
+  const routes: any[] = []
+  for (const dev of ['a', 'b', 'c']) {
+    routes.push({dst: 'fe80::/64', dev, protocol: 'kernel', metric: 256, pref: 'medium'})
+    routes.push({type: 'multicast', dst: 'ff00::/8', dev, table: 'local', protocol: 'kernel', metric: 256, pref: 'medium'})
+    routes.push({dst: '2001:db8::/64', dev, protocol: 'boot', metric: 1024, pref: 'medium', table: dev === 'a' ? '300' : 'main'})
+  }
+  routes.push({dst: 'default', dev: 'a', protocol: 'boot', metric: 5})
+  routes.push({dst: 'default', dev: 'b', protocol: 'boot', metric: 1024, pref: 'medium'})
+  routes.push({dst: 'default', gateway: '2001:db8::1', dev: 'c', protocol: 'boot', metric: 7})
+  const links = ['a', 'b', 'c'].map((ifname, i) => ({ifindex: i + 2, ifname, flags: ['UP'], linkinfo: {info_kind: 'dummy'}}))
+  const st = buildObserved({links, addrs: [], routes})
+  assert.equal(st.routeKeys, routeKeysOf(routes))
+  assert.equal(
+    st.routeKeys!.filter((k) => k.to.endsWith('/0')).map((k) => [k.dev, k.to]),
+    [['a', '0.0.0.0/0'], ['b', '::/0'], ['c', '::/0']],
+  )
+  assert.equal(routesOf(routes, 'a'), [{to: '0.0.0.0/0', table: 254, metric: 5}, {to: '2001:db8::/64', table: 300, metric: 1024}])
+  const memo = new Map()
+  assert.equal(routesOf(routes, 'b', undefined, memo), routesOf(routes, 'b'))
+  assert.equal(routesOf(routes, 'c', undefined, memo), [{to: '2001:db8::/64', table: 254, metric: 1024}, {to: '::/0', table: 254, metric: 7, via: '2001:db8::1'}])
 })
 
 test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated', () => {
