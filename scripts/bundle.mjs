@@ -13,7 +13,7 @@
 // specAjv from the compiled dist/spec/schema.js) in place of src/spec/schema-precompiled.ts's `undefined`.
 import {build} from 'esbuild'
 import {spawnSync} from 'node:child_process'
-import {readFileSync, rmSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import standalone from 'ajv/dist/standalone/index.js'
@@ -69,11 +69,11 @@ const warm = spawnSync(process.execPath, [join(repo, 'bin', 'run'), 'validate', 
   env: {...process.env, TUNCTL_WRITE_CODE_CACHE: cache},
   encoding: 'utf8',
 })
-if (warm.status !== 0) process.stderr.write(`bundle: no code cache (the warm-up exited ${warm.status}): ${warm.stderr}\n`)
+if (warm.status !== 0 || !existsSync(cache)) process.stderr.write(`bundle: no code cache (the warm-up exited ${warm.status}): ${warm.stderr}\n`)
 
 // The namespace's userspace engine (src/userspace/engine.ts) the same way, as dist/bundle/engine.js (engineArgv in
 // src/userspace/control.ts runs it; its name still ends in engine.js, which is how the CLI recognises an engine
-// process): as ~40 separate modules it answered on its control socket ~190 ms after spawn, most of it resolving
+// process): as ~25 separate modules it answered on its control socket ~190 ms after spawn, most of it resolving
 // and compiling them.
 await build({
   entryPoints: [join(repo, 'dist', 'userspace', 'engine.js')],
