@@ -133,4 +133,8 @@ phases "$out/apply.log" "tunctl apply of $n tunnels (run dir on /run)"
 phases "$out/apply-tmpfs.log" "the same apply, run dir on tmpfs"
 phases "$out/prune.log" "apply --prune down to 1 tunnel"
 cp /run/tunctl/ns/$A/.engine.log "$out/engine-a.log" 2>/dev/null || true
+# inside the engine's commit of the n tunnels: state read, the adds (TUN devices), the created devices configured
+# (addresses, up, kernel twin: one netlink batch), the kernel view (ip) of the others
+echo
+echo "engine (run dir on /run): $(grep -m1 "commit: $n desired" "$out/engine-a.log" | sed 's/^[^]]*] //')"
 echo "raw results: $out"

@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "engroute.h"
 #include "inner.h"
 #include "offload.h"
 #include "vti.h"
@@ -309,6 +312,155 @@ static napi_value engine_set(napi_env env, napi_callback_info info, int add) {
 }
 static napi_value js_engine_add(napi_env env, napi_callback_info info) { return engine_set(env, info, 1); }
 static napi_value js_engine_change(napi_env env, napi_callback_info info) { return engine_set(env, info, 0); }
+
+/* engineConfigure([{name, mtu?, addresses: CIDR[], linkLocal?: CIDR[], up}]) → per entry null or the reason it failed:
+ * the devices of the tunnels a commit created get their MTU, addresses and up state in one netlink batch (engine.c
+ * tunctl_engine_configure); linkLocal (the kernel twin's addresses) is a best effort */
+static napi_value js_engine_configure(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct tunctl_engine *e = need_engine(env);
+  if (!e) return NULL;
+  bool isarr = false;
+  if (argc < 1 || napi_is_array(env, argv[0], &isarr) != napi_ok || !isarr) {
+    napi_throw_type_error(env, NULL, "engineConfigure([{name, addresses, up}])");
+    return NULL;
+  }
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  struct tunctl_linkreq *reqs = calloc(n ? n : 1, sizeof *reqs);
+  char (*names)[32] = calloc(n ? n : 1, sizeof *names);
+  int *errs = calloc(n ? n : 1, sizeof *errs);
+  const char **bad = calloc(n ? n : 1, sizeof *bad);
+  struct tunctl_cidr **addrs = calloc(n ? n : 1, sizeof *addrs);
+  napi_value out = NULL;
+  if (!reqs || !names || !errs || !bad || !addrs) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    goto done;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o, list, v;
+    napi_get_element(env, argv[0], i, &o);
+    if (!get_prop(env, o, "name", &v) || !get_name(env, v, names[i], sizeof names[i])) {
+      napi_throw_type_error(env, NULL, "engineConfigure: each entry needs a tunnel name");
+      goto done;
+    }
+    reqs[i].name = names[i];
+    reqs[i].up = get_bool(env, o, "up", 0);
+    double mtu = 0;
+    if (get_num(env, o, "mtu", &mtu) && mtu > 0) reqs[i].mtu = (int)mtu;
+    /* addresses (must be taken), then linkLocal (the kernel twin's, a best effort) */
+    napi_value lists[2] = {NULL, NULL};
+    uint32_t counts[2] = {0, 0};
+    const char *keys[2] = {"addresses", "linkLocal"};
+    for (int l = 0; l < 2; l++) {
+      bool arr = false;
+      if (get_prop(env, o, keys[l], &list) && napi_is_array(env, list, &arr) == napi_ok && arr) {
+        lists[l] = list;
+        napi_get_array_length(env, list, &counts[l]);
+      }
+    }
+    addrs[i] = calloc(counts[0] + counts[1] + 1, sizeof **addrs);
+    if (!addrs[i]) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto done;
+    }
+    uint32_t at = 0;
+    for (int l = 0; l < 2 && !bad[i]; l++)
+      for (uint32_t a = 0; a < counts[l]; a++) {
+        char buf[64];
+        size_t len;
+        napi_get_element(env, lists[l], a, &v);
+        if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) != napi_ok || tunctl_parse_cidr(buf, &addrs[i][at++]) < 0) {
+          bad[i] = "bad address (not a CIDR)";
+          break;
+        }
+      }
+    if (bad[i]) continue; /* nothing of it is sent: the caller removes the tunnel */
+    reqs[i].naddr = (int)counts[0];
+    reqs[i].nsoft = (int)counts[1];
+    reqs[i].addrs = addrs[i];
+  }
+  {
+    /* entries with a bad address: no request (name "" matches no tunnel, answered -ENODEV, replaced below) */
+    for (uint32_t i = 0; i < n; i++)
+      if (bad[i]) reqs[i].name = "", reqs[i].naddr = reqs[i].nsoft = reqs[i].mtu = 0, reqs[i].up = 0;
+    int *what = calloc(n ? n : 1, sizeof *what);
+    if (!what) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) what[i] = INT32_MIN; /* (a socket failure: no single request to name) */
+    tunctl_engine_configure(e, reqs, (int)n, errs, what);
+    napi_create_array_with_length(env, n, &out);
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value r;
+      char msg[160], a[INET6_ADDRSTRLEN] = "";
+      if (bad[i]) r = str(env, bad[i]);
+      else if (errs[i]) {
+        /* the request the kernel refused, in the words of the ip line it replaces */
+        if (what[i] == TUNCTL_LINKREQ_MTU) snprintf(msg, sizeof msg, "mtu %d: %s", reqs[i].mtu, strerror(-errs[i]));
+        else if (what[i] == TUNCTL_LINKREQ_UP) snprintf(msg, sizeof msg, "up: %s", strerror(-errs[i]));
+        else if (what[i] >= 0 && what[i] < reqs[i].naddr + reqs[i].nsoft) {
+          const struct tunctl_cidr *c = &reqs[i].addrs[what[i]];
+          inet_ntop(c->family, c->addr, a, sizeof a);
+          snprintf(msg, sizeof msg, "addr %s/%d: %s", a, c->plen, strerror(-errs[i]));
+        } else snprintf(msg, sizeof msg, "%s", strerror(-errs[i]));
+        r = str(env, msg);
+      } else napi_get_null(env, &r);
+      napi_set_element(env, out, i, r);
+    }
+    free(what);
+  }
+done:
+  for (uint32_t i = 0; addrs && i < n; i++) free(addrs[i]);
+  free(addrs);
+  free(bad);
+  free(errs);
+  free(names);
+  free(reqs);
+  return out;
+}
+
+/* routeDeviceMtu(remote, local, dev?) → the MTU of the device the route to remote (from local unless "any", through
+ * dev when given) leaves by, as `ip route get REMOTE from LOCAL oif DEV` names it (engroute.c tunctl_route_oif), or
+ * null when there is no route: the kernel twin's default MTU of a tunnel (kernel-twin.ts kernelDefaultMtu) */
+static napi_value js_route_device_mtu(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char remote[64], local[64], dev[32] = "";
+  size_t n;
+  uint32_t dst = 0, src = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], remote, sizeof remote, &n) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], local, sizeof local, &n) != napi_ok || !parse_v4(remote, &dst) ||
+      (strcmp(local, "any") && !parse_v4(local, &src))) {
+    napi_throw_type_error(env, NULL, "routeDeviceMtu(remote, local, dev?)");
+    return NULL;
+  }
+  if (argc > 2) {
+    napi_valuetype t;
+    napi_typeof(env, argv[2], &t);
+    if (t == napi_string) napi_get_value_string_utf8(env, argv[2], dev, sizeof dev, &n);
+  }
+  napi_get_null(env, &out);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return out;
+  struct ifreq ifr;
+  int oif = 0;
+  if (dev[0]) {
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", dev);
+    if (ioctl(s, SIOCGIFINDEX, &ifr) == 0) oif = ifr.ifr_ifindex;
+  }
+  int ifindex = dst ? tunctl_route_oif(dst, src, oif) : 0;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_ifindex = ifindex;
+  if (ifindex > 0 && ioctl(s, SIOCGIFNAME, &ifr) == 0 && ioctl(s, SIOCGIFMTU, &ifr) == 0) out = num(env, ifr.ifr_mtu);
+  close(s);
+  return out;
+}
 
 /* engineRemove(name, removeDevice) → whether the engine had it */
 static napi_value js_engine_remove(napi_env env, napi_callback_info info) {
@@ -708,6 +860,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"engineAdd", NULL, js_engine_add, NULL, NULL, NULL, napi_default, NULL},
       {"engineChange", NULL, js_engine_change, NULL, NULL, NULL, napi_default, NULL},
       {"engineRemove", NULL, js_engine_remove, NULL, NULL, NULL, napi_default, NULL},
+      {"engineConfigure", NULL, js_engine_configure, NULL, NULL, NULL, napi_default, NULL},
+      {"routeDeviceMtu", NULL, js_route_device_mtu, NULL, NULL, NULL, napi_default, NULL},
       {"engineStats", NULL, js_engine_stats, NULL, NULL, NULL, napi_default, NULL},
       {"removeTun", NULL, js_remove_tun, NULL, NULL, NULL, napi_default, NULL},
       {"engineVtiSeqLimit", NULL, js_vti_seq_limit, NULL, NULL, NULL, napi_default, NULL},

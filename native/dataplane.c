@@ -2,6 +2,7 @@
  * engine.c, moves the packets). */
 #define _GNU_SOURCE
 #include "dataplane.h"
+#include "nlbatch.h"
 #include "offload.h"
 
 #include <errno.h>
@@ -23,59 +24,20 @@
 #include <time.h>
 #include <unistd.h>
 
-unsigned int if_nametoindex(const char *ifname); /* <net/if.h> clashes with <linux/if.h> */
-
-/* sets the link's ifalias (IFLA_IFALIAS) over rtnetlink; 0 or -errno */
-static int set_ifalias(const char *name, const char *alias) {
-  int ifindex = (int)if_nametoindex(name);
-  if (!ifindex) return -ENODEV;
-  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (s < 0) return -errno;
-  struct {
-    struct nlmsghdr nh;
-    struct ifinfomsg ifi;
-    char attrs[RTA_SPACE(IFALIASZ)];
-  } req;
-  memset(&req, 0, sizeof req);
-  size_t alen = strlen(alias);
-  if (alen >= IFALIASZ) alen = IFALIASZ - 1;
-  req.nh.nlmsg_type = RTM_NEWLINK;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  req.nh.nlmsg_seq = 1;
-  req.ifi.ifi_family = AF_UNSPEC;
-  req.ifi.ifi_index = ifindex;
-  struct rtattr *rta = (struct rtattr *)req.attrs;
-  rta->rta_type = IFLA_IFALIAS;
-  rta->rta_len = (unsigned short)RTA_LENGTH(alen);
-  memcpy(RTA_DATA(rta), alias, alen);
-  req.nh.nlmsg_len = (uint32_t)(NLMSG_LENGTH(sizeof req.ifi) + RTA_ALIGN(rta->rta_len));
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  int r = 0;
-  if (sendto(s, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-    r = -errno;
-  } else {
-    char buf[1024];
-    ssize_t n = recv(s, buf, sizeof buf, 0);
-    if (n < 0) r = -errno;
-    else {
-      struct nlmsghdr *h = (struct nlmsghdr *)buf;
-      if (NLMSG_OK(h, (unsigned)n) && h->nlmsg_type == NLMSG_ERROR) r = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-    }
-  }
-  close(s);
-  return r;
-}
-
-int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
+int tunctl_open_tun_ex(const char *name, int vnet_hdr, int nlfd, int ioctlfd, int mtu, int *ifindex, int *created,
+                       char *err, size_t errlen) {
   /* a device made here carries tunctl's ownership mark before it is made persistent: a crash before that makes it
-   * vanish with the fd, after it leaves a device `observe` recognises as tunctl's (issue #6) */
-  int existed = if_nametoindex(name) != 0;
+   * vanish with the fd, after it leaves a device `observe` recognises as tunctl's (issue #6). The mark, the MTU and
+   * addrgenmode none (the kernel's addrconf leaves the TUN device alone: kernel-twin.ts) go in one netlink send */
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  int existed = ioctl(ioctlfd, SIOCGIFINDEX, &ifr) == 0;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, errlen, "open /dev/net/tun: %s", strerror(errno));
     return -1;
   }
-  struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
@@ -89,10 +51,23 @@ int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
     close(fd);
     return -1;
   }
-  if (!existed) {
-    int r = set_ifalias(name, TUNCTL_OWNER_ALIAS);
-    if (r < 0) {
-      snprintf(err, errlen, "setting the alias of %s: %s", name, strerror(-r));
+  if (ioctl(ioctlfd, SIOCGIFINDEX, &ifr) < 0) {
+    snprintf(err, errlen, "SIOCGIFINDEX %s: %s", name, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  int idx = ifr.ifr_ifindex;
+  if (!existed || mtu > 0) {
+    struct tunctl_nlbatch b;
+    tunctl_nlbatch_init(&b, 1);
+    int r = tunctl_nlbatch_setlink(&b, 0, idx, mtu, existed ? NULL : TUNCTL_OWNER_ALIAS, -1);
+    if (!r && !existed) r = tunctl_nlbatch_addrgen_none(&b, 0, idx);
+    int e = 0;
+    if (!r) r = tunctl_nlbatch_run(nlfd, &b, &e, NULL, 1);
+    tunctl_nlbatch_free(&b);
+    if (!r) r = e;
+    if (r < 0 && !existed) { /* (a device that existed keeps its MTU when the kernel refuses the new one) */
+      snprintf(err, errlen, "setting the alias and MTU of %s: %s", name, strerror(-r));
       close(fd);
       return -1;
     }
@@ -102,6 +77,26 @@ int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
     close(fd);
     return -1;
   }
+  if (ifindex) *ifindex = idx;
+  if (created) *created = !existed;
+  return fd;
+}
+
+int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen) {
+  int nl = tunctl_nlbatch_socket();
+  if (nl < 0) {
+    snprintf(err, errlen, "netlink socket: %s", strerror(errno));
+    return -1;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    snprintf(err, errlen, "socket: %s", strerror(errno));
+    close(nl);
+    return -1;
+  }
+  int fd = tunctl_open_tun_ex(name, vnet_hdr, nl, s, 0, NULL, NULL, err, errlen);
+  close(s);
+  close(nl);
   return fd;
 }
 

@@ -24,6 +24,11 @@ struct tunctl_stats {
 #define TUNCTL_OWNER_ALIAS "tunctl"
 /* opens (creating if needed) the persistent TUN device; a device it creates gets TUNCTL_OWNER_ALIAS first */
 int tunctl_open_tun(const char *name, int vnet_hdr, char *err, size_t errlen);
+/* the same over the caller's sockets (a NETLINK_ROUTE socket from tunctl_nlbatch_socket, an AF_INET datagram socket
+ * for ioctls): mtu > 0 is set with the mark (one netlink send; also on a device that existed); *ifindex, *created
+ * (the device did not exist before) when non-NULL */
+int tunctl_open_tun_ex(const char *name, int vnet_hdr, int nlfd, int ioctlfd, int mtu, int *ifindex, int *created,
+                       char *err, size_t errlen);
 int tunctl_set_persist(int fd, int on);
 /* sets the device MTU (SIOCSIFMTU) */
 int tunctl_set_mtu(const char *name, int mtu);

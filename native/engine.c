@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "engine.h"
 #include "engroute.h"
+#include "nlbatch.h"
 #include "offload.h"
 #include "unreach.h"
 
@@ -873,7 +874,7 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
   e->unreach = malloc(sizeof *e->unreach);
   if (e->unreach) unreach_init(e);
   e->tabgen = 1;
-  e->nl_fd = e->ctl_fd = e->stop_fd = -1;
+  e->nl_fd = e->ctl_fd = e->stop_fd = e->cfg_nl = -1;
   for (int i = 0; i < ENGINE_NPROTO; i++) e->raw[i] = -1;
   for (int i = 0; i < ENGINE_TX; i++) e->txep[i] = -1;
   if (!e->slots || !e->unreach) {
@@ -893,6 +894,11 @@ struct tunctl_engine *tunctl_engine_new(char *err, size_t errlen) {
     }
   }
   e->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  e->cfg_nl = tunctl_nlbatch_socket();
+  if (e->ctl_fd < 0 || e->cfg_nl < 0) {
+    snprintf(err, errlen, "control sockets: %s", strerror(errno));
+    goto fail;
+  }
   e->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   if (e->nl_fd >= 0) {
     /* link changes (IFF_UP); IPv6 route changes (isatap next hops, engroute.c) */
@@ -956,6 +962,7 @@ void tunctl_engine_free(struct tunctl_engine *e) {
     if (e->txep[i] >= 0) close(e->txep[i]);
   if (e->nl_fd >= 0) close(e->nl_fd);
   if (e->ctl_fd >= 0) close(e->ctl_fd);
+  if (e->cfg_nl >= 0) close(e->cfg_nl);
   if (e->stop_fd >= 0) close(e->stop_fd);
   free(e->slots);
   free(e->unreach);
@@ -1004,19 +1011,20 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   snprintf(t->dev, sizeof t->dev, "%.15s", dev ? dev : "");
   t->cfg = *cfg;
   t->tun_fd = -1;
-  int existed = if_nametoindex(name) != 0;
-  if (offload && (t->tun_fd = tunctl_open_tun(name, 1, err, errlen)) >= 0) t->vnet = 1;
-  if (t->tun_fd < 0) t->tun_fd = tunctl_open_tun(name, 0, err, errlen);
+  /* the MTU the kernel would give the tunnel (or the configured one; the kernel view may refine it), set with the
+   * ownership mark over the engine's netlink socket (no socket per device) */
+  int mtu = cfg->mtu > 0 ? cfg->mtu : tunctl_default_mtu(cfg), created = 0;
+  if (offload && (t->tun_fd = tunctl_open_tun_ex(name, 1, e->cfg_nl, e->ctl_fd, mtu, &t->ifindex, &created, err, errlen)) >= 0)
+    t->vnet = 1;
+  if (t->tun_fd < 0) t->tun_fd = tunctl_open_tun_ex(name, 0, e->cfg_nl, e->ctl_fd, mtu, &t->ifindex, &created, err, errlen);
   if (t->tun_fd < 0) {
     vti_free(t->vti);
     free(t);
     return -1;
   }
+  int existed = !created;
   int fl = fcntl(t->tun_fd, F_GETFL);
   fcntl(t->tun_fd, F_SETFL, fl | O_NONBLOCK);
-  /* the MTU the kernel would give the tunnel (or the configured one); the batch may change it later */
-  tunctl_set_mtu(name, cfg->mtu > 0 ? cfg->mtu : tunctl_default_mtu(cfg));
-  t->ifindex = (int)if_nametoindex(name);
   t->send_fd = own_send_socket(cfg, t->dev, err, errlen);
   if (t->send_fd == -1) {
     if (!existed) tunctl_set_persist(t->tun_fd, 0); /* a failed add leaves no device of its own */
@@ -1071,11 +1079,74 @@ int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tu
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)t->gen << 32 | slot};
   epoll_ctl(e->txep[slot % ENGINE_TX], EPOLL_CTL_ADD, t->tun_fd, &ev);
   pthread_rwlock_unlock(&e->lock);
-  pthread_rwlock_rdlock(&e->lock);
-  tunctl_engine_mcast_sync(e); /* multicast gre: an up device joins its group (engroute.c) */
-  pthread_rwlock_unlock(&e->lock);
+  if (tunctl_mcast_group(cfg, 1)) { /* multicast gre: an up device joins its group (engroute.c); no other tunnel's
+                                     * membership depends on this add (a link change is the link notification's) */
+    pthread_rwlock_rdlock(&e->lock);
+    tunctl_engine_mcast_sync(e);
+    pthread_rwlock_unlock(&e->lock);
+  }
   if (cfg->mode == TM_ISATAP) tunctl_engine_isatap_routes(e); /* isatap: the routes out of its device */
   return 0;
+}
+
+int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs, int *what) {
+  struct tunctl_nlbatch b;
+  e->nl_seq += 0x10000;
+  tunctl_nlbatch_init(&b, e->nl_seq);
+  int r = 0;
+  /* per message: what it sets (TUNCTL_LINKREQ_MTU / _UP / the address index), for the error message */
+  int *kind = NULL;
+  size_t nkind = 0, capkind = 0;
+#define KIND(k)                                                                                                       \
+  do {                                                                                                                \
+    if (nkind == capkind) {                                                                                           \
+      size_t c = capkind ? capkind * 2 : 1024;                                                                        \
+      int *nk = realloc(kind, sizeof *nk * c);                                                                        \
+      if (!nk) {                                                                                                      \
+        r = -ENOMEM;                                                                                                  \
+        break;                                                                                                        \
+      }                                                                                                               \
+      kind = nk, capkind = c;                                                                                         \
+    }                                                                                                                 \
+    kind[nkind++] = (k);                                                                                              \
+  } while (0)
+  pthread_rwlock_rdlock(&e->lock);
+  for (int i = 0; i < n && !r; i++) {
+    int k = find(e, reqs[i].name);
+    if (k < 0) {
+      errs[i] = -ENODEV;
+      continue;
+    }
+    int ifindex = e->order[k]->ifindex;
+    if (reqs[i].mtu > 0 && !(r = tunctl_nlbatch_setlink(&b, i, ifindex, reqs[i].mtu, NULL, -1))) KIND(TUNCTL_LINKREQ_MTU);
+    for (int a = 0; a < reqs[i].naddr && !r; a++)
+      if (!(r = tunctl_nlbatch_newaddr(&b, i, ifindex, &reqs[i].addrs[a], 0))) KIND(a);
+    if (!r && reqs[i].up && !(r = tunctl_nlbatch_setlink(&b, i, ifindex, 0, NULL, 1))) KIND(TUNCTL_LINKREQ_UP);
+  }
+  /* the kernel twin's link-local addresses after every device is up: bringing a device up walks the namespace's
+   * whole IPv6 routing table (rt6_sync_up → fib6_ifup), and each link-local adds two routes to it (the fe80::/64
+   * prefix and the local route): added per device before the next one comes up, 1000 devices' ups walked ~1000
+   * routes each (perf: fib6_ifup and fib6_walk were ~30% of a commit's CPU) */
+  for (int i = 0; i < n && !r; i++) {
+    int k = reqs[i].nsoft ? find(e, reqs[i].name) : -1;
+    for (int a = reqs[i].naddr; k >= 0 && a < reqs[i].naddr + reqs[i].nsoft && !r; a++)
+      if (!(r = tunctl_nlbatch_newaddr(&b, i, e->order[k]->ifindex, &reqs[i].addrs[a], 1))) KIND(a);
+  }
+#undef KIND
+  pthread_rwlock_unlock(&e->lock);
+  uint32_t *at = r ? NULL : calloc((size_t)(n ? n : 1), sizeof *at);
+  if (!r && !at) r = -ENOMEM;
+  if (!r) r = tunctl_nlbatch_run(e->cfg_nl, &b, errs, at, n);
+  else
+    for (int i = 0; i < n; i++)
+      if (!errs[i]) errs[i] = r;
+  for (int i = 0; at && i < n; i++)
+    if (errs[i] && errs[i] != -ENODEV && at[i] < nkind) what[i] = kind[at[i]];
+  e->nl_seq += b.n;
+  tunctl_nlbatch_free(&b);
+  free(at);
+  free(kind);
+  return r;
 }
 
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,

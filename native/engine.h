@@ -11,6 +11,7 @@
 #include "icmperr.h"
 #include "isatap.h"
 #include "mcast.h"
+#include "nlbatch.h"
 #include "pmtu.h"
 #include "vti.h"
 
@@ -60,6 +61,8 @@ struct tunctl_engine {
   uint64_t tabgen;              /* bumped at every table or IFF_UP change: invalidates the receive caches */
   int raw[ENGINE_NPROTO];
   int nl_fd, ctl_fd;
+  int cfg_nl;                   /* rtnetlink socket of the control thread: the devices' mark, MTU, addresses, up */
+  uint32_t nl_seq;
   int flags_stale;
   pthread_mutex_t flags_lock;
   int stop_fd;
@@ -89,6 +92,21 @@ void tunctl_engine_free(struct tunctl_engine *e);
  * its ESP context, else NULL) is the engine's from here, also on failure */
 int tunctl_engine_add(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev, int offload,
                       struct tunctl_vti *vti, char *err, size_t errlen);
+/* what tunctl_engine_configure sets on a tunnel's device */
+struct tunctl_linkreq {
+  const char *name;
+  int mtu; /* > 0: set first */
+  int up;
+  int naddr, nsoft; /* addrs[0..naddr) must be taken; the nsoft after them are a best effort (the kernel twin's) */
+  const struct tunctl_cidr *addrs;
+};
+/* configures the devices of tunnels of the engine (those a commit created: MTU, addresses, then IFF_UP) in one
+ * netlink batch (nlbatch.h); errs[i] (zeroed by the caller) gets request i's first error (-errno; -ENODEV: no such
+ * tunnel) and what[i] what was refused (TUNCTL_LINKREQ_MTU, TUNCTL_LINKREQ_UP, or the index in addrs). Returns 0, or
+ * -errno when the batch could not run */
+#define TUNCTL_LINKREQ_MTU (-1)
+#define TUNCTL_LINKREQ_UP (-2)
+int tunctl_engine_configure(struct tunctl_engine *e, const struct tunctl_linkreq *reqs, int n, int *errs, int *what);
 /* changes a tunnel's parameters in place (counters, sequence numbers and the device are kept); 0 or -1 with err */
 int tunctl_engine_change(struct tunctl_engine *e, const char *name, const struct tunctl_cfg *cfg, const char *dev,
                          struct tunctl_vti *vti, char *err, size_t errlen);

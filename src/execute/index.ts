@@ -5,7 +5,7 @@ import type {ObservedState, Plan} from '../model/types.js'
 import {observe} from '../observe/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {removeTempFiles} from '../lib/rundir.js'
-import {applyEncaps, forgetEncap as forgetEncapOf, startEncap, stopEncap} from '../userspace/control.js'
+import {applyEncaps, forgetEncap as forgetEncapOf, prepareEngine, startEncap, stopEncap} from '../userspace/control.js'
 import {xfrmBatch} from '../ipsec/execute.js'
 import {setDisablePolicy} from '../ipsec/observe.js'
 import {nsDir} from '../userspace/paths.js'
@@ -50,9 +50,9 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       const links = await ipJson<any[]>(['link', 'show'], {netns: opts.netns})
       return new Map(links.filter((l) => typeof l?.ifname === 'string').map((l) => [l.ifname as string, String(l.group ?? 'default')]))
     },
-    startEncap: async (name, params, ipsec) => {
+    startEncap: async (name, params, ipsec, device) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) start ${name}\n`)
-      await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {})})
+      await startEncap(name, params, {netns: opts.netns, ...(ipsec ? {ipsec} : {}), ...(device ? {device} : {})})
     },
     stopEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) stop ${name}\n`)
@@ -69,11 +69,21 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
       if (stopped.length) removeEncapTempFiles(stopped, opts.netns)
       return r
     },
+    prepareEncaps: () => prepareEngine(opts.netns),
     forgetEncap: async (name) => {
       if (opts.verbose) process.stderr.write(`[#] (userspace) forget ${name}\n`)
       await forgetEncap(name, opts.netns)
     },
   }
+}
+
+/**
+ * The plan changes userspace tunnels (a create, replace or change starts them when no engine runs): the namespace's
+ * engine starts booting now, while the journal is written (control.ts prepareEngine; one that gets no commit exits
+ * by itself).
+ */
+export function prepareUserspace(plan: Plan, netns?: string): void {
+  if (plan.steps.some((s) => s.driver === 'userspace' && s.kind !== 'delete')) prepareEngine(netns)
 }
 
 /** One ip batch, verify by re-observing, roll back on any failure (TUNCTL_FAIL_AT_LINE=N injects a failure). */

@@ -4,7 +4,7 @@ import {mark} from '../lib/timing.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {DesiredState, FieldChange, ObservedState, Plan, TunnelParams} from '../model/types.js'
 import {computePlan, diffTunnel, type Drivers} from '../plan/diff.js'
-import {compilePlan, describeStep, formatSide, freeGroup, groupDeleteFor, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction} from '../plan/lines.js'
+import {compilePlan, describeStep, formatSide, freeGroup, groupDeleteFor, GROUP_DELETE_MIN, stepForLine, type Compiled, type GroupDelete, type GroupedDeletion, type SideAction, type CreatedDevice} from '../plan/lines.js'
 import {xfrmLines, targetXfrm} from '../ipsec/plan.js'
 import {reconcile, type XfrmSet} from '../ipsec/xfrm.js'
 
@@ -14,11 +14,13 @@ export interface System {
   observe(opts?: {routes?: boolean}): Promise<ObservedState>
   ipBatch(lines: string[][]): Promise<void>
   ip(args: string[]): Promise<void>
-  startEncap(name: string, params: TunnelParams, ipsec?: IpsecParams): Promise<void>
+  startEncap(name: string, params: TunnelParams, ipsec?: IpsecParams, device?: CreatedDevice): Promise<void>
   stopEncap(name: string): Promise<void>
   /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
    * failed); without it, startEncap/stopEncap run one by one */
-  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>; stop?: string[]; forget?: string[]}): Promise<Map<string, string | undefined>>
+  encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams; device?: CreatedDevice}>; stop?: string[]; forget?: string[]}): Promise<Map<string, string | undefined>>
+  /** the plan starts userspace tunnels: their engine may start booting now (before the journal and the record) */
+  prepareEncaps?(): void
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>
   /** vti ipsec: xfrm lines (keys in `lines`, hidden in `shown`) through their own stdin-fed batch */
@@ -154,7 +156,7 @@ export function batchLines(c: Compiled, failAtLine?: number): string[][] {
 }
 
 async function side(sys: System, a: SideAction): Promise<void> {
-  if (a.op === 'start') return sys.startEncap(a.name, a.params, a.ipsec)
+  if (a.op === 'start') return sys.startEncap(a.name, a.params, a.ipsec, a.device)
   if (a.op === 'stop') return sys.stopEncap(a.name)
   try {
     await sys.ip(['link', 'del', 'dev', a.name])
@@ -300,7 +302,7 @@ async function runPreBatched(sys: System, c: Compiled, hooks: ExecHooks, progres
   const results = await sys.encapBatch!({
     start: starts.map((x) => {
       const a = x.a as Extract<SideAction, {op: 'start'}>
-      return {name: a.name, params: a.params, ...(a.ipsec ? {ipsec: a.ipsec} : {})}
+      return {name: a.name, params: a.params, ...(a.ipsec ? {ipsec: a.ipsec} : {}), ...(a.device ? {device: a.device} : {})}
     }),
   })
   const done = starts.filter((x) => results.get(x.a.name) === undefined).map((x) => x.a.name)
@@ -378,6 +380,8 @@ export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): P
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
   const compiled = compilePlan(plan, opts.drivers, await groupDeleteFor(plan, sys.linkGroups))
+  // an engine for the userspace starts boots while the rest of the apply prepares them (control.ts prepareEngine)
+  if (sys.prepareEncaps && sys.encapBatch && compiled.programs.some((p) => p.pre.some((a) => a.op === 'start'))) sys.prepareEncaps()
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then

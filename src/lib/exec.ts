@@ -103,9 +103,9 @@ export function commandError(argv: string[], stderr: string, batchLine?: number)
  * Starts a long-lived detached child (own process group, cwd /, stdin closed) that tunctl does not wait for, e.g.
  * the confirmation watchdog; `stdio` are the fds for stdout, stderr and any further descriptors it inherits.
  */
-export function spawnDetached(argv: string[], stdio: number[], opts: {verbose?: boolean} = {}): ChildProcess {
+export function spawnDetached(argv: string[], stdio: Array<number | 'pipe'>, opts: {verbose?: boolean; env?: NodeJS.ProcessEnv} = {}): ChildProcess {
   if (opts.verbose) echoCommand(argv)
-  return spawn(argv[0]!, argv.slice(1), {detached: true, stdio: ['ignore', ...stdio], cwd: '/'})
+  return spawn(argv[0]!, argv.slice(1), {detached: true, stdio: ['ignore', ...stdio], cwd: '/', ...(opts.env ? {env: opts.env} : {})})
 }
 
 /**

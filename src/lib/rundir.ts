@@ -12,7 +12,6 @@ import {randomBytes} from 'node:crypto'
 import {chmodSync, closeSync, constants, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {PermissionError, TunctlError} from './errors.js'
-import {runSync} from './exec.js'
 
 /** /run/tunctl, or $TUNCTL_RUN_DIR (read at each call: tests point it elsewhere before they run). */
 export function runRoot(): string {
@@ -61,8 +60,7 @@ export function ensureRunDir(netns?: string, root = runRoot()): string {
 /**
  * Writes `data` to `path` atomically, 0600: a new temporary file beside it (O_EXCL|O_NOFOLLOW), fsync, rename.
  * Objects are written as JSON. A reader sees the old content or the new, never a part, and no symlink is followed.
- * `sync: false` leaves out the fsync: for many files written together, made durable at once by syncWritten
- * before anything relies on them.
+ * `sync: false` leaves out the fsync: for files nothing relies on after a crash (the engine's counters).
  */
 export function writeAtomic(path: string, data: unknown, mode = FILE_MODE, opts: {sync?: boolean} = {}): void {
   const bytes = typeof data === 'string' || data instanceof Uint8Array ? data : JSON.stringify(data, null, 2) + '\n'
@@ -112,23 +110,6 @@ export function removeTempFiles(dir: string, opts: {of?: string[]} = {}): void {
     try {
       unlinkSync(join(dir, f))
     } catch {}
-  }
-}
-
-/**
- * Makes files written without their own fsync (writeAtomic with sync: false) durable, with their renames: one
- * syncfs(2) of the file system holding `dir` (coreutils `sync --file-system`), one system call instead of one
- * fsync per file. Where that is unavailable, an fsync of each of `paths` and of `dir`.
- */
-export function syncWritten(dir: string, paths: string[]): void {
-  if (runSync('sync', ['--file-system', dir]).exitCode === 0) return
-  for (const p of [...paths, dir]) {
-    const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW)
-    try {
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
   }
 }
 

@@ -3,9 +3,19 @@ import type {PlanStep, Plan, RouteSpec, TunnelParams} from '../model/types.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import {diffAddresses, diffRoutes, effectiveParams, PARAM_FIELDS, USERSPACE_LINK_FIELDS, deepEqual, type Drivers} from './diff.js'
 
+/**
+ * What the engine sets on the TUN device a userspace create makes, in the commit that makes it (native/nlbatch.c:
+ * one netlink batch for all of them), instead of batch lines: its addresses and up state (its ownership mark and
+ * MTU, `params.mtu` or the kernel's default, it gets when it is made).
+ */
+export interface CreatedDevice {
+  addresses: string[]
+  up: boolean
+}
+
 /** Something done outside the batch: start/stop a userspace encapsulator, or delete a link on its own. */
 export type SideAction =
-  | {op: 'start'; name: string; params: TunnelParams; ipsec?: IpsecParams}
+  | {op: 'start'; name: string; params: TunnelParams; ipsec?: IpsecParams; device?: CreatedDevice}
   | {op: 'stop'; name: string}
   | {op: 'dellink'; name: string}
 
@@ -100,10 +110,13 @@ export function disowns(s: PlanStep): boolean {
 
 function createTail(s: PlanStep, userspace: boolean): string[][] {
   const t = s.desired!
-  const lines: string[][] = disowns(s) ? [] : [['link', 'set', 'dev', s.name, 'alias', OWNER_ALIAS]]
-  if (userspace && t.params.mtu !== undefined) lines.push(['link', 'set', 'dev', s.name, 'mtu', String(t.params.mtu)])
-  for (const a of t.addresses) lines.push(addrAddLine(s.name, a))
-  if (t.params.up) lines.push(['link', 'set', 'dev', s.name, 'up'])
+  const lines: string[][] = []
+  // a userspace device gets its mark, MTU, addresses and up state from the engine that makes it (CreatedDevice)
+  if (!userspace) {
+    if (!disowns(s)) lines.push(['link', 'set', 'dev', s.name, 'alias', OWNER_ALIAS])
+    for (const a of t.addresses) lines.push(addrAddLine(s.name, a))
+    if (t.params.up) lines.push(['link', 'set', 'dev', s.name, 'up'])
+  }
   // routes need the device up (the kernel refuses routes on a down link)
   for (const r of t.routes) lines.push(routeAddLine(s.name, r))
   return lines
@@ -125,7 +138,7 @@ function compileStep(s: PlanStep, drivers: Drivers): StepProgram {
         if (oldUser) prog.pre.push({op: 'stop', name})
         prog.pre.push({op: 'dellink', name})
       }
-      prog.pre.push({op: 'start', name, params: t.params, ...(t.ipsec ? {ipsec: t.ipsec} : {})})
+      prog.pre.push({op: 'start', name, params: t.params, ...(t.ipsec ? {ipsec: t.ipsec} : {}), device: {addresses: t.addresses, up: t.params.up}})
       prog.lines.push(...createTail(s, true))
     } else {
       if (s.kind === 'replace') {
@@ -235,6 +248,12 @@ export function stepForLine(c: Compiled, line: number): PlanStep | undefined {
 }
 
 export function formatSide(a: SideAction): string {
+  if (a.op === 'start' && a.device) {
+    // what the engine does to the device it makes (native/nlbatch.c), in the words of the ip lines it replaces
+    const d = a.device
+    const what = [`alias ${OWNER_ALIAS}`, ...(a.params.mtu !== undefined ? [`mtu ${a.params.mtu}`] : []), ...d.addresses.map((x) => `addr ${x}`), ...(d.up ? ['up'] : [])]
+    return `(userspace) start encapsulator for ${a.name}, its new device: ${what.join(', ')}`
+  }
   if (a.op === 'start') return `(userspace) start encapsulator for ${a.name}`
   if (a.op === 'stop') return `(userspace) stop encapsulator of ${a.name}`
   return `ip link del dev ${a.name}`

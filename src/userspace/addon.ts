@@ -64,6 +64,12 @@ export interface NativeAddon {
   /** new parameters in place: counters, sequence numbers and the device are kept (a vti gets the new SA of
    * opts.esp, or none); throws the reason */
   engineChange(name: string, params: NativeParams, opts?: {esp?: Record<string, unknown>}): void
+  /** sets the MTU, addresses (CIDRs; linkLocal: the kernel twin's, a best effort) and up state of tunnels' devices
+   * (those a commit created) in one netlink batch: per entry null, or why its device refused one
+   * (native/engine.c tunctl_engine_configure) */
+  engineConfigure(devices: Array<{name: string; mtu?: number; addresses: string[]; linkLocal?: string[]; up: boolean}>): Array<string | null>
+  /** the MTU of the device the route to remote (from local unless 'any', through dev) leaves by; null: no route */
+  routeDeviceMtu(remote: string, local: string, dev?: string): number | null
   /** removes a tunnel (removeDevice: its TUN device too); false if the engine has none of that name */
   engineRemove(name: string, removeDevice: boolean): boolean
   /** a tunnel's counters, or null */

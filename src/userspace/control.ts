@@ -1,5 +1,6 @@
 // Starts, changes, stops and observes the userspace tunnels of a namespace: one engine process per namespace
-// (engine.ts), configured by the tunnels' state files and one commit per apply on its control socket.
+// (engine.ts), configured by the namespace's state record (paths.ts, one file for all its tunnels) and one commit
+// per apply on its control socket.
 import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
 import {unlink as unlinkAsync} from 'node:fs/promises'
 import {connect} from 'node:net'
@@ -12,11 +13,12 @@ import {ip, ipJson} from '../lib/ip.js'
 import {spawnDetached} from '../lib/exec.js'
 import {mark} from '../lib/timing.js'
 import {processAlive, startTicks as processStart} from '../lib/proc.js'
-import {ensureRunDir, openAppend, removeTempFiles, syncWritten, warnOnce, writeAtomic} from '../lib/rundir.js'
+import {ensureRunDir, openAppend, removeTempFiles, warnOnce, writeAtomic} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
+import type {CreatedDevice} from '../plan/lines.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
 import {KEYFILE_RECORDS} from '../ipsec/record.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, statePath, statsPath} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, type StateRecord, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, recordText, statePath, statsPath} from './paths.js'
 import type {CommitReply} from './engine.js'
 
 
@@ -96,7 +98,7 @@ function readChecked<T>(path: string, valid: (v: unknown) => v is T, what: strin
 const readState = (path: string) => readChecked(path, isEncapState, 'state file')
 const readStats = (path: string) => readChecked(path, isEncapStats, 'counters file')
 
-/** The pid of an engine started for the run dir of this state file (its argv names the dir), when no record says. */
+/** The pid of an engine started for the run dir of this file (its argv names the dir), when no record says. */
 function engineByArgv(stateFile: string): number | undefined {
   let pids: string[]
   try {
@@ -134,20 +136,6 @@ function isParams(p: any): p is TunnelParams {
   return !!p && typeof p === 'object' && typeof p.mode === 'string' && USERSPACE_MODES.includes(p.mode)
 }
 
-/**
- * The engine running tunnel `name`: the pid its state file (else its stats file) records, if that process is
- * proven to be the namespace's engine (cmdline, run dir, start time); with a corrupt state file, the engine whose
- * argv names the run dir.
- */
-export function recordedDaemon(name: string, netns?: string): number | undefined {
-  const sf = statePath(name, netns)
-  const stf = statsPath(name, netns)
-  for (const rec of [existsSync(sf) ? readState(sf) : undefined, existsSync(stf) ? readStats(stf) : undefined]) {
-    if (rec && typeof rec.pid === 'number' && isDaemonAlive(rec.pid, sf, typeof rec.startTicks === 'number' ? rec.startTicks : undefined)) return rec.pid
-  }
-  return existsSync(sf) && !readState(sf) ? engineByArgv(sf) : undefined
-}
-
 /** The namespace's running engine (its record, proven by cmdline, run dir and start time), or undefined. */
 export function runningEngine(netns?: string): number | undefined {
   const dir = nsDir(netns)
@@ -161,6 +149,36 @@ export function runningEngine(netns?: string): number | undefined {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Whether the namespace's engine `pid` (proven by runningEngine) is an older release's, which takes its tunnels from
+ * per-tunnel state files, not from the state record: its `.engine.json` does not say `stateRecord: 1`.
+ */
+function olderEngine(netns?: string): boolean {
+  try {
+    return JSON.parse(readFileSync(engineFiles(nsDir(netns)).record, 'utf8'))?.stateRecord !== 1
+  } catch {
+    return false // no readable record: nothing says it is older (runningEngine found it by its command line)
+  }
+}
+
+/** Stops an older release's engine (SIGTERM: its tunnels' devices stay, a new engine takes them from the record) and
+ * waits until it has gone. */
+async function retireEngine(pid: number, netns?: string): Promise<void> {
+  process.kill(pid, 'SIGTERM')
+  if (!(await engineGone(pid, netns, 10_000))) throw new CommandError(`the older release's userspace engine (pid ${pid}) did not stop within 10 s of SIGTERM`, ['engine', nsDir(netns)], readEngineLog(netns))
+}
+
+/** Waits up to `ms` until the namespace's engine `pid` has ended; whether it has. */
+async function engineGone(pid: number, netns: string | undefined, ms: number): Promise<boolean> {
+  const marker = join(nsDir(netns), '.engine')
+  const deadline = Date.now() + ms
+  while (isDaemonAlive(pid, marker)) {
+    if (Date.now() > deadline) return false
+    await sleep(20)
+  }
+  return true
+}
 
 /** One request on the engine's control socket; rejects if the engine closes it without an answer. */
 function request(sock: string, req: unknown, timeoutMs: number): Promise<CommitReply> {
@@ -209,10 +227,15 @@ async function ensureEngine(netns?: string): Promise<number> {
   return launchEngine(netns).ready
 }
 
+/** The fd number of the pipe on which a launched engine says it listens (engine.ts: TUNCTL_ENGINE_READY_FD). */
+const READY_FD = 3
+
 /**
  * Starts an engine for the namespace (the caller knows none runs): `pid` at once (the spawned process becomes the
- * engine: `ip netns exec` execs it, so the caller can name it in state files while it boots), `ready` resolves
- * with the engine's pid (from its record) once its control socket answers.
+ * engine: `ip netns exec` execs it, so the caller can name it in the state record while it boots), `ready`
+ * resolves with the engine's pid once its control socket listens: the engine writes its pid on an inherited pipe
+ * then (no polling); a pipe closed without it (another engine answered and this one left, or it died) falls
+ * back to finding the running engine by its record and pinging it.
  */
 function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<number>} {
   const dir = ensureRunDir(netns)
@@ -222,7 +245,7 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
   const fd = openAppend(files.log)
   let child: ReturnType<typeof spawnDetached>
   try {
-    child = spawnDetached(full, [fd, fd])
+    child = spawnDetached(full, [fd, fd, 'pipe'], {env: {...process.env, TUNCTL_ENGINE_READY_FD: String(READY_FD)}})
   } finally {
     closeSync(fd)
   }
@@ -230,9 +253,47 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
   child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit ${code}`))
   child.on('error', (e) => (exited = e.message))
   child.unref()
+  const deadline = Date.now() + 15_000
+  // the engine's pid from the pipe, or undefined when the pipe closed without it (or at the deadline)
+  const signalled = new Promise<number | undefined>((resolve) => {
+    // (referenced: an apply waiting for it stays alive; it closes within the engine's boot, or when it dies)
+    const pipe = child.stdio[READY_FD] as (NodeJS.ReadableStream & {destroy(): void}) | null | undefined
+    if (!pipe) return resolve(undefined)
+    let buf = ''
+    const timer = setTimeout(() => done(undefined), 15_000)
+    timer.unref()
+    const done = (pid: number | undefined) => {
+      clearTimeout(timer)
+      pipe.removeAllListeners('data')
+      pipe.destroy()
+      resolve(pid)
+    }
+    pipe.setEncoding('utf8')
+    pipe.on('data', (d: string) => {
+      buf += d
+      const m = /^(\d+)\n/.exec(buf)
+      if (m) done(Number(m[1]))
+    })
+    pipe.on('end', () => done(undefined))
+    pipe.on('close', () => done(undefined))
+    pipe.on('error', () => done(undefined))
+  })
+  let said: number | undefined
+  void signalled.then((pid) => (said = pid))
   const ready = (async () => {
-    const deadline = Date.now() + 15_000
+    // the line, or the pipe closed, or a second without either (a wrapper, TUNCTL_DAEMON_NODE, that keeps the pipe
+    // from the engine): then also look for the engine the old way, every 30 ms
+    let grace: ReturnType<typeof setTimeout> | undefined
+    const first = await Promise.race([
+      signalled,
+      new Promise<undefined>((r) => {
+        grace = setTimeout(() => r(undefined), 1000)
+      }),
+    ])
+    clearTimeout(grace)
+    if (first) return first
     while (Date.now() < deadline) {
+      if (said) return said
       // the running engine, also when it is not the one spawned here (that one then left: engine.ts main)
       const pid = runningEngine(netns)
       if (pid) {
@@ -251,14 +312,67 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
     }
     throw new CommandError(`the userspace engine did not start within 15 s`, ['engine', dir], readEngineLog(netns))
   })()
-  ready.catch(() => {}) // awaited by the caller; not an unhandled rejection while it writes state files
+  ready.catch(() => {}) // awaited by the caller; not an unhandled rejection while it writes the state record
   return {pid: child.pid, ready}
+}
+
+// engines launched ahead of their apply's commit (prepareEngine), by namespace
+const prepared = new Map<string, ReturnType<typeof launchEngine>>()
+
+/**
+ * Starts the namespace's engine now if none runs, so that it boots while the apply journals its starts and writes
+ * the state record: an apply calls it as soon as its plan starts a userspace tunnel. The next applyEncaps with
+ * starts takes it. An engine that never gets a commit (the apply failed before its starts) exits by itself
+ * (engine.ts: idle 30 s). Never throws: a launch that fails is retried (and reported) by applyEncaps.
+ */
+export function prepareEngine(netns?: string): void {
+  const key = netns ?? ''
+  if (prepared.has(key) || userspaceUnavailableReason()) return
+  try {
+    if (!runningEngine(netns)) prepared.set(key, launchEngine(netns))
+  } catch {}
+}
+
+/** The namespace's state: the record's tunnels, with an older release's per-tunnel files not in it (to migrate). */
+interface Loaded {
+  tunnels: Map<string, EncapState>
+  /** an older release's state files (moved into the record by the next write, then removed) */
+  migrated: string[]
+  /** the record needs writing even if nothing changes (it holds what an older release's files held, or is damaged) */
+  stale: boolean
+}
+
+function loadStates(dir: string, netns?: string): Loaded {
+  const rec = readRecord(dir)
+  if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited); the engine writes back what it runs`)
+  else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+  const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
+  // an older release's <name>.json files in the run dir (its engine ran them from there); the record wins. (Files
+  // of the legacy layout, an even older release's, stay where they are until their tunnel is started or stopped.)
+  const old = perTunnelStates(dir)
+  for (const st of old.states.values()) if (!tunnels.has(st.name)) tunnels.set(st.name, st)
+  const migrated = old.files
+  return {tunnels, migrated, stale: migrated.length > 0 || !!rec?.damaged}
+}
+
+/** Writes the namespace's state record (no tunnel: no file), naming `pid` as its engine; one fsync. */
+function writeRecord(dir: string, tunnels: Map<string, EncapState>, pid: number | undefined, netns?: string): void {
+  if (!tunnels.size) {
+    try {
+      unlinkSync(recordPath(dir))
+    } catch {}
+    return
+  }
+  const startTicks = pid ? processStart(pid) : undefined
+  const rec: StateRecord = {...(pid ? {pid} : {}), ...(pid && startTicks !== undefined ? {startTicks} : {}), ...(netns ? {netns} : {}), tunnels: Object.fromEntries(tunnels)}
+  writeAtomic(recordPath(dir), recordText(rec))
 }
 
 /** One apply's userspace changes, as one engine transaction. */
 export interface EncapBatch {
-  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block */
-  start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams}>
+  /** tunnels to run with these parameters (added, or changed in place); a vti with its ipsec block; `device`: what
+   * the engine sets on the device it creates for it (addresses, up; CreatedDevice) */
+  start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams; device?: CreatedDevice}>
   /** tunnels to remove with their TUN devices */
   stop?: string[]
   /** tunnels to remove from the engine, their devices left alone */
@@ -278,10 +392,11 @@ function refusal(params: TunnelParams): string | undefined {
 }
 
 /**
- * Applies a batch of userspace changes in one transaction: writes (or removes) the tunnels' state files, then one
- * commit to the namespace's engine (started if needed), which converges to them and answers per tunnel. A tunnel
- * that failed leaves nothing of its own: a new one's state, device and counters are removed, a changed one gets
- * its previous state back (the engine keeps running it as it was).
+ * Applies a batch of userspace changes in one transaction: writes the namespace's state record (the starts in it;
+ * without a live engine, the stops out of it), then one commit to the namespace's engine (started if needed),
+ * which converges to it and answers per tunnel. A tunnel that failed leaves nothing of its own: a new one's
+ * entry, device and counters are removed, a changed one gets its previous entry back (the engine keeps running it
+ * as it was).
  */
 export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): Promise<EncapResults> {
   const netns = opts.netns
@@ -294,12 +409,27 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   const stops = [...(batch.stop ?? []), ...(batch.forget ?? [])]
   if (!starts.length && !stops.length) return results
   const dir = ensureRunDir(netns)
-  // the engine first (started if needed, booting while the state files are written), so the state files name it
-  // from the start: the engine need not rewrite them (it reads them only when the commit comes)
-  let engine = runningEngine(netns)
+  // the engine first (started if needed, or by prepareEngine earlier: booting while the record is written), so the
+  // record names it from the start: the engine need not rewrite it
+  let launch = starts.length ? prepared.get(netns ?? '') : undefined
+  if (launch) prepared.delete(netns ?? '')
+  // an engine booting for this apply's starts (prepareEngine) runs nothing yet: the stops before them are not its
+  // (a commit of stops alone would leave it with no tunnel, and it would exit before the starts reach it)
+  let engine = launch ? launch.pid : !starts.length && prepared.has(netns ?? '') ? undefined : runningEngine(netns)
   let failure: Error | undefined
-  let launch: ReturnType<typeof launchEngine> | undefined
-  if (starts.length && !engine) {
+  // an older release's engine would take the record's tunnels, which are not in its per-tunnel files, for removed:
+  // it stops (the devices stay) and a new engine takes over every tunnel from the record
+  if (engine && !launch && olderEngine(netns)) {
+    try {
+      await retireEngine(engine, netns)
+      engine = undefined
+      launch = launchEngine(netns)
+      engine = launch.pid
+    } catch (e: any) {
+      failure = e
+    }
+  }
+  if (starts.length && !engine && !failure) {
     try {
       launch = launchEngine(netns)
       engine = launch.pid
@@ -307,78 +437,75 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       failure = e
     }
   }
+  const loaded = loadStates(dir, netns)
+  const tunnels = loaded.tunnels
   const prevs = new Map<string, EncapState | undefined>()
   const stopStates = new Map<string, EncapState | undefined>()
   // TUNCTL_OFFLOAD=0: this tunnel's TUN device without IFF_VNET_HDR (no TSO segmentation / coalescing)
   const offload = process.env.TUNCTL_OFFLOAD === '0' ? {offload: false} : {}
-  const written: string[] = []
-  const writeStates = (pid: number | undefined) => {
-    const startTicks = pid ? processStart(pid) : undefined
-    for (const s of starts) {
-      // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
-      const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
-      const state: EncapState = {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prevs.get(s.name)?.generation ?? 0) + 1, ...offload, ...ipsec, ...(pid ? {pid, ...(startTicks ? {startTicks} : {})} : {})}
-      // no fsync per file: syncWritten makes them all durable at once before the commit
-      const sf = join(dir, `${s.name}.json`)
-      writeAtomic(sf, state, undefined, {sync: false})
-      written.push(sf)
-    }
+  // a tunnel of the legacy layout (an even older release's file, statePath): looked for only if that dir exists
+  const hasLegacy = existsSync(legacyNsDir(netns))
+  const legacyFile = (n: string): string | undefined => {
+    const f = hasLegacy ? statePath(n, netns) : undefined
+    return f && f !== join(dir, `${n}.json`) ? f : undefined
   }
   for (const s of starts) {
-    const old = statePath(s.name, netns)
-    prevs.set(s.name, existsSync(old) ? readState(old) : undefined)
-    if (old !== join(dir, `${s.name}.json`)) {
-      // the engine's dir replaces a legacy-layout file
-      try {
-        unlinkSync(old)
-      } catch {}
-    }
+    const legacy = legacyFile(s.name)
+    const prev = tunnels.get(s.name) ?? (legacy ? readState(legacy) : undefined)
+    prevs.set(s.name, prev)
+    // vti: the ipsec block's key-free record (the engine reads the key file itself, src/ipsec/userspace.ts)
+    const ipsec = s.params.mode === 'vti' && s.ipsec ? {ipsec: espRecord(s.ipsec)} : {}
+    tunnels.set(s.name, {name: s.name, ...(netns ? {netns} : {}), params: s.params, generation: (prev?.generation ?? 0) + 1, ...offload, ...ipsec})
   }
-  writeStates(engine)
-  mark(`userspace: ${written.length} state files written${launch ? ' (the engine booting meanwhile)' : ''}`)
+  for (const n of stops) {
+    const legacy = legacyFile(n)
+    stopStates.set(n, tunnels.get(n) ?? (legacy ? readState(legacy) : undefined))
+  }
+  // with a live engine, the commit names the stops and the engine takes them out of the record itself (it would
+  // otherwise write back a tunnel it still runs, taking the record for damaged); without one, they go now
+  if (!engine) for (const n of stops) tunnels.delete(n)
+  const write = starts.length > 0 || (!engine && stops.some((n) => stopStates.get(n))) || loaded.stale
+  if (write) writeRecord(dir, tunnels, engine, netns)
+  mark(`userspace: state record ${write ? 'written' : 'read'} (${tunnels.size} tunnels)${launch ? ', the engine booting meanwhile' : ''}`)
+  // an older release's files, now in the record; a legacy-layout file of a tunnel started or stopped here
+  const unlinkQuiet = (f: string) => {
+    try {
+      unlinkSync(f)
+    } catch {}
+  }
+  if (write) for (const f of loaded.migrated) unlinkQuiet(f)
+  for (const n of hasLegacy ? [...starts.map((s) => s.name), ...stops] : []) {
+    const legacy = legacyFile(n)
+    if (legacy) unlinkQuiet(legacy)
+  }
   if (launch) {
     try {
       const pid = await launch.ready
-      // not the spawned process after all (the engine's own record names it): the state files name the engine
-      if (pid !== engine) writeStates(pid)
+      // not the spawned process after all (another engine answered): the record names the engine
+      if (pid !== engine && write) writeRecord(dir, tunnels, pid, netns)
       engine = pid
     } catch (e: any) {
       failure = e
       engine = undefined
     }
+    mark('userspace: the engine answers')
   }
-  if (launch) mark('userspace: the engine answers')
-  if (written.length) syncWritten(dir, written)
-  const unlinkStates = (names: string[]) => {
-    for (const n of names) {
-      // a legacy-layout state file (an older release) is not the engine's: removed here, its device below
-      for (const f of [statePath(n, netns), join(dir, `${n}.json`)]) {
-        try {
-          unlinkSync(f)
-        } catch {}
-      }
-    }
-  }
-  for (const n of stops) {
-    const sf = statePath(n, netns)
-    stopStates.set(n, existsSync(sf) ? readState(sf) : undefined)
-  }
-  // with a live engine, the commit names the stops and the engine removes their state files itself (it would
-  // otherwise write back a state file it still runs, taking it for damaged); without one, they go now
-  if (!engine) unlinkStates(stops)
-  mark(`userspace: state files synced, ${stops.length} stops recorded`)
   let reply: CommitReply | undefined
-  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name)}
+  // devices: what the engine sets on the devices it creates (addresses, up) in the same transaction
+  const devices = Object.fromEntries(starts.filter((s) => s.device).map((s) => [s.name, s.device!]))
+  const req = {op: 'commit', stop: batch.stop ?? [], forget: batch.forget ?? [], order: starts.map((s) => s.name), devices}
   const timeout = 60_000 + 50 * (starts.length + stops.length)
   if (!failure && engine) {
     try {
       reply = await request(engineFiles(dir).sock, req, timeout)
     } catch (e: any) {
       // the engine was exiting (its last tunnel had just been removed) when this commit reached it, and took
-      // nothing of it: a new engine for the starts (it names itself in their state files)
-      if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && !runningEngine(netns)) {
+      // nothing of it: once it has gone (its socket goes before its record and its process), a new engine for the
+      // starts (the record names the old one: rewritten for the new one)
+      if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && (await engineGone(engine, netns, 5000))) {
         try {
-          await ensureEngine(netns)
+          const pid = await ensureEngine(netns)
+          writeRecord(dir, tunnels, pid, netns)
           reply = await request(engineFiles(dir).sock, req, timeout)
         } catch (e2: any) {
           failure = e2
@@ -388,27 +515,36 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     if (reply && !reply.ok) failure = new Error(reply.error ?? 'the engine refused the commit')
   }
   mark('userspace: engine committed')
-  unlinkStates(stops) // also when the commit failed: a stop is never undone
   // starts: the engine's answer, per tunnel
   const failedNew: string[] = []
+  const fixes = new Map<string, EncapState | undefined>()
   for (const s of starts) {
     const r = reply?.results[s.name]
     const why = failure ? failure.message : !r ? 'the engine did not report it' : r.ok ? undefined : (r.error ?? 'failed')
     results.set(s.name, why)
     if (!why) continue
     const prev = prevs.get(s.name)
-    if (prev) writeAtomic(join(dir, `${s.name}.json`), prev)
-    else {
-      failedNew.push(s.name)
-      try {
-        unlinkSync(statePath(s.name, netns))
-      } catch {}
+    fixes.set(s.name, prev)
+    if (!prev) failedNew.push(s.name)
+  }
+  // the record as the engine left it, with a failed start's previous entry back (a new one's out), and the stops
+  // out also when the commit failed (a stop is never undone; the engine took them out itself when it committed)
+  const stopsLeft = engine && reply?.ok ? [] : stops
+  if (fixes.size || stopsLeft.length) {
+    const now = loadStates(dir, netns).tunnels
+    let changed = false
+    for (const [n, prev] of fixes) {
+      if (prev) now.set(n, prev)
+      else now.delete(n)
+      changed = true
     }
+    for (const n of stopsLeft) changed = now.delete(n) || changed
+    if (changed) writeRecord(dir, now, reply?.ok ? reply.pid : runningEngine(netns), netns)
   }
   if (failedNew.length && reply && !failure) {
     // the engine runs none of them (a failed add closes its device); a second commit drops any it half-took
     try {
-      await request(engineFiles(dir).sock, {op: 'commit', forget: []}, 60_000)
+      await request(engineFiles(dir).sock, {op: 'commit', forget: failedNew}, 60_000)
     } catch {}
   }
   // stops: the engine removed the devices; without a (live) engine, delete what is left here (one link dump for
@@ -436,26 +572,15 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     if (link && isOwnedTun(link) && !reply?.running.includes(n)) {
       await deleteLink(n, netns)
     }
-    for (const f of [statsPath(n, netns), logPath(n, netns)]) {
-      try {
-        unlinkSync(f)
-      } catch {}
-    }
+    for (const f of [statsPath(n, netns), logPath(n, netns)]) unlinkQuiet(f)
   }
-  // temporary files (the engine record's, a tunnel's state or counters) whose writer, an engine or CLI killed while
-  // writing them, is gone
+  // temporary files (the engine record's, the state record's, a tunnel's counters) whose writer, an engine or CLI
+  // killed while writing them, is gone
   removeTempFiles(dir)
   // no engine runs and no tunnel is left for one: its stale record and socket (a killed engine's) go too
-  if (!runningEngine(netns)) {
+  if (!runningEngine(netns) && !existsSync(recordPath(dir)) && !perTunnelStates(dir).files.length) {
     const files = engineFiles(dir)
-    const left = readdirSync(dir).some((f) => !f.startsWith('.') && f.endsWith('.json') && !f.endsWith('.stats.json') && f !== 'journal.json' && f !== KEYFILE_RECORDS)
-    if (!left) {
-      for (const f of [files.record, files.sock]) {
-        try {
-          unlinkSync(f)
-        } catch {}
-      }
-    }
+    for (const f of [files.record, files.sock]) unlinkQuiet(f)
   }
   return results
 }
@@ -500,10 +625,11 @@ export function throwFailures(results: EncapResults, netns?: string): void {
 
 /**
  * Starts the encapsulator for `name` (or changes the running one in place) and resolves once its TUN device exists
- * and the engine runs it. Does not set addresses, mtu, up or alias: the batch does.
+ * and the engine runs it. A device it creates gets the ownership mark and the MTU, and with `device` its addresses
+ * and up state (a create's; otherwise the batch sets those).
  */
-export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions = {}): Promise<{pid: number}> {
-  const r = await applyEncaps({start: [{name, params, ...(opts.ipsec ? {ipsec: opts.ipsec} : {})}]}, opts)
+export async function startEncap(name: string, params: TunnelParams, opts: EncapOptions & {device?: CreatedDevice} = {}): Promise<{pid: number}> {
+  const r = await applyEncaps({start: [{name, params, ...(opts.ipsec ? {ipsec: opts.ipsec} : {}), ...(opts.device ? {device: opts.device} : {})}]}, opts)
   const why = r.get(name)
   if (why) throw new CommandError(`userspace encapsulator for ${name} failed to start: ${why}`, ['engine', nsDir(opts.netns)], readEngineLog(opts.netns))
   return {pid: runningEngine(opts.netns) ?? 0}
@@ -511,7 +637,7 @@ export async function startEncap(name: string, params: TunnelParams, opts: Encap
 
 /**
  * Stops the encapsulator of `name`: the engine removes it with its device (a device left by a dead engine is
- * deleted when a state file records it or it is a tunctl-marked TUN device: its state may be lost); its state and
+ * deleted when the state record has it or it is a tunctl-marked TUN device: its state may be lost); its state and
  * counters are removed.
  */
 export async function stopEncap(name: string, opts: EncapOptions = {}): Promise<void> {
@@ -527,8 +653,8 @@ export async function forgetEncap(name: string, opts: EncapOptions = {}): Promis
 export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string, ObservedEncap>> {
   const out = new Map<string, ObservedEncap>()
   const aliveChecked = new Map<string, boolean>()
-  // the current directory, then the legacy one (a tunnel started by an older release), whose files must name
-  // this namespace; a name found in the current one wins
+  // the current directory (the state record, then an older release's per-tunnel files), then the legacy one (a
+  // tunnel started by an even older release), whose files must name this namespace; a name found first wins
   for (const [dir, legacy] of [[nsDir(opts.netns), false], [legacyNsDir(opts.netns), true]] as const) {
     let files: string[]
     try {
@@ -536,7 +662,11 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
     } catch {
       continue
     }
-    const names = new Set<string>()
+    const present = new Set(files)
+    const rec = legacy ? undefined : readRecord(dir)
+    if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited)`)
+    else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+    const names = new Set<string>(Object.keys(rec?.tunnels ?? {}))
     for (const f of files) {
       // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)
       if (f.startsWith('.') || f === KEYFILE_RECORDS || f === 'journal.json') continue
@@ -548,17 +678,19 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       const sf = join(dir, `${name}.json`)
       const stf = join(dir, `${name}.stats.json`)
       if (legacy && !legacyStateIsFor(sf, opts.netns)) continue
-      let state = existsSync(sf) ? readState(sf) : undefined
-      const st = existsSync(stf) ? readStats(stf) : undefined
+      const entry = rec?.tunnels[name]
+      let state = entry ?? (present.has(`${name}.json`) ? readState(sf) : undefined)
+      const st = present.has(`${name}.stats.json`) ? readStats(stf) : undefined
       if (state && state.name !== name) state = undefined // not one of ours
-      // the state file is unreadable: the engine's stats file names its parameters too
+      // no (readable) entry: the engine's stats file names its parameters too
       const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
       if (!params) continue
-      const rec = state?.pid !== undefined ? state : st
-      const pid = typeof rec?.pid === 'number' ? rec.pid : undefined
-      const ticks = typeof rec?.startTicks === 'number' ? rec.startTicks : undefined
+      // the engine: the record's (one for all of them), an older release's file's, else the stats file's
+      const who = entry && rec?.pid !== undefined ? rec : state?.pid !== undefined ? state : st
+      const pid = typeof who?.pid === 'number' ? who.pid : undefined
+      const ticks = typeof who?.startTicks === 'number' ? who.startTicks : undefined
       // one engine runs all of a namespace's tunnels: prove it once per observation, not once per tunnel
-      const key = `${pid}:${dirname(sf)}:${ticks}`
+      const key = `${pid}:${dir}:${ticks}`
       let alive = aliveChecked.get(key)
       if (alive === undefined) aliveChecked.set(key, (alive = isDaemonAlive(pid, sf, ticks)))
       const o: ObservedEncap = {params, alive, ...(pid ? {pid} : {})}

@@ -1,20 +1,23 @@
 // The namespace's userspace engine: `node dist/userspace/engine.js <run dir>` (started by control.ts inside the
 // namespace) runs every userspace tunnel of the namespace in one native data plane (native/engine.c). Its
-// configuration is the tunnels' state files in the run dir (<name>.json, written by the CLI); a "commit" on the
-// control socket (.engine.sock, 0600) makes the engine converge to them in one transaction and answers per tunnel.
-// It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is removed.
-import {chmodSync, existsSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+// configuration is the namespace's state record in the run dir (.tunnels.json, written by the CLI: paths.ts); a
+// "commit" on the control socket (.engine.sock, 0600) makes the engine converge to it in one transaction and
+// answers per tunnel. It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is
+// removed. Once its control socket listens it writes its pid on the pipe TUNCTL_ENGINE_READY_FD names, if any
+// (the CLI that launched it waits for that line instead of polling).
+import {chmodSync, closeSync, existsSync, readFileSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import {unlink} from 'node:fs/promises'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
-import type {Counters} from '../model/types.js'
+import type {Counters, TunnelParams} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {startTicks as processStart} from '../lib/proc.js'
-import {applyKernelView, type TwinTunnel} from './kernel-twin.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, isEncapState} from './paths.js'
+import {applyKernelView, createdDeviceView, type TwinTunnel} from './kernel-twin.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, readRecord, recordPath, recordText} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
+import type {CreatedDevice} from '../plan/lines.js'
 
 function log(msg: string) {
   process.stdout.write(`${new Date().toISOString()} [${process.pid}] ${msg}\n`)
@@ -53,7 +56,26 @@ function toCounters(n: NativeCounters): EngineCounters {
   }
 }
 
+/** A commit's `devices` (what to set on the devices it creates), the well-formed entries only. */
+function createdDevices(v: unknown): Map<string, CreatedDevice> {
+  const out = new Map<string, CreatedDevice>()
+  if (!v || typeof v !== 'object') return out
+  for (const [name, d] of Object.entries(v as Record<string, any>)) {
+    if (Array.isArray(d?.addresses) && d.addresses.every((a: unknown) => typeof a === 'string') && typeof d?.up === 'boolean') out.set(name, {addresses: d.addresses, up: d.up})
+  }
+  return out
+}
+
 const TWIN_MODES = new Set(['ipip', 'gre', 'sit', 'isatap'])
+
+/** a device's MTU (/sys/class/net/<dev>/mtu), undefined when there is none of that name */
+function deviceMtu(dev: string): number | undefined {
+  try {
+    return parseInt(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim(), 10)
+  } catch {
+    return undefined
+  }
+}
 
 /** IFF_UP of a device (/sys/class/net/<dev>/flags), false when it is gone */
 function isUp(dev: string): boolean {
@@ -76,7 +98,7 @@ function kernelView(tunnels: TwinTunnel[]) {
 export interface CommitResult {
   ok: boolean
   error?: string
-  /** the generation of its state file the engine runs */
+  /** the generation of its state-record entry the engine runs */
   generation?: number
   removed?: boolean
 }
@@ -264,32 +286,67 @@ function serve(dir: string) {
     } catch {}
   }
 
-  /** the state files of the run dir (valid ones only: a corrupt file is not a configuration) */
-  const desiredStates = (): Map<string, EncapState> => {
-    const out = new Map<string, EncapState>()
-    for (const f of readdirSync(dir).sort()) {
-      if (f.startsWith('.') || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
-      try {
-        const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
-        if (isEncapState(st) && `${st.name}.json` === f) out.set(st.name, st)
-      } catch {}
+  // the state record: its netns field (kept as read) and the stamp (inode, mtime, size) of the version this engine
+  // last read or wrote: a tick looks at it again only when it changed on disk
+  let recordNetns: string | undefined
+  let seen = ''
+  const recordStamp = (): string => {
+    try {
+      const st = statSync(recordPath(dir))
+      return `${st.ino}:${st.mtimeMs}:${st.size}`
+    } catch {
+      return ''
     }
-    return out
+  }
+  /** writes the record naming this engine (no tunnel: no file) */
+  const writeRecord = (tunnels: Map<string, EncapState>) => {
+    if (!tunnels.size) unlinkQuiet(recordPath(dir))
+    else {
+      const pid = process.pid
+      writeAtomic(recordPath(dir), recordText({pid, ...(startTicks !== undefined ? {startTicks} : {}), ...(recordNetns ? {netns: recordNetns} : {}), tunnels: Object.fromEntries(tunnels)}))
+    }
+    seen = recordStamp()
+  }
+  /** the record as it is now, with the `drop` entries taken out (those of the generation the engine ran: the CLI
+   * may have written a new one meanwhile) and every running tunnel it lacks put back (written only if that changes
+   * it, or it does not name this engine) */
+  const updateRecord = (drop: Array<{name: string; generation: number}>, why: string) => {
+    const rec = readRecord(dir)
+    const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
+    let changed = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
+    for (const d of drop) {
+      if (tunnels.get(d.name)?.generation !== d.generation) continue
+      tunnels.delete(d.name)
+      changed = true
+    }
+    const missing = [...running.keys()].filter((n) => !tunnels.has(n))
+    for (const n of missing) tunnels.set(n, running.get(n)!.state)
+    if (rec?.netns) recordNetns = rec.netns
+    if (rec === null || rec?.damaged || missing.length) log(`state record ${rec === null ? 'unreadable' : rec?.damaged ? 'damaged' : rec === undefined ? 'missing' : `lacks ${missing.length} running tunnels`} ${why}: writing back what runs`)
+    if (changed || missing.length) writeRecord(tunnels)
+    else seen = recordStamp()
   }
 
-  /** one transaction: converge to the state files; `forget`: removed tunnels whose device stays */
+  /** one transaction: converge to the state record; `stop`, `forget`: removed tunnels (`forget`: their device stays) */
   // `gone`: the files of the tunnels the commit removes; the caller unlinks them (in parallel) before it replies
-  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[]): CommitReply => {
+  // `devices`: what to set on the devices of the tunnels this commit adds (a create's addresses and up state)
+  const commit = (stop: Set<string>, forget: Set<string>, order: string[], gone: string[], devices: Map<string, CreatedDevice> = new Map()): CommitReply => {
     const t0 = Date.now()
     const results: Record<string, CommitResult> = {}
-    const desired = desiredStates()
-    // the commit's stops and forgets: not desired, whatever state file is still there (removed below)
-    for (const n of [...stop, ...forget]) {
-      desired.delete(n)
-      gone.push(join(dir, `${n}.json`))
-    }
+    const rec = readRecord(dir)
+    // unreadable (damaged by hand: the CLI writes it whole before each commit): nothing in it is trusted, what runs
+    // keeps running and is written back
+    if (rec === null) log('state record unreadable at commit: keeping what runs')
+    if (rec?.netns) recordNetns = rec.netns
+    const desired = new Map(Object.entries(rec?.tunnels ?? {}))
+    // the record is rewritten when it does not name this engine, or the commit changes what it should hold
+    let rewrite = rec === null || !!rec?.damaged || (rec !== undefined && (rec.pid !== process.pid || rec.startTicks !== startTicks))
+    // the commit's stops and forgets: not desired, whatever entry is still there
+    for (const n of [...stop, ...forget]) rewrite = desired.delete(n) || rewrite
+    const tRead = Date.now()
+    let addMs = 0 // in the addon's add/change
     // a device deleted under the engine (ip link del: del, prune, a rollback) since the last look: that tunnel is
-    // gone with its record, unless the CLI wrote its state anew (another generation) for this commit: then it is
+    // gone with its entry, unless the CLI wrote its entry anew (another generation) for this commit: then it is
     // added afresh below
     for (const [name, r] of [...running]) {
       if (existsSync(`/sys/class/net/${name}`) && !addon.engineStats(name)?.deviceGone) continue
@@ -298,12 +355,21 @@ function serve(dir: string) {
       const want = desired.get(name)
       if (want && want.generation === r.state.generation) {
         desired.delete(name)
-        for (const f of [`${name}.stats.json`, `${name}.json`]) gone.push(join(dir, f))
+        rewrite = true
+        gone.push(join(dir, `${name}.stats.json`))
       }
       log(`${name} was deleted`)
     }
-    for (const [name] of [...running]) {
+    for (const [name, r] of [...running]) {
       if (desired.has(name)) continue
+      if (!stop.has(name) && !forget.has(name)) {
+        // running but not in the record (it was damaged or lost): only a commit's stop or forget removes a tunnel;
+        // it keeps running and goes back into the record
+        desired.set(name, r.state)
+        rewrite = true
+        log(`${name} runs but is not in the state record: kept, written back`)
+        continue
+      }
       const keep = forget.has(name)
       addon.engineRemove(name, !keep)
       running.delete(name)
@@ -316,6 +382,7 @@ function serve(dir: string) {
     const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
     const twins: TwinTunnel[] = []
+    const added: string[] = []
     for (const name of names) {
       const state = desired.get(name)!
       const key = JSON.stringify([state.params, state.ipsec ?? null])
@@ -328,8 +395,12 @@ function serve(dir: string) {
           try {
             // a vti's counters of the SA context being replaced carry over
             const before = r && esp.opts.esp ? addon.engineStats(name) : null
-            if (!r) addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
-            else addon.engineChange(name, state.params, esp.opts)
+            const ta = performance.now()
+            if (!r) {
+              addon.engineAdd(name, state.params, {offload: offload && state.offload !== false, ...esp.opts})
+              if (devices.has(name)) added.push(name)
+            } else addon.engineChange(name, state.params, esp.opts)
+            addMs += performance.now() - ta
             if (r && before) {
               const prev = espStats(name, r, before)
               if (prev) r.espBase = {txPackets: prev.txPackets, txBytes: prev.txBytes, rxPackets: prev.rxPackets, rxBytes: prev.rxBytes}
@@ -347,29 +418,74 @@ function serve(dir: string) {
         continue
       }
       const now = new Date().toISOString()
-      const rec: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
+      const rr: Running = r ?? {state, key, startedAt: now, lastWrite: 0, lastCounters: ''}
       if (!r && verbose) log(`started ${state.params.mode} ${name} local ${state.params.local} remote ${state.params.remote}`)
       else if (r && r.key !== key) log(`changed ${name} in place (generation ${state.generation})`)
-      rec.state = {...state, pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {})}
-      rec.key = key
-      rec.seqLimit = limit
-      rec.outSa = outSa
-      running.set(name, rec)
-      // the CLI names this engine in the state it writes; a state without (or with another) pid is rewritten
-      if (state.pid !== process.pid || state.startTicks !== startTicks) writeAtomic(join(dir, `${name}.json`), rec.state)
-      if (!r || r.key !== key) twins.push({name, params: rec.state.params, withMtu: true})
+      rr.state = state
+      rr.key = key
+      rr.seqLimit = limit
+      rr.outSa = outSa
+      running.set(name, rr)
+      if (!r || r.key !== key) twins.push({name, params: rr.state.params, withMtu: true})
       // counters at once for a small commit; a large one leaves them to the next tick (1 s)
-      if (verbose) writeStats(name, rec, true)
+      if (verbose) writeStats(name, rr, true)
       results[name] = {ok: true, generation: state.generation}
     }
+    // the created devices' addresses and up state: one netlink batch (native/nlbatch.c); a tunnel whose device
+    // refused one fails, and its device goes (as a failed add leaves none)
+    // With them, the kernel view of those devices (kernel-twin.ts createdDeviceView: the link-local addresses and
+    // default MTU of the kernel's device), except where it needs the namespace's addresses (kernelView does those)
+    const viewed = new Set<string>()
+    const tc = Date.now()
+    if (added.length) {
+      const underlay = new Map<string, number | undefined>()
+      const underlayMtu = (p: TunnelParams): number | undefined => {
+        const k = `${p.remote} ${p.local} ${p.dev ?? ''}`
+        if (!underlay.has(k)) underlay.set(k, (p.remote !== 'any' ? addon.routeDeviceMtu(p.remote, p.local, p.dev) : null) ?? (p.dev ? deviceMtu(p.dev) : undefined))
+        return underlay.get(k)
+      }
+      const errs = addon.engineConfigure(
+        added.map((name) => {
+          const d = devices.get(name)!
+          const p = running.get(name)!.state.params
+          const v = TWIN_MODES.has(p.mode) ? createdDeviceView(p, d.up, p.mtu === undefined ? underlayMtu(p) : undefined) : undefined
+          if (v) viewed.add(name)
+          // (the device was made with the addon's default MTU: set only a different one)
+          const mtu = v?.mtu !== undefined && v.mtu !== addon.defaultMtu(p) ? {mtu: v.mtu} : {}
+          return {name, addresses: d.addresses, up: d.up, ...(v ? {linkLocal: v.linkLocal, ...mtu} : {})}
+        }),
+      )
+      added.forEach((name, i) => {
+        const why = errs[i]
+        if (why === null || why === undefined) return
+        addon.engineRemove(name, true)
+        const r = running.get(name)
+        running.delete(name)
+        gone.push(join(dir, `${name}.stats.json`)) // (a small commit wrote its first counters already)
+        results[name] = {ok: false, error: `configuring its device: ${why}`, ...(r ? {generation: r.state.generation} : {})}
+        log(`adding ${name} failed: configuring its device: ${why}`)
+      })
+    }
+    // what runs is what the record holds (a failed start's entry: the CLI puts its previous one back or removes it)
+    for (const [name, r] of running) if (desired.get(name) !== r.state) rewrite = true
+    if (rewrite) writeRecord(new Map([...running].map(([n, r]) => [n, r.state])))
+    else seen = recordStamp()
     const tk = Date.now()
+    const configureMs = tk - tc
+    for (let i = twins.length - 1; i >= 0; i--) if (!running.has(twins[i]!.name) || viewed.has(twins[i]!.name)) twins.splice(i, 1)
     kernelView(twins)
     const kernelViewMs = Date.now() - tk
     for (const t of twins) {
       const r = running.get(t.name)
       if (r) r.wasUp = isUp(t.name)
     }
-    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (kernel view of ${twins.length}: ${kernelViewMs} ms)`)
+    for (const name of viewed) {
+      const r = running.get(name)
+      if (r) r.wasUp = devices.get(name)!.up
+    }
+    // where a commit's time goes (bench/scale.sh reports it): state files read, the tunnels' loop (of which in the
+    // addon's add/change: the TUN devices), the created devices configured, the kernel view (ip) of the others
+    log(`commit: ${names.length} desired, ${running.size} running, ${Object.values(results).filter((r) => !r.ok).length} failed in ${Date.now() - t0} ms (state record read: ${tRead - t0} ms, tunnels: ${tc - tRead} ms of which adds/changes ${Math.round(addMs)} ms, ${added.length} devices configured: ${configureMs} ms, kernel view of ${twins.length}: ${kernelViewMs} ms)`)
     return {ok: true, pid: process.pid, results, running: [...running.keys()]}
   }
 
@@ -398,35 +514,21 @@ function serve(dir: string) {
     process.exit(code)
   }
 
-  // the state file of a running tunnel damaged or removed by hand (never by the CLI, which commits after it):
-  // write back what runs, so the CLI keeps recognising this engine and the tunnel's parameters
-  const repairState = (name: string, r: Running) => {
-    let ok = false
-    try {
-      const cur = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8'))
-      ok = cur?.name === name && typeof cur?.params?.mode === 'string'
-    } catch {}
-    if (ok) return
-    log(`state file of ${name} unreadable: rewriting it`)
-    writeAtomic(join(dir, `${name}.json`), r.state)
-  }
-
   const timer = setInterval(() => {
     refreshes = 0
-    const forgotten: string[] = []
+    const forgotten: Array<{name: string; generation: number}> = []
     const cameUp: TwinTunnel[] = []
     for (const [name, r] of [...running]) {
       try {
         const n = addon.engineStats(name)
         if (n?.deviceGone || !existsSync(`/sys/class/net/${name}`)) {
-          // the device was deleted by someone else (ip link del): the tunnel is gone, so is its record
+          // the device was deleted by someone else (ip link del): the tunnel is gone, so is its entry
           addon.engineRemove(name, false)
           running.delete(name)
-          for (const f of [`${name}.stats.json`, `${name}.json`]) forgotten.push(join(dir, f))
+          forgotten.push({name, generation: r.state.generation})
           log(`${name} was deleted; forgot it`)
           continue
         }
-        if (!busy) repairState(name, r)
         // addrconf adds the link-local addresses on NETDEV_UP (and drops them on NETDEV_DOWN)
         const up = isUp(name)
         if (up && r.wasUp === false) cameUp.push({name, params: r.state.params, withMtu: false})
@@ -437,9 +539,19 @@ function serve(dir: string) {
         log(`counters of ${name}: ${e.message}`)
       }
     }
-    // their files in parallel, as a commit's; the next commit reads the state files only once they are gone
+    // the state record damaged, lost or edited by hand (never by the CLI, which commits after it writes it: a
+    // tick between its write and its commit finds every running tunnel in it): what runs is written back, so the
+    // CLI keeps recognising this engine and the tunnels' parameters; the forgotten tunnels go out of it
+    if (!busy && (forgotten.length || (running.size && recordStamp() !== seen))) {
+      try {
+        updateRecord(forgotten, 'at the check every second')
+      } catch (e: any) {
+        log(`state record: ${e.message}`)
+      }
+    }
+    // their counters files in parallel, as a commit's; the next commit runs only once they are gone
     if (forgotten.length) {
-      const removed = Promise.all(forgotten.map((f) => unlink(f).catch(() => {})))
+      const removed = Promise.all(forgotten.map((f) => unlink(join(dir, `${f.name}.stats.json`)).catch(() => {})))
       commits = commits.then(() => removed)
     }
     kernelView(cameUp)
@@ -455,7 +567,7 @@ function serve(dir: string) {
   let busy = false
   let committed = false
   const bornAt = Date.now()
-  // commits one after another (the next reads the state files only once the previous one's removals are done)
+  // commits one after another (the next reads the state record only once the previous one's removals are done)
   let commits: Promise<unknown> = Promise.resolve()
   const failed = (error: string): CommitReply => ({ok: false, pid: process.pid, results: {}, running: [...running.keys()], error})
   const answer = (line: string): Promise<CommitReply> => {
@@ -473,7 +585,7 @@ function serve(dir: string) {
       try {
         const names = (v: unknown) => new Set<string>(Array.isArray(v) ? v.filter((x) => typeof x === 'string') : [])
         const gone: string[] = []
-        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone)
+        const reply = commit(names(req.stop), names(req.forget), Array.isArray(req.order) ? req.order : [], gone, createdDevices(req.devices))
         // the removed tunnels' files, in parallel (libuv's pool) before the reply: one at a time, 1000 unlinks took
         // 1-5 s on a disk-backed /run that discards each freed block at once (this VM), in parallel ~20x less
         await Promise.all(gone.map((f) => unlink(f).catch(() => {})))
@@ -514,8 +626,20 @@ function serve(dir: string) {
   server.listen(files.sock, () => {
     process.umask(umask)
     chmodSync(files.sock, 0o600)
-    writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir})
+    // stateRecord: this engine reads the state record (an older release's read per-tunnel files: control.ts replaces it)
+    writeAtomic(files.record, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), dir, stateRecord: 1})
     log(`engine listening on ${files.sock}`)
+    // the CLI that launched this engine waits for this line (control.ts launchEngine)
+    const readyFd = Number(process.env.TUNCTL_ENGINE_READY_FD)
+    delete process.env.TUNCTL_ENGINE_READY_FD
+    if (Number.isInteger(readyFd) && readyFd > 2) {
+      try {
+        writeSync(readyFd, `${process.pid}\n`)
+        closeSync(readyFd)
+      } catch (e: any) {
+        log(`ready pipe (fd ${readyFd}): ${e.message}`)
+      }
+    }
   })
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))

@@ -212,6 +212,20 @@ export function kernelViewLines(tunnels: TwinTunnel[], links: Map<string, LinkVi
   return lines
 }
 
+/**
+ * The kernel view of a device the engine has just created and configures itself in its commit (native/nlbatch.c),
+ * without ip: addrgenmode none was set when it was made (so it has no link-scope address of its own); the link-local
+ * addresses addrconf would add when it comes up (kernelIpv6Addresses, the /64 ones as kernelViewLines adds them) and,
+ * without a configured MTU, the kernel's default (tdevMtu: the MTU of the device the route to the remote leaves by,
+ * else of `dev`, as kernelViewLines picks it). Undefined when the addresses depend on the namespace's IPv4 addresses
+ * (local any for gre and sit): kernelViewLines does those.
+ */
+export function createdDeviceView(p: TwinParams & {mtu?: number}, up: boolean, tdevMtu: number | undefined): {linkLocal: string[]; mtu?: number} | undefined {
+  if (p.local === 'any' && (p.mode === 'gre' || p.mode === 'sit')) return undefined
+  const linkLocal = up ? kernelIpv6Addresses(p, []).filter((a) => a.prefixlen === 64).map((a) => `${a.address}/${a.prefixlen}`) : []
+  return {linkLocal, ...(p.mtu === undefined ? {mtu: kernelDefaultMtu(p, tdevMtu)} : {})}
+}
+
 // ---- impure: the engine's calls (it runs inside the tunnels' namespace), batched per transaction ----
 
 

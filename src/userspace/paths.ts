@@ -1,8 +1,10 @@
-// Where the userspace encapsulator keeps its state: runDir(netns)/<name>.{json,stats.json}, the engine's
-// .engine.{sock,json,log} (src/lib/rundir.ts:
-// /run/tunctl/host or /run/tunctl/ns/NAME); a tunnel started by an older release keeps its files in the legacy
-// /run/tunctl/<netns|default>/ (told apart by the state's own netns field) until it is stopped.
-import {existsSync, readFileSync} from 'node:fs'
+// Where the userspace encapsulator keeps its state, in runDir(netns) (src/lib/rundir.ts: /run/tunctl/host or
+// /run/tunctl/ns/NAME): the namespace's state record .tunnels.json (every tunnel's parameters, one file written
+// atomically per change however many tunnels change), each tunnel's counters <name>.stats.json, the engine's
+// .engine.{sock,json,log}. Older releases kept one state file per tunnel: <name>.json in the same directory, or in
+// the legacy /run/tunctl/<netns|default>/ (told apart by the state's own netns field); they are read as long as
+// they are there, and the next apply moves them into the record.
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {manageableName} from '../lib/names.js'
 import {legacyRunDir, runDir} from '../lib/rundir.js'
@@ -28,7 +30,8 @@ export function legacyStateIsFor(file: string, netns?: string): boolean {
   }
 }
 
-/** `<name>.json` of the namespace: the current layout, or a legacy one recorded for this namespace. */
+/** An older release's per-tunnel state file `<name>.json` of the namespace: in the run dir, or a legacy one recorded
+ * for this namespace (the next apply moves it into the state record). */
 export function statePath(name: string, netns?: string): string {
   const p = join(nsDir(netns), `${name}.json`)
   if (existsSync(p)) return p
@@ -42,8 +45,92 @@ export function engineFiles(dir: string): {sock: string; record: string; log: st
   return {sock: join(dir, '.engine.sock'), record: join(dir, '.engine.json'), log: join(dir, '.engine.log')}
 }
 
+/** `<name>.stats.json`: the run dir's, or a legacy-layout tunnel's (beside its state file) */
 export function statsPath(name: string, netns?: string): string {
   return statePath(name, netns).replace(/\.json$/, '.stats.json')
+}
+
+/** The state record of a run dir: a dot file (never a tunnel's, like the engine's files). */
+export function recordPath(dir: string): string {
+  return join(dir, '.tunnels.json')
+}
+
+/**
+ * `.tunnels.json`: the parameters of every userspace tunnel of the namespace, written (writeAtomic, one fsync) by
+ * the CLI before each commit and by the engine when what it runs differs from it (another engine pid, tunnels it
+ * removed, an entry it runs that is missing). No file: no tunnel.
+ */
+export interface StateRecord {
+  /** the engine that runs (or is starting to run) the tunnels, with its start time; trusted only once proven
+   * (control.ts isDaemonAlive: command line, run dir, start time) */
+  pid?: number
+  startTicks?: number
+  netns?: string
+  /** by name; each entry as EncapState (its own pid, if any, is not used: the record's is) */
+  tunnels: Record<string, EncapState>
+}
+
+/** What readRecord found: the valid entries (a damaged entry is left out and `damaged` set); undefined = no file;
+ * null = unreadable (corrupt or edited: nothing in it is trusted) */
+export type RecordRead = (StateRecord & {damaged?: string[]}) | undefined | null
+
+/** The state record of `dir` (see RecordRead). */
+export function readRecord(dir: string): RecordRead {
+  let text: string
+  try {
+    text = readFileSync(recordPath(dir), 'utf8')
+  } catch {
+    return undefined
+  }
+  let v: any
+  try {
+    v = JSON.parse(text)
+  } catch {
+    return null
+  }
+  if (!isObj(v) || !isObj(v.tunnels)) return null
+  const tunnels: Record<string, EncapState> = {}
+  const damaged: string[] = []
+  for (const [name, st] of Object.entries(v.tunnels)) {
+    if (isEncapState(st) && st.name === name) tunnels[name] = st
+    else damaged.push(name)
+  }
+  const pid = isCount(v.pid) && v.pid > 0 ? (v.pid as number) : undefined
+  const startTicks = isCount(v.startTicks) ? (v.startTicks as number) : undefined
+  return {...(pid ? {pid} : {}), ...(startTicks !== undefined ? {startTicks} : {}), ...(typeof v.netns === 'string' ? {netns: v.netns} : {}), tunnels, ...(damaged.length ? {damaged} : {})}
+}
+
+/** The record's content as written: compact (1000 tunnels), entries by name in a stable order. */
+export function recordText(r: StateRecord): string {
+  const tunnels: Record<string, EncapState> = {}
+  for (const n of Object.keys(r.tunnels).sort()) {
+    const {pid: _p, startTicks: _s, netns: _n, ...st} = r.tunnels[n]! // the record's pid, start time and netns hold for all
+    tunnels[n] = st as EncapState
+  }
+  return JSON.stringify({...(r.pid ? {pid: r.pid} : {}), ...(r.startTicks !== undefined ? {startTicks: r.startTicks} : {}), ...(r.netns ? {netns: r.netns} : {}), tunnels}) + '\n'
+}
+
+/** An older release's per-tunnel state files `<name>.json` in `dir` (valid ones, by name) and their paths. */
+export function perTunnelStates(dir: string): {states: Map<string, EncapState>; files: string[]} {
+  const states = new Map<string, EncapState>()
+  const files: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return {states, files}
+  }
+  for (const f of names.sort()) {
+    if (f.startsWith('.') || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+    try {
+      const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
+      if (isEncapState(st) && `${st.name}.json` === f) {
+        states.set(st.name, st)
+        files.push(join(dir, f))
+      }
+    } catch {}
+  }
+  return {states, files}
 }
 
 export function logPath(name: string, netns?: string): string {
@@ -53,7 +140,7 @@ export function logPath(name: string, netns?: string): string {
 const isObj = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
 
-/** A state file's content as startEncap writes it (anything else is corrupt and not trusted). */
+/** A state-record entry (or an older release's state file) as applyEncaps writes it (anything else is corrupt and not trusted). */
 export function isEncapState(v: unknown): v is EncapState {
   if (!isObj(v) || !manageableName(v.name) || !isObj(v.params)) return false
   const p = v.params
@@ -77,7 +164,7 @@ export function isEncapStats(v: unknown): v is EncapStats {
   return true
 }
 
-/** `<name>.json`: written by the CLI (applyEncaps), pid filled in by the namespace's engine. */
+/** One tunnel's entry of the state record (an older release's `<name>.json` file: the same, with the engine's pid). */
 export interface EncapState {
   name: string
   netns?: string

@@ -10,7 +10,7 @@ import {shownTunnels} from '../lib/schemas.js'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
 import {isDaemonAlive} from '../../src/userspace/control.js'
-import {statePath} from '../../src/userspace/paths.js'
+import {nsDir, readRecord, recordPath} from '../../src/userspace/paths.js'
 import {example, exampleName, examplePath, mirror, yaml, type Mode} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, whyNoHost} from './lib/netns.js'
 import {waitFor} from '../lib/wait.js'
@@ -60,7 +60,20 @@ for (const [mode, innerB, innerA] of CASES) {
   t('apply (auto driver) in both namespaces picks userspace; traffic flows both ways', () => {
     const p = ok(['plan', '--netns', pair!.a, examplePath(mode)])
     assert.match(p.out, new RegExp(`\\+ ${name} \\(${mode}, userspace\\)`))
+    // the engine sets the created device's mark, MTU, addresses and up state (no ip lines for them), and says so
+    const spec = example(mode).tunnels[name] as {addresses: string[]; mtu?: number}
+    const shown = ok(['plan', '--show-commands', '--netns', pair!.a, examplePath(mode)]).out
+    const start = shown.split('\n').find((l) => l.includes(`$ (userspace) start encapsulator for ${name}, its new device: `))
+    assert.ok(start, shown)
+    const what = start!.split('its new device: ')[1]!.split(', ')
+    assert.equal(what.sort(), ['alias tunctl', ...(spec.mtu ? [`mtu ${spec.mtu}`] : []), ...spec.addresses.map((a) => `addr ${a}`), 'up'].sort())
+    assert.not.match(shown, new RegExp(`\\] ip (link set|addr add) .*dev ${name}\\b`), shown)
     ok(['apply', '--netns', pair!.a, examplePath(mode)])
+    const dev = JSON.parse(run('ip', ['-n', pair!.a, '-j', '-d', 'addr', 'show', 'dev', name]).out)[0]
+    assert.equal([dev.ifalias, dev.flags.includes('UP'), dev.linkinfo?.info_data?.persist], ['tunctl', true, true])
+    if (spec.mtu) assert.is(dev.mtu, spec.mtu)
+    const global = dev.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`)
+    assert.equal(global.sort(), [...spec.addresses].sort())
     ok(['apply', '--netns', pair!.b, mirrorFile])
     const ab = ping(pair!.a, innerB)
     assert.ok(ab.ok, ab.out)
@@ -116,7 +129,8 @@ for (const [mode, innerB, innerA] of CASES) {
     const pid = showJson(pair!.a).find((x) => x.name === name).pid
     ok(['del', '--netns', pair!.a, name])
     assert.is.not(run('ip', ['-n', pair!.a, 'link', 'show', 'dev', name]).code, 0, 'device')
-    assert.is(existsSync(statePath(name, pair!.a)), false, 'state file')
+    assert.is(readRecord(nsDir(pair!.a))?.tunnels[name], undefined, 'its entry in the state record')
+    assert.is(existsSync(recordPath(nsDir(pair!.a))), false, 'the state record (no userspace tunnel left)')
     assert.is(isDaemonAlive(pid), false, 'daemon process')
   })
 

@@ -1,5 +1,5 @@
 // Crash safety of the userspace driver (issue #6): a TUN device carries tunctl's mark from the moment it exists,
-// so a CLI killed mid-apply, a killed engine, a damaged or lost state file, or a failed batch leave nothing that
+// so a CLI killed mid-apply, a killed engine, a damaged or lost state record, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable} from '../../src/userspace/addon.js'
-import {nsDir, statePath, statsPath} from '../../src/userspace/paths.js'
+import {nsDir, readRecord, recordPath, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
 import {tunctl, tunctlOk as ok} from './lib/cli.js'
@@ -45,7 +45,7 @@ function engines(ns: string): number[] {
   return out.sort()
 }
 
-/** state/stats files left for ns */
+/** state record, counters and engine files left for ns */
 function records(ns: string): string[] {
   try {
     return readdirSync(nsDir(ns)).filter((f) => f.endsWith('.json'))
@@ -167,26 +167,59 @@ const why =
       assert.ok(p.ok, p.out)
     })
 
-    t('a damaged state file: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
+    t('SIGKILL of the engine, then a replace (stop and start in one apply): one new engine does it', async () => {
       const [pid] = engines(pair!.a)
-      writeFileSync(statePath('g1', pair!.a), '{"name": "g1", "params": nul')
+      process.kill(pid!, 'SIGKILL')
+      await until('engine gone', () => engines(pair!.a).length === 0)
+      const log = join(nsDir(pair!.a), '.engine.log')
+      const started = () => (readFileSync(log, 'utf8').match(/engine listening/g) ?? []).length
+      const before = started()
+      const ipip = join(scratch, 'ipip.yaml')
+      writeFileSync(ipip, yaml({version: 1, tunnels: {g1: {mode: 'ipip', local: '198.51.100.1', remote: '198.51.100.2', ttl: 64, addresses: ['10.78.1.1/30']}}}))
+      const r = ok(['apply', '--netns', pair!.a, ipip])
+      assert.match(r.out, /replace/)
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))?.tunnels ?? {}), ['g1'])
+      assert.is(readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode, 'ipip')
+      // the engine launched early for the start is not handed the stop of the dead engine's tunnel (a commit of
+      // that stop alone would leave it nothing to run: it would exit, and the start would need another engine)
+      assert.is(started() - before, 1, readFileSync(log, 'utf8'))
+      assert.is(engines(pair!.a).length, 1)
+      ok(['apply', '--netns', pair!.a, file])
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+    })
+
+    t('a damaged state record: show still knows the tunnel (from the stats file); apply converges; del works', async () => {
+      const [pid] = engines(pair!.a)
+      const rec = recordPath(nsDir(pair!.a))
+      writeFileSync(rec, '{"tunnels": {"g1": {"name": "g1", "params": nul')
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g, 'g1 shown')
       assert.is(g.mode, 'gre')
       assert.is(g.alive, true)
       ok(['apply', '--netns', pair!.a, file])
       assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
-      // the engine writes the state back within a second
-      const readable = () => {
-        try {
-          return JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8')).params.mode === 'gre'
-        } catch {
-          return false
-        }
-      }
-      await until('the state file rewritten', readable, 5000)
+      // the engine writes what it runs back within a second
+      await until('the state record rewritten', () => readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode === 'gre', 5000)
+      assert.is(readRecord(nsDir(pair!.a))?.pid, pid, 'naming the engine')
       assert.equal(engines(pair!.a), [pid!], 'the same engine')
-      writeFileSync(statePath('g1', pair!.a), 'garbage')
+      // an entry gone from a readable record: written back too (only a stop removes a running tunnel)
+      writeFileSync(rec, JSON.stringify({tunnels: {}}))
+      await until('the entry written back', () => readRecord(nsDir(pair!.a))?.tunnels.g1?.params.mode === 'gre', 5000)
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      // damaged again, then an apply that starts another tunnel: the CLI's record holds only what it knows (g2);
+      // the engine keeps g1 running and puts it back
+      writeFileSync(rec, 'garbage')
+      const two = join(scratch, 'damaged-two.yaml')
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2: {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}}}))
+      const r2 = ok(['apply', '--netns', pair!.a, two])
+      assert.match(r2.err, /ignoring state record/)
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))?.tunnels ?? {}), ['g1', 'g2'])
+      assert.equal(engines(pair!.a), [pid!], 'the same engine')
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, `g1 still carries traffic: ${p.out}`)
+      ok(['del', '--netns', pair!.a, 'g2'])
+      writeFileSync(rec, 'garbage')
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
@@ -198,7 +231,7 @@ const why =
       const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
       await until('engine gone', () => engines(pair!.a).length === 0)
-      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      for (const f of [recordPath(nsDir(pair!.a)), statsPath('g1', pair!.a)]) unlinkSync(f)
       const g = showJson(pair!.a).find((x) => x.name === 'g1')
       assert.ok(g?.owned, 'owned')
       assert.is(g.mode, 'unknown')
@@ -209,7 +242,7 @@ const why =
       const p = ping(pair!.a, '10.78.1.2')
       assert.ok(p.ok, p.out)
       // lost again, this time with the engine alive: del still removes the device, and the engine exits
-      for (const f of [statePath('g1', pair!.a), statsPath('g1', pair!.a)]) unlinkSync(f)
+      for (const f of [recordPath(nsDir(pair!.a)), statsPath('g1', pair!.a)]) unlinkSync(f)
       ok(['del', '--netns', pair!.a, 'g1'])
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
@@ -217,7 +250,13 @@ const why =
 
     t('a batch line failing after a userspace create (TUNCTL_FAIL_AT_LINE=1): no device, engine tunnel or state is left', async () => {
       assert.is(tuns(pair!.a).size, 0)
-      const r = tunctl(['apply', '--netns', pair!.a, file], {TUNCTL_FAIL_AT_LINE: '1'})
+      // the engine configures the device it creates (addresses, up: no batch lines); the route is the batch's one line
+      const routed = join(scratch, 'one-routed.yaml')
+      writeFileSync(routed, yaml({version: 1, tunnels: {g1: {...spec.g1, routes: [{to: '203.0.113.0/24'}]}}}))
+      const cmds = JSON.parse(tunctl(['plan', '--json', '--show-commands', '--netns', pair!.a, routed]).out).commands
+      assert.is(cmds.length, 1, JSON.stringify(cmds))
+      assert.match(JSON.stringify(cmds[0]), /route add 203\.0\.113\.0\/24 dev g1/)
+      const r = tunctl(['apply', '--netns', pair!.a, routed], {TUNCTL_FAIL_AT_LINE: '1'})
       assert.is.not(r.code, 0, r.out + r.err)
       assert.match(r.out + r.err, /restored|rolled back/i)
       assert.is(tuns(pair!.a).size, 0, [...tuns(pair!.a).keys()].join(' '))
@@ -225,6 +264,37 @@ const why =
       assert.equal(records(pair!.a), [])
       ok(['apply', '--netns', pair!.a, file])
       assert.is(tuns(pair!.a).size, 1)
+    })
+
+    t('a device refusing what the engine sets on it fails its tunnel: exit 1, restored, no device, engine tunnel or state of the new ones', async () => {
+      // new devices of the namespace get no IPv6 (disable_ipv6): the engine's RTM_NEWADDR for g3's IPv6 address is
+      // refused (EACCES); g2 (IPv4 only) was created and configured in the same commit and goes with the rollback
+      assert.equal([...tuns(pair!.a).keys()], ['g1'])
+      const before = showJson(pair!.a).map((x) => [x.name, x.alive, x.addresses])
+      const two = join(scratch, 'refused.yaml')
+      const g2 = {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2, g3: {...spec.g1, key: 3, addresses: ['10.78.3.1/30', '2001:db8:78::1/64']}}}))
+      run('ip', ['netns', 'exec', pair!.a, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'])
+      try {
+        const r = tunctl(['apply', '--netns', pair!.a, two])
+        assert.is(r.code, 1, r.out + r.err)
+        assert.match(r.err, /g3.*configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
+        assert.match(r.err, /restored/)
+        assert.equal([...tuns(pair!.a).keys()], ['g1'], 'g2 and g3 gone, g1 kept')
+        assert.equal(showJson(pair!.a).map((x) => [x.name, x.alive, x.addresses]), before)
+        assert.equal(records(pair!.a).filter((f) => /^g[23]\./.test(f)), [], 'no state of g2, g3')
+        const log = readFileSync(join(nsDir(pair!.a), '.engine.log'), 'utf8')
+        assert.match(log, /adding g3 failed: configuring its device: addr 2001:db8:78::1\/64: Permission denied/)
+      } finally {
+        run('ip', ['netns', 'exec', pair!.a, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=0'])
+      }
+      // IPv6 back: the same apply passes, the devices as the batch would have made them
+      ok(['apply', '--netns', pair!.a, two])
+      const addrs = JSON.parse(run('ip', ['-n', pair!.a, '-j', 'addr', 'show', 'dev', 'g3']).out)[0]
+      assert.equal(addrs.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort(), ['10.78.3.1/30', '2001:db8:78::1/64'])
+      assert.equal(tuns(pair!.a).get('g3'), {up: true, alias: 'tunctl', persist: true})
+      ok(['apply', '--prune', '--netns', pair!.a, file])
+      assert.equal([...tuns(pair!.a).keys()], ['g1'])
     })
 
     t('the CLI signals no process it cannot prove is the namespace\'s engine (a reused pid in the state file)', async () => {
@@ -241,9 +311,9 @@ const why =
         const [pid] = engines(pair!.a)
         process.kill(pid!, 'SIGKILL')
         await until('engine gone', () => engines(pair!.a).length === 0)
-        const st = JSON.parse(readFileSync(statePath('g1', pair!.a), 'utf8'))
-        writeFileSync(statePath('g1', pair!.a), JSON.stringify({...st, pid: decoy.pid, startTicks: undefined}))
-        writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: st.generation}))
+        const rec = JSON.parse(readFileSync(recordPath(nsDir(pair!.a)), 'utf8'))
+        writeFileSync(recordPath(nsDir(pair!.a)), JSON.stringify({...rec, pid: decoy.pid, startTicks: undefined}))
+        writeFileSync(statsPath('g1', pair!.a), JSON.stringify({name: 'g1', pid: decoy.pid, generation: rec.tunnels.g1.generation}))
         ok(['del', '--netns', pair!.a, 'g1'])
         assert.is(decoy.exitCode, null)
         assert.is(decoy.signalCode, null)
@@ -252,6 +322,57 @@ const why =
       } finally {
         decoy.kill('SIGKILL')
       }
+    })
+
+    t('an older release\'s engine (it reads per-tunnel files, not the record): the next change stops it and a new engine takes its tunnels over', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [old] = engines(pair!.a)
+      const files = join(nsDir(pair!.a), '.engine.json')
+      const {stateRecord, ...rec} = JSON.parse(readFileSync(files, 'utf8'))
+      assert.is(stateRecord, 1, 'this release\'s engine says it reads the record')
+      writeFileSync(files, JSON.stringify(rec)) // what an older release's engine wrote
+      const two = join(scratch, 'two.yaml')
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2: {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}}}))
+      ok(['apply', '--netns', pair!.a, two])
+      const now = engines(pair!.a)
+      assert.is(now.length, 1)
+      assert.is.not(now[0], old, 'a new engine')
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))!.tunnels), ['g1', 'g2'])
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, `g1 carries traffic after the handover: ${p.out}`)
+      assert.match(ok(['apply', '--netns', pair!.a, two]).out, /No changes/)
+      ok(['del', '--netns', pair!.a, 'g1', 'g2'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
+    })
+
+    t('an older release\'s per-tunnel state file (engine dead): show reads it; apply moves it into the record; del works', async () => {
+      ok(['apply', '--netns', pair!.a, file])
+      const [pid] = engines(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('engine gone', () => engines(pair!.a).length === 0)
+      // what the release before the state record wrote: <name>.json per tunnel, naming its engine
+      const dir = nsDir(pair!.a)
+      const rec = readRecord(dir)!
+      const old = join(dir, 'g1.json')
+      writeFileSync(old, JSON.stringify({...rec.tunnels.g1, netns: pair!.a, pid, startTicks: rec.startTicks}))
+      unlinkSync(recordPath(dir))
+      const g = showJson(pair!.a).find((x) => x.name === 'g1')
+      assert.is(g?.mode, 'gre')
+      assert.is(g?.alive, false)
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(existsSync(old), false, 'the per-tunnel file is gone')
+      const now = readRecord(dir)
+      assert.is(now?.tunnels.g1?.params.mode, 'gre')
+      assert.equal(engines(pair!.a), [now!.pid!], 'the record names the new engine')
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      ok(['del', '--netns', pair!.a, 'g1'])
+      assert.is(tuns(pair!.a).size, 0)
+      await until('no engine', () => engines(pair!.a).length === 0)
+      assert.equal(records(pair!.a), [])
     })
   }
   t.run()

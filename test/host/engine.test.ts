@@ -2,6 +2,7 @@
 // a namespace with a fixed pool of packet threads; an in-place change of one tunnel does not disturb another's
 // traffic; the engine killed (SIGKILL) at any moment of an apply leaves a namespace the next apply converges.
 import {spawn} from 'node:child_process'
+import {connect} from 'node:net'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -69,13 +70,16 @@ function threads(pid: number): number {
       assert.ok(pid, 'an engine runs')
       const dir = nsDir(pair!.a)
       const engineJs = join(process.cwd(), 'dist', 'userspace', 'engine.js')
-      // as the CLI starts it (what it logs goes to the engine log, here to this pipe)
-      const second = spawn('ip', ['netns', 'exec', pair!.a, process.execPath, engineJs, dir], {stdio: ['ignore', 'pipe', 'ignore']})
+      // as the CLI starts it (what it logs goes to the engine log, here to this pipe; fd 3: its ready pipe)
+      const second = spawn('ip', ['netns', 'exec', pair!.a, process.execPath, engineJs, dir], {stdio: ['ignore', 'pipe', 'ignore', 'pipe'], env: {...process.env, TUNCTL_ENGINE_READY_FD: '3'}})
       let logged = ''
+      let said = ''
       second.stdout!.on('data', (d) => (logged += d))
+      second.stdio[3]!.on('data', (d) => (said += d))
       const code = await new Promise<number | null>((res) => second.on('close', (c) => res(c)))
       assert.is(code, 0, 'the second engine exits 0')
       assert.match(logged, /another engine answers on the control socket/)
+      assert.is(said, '', 'it never says it is ready (the CLI then finds the running engine by its record)')
       assert.equal(daemonsOf(pair!.a), [pid], 'the first engine still runs, alone')
       const shown = showJson(pair!.a)
       for (const x of shown) assert.is(x.alive, true, `${x.name} alive`)
@@ -83,6 +87,57 @@ function threads(pid: number): number {
       // and it still answers a commit
       ok(['del', '--netns', pair!.a, 'g1', 'g2'])
       await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
+    })
+
+    t('an engine started through a wrapper that closes the ready pipe (TUNCTL_DAEMON_NODE): the CLI finds it the old way', async () => {
+      assert.equal(daemonsOf(pair!.a), [])
+      const wrapper = join(scratch, 'node-closing-fd3')
+      writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} "$@" 3>&-\n`, {mode: 0o755})
+      const f = specFile('one.yaml', gres(1, '198.51.100.1', '198.51.100.2', 1))
+      ok(['apply', '--netns', pair!.a, f], {TUNCTL_DAEMON_NODE: wrapper})
+      const [pid] = daemonsOf(pair!.a)
+      assert.ok(pid, 'an engine runs')
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /engine\.js/)
+      const shown = showJson(pair!.a)
+      assert.is(shown.find((x) => x.name === 'g1')?.alive, true)
+      assert.equal(leftovers(pair!.a, shown), [])
+      ok(['del', '--netns', pair!.a, 'g1'])
+      await until('the engine exits with its last tunnel', () => daemonsOf(pair!.a).length === 0, 10_000)
+    })
+
+    t('a launched engine writes its pid on the ready pipe once its control socket answers (the CLI does not poll)', async () => {
+      assert.equal(daemonsOf(pair!.a), [])
+      const dir = nsDir(pair!.a)
+      const engineJs = join(process.cwd(), 'dist', 'userspace', 'engine.js')
+      const e = spawn('ip', ['netns', 'exec', pair!.a, process.execPath, engineJs, dir], {stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: {...process.env, TUNCTL_ENGINE_READY_FD: '3'}})
+      try {
+        const line = await new Promise<string>((res, rej) => {
+          let buf = ''
+          e.stdio[3]!.on('data', (d) => {
+            buf += d
+            if (buf.includes('\n')) res(buf)
+          })
+          e.stdio[3]!.on('close', () => rej(new Error(`the ready pipe closed after ${JSON.stringify(buf)}`)))
+        })
+        assert.is(line, `${e.pid}\n`, 'its pid (ip netns exec execs the engine: the spawned pid)')
+        // at that moment the socket answers at the first try
+        const reply = await new Promise<string>((res, rej) => {
+          const c = connect(join(dir, '.engine.sock'))
+          let r = ''
+          c.on('connect', () => c.write('{"op":"ping"}\n'))
+          c.on('data', (d) => {
+            r += d
+            if (r.includes('\n')) (c.destroy(), res(r))
+          })
+          c.on('error', rej)
+        })
+        assert.is(JSON.parse(reply).pid, e.pid)
+        assert.equal(daemonsOf(pair!.a), [e.pid!])
+      } finally {
+        e.kill('SIGTERM')
+        await new Promise((r) => (e.exitCode !== null ? r(null) : e.on('exit', r)))
+      }
+      await until('no engine', () => daemonsOf(pair!.a).length === 0, 10_000)
     })
   }
   t.run()

@@ -13,7 +13,7 @@ import {join} from 'node:path'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {addonAvailable, loadAddon} from '../../src/userspace/addon.js'
-import {engineFiles, nsDir, statsPath} from '../../src/userspace/paths.js'
+import {engineFiles, nsDir, recordPath, statsPath} from '../../src/userspace/paths.js'
 import {yaml} from '../uml/lib/spec.js'
 import {icmp4} from '../unit/userspace/packets.js'
 import {waitFor} from '../lib/wait.js'
@@ -171,7 +171,10 @@ for (const alg of ALGS) {
       assert.match(exported, /key-file: \S+\.keys/, exported) // written back as the key-file reference, like the kernel driver's
       assert.match(exported, /spi-out: "?0x0*1001"?/, exported)
       const files = [show, ok(['show', '--netns', pair!.a, 'vti1']).out, exported]
-      for (const f of ['.json', '.stats.json', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
+      for (const f of ['.stats.json', '.esp-seq']) files.push(readFileSync(statsPath('vti1', pair!.a).replace('.stats.json', f), 'utf8'))
+      const rec = readFileSync(recordPath(nsDir(pair!.a)), 'utf8') // the state record: the key file's path and fingerprint
+      assert.match(rec, /"keyFingerprint"/)
+      files.push(rec)
       files.push(readFileSync(engineFiles(nsDir(pair!.a)).log, 'utf8')) // the namespace's engine log
       for (const v of Object.values(alg.keys)) for (const text of files) assert.not.ok(text.toLowerCase().includes(v.slice(0, 16)), `a key in ${text.slice(0, 200)}`)
     })

@@ -179,7 +179,7 @@ export class FakeSystem implements System {
     })
   }
 
-  async startEncap(name: string, p: TunnelParams): Promise<void> {
+  async startEncap(name: string, p: TunnelParams, _ipsec?: unknown, device?: {addresses: string[]; up: boolean}): Promise<void> {
     this.log.push(`start ${name}`)
     if (this.startFails) throw new Error('encapsulator did not start')
     const t = this.tunnels.get(name)
@@ -188,7 +188,9 @@ export class FakeSystem implements System {
       t.alive = true
       t.params = {...p, mtu: t.params.mtu, up: t.params.up}
     } else {
-      this.tunnels.set(name, {name, ifindex: this.nextIndex++, driver: 'userspace', params: {...p, mtu: 1500, up: false}, addresses: [], routes: [], owned: false, operstate: 'DOWN', pid: 4242, alive: true})
+      // like the engine: the device it makes has the mark and the MTU, and a create's addresses and up state
+      const up = device?.up ?? false
+      this.tunnels.set(name, {name, ifindex: this.nextIndex++, driver: 'userspace', params: {...p, mtu: p.mtu ?? 1500, up}, addresses: [...(device?.addresses ?? [])].sort(), routes: [], owned: true, operstate: up ? 'UNKNOWN' : 'DOWN', pid: 4242, alive: true})
     }
   }
 

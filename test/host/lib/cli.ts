@@ -4,7 +4,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import * as assert from 'uvu/assert'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {nsDir} from '../../../src/userspace/paths.js'
+import {nsDir, readRecord} from '../../../src/userspace/paths.js'
 import {shownTunnels} from '../../lib/schemas.js'
 import {cliEnv, runCli} from '../../lib/cli.js'
 import {waitFor} from '../../lib/wait.js'
@@ -144,11 +144,19 @@ export function leftovers(ns: string, tunnels: any[]): string[] {
     if (f === 'lock' || f === 'confirm-result.json' || f === 'confirm.log' || f === '.engine.log') continue
     // the engine's control socket and identity record, while it runs
     if ((f === '.engine.sock' || f === '.engine.json') && daemons.length) continue
-    const m = /^(.*?)(\.stats)?\.(json|log)$/.exec(f)
+    // the state record: there while userspace tunnels are, naming exactly them
+    if (f === '.tunnels.json' && names.size) {
+      const rec = readRecord(nsDir(ns))
+      const inRec = Object.keys(rec?.tunnels ?? {}).sort()
+      if (inRec.join() !== [...names].sort().join()) problems.push(`state record names ${inRec.join(' ') || 'nothing'}, not the userspace tunnels ${[...names].sort().join(' ')}`)
+      continue
+    }
+    // a tunnel's counters (a per-tunnel <name>.json is an older release's layout: the record replaced it)
+    const m = /^(.*?)(\.stats\.json|\.log)$/.exec(f)
     if (m && names.has(m[1]!)) continue
     // writeAtomic's temp file (.FILE.PID.RAND.tmp) of an engine still running is a write in flight, not a leftover
     const tmp = /^\.(.*?)(?:\.stats)?\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
-    if (tmp && names.has(tmp[1]!) && daemons.includes(Number(tmp[2]))) continue
+    if (tmp && (names.has(tmp[1]!) || (tmp[1] === '.tunnels' && names.size)) && daemons.includes(Number(tmp[2]))) continue
     problems.push(`stray file ${f}`)
   }
   return problems

@@ -296,7 +296,7 @@ test('ENVIRONMENT documents NO_COLOR and TUNCTL_FAIL_AT_LINE; FILES the lock and
   assert.match(env, /NO_COLOR/)
   assert.match(env, /TUNCTL_FAIL_AT_LINE=N/)
   const files = roffText(SH8.get('FILES')!)
-  for (const f of ['/run/tunctl/ns/NS/lock', '/run/tunctl/ns/NS/journal.json', '/run/tunctl/ns/NS/NAME.json', '/run/tunctl/ns/NS/NAME.stats.json', '/run/tunctl/ns/NS/.engine.sock', '.engine.log', '/run/tunctl/host', '0700', '0600']) {
+  for (const f of ['/run/tunctl/ns/NS/lock', '/run/tunctl/ns/NS/journal.json', '/run/tunctl/ns/NS/.tunnels.json', '/run/tunctl/ns/NS/NAME.stats.json', '/run/tunctl/ns/NS/.engine.sock', '.engine.log', '/run/tunctl/host', '0700', '0600']) {
     assert.ok(files.includes(f), `FILES lacks ${f}: ${files}`)
   }
 })

@@ -161,9 +161,11 @@ test('userspace: start before the batch for creates, stop after it for deletes; 
   const spec = [desired('u', 'gre', {driver: 'userspace', addresses: ['10.0.0.1/30']}), desired('old', 'gre', {state: 'absent'})]
   await executeWith(sys, await planFor(sys, spec), {drivers: D})
   assert.equal(sys.log, ['start u', 'stop old'])
-  assert.equal(text(sys.batches[0]!), ['link del dev old', 'link set dev u alias tunctl', 'addr add 10.0.0.1/30 dev u', 'link set dev u up'])
+  // the engine gives the device it creates its mark, addresses and up state (CreatedDevice): no batch lines for u
+  assert.equal(text(sys.batches[0]!), ['link del dev old'])
   const t = (await sys.observe()).tunnels.find((x) => x.name === 'u')!
   assert.is(t.owned, true)
+  assert.equal([t.addresses, t.params.up], [['10.0.0.1/30'], true])
 
   const sys2 = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})])
   sys2.startFails = true
@@ -246,13 +248,15 @@ test('verification skips the route dump only when no step has routes before or a
 })
 
 test('a batch line failing after userspace creates stops their encapsulators and removes their TUN devices', async () => {
-  // the TUN device of a fresh userspace tunnel has no ownership alias until the batch sets it: observe does not
-  // list it as a tunnel, so the rollback plan alone cannot see it (it used to be left behind, "restored")
+  // the rollback must not rely on observe listing a fresh userspace tunnel's TUN device (one without the mark is no
+  // tunnel to it: it used to be left behind, "restored"). The creates' batch lines are their routes (the engine
+  // sets the rest: CreatedDevice); failing at each of them
   const sys = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})])
   sys.hideUnownedTun = true
   const before = await sys.observe()
-  const spec = [desired('u1', 'gre', {driver: 'userspace', p: {local: '192.0.2.81'}}), desired('u2', 'gre', {driver: 'userspace', p: {local: '192.0.2.82'}})]
-  for (const line of [1, 2, 4]) {
+  const spec = [1, 2].map((i) => desired(`u${i}`, 'gre', {driver: 'userspace', p: {local: `192.0.2.8${i}`}, addresses: [`10.0.${i}.1/30`], routes: [{to: `10.${i}.0.0/16`, table: 254}]}))
+  assert.equal(text(compilePlan(await planFor(sys, spec), D).lines), ['route add 10.1.0.0/16 dev u1 table 254', 'route add 10.2.0.0/16 dev u2 table 254'])
+  for (const line of [1, 2]) {
     sys.log = []
     try {
       await executeWith(sys, await planFor(sys, spec), {drivers: D, failAtLine: line})
@@ -360,11 +364,11 @@ test('engine transactions (encapBatch): all of one commit\'s starts are journale
   const sys = new FakeSystem([])
   const calls: string[] = []
   const batched = Object.assign(sys, {
-    encapBatch: async (b: {start?: Array<{name: string; params: any}>}) => {
+    encapBatch: async (b: {start?: Array<{name: string; params: any; device?: {addresses: string[]; up: boolean}}>}) => {
       calls.push(`commit ${(b.start ?? []).map((s) => s.name).join(',')}`)
       const r = new Map<string, string | undefined>()
       for (const s of b.start ?? []) {
-        await sys.startEncap(s.name, s.params)
+        await sys.startEncap(s.name, s.params, undefined, s.device)
         r.set(s.name, undefined)
       }
       return r
@@ -434,7 +438,8 @@ test('a batch stopping before the group deletion gives the moved devices their g
 })
 
 test('the rollback deletes the TUN devices of the encapsulators it started as one group before stopping them', async () => {
-  const spec = [desired('u1', 'gre', {driver: 'userspace', p: {local: '192.0.2.81'}}), desired('u2', 'gre', {driver: 'userspace', p: {local: '192.0.2.82'}})]
+  // (failing at batch line 2: u2's route; the engine configured both devices before the batch)
+  const spec = [1, 2].map((i) => desired(`u${i}`, 'gre', {driver: 'userspace', p: {local: `192.0.2.8${i}`}, routes: [{to: `10.${i}.0.0/16`, table: 254}]}))
   // the group deletion works; or it fails (the devices get their group back and the engine's stop deletes them)
   for (const failGroup of [false, true]) {
     const sys = new FakeSystem([observed('k', 'gre', {p: {local: '192.0.2.71'}})]).withGroups()

@@ -1,4 +1,5 @@
-// control.ts without root: which modes have a userspace driver, and observeEncaps reading state/stats files
+// control.ts without root: which modes have a userspace driver, and observeEncaps reading the state record, an older
+// release's per-tunnel state files and the stats files
 // (alive only for a live engine process of that run dir, counters from the stats file) in a temporary run directory.
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {waitFor} from '../../lib/wait.js'
@@ -89,6 +90,65 @@ t('observeEncaps: legacy files (an older release\'s /run/tunctl/<netns|default>)
   assert.equal([...m.keys()], ['g1', 'g0'])
   assert.ok(writes.some((w) => /warning: ignoring state file .*bad\.json/.test(w)), writes.join(''))
   assert.ok(writes.some((w) => /warning: ignoring state file .*odd\.json/.test(w)), writes.join(''))
+})
+
+t('observeEncaps: the state record (one file for the namespace) names every tunnel and the engine; it wins over an older release\'s per-tunnel file', async () => {
+  const dir = join(run, 'ns', 'ns3')
+  mkdirSync(dir, {recursive: true})
+  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  try {
+    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
+    const paths = await import('../../../src/userspace/paths.js')
+    const rec = {pid: child.pid!, netns: 'ns3', tunnels: {g1: {name: 'g1', params, generation: 2}, g2: {name: 'g2', params: {...params, ikey: 9, okey: 9}, generation: 1}}}
+    writeFileSync(paths.recordPath(dir), paths.recordText(rec))
+    // an older release's file of g1 (another generation, a dead pid): the record wins; g3 only there: read too
+    writeFileSync(join(dir, 'g1.json'), JSON.stringify({name: 'g1', params: {...params, ttl: 9}, generation: 1, pid: process.pid}))
+    writeFileSync(join(dir, 'g3.json'), JSON.stringify({name: 'g3', params, generation: 1, pid: process.pid}))
+    const m = await control.observeEncaps({netns: 'ns3'})
+    assert.equal([...m.keys()], ['g1', 'g2', 'g3'])
+    assert.equal(m.get('g1')!.params, params)
+    assert.is(m.get('g1')!.alive, true)
+    assert.is(m.get('g1')!.pid, child.pid)
+    assert.is(m.get('g2')!.params.ikey, 9)
+    assert.is(m.get('g2')!.alive, true)
+    assert.is(m.get('g3')!.alive, false, 'an older release\'s file naming a process that is no engine')
+    // an entry that is not what tunctl writes is left out (the others stay); a record that does not parse is
+    // ignored with a warning, and a running tunnel is still known from its stats file
+    const writes: string[] = []
+    const quiet = async () => {
+      const orig = process.stderr.write.bind(process.stderr)
+      ;(process.stderr as any).write = (c: any) => (writes.push(String(c)), true)
+      try {
+        return await control.observeEncaps({netns: 'ns3'})
+      } finally {
+        ;(process.stderr as any).write = orig
+      }
+    }
+    writeFileSync(paths.recordPath(dir), JSON.stringify({...rec, tunnels: {...rec.tunnels, g2: {name: 'other', params, generation: 1}}}))
+    assert.equal(paths.readRecord(dir)!.damaged, ['g2'])
+    assert.equal([...(await quiet()).keys()], ['g1', 'g3'])
+    assert.ok(writes.some((w) => /warning: ignoring entries g2 of state record/.test(w)), writes.join(''))
+    writeFileSync(paths.recordPath(dir), '{"tunnels": {"g1": nul')
+    writeFileSync(join(dir, 'g2.stats.json'), JSON.stringify({name: 'g2', pid: child.pid, generation: 1, startedAt: 'x', updatedAt: 'y', params}))
+    const m2 = await quiet()
+    assert.is(paths.readRecord(dir), null)
+    assert.ok(writes.some((w) => /warning: ignoring state record .*\.tunnels\.json/.test(w)), writes.join(''))
+    assert.equal([...m2.keys()], ['g1', 'g2', 'g3'])
+    assert.equal(m2.get('g1')!.params, {...params, ttl: 9}, 'the older file, now that the record says nothing')
+    assert.is(m2.get('g2')!.alive, true, 'from the stats file')
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
+
+t('the state record: written compact, without per-entry pid or netns; no file reads as undefined', async () => {
+  const paths = await import('../../../src/userspace/paths.js')
+  const dir = mkdtempSync(join(run, 'rec-'))
+  assert.is(paths.readRecord(dir), undefined)
+  writeFileSync(paths.recordPath(dir), paths.recordText({pid: 42, startTicks: 7, netns: 'n', tunnels: {b: {name: 'b', netns: 'n', params, generation: 3, pid: 41}, a: {name: 'a', params, generation: 1}}} as any))
+  const text = readFileSync(paths.recordPath(dir), 'utf8')
+  assert.is(text.split('\n').length, 2, 'one line')
+  assert.equal(paths.readRecord(dir), {pid: 42, startTicks: 7, netns: 'n', tunnels: {a: {name: 'a', params, generation: 1}, b: {name: 'b', params, generation: 3}}})
 })
 
 t('startEncap refuses mplsip, and a vti ipsec block whose key file was not read, before touching anything', async () => {

@@ -3,6 +3,7 @@
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {
+  createdDeviceView,
   isatapInterfaceId,
   kernelDefaultMtu,
   kernelIpv6Addresses,
@@ -10,6 +11,7 @@ import {
   linkViews,
   routeDevices,
   routeQuery,
+  type TwinParams,
   type V4Addr,
 } from '../../../src/userspace/kernel-twin.js'
 import {gre} from '../../../src/drivers/gre.js'
@@ -169,6 +171,45 @@ test('kernelViewLines: local any gre takes the up devices\' IPv4 addresses; a co
   )
   // 203.0.113.1 is on a down device, 127.0.0.1 is host scope on a point-to-point tunnel: not taken
   assert.equal(lines, ['link set dev g1 addrgenmode none', 'addr del fe80::1234:5678:9abc:def0/64 dev g1', 'addr add fe80::c000:201/64 dev g1', 'link set dev s1 addrgenmode none'])
+})
+
+test('createdDeviceView: what kernelViewLines adds to a fresh device the engine made (link-locals when up, default MTU), without ip', () => {
+  // a fresh TUN device (engine.c: addrgenmode none from the start, no address) on a namespace whose route to
+  // 192.0.2.2 leaves by veth0 (mtu 1400)
+  const cases: Array<[TwinParams & {mtu?: number}, boolean]> = [
+    [{mode: 'gre', local: '192.0.2.1', remote: '192.0.2.2'}, true],
+    [{mode: 'gre', local: '192.0.2.1', remote: '192.0.2.2', okey: 5}, true],
+    [{mode: 'gre', local: '192.0.2.1', remote: '192.0.2.2', mtu: 1300}, true],
+    [{mode: 'ipip', local: '198.51.100.1', remote: '192.0.2.2'}, true],
+    [{mode: 'ipip', local: 'any', remote: '192.0.2.2'}, true],
+    [{mode: 'sit', local: '192.0.2.1', remote: '192.0.2.2'}, true],
+    [{mode: 'sit', local: '192.0.2.1', remote: 'any'}, true],
+    [{mode: 'isatap', local: '198.51.100.1', remote: 'any'}, true],
+    [{mode: 'gre', local: '192.0.2.1', remote: '192.0.2.9', dev: 'veth0'}, false],
+  ]
+  for (const [p, up] of cases) {
+    const links = new Map([
+      ['t0', {ifname: 't0', up, mtu: 1500, addrs: []}],
+      ['veth0', {ifname: 'veth0', up: true, mtu: 1400, addrs: []}],
+    ])
+    const q = routeQuery(p)
+    const routeDev = new Map(q && p.remote === '192.0.2.2' ? [[q, 'veth0']] : [])
+    const lines = kernelViewLines([{name: 't0', params: p, withMtu: true}], links, routeDev).filter((l) => !l.endsWith('addrgenmode none'))
+    const tdev = (q && routeDev.get(q)) || p.dev
+    const v = createdDeviceView(p, up, tdev ? links.get(tdev)?.mtu : undefined)
+    assert.ok(v, JSON.stringify(p))
+    const mine = [...v!.linkLocal.map((a) => `addr add ${a} dev t0`), ...(v!.mtu !== undefined && v!.mtu !== 1500 ? [`link set dev t0 mtu ${v!.mtu}`] : [])]
+    assert.equal(mine, lines, JSON.stringify(p))
+    assert.is(v!.mtu === undefined, p.mtu !== undefined, `${JSON.stringify(p)}: a configured MTU is the spec's`)
+  }
+  assert.equal(createdDeviceView({mode: 'gre', local: '192.0.2.1', remote: '192.0.2.2'}, true, 1400), {linkLocal: ['fe80::5efe:c000:201/64'], mtu: 1376})
+  assert.equal(createdDeviceView({mode: 'ipip', local: '198.51.100.1', remote: '192.0.2.2'}, false, undefined), {linkLocal: [], mtu: 1480})
+})
+
+test('createdDeviceView: undefined where the namespace\'s IPv4 addresses decide the link-locals (gre and sit with local any)', () => {
+  assert.is(createdDeviceView({mode: 'gre', local: 'any', remote: '192.0.2.2'}, true, 1400), undefined)
+  assert.is(createdDeviceView({mode: 'sit', local: 'any', remote: '192.0.2.2'}, false, undefined), undefined)
+  assert.ok(createdDeviceView({mode: 'isatap', local: 'any', remote: 'any'}, true, undefined))
 })
 
 test.run()
