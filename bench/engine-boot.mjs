@@ -3,7 +3,7 @@
 // control.ts launchEngine) → the CLI knows the engine answers. Two ways, alternating, N runs each:
 //   ready pipe: the engine writes its pid on an inherited pipe once its control socket listens (this release);
 //   30 ms poll: look for .engine.json and ping the socket every 30 ms (the release before).
-// Usage (root): node bench/engine-boot.mjs [N=5] [ENGINE=dist/userspace/engine.js]   Runs in a namespace it makes
+// Usage (root): node bench/engine-boot.mjs [N=5] [ENGINE=dist/bundle/engine.js, what engineArgv runs]   Runs in a namespace it makes
 // and removes; the run dirs are temporary directories under /dev/shm.
 import {execFileSync, spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync} from 'node:fs'
@@ -11,7 +11,7 @@ import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
 
 const n = Number(process.argv[2] ?? 5)
-const engine = resolve(process.argv[3] ?? join(import.meta.dirname, '..', 'dist', 'userspace', 'engine.js'))
+const engine = resolve(process.argv[3] ?? join(import.meta.dirname, '..', 'dist', 'bundle', 'engine.js'))
 if (process.getuid?.() !== 0) {
   console.error('bench/engine-boot.mjs needs root')
   process.exit(77)

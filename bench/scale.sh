@@ -18,7 +18,7 @@ cd "$repo"
 [ "$(id -u)" = 0 ] || { echo "bench/scale.sh needs root" >&2; exit 77; }
 for c in iperf3 ping; do command -v $c >/dev/null || { echo "$c missing" >&2; exit 69; }; done
 [ -f build/Release/tunctl_native.node ] || node scripts/build-native.mjs
-[ -f dist/bundle/tunctl.mjs ] || { npx tsc -p tsconfig.json && node scripts/bundle.mjs; }
+[ -f dist/bundle/tunctl.cjs ] || { npx tsc -p tsconfig.json && node scripts/bundle.mjs; }
 id=$$
 A=tunctl-s-a$id B=tunctl-s-b$id C=tunctl-s-c$id D=tunctl-s-d$id
 shm=/dev/shm/tunctl-scale-$id

@@ -17,7 +17,7 @@ cd "$repo"
 for c in iperf3 ping openssl python3; do command -v $c >/dev/null || { echo "$c missing" >&2; exit 69; }; done
 command -v openvpn >/dev/null || { echo "openvpn missing (bench/userspace.sh installs it from Debian)" >&2; exit 69; }
 [ -f build/Release/tunctl_native.node ] || node scripts/build-native.mjs
-[ -f dist/bundle/tunctl.mjs ] || { npx tsc -p tsconfig.json && node scripts/bundle.mjs; }
+[ -f dist/bundle/tunctl.cjs ] || { npx tsc -p tsconfig.json && node scripts/bundle.mjs; }
 id=$$
 A=tunctl-bv-a$id B=tunctl-bv-b$id
 out=bench/results/vti-$(date +%Y%m%d-%H%M%S)

@@ -1,4 +1,4 @@
-// The CLI in one module (bundled by scripts/bundle.mjs into dist/bundle/tunctl.mjs): oclif's run/flush, the
+// The CLI in one module (bundled by scripts/bundle.mjs into dist/bundle/tunctl.cjs): oclif's run/flush, the
 // error → exit-code mapping, and every command for oclif's explicit command strategy (package.json oclif.commands).
 import Apply from './commands/apply.js'
 import Confirm from './commands/confirm.js'
@@ -11,5 +11,6 @@ import Validate from './commands/validate.js'
 
 export {flush, run} from '@oclif/core'
 export {handleError} from './lib/errors.js'
+export {mark} from './lib/timing.js'
 
 export const COMMANDS = {apply: Apply, confirm: Confirm, del: Del, doctor: Doctor, export: Export, plan: Plan, show: Show, validate: Validate}

@@ -35,7 +35,7 @@ export function flockAddon(): FlockAddon | null {
   native = null
   if (process.env.TUNCTL_LOCK_FLOCK1 === '1') return native
   const here = dirname(fileURLToPath(import.meta.url))
-  // dist/lib/lock.js, dist/bundle/tunctl.mjs and src/lib/lock.ts all sit two levels below the repository
+  // dist/lib/lock.js, dist/bundle/tunctl.cjs and src/lib/lock.ts all sit two levels below the repository
   const file = join(here, '..', '..', 'build', 'Release', 'tunctl_lock.node')
   try {
     if (existsSync(file)) native = createRequire(import.meta.url)(file) as FlockAddon

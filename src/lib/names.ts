@@ -12,16 +12,17 @@ export const IFNAMSIZ_MAX = 15
  * bidirectional-override characters, lone surrogates (not UTF-8) and U+FFFD (what undecodable bytes read as).
  */
 export function interfaceNameProblem(name: string, what: string): string | undefined {
-  const q = quoteName(name)
+  // quoted only for a message: observe checks every link's name (thousands of tunnels) and most pass
+  const q = () => quoteName(name)
   if (name.length === 0) return `${what} must not be empty`
-  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name)) return `${what} ${q} is not valid UTF-8 (it holds a lone surrogate)`
-  if (name.includes('\ufffd')) return `${what} ${q} contains U+FFFD, the replacement character of undecodable bytes`
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name)) return `${what} ${q()} is not valid UTF-8 (it holds a lone surrogate)`
+  if (name.includes('\ufffd')) return `${what} ${q()} contains U+FFFD, the replacement character of undecodable bytes`
   const bytes = Buffer.byteLength(name, 'utf8')
-  if (bytes > IFNAMSIZ_MAX) return `${what} ${q} is ${bytes} bytes long; interface names are at most ${IFNAMSIZ_MAX} bytes`
-  if (/[/:\s]/.test(name)) return `${what} ${q} must not contain '/', ':' or whitespace`
-  if (hasUnsafeChars(name)) return `${what} ${q} must not contain control or invisible characters`
-  if (/[#"'\\]/.test(name)) return `${what} ${q} must not contain '#', '"', "'" or '\\': iproute2's batch reader (ip -batch) cuts a line at '#' and has no escape character`
-  if (name === '.' || name === '..') return `${what} ${q} is not a valid interface name`
+  if (bytes > IFNAMSIZ_MAX) return `${what} ${q()} is ${bytes} bytes long; interface names are at most ${IFNAMSIZ_MAX} bytes`
+  if (/[/:\s]/.test(name)) return `${what} ${q()} must not contain '/', ':' or whitespace`
+  if (hasUnsafeChars(name)) return `${what} ${q()} must not contain control or invisible characters`
+  if (/[#"'\\]/.test(name)) return `${what} ${q()} must not contain '#', '"', "'" or '\\': iproute2's batch reader (ip -batch) cuts a line at '#' and has no escape character`
+  if (name === '.' || name === '..') return `${what} ${q()} is not a valid interface name`
   return undefined
 }
 

@@ -65,6 +65,9 @@ function isLinkLocal6(a: ipaddr.IPv6): boolean {
   return a.range() === 'linkLocal'
 }
 
+/** The first group of an IPv6 address in fe80::/10 (fe80 … febf), as iproute2 prints it or in capitals. */
+const LINK_LOCAL6_TEXT = /^fe[89ab][0-9a-f]:/i
+
 /**
  * Addresses of one interface from `ip -j addr show`: canonical CIDRs, sorted, without the ones the kernel makes
  * itself (IPv6 link-local; on sit devices the IPv4-compatible ::a.b.c.d/96).
@@ -74,6 +77,9 @@ export function addressesOf(addrs: any[], ifname: string, opts: {sit?: boolean} 
   const out: string[] = []
   for (const ai of e?.addr_info ?? []) {
     if (ai.family !== 'inet' && ai.family !== 'inet6') continue
+    // IPv6 link-local (fe80::/10) by its text before parsing: every engine TUN device has one, and parsing IPv6
+    // is most of this function's time with thousands of tunnels (text that does not parse is skipped either way)
+    if (ai.family === 'inet6' && typeof ai.local === 'string' && LINK_LOCAL6_TEXT.test(ai.local)) continue
     const a = parseIP(ai.local)
     if (!a) continue
     if (a.kind() === 'ipv6') {
@@ -93,16 +99,27 @@ function routeFamily(r: any): 4 | 6 {
   return 4
 }
 
-/** `ip -j route`'s dst as a prefix (a bare address is a host prefix), or undefined for one this reader does not know. */
-function canonicalDst(dst: string, fam: 4 | 6): ParsedCidr | undefined {
-  return parseCidr(dst === 'default' ? (fam === 6 ? '::/0' : '0.0.0.0/0') : dst)
+/** Parsed route destinations of one observation, by family and text (see canonicalDst). */
+export type DstMemo = Map<string, ParsedCidr | undefined>
+
+/**
+ * `ip -j route`'s dst as a prefix (a bare address is a host prefix), or undefined for one this reader does not know.
+ * With a memo, each text is parsed once: a namespace of 1000 tunnel devices lists fe80::/64, ff00::/8 and its
+ * link-local address once per device (3000 of its 6000 routes), and parsing IPv6 text is the slow part.
+ */
+function canonicalDst(dst: string, fam: 4 | 6, memo?: DstMemo): ParsedCidr | undefined {
+  const key = `${fam}${dst}`
+  if (memo?.has(key)) return memo.get(key)
+  const c = parseCidr(dst === 'default' ? (fam === 6 ? '::/0' : '0.0.0.0/0') : dst)
+  memo?.set(key, c)
+  return c
 }
 
 /**
  * Routes through one interface that a user could have configured: not proto kernel, not local/broadcast/multicast
  * types, not the local table, not IPv6 link-local or multicast destinations. metric is always set (IPv4 default 0).
  */
-export function routesOf(routes: any[], ifname: string, tableNames?: Map<string, number>): RouteSpec[] {
+export function routesOf(routes: any[], ifname: string, tableNames?: Map<string, number>, memo?: DstMemo): RouteSpec[] {
   const out: RouteSpec[] = []
   for (const r of routes) {
     if (r.dev !== ifname) continue
@@ -112,7 +129,7 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
     if (table === 255) continue
     const fam = routeFamily(r)
     if (typeof r.dst !== 'string') continue
-    const dst = canonicalDst(r.dst, fam)
+    const dst = canonicalDst(r.dst, fam, memo)
     if (!dst) continue
     const to = dst.text
     if (fam === 6) {
@@ -129,12 +146,12 @@ export function routesOf(routes: any[], ifname: string, tableNames?: Map<string,
 }
 
 /** Every route of the dump as (table, prefix, metric) with its device (see ObservedState.routeKeys). */
-export function routeKeysOf(routes: any[], tableNames?: Map<string, number>): RouteHolder[] {
+export function routeKeysOf(routes: any[], tableNames?: Map<string, number>, memo?: DstMemo): RouteHolder[] {
   const out: RouteHolder[] = []
   for (const r of routes) {
     if (typeof r?.dst !== 'string') continue
     const fam = routeFamily(r)
-    const to = canonicalDst(r.dst, fam)?.text
+    const to = canonicalDst(r.dst, fam, memo)?.text
     if (to === undefined) continue // a destination this reader does not know (e.g. another family's syntax)
     const h: RouteHolder = {table: tableNumber(r.table, tableNames), to, metric: typeof r.metric === 'number' ? r.metric : 0}
     if (typeof r.dev === 'string') h.dev = r.dev
@@ -177,6 +194,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   // each link's addresses and routes, grouped once (not a scan of every route per link: thousands of tunnels)
   const addrsOf = new Map<string, any[]>()
   for (const a of raw.addrs) if (!addrsOf.has(a.ifname)) addrsOf.set(a.ifname, [a])
+  const dsts: DstMemo = new Map()
   const routesByDev = new Map<string, any[]>()
   for (const r of raw.routes) {
     const list = routesByDev.get(r.dev)
@@ -187,12 +205,13 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
     const name: string = link.ifname
     kinds[name] = link?.linkinfo?.info_kind ?? link.link_type ?? 'unknown'
     if (isFallbackDevice(name)) continue
+    const owned = isOwned(link)
     const common = {
       name,
       ifindex: link.ifindex,
       addresses: addressesOf(addrsOf.get(name) ?? [], name, {sit: link?.linkinfo?.info_kind === 'sit'}),
-      routes: routesOf(routesByDev.get(name) ?? [], name, opts.tableNames),
-      owned: isOwned(link),
+      routes: routesOf(routesByDev.get(name) ?? [], name, opts.tableNames, dsts),
+      owned,
       operstate: link.operstate ?? 'UNKNOWN',
     }
     let params: TunnelParams | undefined
@@ -210,7 +229,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
       continue
     }
     // a userspace tunnel: tunctl's TUN device plus its encapsulator state
-    if (link?.linkinfo?.info_kind === 'tun' && isOwned(link)) {
+    if (link?.linkinfo?.info_kind === 'tun' && owned) {
       // tunctl's mark without a readable record (state and stats files lost): still ours, parameters unknown
       // (mode 'unknown'), its encapsulator not running — plan replaces it, del and prune delete it
       const e: EncapInfo = raw.encaps?.get(name) ?? {params: {mode: 'unknown'} as unknown as TunnelParams, alive: false}
@@ -231,7 +250,7 @@ export function buildObserved(raw: RawState, opts: ObserveOptions & {tableNames?
   }
   tunnels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   const state: ObservedState = {tunnels, links: raw.links.map((l) => l.ifname as string), kinds}
-  if (raw.routesObserved !== false) state.routeKeys = routeKeysOf(raw.routes, opts.tableNames)
+  if (raw.routesObserved !== false) state.routeKeys = routeKeysOf(raw.routes, opts.tableNames, dsts)
   if (opts.netns) state.netns = opts.netns
   return state
 }

@@ -1,4 +1,4 @@
-// The namespace's userspace engine: `node dist/userspace/engine.js <run dir>` (started by control.ts inside the
+// The namespace's userspace engine: `node dist/bundle/engine.js <run dir>` (bundled; started by control.ts inside the
 // namespace) runs every userspace tunnel of the namespace in one native data plane (native/engine.c). Its
 // configuration is the namespace's state record in the run dir (.tunnels.json, written by the CLI: paths.ts); a
 // "commit" on the control socket (.engine.sock, 0600) makes the engine converge to it in one transaction and

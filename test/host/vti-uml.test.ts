@@ -17,7 +17,7 @@ function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root'
   if (spawnSync('sh', ['-c', 'command -v linux.uml']).status !== 0) return 'linux.uml not installed (apt-get install user-mode-linux)'
   if (!addonAvailable()) return 'native addon not built'
-  if (!existsSync(join(repo, 'dist', 'bundle', 'tunctl.mjs'))) return 'CLI not built (npm run build)'
+  if (!existsSync(join(repo, 'dist', 'bundle', 'tunctl.cjs'))) return 'CLI not built (npm run build)'
   return undefined
 }
 

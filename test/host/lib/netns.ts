@@ -112,7 +112,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** Why the CLI with the userspace driver cannot be tested here (root, tools, the native addon, the built CLI), or undefined. */
 export function whyNoUserspaceCli(): string | undefined {
   return whyNoHost() ?? (!addonAvailable() ? 'native addon not built (node scripts/build-native.mjs)' : undefined) ??
-    (!existsSync(join(import.meta.dirname, '..', '..', '..', 'dist', 'bundle', 'tunctl.mjs')) ? 'CLI not built (npm run build)' : undefined)
+    (!existsSync(join(import.meta.dirname, '..', '..', '..', 'dist', 'bundle', 'tunctl.cjs')) ? 'CLI not built (npm run build)' : undefined)
 }
 
 export function whyNoHost(): string | undefined {

@@ -5,7 +5,7 @@ import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {addressesOf, buildObserved, parsePrl, routesOf, tableNumber} from '../../../src/observe/parse.js'
+import {addressesOf, buildObserved, parsePrl, routeKeysOf, routesOf, tableNumber} from '../../../src/observe/parse.js'
 import {parseSpec} from '../../../src/spec/load.js'
 import {diffRoutes} from '../../../src/plan/diff.js'
 import {readRtTables} from '../../../src/lib/rttables.js'
@@ -125,6 +125,30 @@ test('routes: local table, proto kernel, broadcast and IPv6 link-local/multicast
   ])
 })
 
+test('routes of many devices: each destination text parsed once per observation, the same result as one by one', () => {
+  // what 1000 tunnel devices list: fe80::/64 and ff00::/8 per device; default in both families (the same text)
+  const routes: any[] = []
+  for (const dev of ['a', 'b', 'c']) {
+    routes.push({dst: 'fe80::/64', dev, protocol: 'kernel', metric: 256, pref: 'medium'})
+    routes.push({type: 'multicast', dst: 'ff00::/8', dev, table: 'local', protocol: 'kernel', metric: 256, pref: 'medium'})
+    routes.push({dst: '2001:db8::/64', dev, protocol: 'boot', metric: 1024, pref: 'medium', table: dev === 'a' ? '300' : 'main'})
+  }
+  routes.push({dst: 'default', dev: 'a', protocol: 'boot', metric: 5})
+  routes.push({dst: 'default', dev: 'b', protocol: 'boot', metric: 1024, pref: 'medium'})
+  routes.push({dst: 'default', gateway: '2001:db8::1', dev: 'c', protocol: 'boot', metric: 7})
+  const links = ['a', 'b', 'c'].map((ifname, i) => ({ifindex: i + 2, ifname, flags: ['UP'], linkinfo: {info_kind: 'dummy'}}))
+  const st = buildObserved({links, addrs: [], routes})
+  assert.equal(st.routeKeys, routeKeysOf(routes))
+  assert.equal(
+    st.routeKeys!.filter((k) => k.to.endsWith('/0')).map((k) => [k.dev, k.to]),
+    [['a', '0.0.0.0/0'], ['b', '::/0'], ['c', '::/0']],
+  )
+  assert.equal(routesOf(routes, 'a'), [{to: '0.0.0.0/0', table: 254, metric: 5}, {to: '2001:db8::/64', table: 300, metric: 1024}])
+  const memo = new Map()
+  assert.equal(routesOf(routes, 'b', undefined, memo), routesOf(routes, 'b'))
+  assert.equal(routesOf(routes, 'c', undefined, memo), [{to: '2001:db8::/64', table: 254, metric: 1024}, {to: '::/0', table: 254, metric: 7, via: '2001:db8::1'}])
+})
+
 test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated', () => {
   const a = addressesOf(
     [{ifname: 't', addr_info: [
@@ -136,6 +160,15 @@ test('addresses: canonical IPv6 text, link-local dropped, sorted, deduplicated',
     't',
   )
   assert.equal(a, ['10.0.0.1/30', '2001:db8::1/64'])
+})
+
+test('addresses: all of fe80::/10 is link-local, in any case; its neighbours fe7f:: and fec0:: are kept', () => {
+  const info = (local: string) => ({family: 'inet6', local, prefixlen: 64})
+  const a = addressesOf(
+    [{ifname: 't', addr_info: [info('fe80::200:5efe:c633:6401'), info('FEBF::1'), info('fe9a:1::2'), info('feb0::'), info('fe7f::1'), info('fec0::1'), info('fe80:zz::1')]}],
+    't',
+  )
+  assert.equal(a, ['fe7f::1/64', 'fec0::1/64'])
 })
 
 test('a link whose output cannot be decoded is skipped, not fatal', () => {
