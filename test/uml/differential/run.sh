@@ -51,13 +51,13 @@ topology() {
 }
 
 teardown() {
-  if [ "$DRIVER" = userspace ]; then
-    for f in /run/tunctl/$S/*.json; do
-      case $f in *.stats.json|*'*'*) continue ;; esac
-      $cli stop "$(basename "$f" .json)" $S >/dev/null 2>&1
-    done
-  fi
-  for n in $S $R $P $Q; do ip netns del $n 2>/dev/null; done
+  # the namespaces go with every process in them (the userspace engine of S), and with them the TUN devices; S's
+  # run dir (state record, engine record) goes too, so the next scenario's engine starts from nothing
+  for n in $S $R $P $Q; do
+    ip netns pids $n 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del $n 2>/dev/null
+  done
+  rm -rf "/run/tunctl/ns/$S"
 }
 
 obs() { echo "OBS $DRIVER $SCEN $1 $2"; }
