@@ -89,4 +89,18 @@ test('a missing bundle: exit 70 with what to do', () => {
   assert.is(r.stderr, 'tunctl: not built (dist/bundle/tunctl.cjs is missing): run npm run build\n')
 })
 
+
+test('a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER (20.5-20.11) require()s the bundle: same output and exit codes', () => {
+  // the constant hidden as on Node < 20.12 (package.json engines: >= 20.5)
+  const old = ['--import', 'data:text/javascript,import vm from "node:vm"; Object.defineProperty(vm, "constants", {value: undefined})']
+  const run = (...args: string[]) => spawnSync(process.execPath, [...old, join(repo, 'bin', 'run'), ...args], {encoding: 'utf8', env: {...process.env, TUNCTL_TIMING: '1'}})
+  const v = run('--version')
+  assert.is(v.status, 0, v.stderr)
+  assert.match(v.stdout, /^tunctl\/\d/)
+  assert.match(v.stderr, /bundle loaded \(no code cache \(this Node has no vm\.constants/)
+  const missing = run('validate', join(scratch, 'no-such.yaml'))
+  assert.is(missing.status, 66, missing.stderr)
+  assert.match(missing.stderr, /no-such\.yaml/)
+})
+
 test.run()
