@@ -170,6 +170,9 @@ int tunctl_nlbatch_socket(void) {
   if (fd < 0) return -1;
   int one = 1, rcv = 1 << 20;
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  /* an ack the kernel never sends must not hang the engine's one JS thread: a batch fails after 10 s instead */
+  struct timeval tmo = {.tv_sec = 10};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
   /* a chunk's acks queue up before they are read: room for them (SO_RCVBUFFORCE as root, else up to rmem_max) */
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
@@ -205,6 +208,9 @@ int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, uint32_t *er
   }
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   uint8_t rbuf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+  /* acks left over from an earlier batch that failed half-way (its numbers may be reused): not this batch's */
+  while (recv(fd, rbuf, sizeof rbuf, MSG_DONTWAIT) > 0) {
+  }
   size_t off = 0;
   int rc = 0;
   for (uint32_t first = 0; first < b->n && !rc;) {
@@ -231,7 +237,7 @@ int tunctl_nlbatch_run(int fd, struct tunctl_nlbatch *b, int *errs, uint32_t *er
       ssize_t r = recv(fd, rbuf, sizeof rbuf, 0);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
-        rc = r < 0 ? -errno : -EPIPE;
+        rc = r < 0 ? (errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno) : -EPIPE;
         fail_rest(b, first, acked, errs, errat, nowners, rc);
         break;
       }

@@ -82,9 +82,10 @@ export async function executeJournaled(tx: Transaction, plan: Plan, opts: Journa
     adopted: opts.adopted ?? [],
     started: [],
   }
-  prepareUserspace(plan, netns)
   removeJournal(netns) // a started-log left by a removal cut short (recoverUnfinished ran: no journal is pending)
   writeJournal(journal)
+  // the engine boots while the state record is written (after the journal: nothing starts before it is durable)
+  prepareUserspace(plan, netns)
   const hooks = journalHooks(journal, signals)
   signals.arm((sig, first) => {
     if (!first) process.stderr.write(`tunctl: ${sig}: already stopping, please wait (the next tunctl command rolls back whatever a SIGKILL leaves)\n`)

@@ -520,7 +520,10 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   const fixes = new Map<string, EncapState | undefined>()
   for (const s of starts) {
     const r = reply?.results[s.name]
-    const why = failure ? failure.message : !r ? 'the engine did not report it' : r.ok ? undefined : (r.error ?? 'failed')
+    // the engine ran another generation than the one written for this apply (the record was overwritten between
+    // the write and the commit): not this apply's start
+    const wrote = tunnels.get(s.name)?.generation
+    const why = failure ? failure.message : !r ? 'the engine did not report it' : !r.ok ? (r.error ?? 'failed') : r.generation !== undefined && wrote !== undefined && r.generation !== wrote ? `the engine ran generation ${r.generation} of it, not ${wrote} (the state record changed under the apply)` : undefined
     results.set(s.name, why)
     if (!why) continue
     const prev = prevs.get(s.name)

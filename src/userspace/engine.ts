@@ -5,11 +5,12 @@
 // answers per tunnel. It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is
 // removed. Once its control socket listens it writes its pid on the pipe TUNCTL_ENGINE_READY_FD names, if any
 // (the CLI that launched it waits for that line instead of polling).
-import {chmodSync, closeSync, existsSync, readFileSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {chmodSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import {unlink} from 'node:fs/promises'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {writeAtomic} from '../lib/rundir.js'
+import {flockAddon} from '../lib/lock.js'
 import type {Counters, TunnelParams} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {startTicks as processStart} from '../lib/proc.js'
@@ -378,6 +379,16 @@ function serve(dir: string) {
       if (running.size < 50) log(`removed ${name}${keep ? ' (device kept)' : ''}`)
     }
     const orderAt = new Map(order.map((n, i) => [n, i]))
+    // an entry this commit does not start, not running and without its device: deleted under the engine (its drop
+    // from the record may have waited for a tunctl command's lock, or an older record was written back over it):
+    // it goes, rather than coming back as a bare device; an entry whose device exists is taken over (a new engine
+    // after a crash: the devices are persistent)
+    for (const name of [...desired.keys()]) {
+      if (running.has(name) || orderAt.has(name) || existsSync(`/sys/class/net/${name}`)) continue
+      desired.delete(name)
+      rewrite = true
+      log(`${name}: in the state record, but its device is gone and this commit does not start it: dropped`)
+    }
     const rank = (n: string) => orderAt.get(n) ?? order.length
     const verbose = desired.size <= 50
     const names = [...desired.keys()].sort((a, b) => rank(a) - rank(b))
@@ -468,7 +479,10 @@ function serve(dir: string) {
     }
     // what runs is what the record holds (a failed start's entry: the CLI puts its previous one back or removes it)
     for (const [name, r] of running) if (desired.get(name) !== r.state) rewrite = true
-    if (rewrite) writeRecord(new Map([...running].map(([n, r]) => [n, r.state])))
+    // an entry this commit did not start whose take-over failed (its underlay or key file missing now) stays in
+    // the record with its device: its parameters are what the next apply compares and restarts
+    const keptFailed = [...desired].filter(([n]) => !running.has(n) && !orderAt.has(n) && results[n] && !results[n]!.ok)
+    if (rewrite) writeRecord(new Map([...[...running].map(([n, r]) => [n, r.state] as const), ...keptFailed]))
     else seen = recordStamp()
     const tk = Date.now()
     const configureMs = tk - tc
@@ -514,6 +528,28 @@ function serve(dir: string) {
     process.exit(code)
   }
 
+  // the record's drops of tunnels deleted under the engine, waiting for the namespace's lock to be free
+  let pendingDrops: Array<{name: string; generation: number}> = []
+  /** runs `f` unless a tunctl command holds the namespace's lock (flock, src/lib/lock.ts), holding it meanwhile */
+  const unlessLocked = (f: () => void): boolean => {
+    const flock = flockAddon()
+    let fd: number
+    try {
+      fd = openSync(join(dir, 'lock'), constants.O_RDWR | constants.O_NOFOLLOW) // (close-on-exec, as every fd Node opens)
+    } catch {
+      f() // no lock file: no tunctl command ever locked this namespace
+      return true
+    }
+    try {
+      // (busy: a command holds it; any other error: as without the addon)
+      if (flock && flock.flock(fd, flock.LOCK_EX | flock.LOCK_NB) === flock.EWOULDBLOCK) return false
+      f()
+      return true
+    } finally {
+      closeSync(fd)
+    }
+  }
+
   const timer = setInterval(() => {
     refreshes = 0
     const forgotten: Array<{name: string; generation: number}> = []
@@ -542,9 +578,12 @@ function serve(dir: string) {
     // the state record damaged, lost or edited by hand (never by the CLI, which commits after it writes it: a
     // tick between its write and its commit finds every running tunnel in it): what runs is written back, so the
     // CLI keeps recognising this engine and the tunnels' parameters; the forgotten tunnels go out of it
-    if (!busy && (forgotten.length || (running.size && recordStamp() !== seen))) {
+    // Not while a tunctl command holds the namespace's lock: it reads, writes and commits the record, and a write
+    // of this check between its read and its write would be lost (or lose its write): the drops wait
+    pendingDrops.push(...forgotten)
+    if (!busy && (pendingDrops.length || (running.size && recordStamp() !== seen))) {
       try {
-        updateRecord(forgotten, 'at the check every second')
+        if (unlessLocked(() => updateRecord(pendingDrops, 'at the check every second'))) pendingDrops = []
       } catch (e: any) {
         log(`state record: ${e.message}`)
       }
@@ -556,7 +595,8 @@ function serve(dir: string) {
     }
     kernelView(cameUp)
     // idle: no tunnel left after a commit, or none ever committed (the CLI that started it died)
-    const idle = () => !running.size && !busy && (committed || Date.now() - bornAt > 30_000)
+    // (a connection whose request has not arrived yet is a commit on its way)
+    const idle = () => !running.size && !busy && !connections && (committed || Date.now() - bornAt > 30_000)
     // (after this tick's removals, if any: an engine exits with no file of a forgotten tunnel left)
     if (idle()) {
       if (!forgotten.length) shutdown('no tunnel left')
@@ -565,6 +605,7 @@ function serve(dir: string) {
   }, 1000)
 
   let busy = false
+  let connections = 0
   let committed = false
   const bornAt = Date.now()
   // commits one after another (the next reads the state record only once the previous one's removals are done)
@@ -600,6 +641,8 @@ function serve(dir: string) {
     return run
   }
   const server = createServer((sock: Socket) => {
+    connections++
+    sock.once('close', () => connections--)
     let buf = ''
     sock.setEncoding('utf8')
     sock.on('error', () => {})
@@ -634,6 +677,10 @@ function serve(dir: string) {
     delete process.env.TUNCTL_ENGINE_READY_FD
     if (Number.isInteger(readyFd) && readyFd > 2) {
       try {
+        // only the launcher's pipe (a socket pair from Node's spawn, or a FIFO): a wrapper that closed fd 3 leaves
+        // that number to whatever this process opened next (libuv's epoll fd), which is not written or closed
+        const st = fstatSync(readyFd)
+        if (!st.isSocket() && !st.isFIFO()) throw new Error('not a pipe: left alone')
         writeSync(readyFd, `${process.pid}\n`)
         closeSync(readyFd)
       } catch (e: any) {

@@ -167,6 +167,22 @@ const why =
       assert.ok(p.ok, p.out)
     })
 
+    t('SIGKILL of the engine, a device deleted meanwhile: the new engine drops its entry, no bare device comes back', async () => {
+      const two = join(scratch, 'two.yaml')
+      writeFileSync(two, yaml({version: 1, tunnels: {...spec, g2: {...spec.g1, key: 2, addresses: ['10.78.2.1/30']}}}))
+      ok(['apply', '--netns', pair!.a, two])
+      const [pid] = engines(pair!.a)
+      process.kill(pid!, 'SIGKILL')
+      await until('engine gone', () => engines(pair!.a).length === 0)
+      run('ip', ['-n', pair!.a, 'link', 'del', 'dev', 'g2'])
+      // g1 only: its dead engine's tunnel is restarted by a new engine, which takes over the record's entries
+      ok(['apply', '--netns', pair!.a, file])
+      assert.equal([...tuns(pair!.a).keys()], ['g1'], 'g2 (deleted by hand) is not made again as a bare device')
+      assert.equal(Object.keys(readRecord(nsDir(pair!.a))?.tunnels ?? {}), ['g1'])
+      const p = ping(pair!.a, '10.78.1.2')
+      assert.ok(p.ok, p.out)
+    })
+
     t('SIGKILL of the engine, then a replace (stop and start in one apply): one new engine does it', async () => {
       const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
