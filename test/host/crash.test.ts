@@ -183,6 +183,24 @@ const why =
       assert.ok(p.ok, p.out)
     })
 
+    t("the engine's check every second leaves the record alone while a tunctl command holds the namespace lock", async () => {
+      const dir = nsDir(pair!.a)
+      const lock = join(dir, 'lock')
+      assert.ok(existsSync(lock), 'the applies before made the lock file')
+      assert.is(engines(pair!.a).length, 1)
+      // held as a command holds it (flock on the lock file) while the record is damaged
+      const holder = spawn('flock', ['--no-fork', '-x', lock, 'sleep', '60'], {stdio: 'ignore'}) // (one process: the kill frees the lock)
+      try {
+        await until('the lock held', () => run('flock', ['-n', lock, 'true']).code !== 0)
+        writeFileSync(recordPath(dir), 'damaged')
+        await sleep(2500) // two and a half checks of the engine
+        assert.is(readFileSync(recordPath(dir), 'utf8'), 'damaged', 'not written back while the lock is held')
+      } finally {
+        holder.kill('SIGKILL')
+      }
+      await until('the record written back once the lock is free', () => readRecord(dir)?.tunnels?.g1?.params.mode === 'gre', 5000)
+    })
+
     t('SIGKILL of the engine, then a replace (stop and start in one apply): one new engine does it', async () => {
       const [pid] = engines(pair!.a)
       process.kill(pid!, 'SIGKILL')
