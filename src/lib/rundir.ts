@@ -57,6 +57,13 @@ export function ensureRunDir(netns?: string, root = runRoot()): string {
   return dir
 }
 
+/** Removes `path` if it is there (a file already gone, or never made, is no error). */
+export function removeQuiet(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {}
+}
+
 /**
  * Writes `data` to `path` atomically, 0600: a new temporary file beside it (O_EXCL|O_NOFOLLOW), fsync, rename.
  * Objects are written as JSON. A reader sees the old content or the new, never a part, and no symlink is followed.
@@ -74,18 +81,14 @@ export function writeAtomic(path: string, data: unknown, mode = FILE_MODE, opts:
     if (opts.sync !== false) fsyncSync(fd)
   } catch (e) {
     closeSync(fd)
-    try {
-      unlinkSync(tmp)
-    } catch {}
+    removeQuiet(tmp)
     throw e
   }
   closeSync(fd)
   try {
     renameSync(tmp, path)
   } catch (e) {
-    try {
-      unlinkSync(tmp)
-    } catch {}
+    removeQuiet(tmp)
     throw e
   }
 }
@@ -107,9 +110,7 @@ export function removeTempFiles(dir: string, opts: {of?: string[]} = {}): void {
     const m = /^\.(.+)\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f)
     if (!m) continue
     if (of ? !of.has(m[1]!) : existsSync(`/proc/${m[2]}`)) continue
-    try {
-      unlinkSync(join(dir, f))
-    } catch {}
+    removeQuiet(join(dir, f))
   }
 }
 

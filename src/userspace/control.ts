@@ -1,7 +1,7 @@
 // Starts, changes, stops and observes the userspace tunnels of a namespace: one engine process per namespace
 // (engine.ts), configured by the namespace's state record (paths.ts, one file for all its tunnels) and one commit
 // per apply on its control socket.
-import {existsSync, closeSync, readFileSync, readdirSync, unlinkSync} from 'node:fs'
+import {existsSync, closeSync, readFileSync, readdirSync} from 'node:fs'
 import {unlink as unlinkAsync} from 'node:fs/promises'
 import {connect} from 'node:net'
 import {dirname, join} from 'node:path'
@@ -13,12 +13,12 @@ import {ip, ipJson} from '../lib/ip.js'
 import {spawnDetached} from '../lib/exec.js'
 import {mark} from '../lib/timing.js'
 import {processAlive, startTicks as processStart} from '../lib/proc.js'
-import {ensureRunDir, openAppend, removeTempFiles, warnOnce, writeAtomic} from '../lib/rundir.js'
+import {ensureRunDir, openAppend, removeQuiet, removeTempFiles, warnOnce} from '../lib/rundir.js'
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {CreatedDevice} from '../plan/lines.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
 import {KEYFILE_RECORDS} from '../ipsec/record.js'
-import {type EncapState, type EncapStats, type EspStats, type StateRecord, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, recordText, statePath, statsPath} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, statePath, statsPath, writeRecord} from './paths.js'
 import type {CommitReply} from './engine.js'
 
 
@@ -333,6 +333,14 @@ export function prepareEngine(netns?: string): void {
   } catch {}
 }
 
+/** The state record (paths.ts readRecord), saying once on stderr what of it is ignored (unreadable, damaged entries). */
+function readRecordWarned(dir: string): ReturnType<typeof readRecord> {
+  const rec = readRecord(dir)
+  if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited); the engine writes back what it runs`)
+  else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+  return rec
+}
+
 /** The namespace's state: the record's tunnels, with an older release's per-tunnel files not in it (to migrate). */
 interface Loaded {
   tunnels: Map<string, EncapState>
@@ -343,9 +351,7 @@ interface Loaded {
 }
 
 function loadStates(dir: string, netns?: string): Loaded {
-  const rec = readRecord(dir)
-  if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited); the engine writes back what it runs`)
-  else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+  const rec = readRecordWarned(dir)
   const tunnels = new Map(Object.entries(rec?.tunnels ?? {}))
   // an older release's <name>.json files in the run dir (its engine ran them from there); the record wins. (Files
   // of the legacy layout, an even older release's, stay where they are until their tunnel is started or stopped.)
@@ -355,17 +361,10 @@ function loadStates(dir: string, netns?: string): Loaded {
   return {tunnels, migrated, stale: migrated.length > 0 || !!rec?.damaged}
 }
 
-/** Writes the namespace's state record (no tunnel: no file), naming `pid` as its engine; one fsync. */
-function writeRecord(dir: string, tunnels: Map<string, EncapState>, pid: number | undefined, netns?: string): void {
-  if (!tunnels.size) {
-    try {
-      unlinkSync(recordPath(dir))
-    } catch {}
-    return
-  }
+/** Writes the namespace's state record naming `pid` (proven by its start time) as its engine (paths.ts writeRecord). */
+function recordFor(dir: string, tunnels: Map<string, EncapState>, pid: number | undefined, netns?: string): void {
   const startTicks = pid ? processStart(pid) : undefined
-  const rec: StateRecord = {...(pid ? {pid} : {}), ...(pid && startTicks !== undefined ? {startTicks} : {}), ...(netns ? {netns} : {}), tunnels: Object.fromEntries(tunnels)}
-  writeAtomic(recordPath(dir), recordText(rec))
+  writeRecord(dir, tunnels, {...(pid ? {pid} : {}), ...(startTicks !== undefined ? {startTicks} : {}), ...(netns ? {netns} : {})})
 }
 
 /** One apply's userspace changes, as one engine transaction. */
@@ -465,24 +464,19 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   // otherwise write back a tunnel it still runs, taking the record for damaged); without one, they go now
   if (!engine) for (const n of stops) tunnels.delete(n)
   const write = starts.length > 0 || (!engine && stops.some((n) => stopStates.get(n))) || loaded.stale
-  if (write) writeRecord(dir, tunnels, engine, netns)
+  if (write) recordFor(dir, tunnels, engine, netns)
   mark(`userspace: state record ${write ? 'written' : 'read'} (${tunnels.size} tunnels)${launch ? ', the engine booting meanwhile' : ''}`)
   // an older release's files, now in the record; a legacy-layout file of a tunnel started or stopped here
-  const unlinkQuiet = (f: string) => {
-    try {
-      unlinkSync(f)
-    } catch {}
-  }
-  if (write) for (const f of loaded.migrated) unlinkQuiet(f)
+  if (write) for (const f of loaded.migrated) removeQuiet(f)
   for (const n of hasLegacy ? [...starts.map((s) => s.name), ...stops] : []) {
     const legacy = legacyFile(n)
-    if (legacy) unlinkQuiet(legacy)
+    if (legacy) removeQuiet(legacy)
   }
   if (launch) {
     try {
       const pid = await launch.ready
       // not the spawned process after all (another engine answered): the record names the engine
-      if (pid !== engine && write) writeRecord(dir, tunnels, pid, netns)
+      if (pid !== engine && write) recordFor(dir, tunnels, pid, netns)
       engine = pid
     } catch (e: any) {
       failure = e
@@ -505,7 +499,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       if (starts.length && (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') && (await engineGone(engine, netns, 5000))) {
         try {
           const pid = await ensureEngine(netns)
-          writeRecord(dir, tunnels, pid, netns)
+          recordFor(dir, tunnels, pid, netns)
           reply = await request(engineFiles(dir).sock, req, timeout)
         } catch (e2: any) {
           failure = e2
@@ -542,7 +536,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
       changed = true
     }
     for (const n of stopsLeft) changed = now.delete(n) || changed
-    if (changed) writeRecord(dir, now, reply?.ok ? reply.pid : runningEngine(netns), netns)
+    if (changed) recordFor(dir, now, reply?.ok ? reply.pid : runningEngine(netns), netns)
   }
   if (failedNew.length && reply && !failure) {
     // the engine runs none of them (a failed add closes its device); a second commit drops any it half-took
@@ -575,7 +569,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
     if (link && isOwnedTun(link) && !reply?.running.includes(n)) {
       await deleteLink(n, netns)
     }
-    for (const f of [statsPath(n, netns), logPath(n, netns)]) unlinkQuiet(f)
+    for (const f of [statsPath(n, netns), logPath(n, netns)]) removeQuiet(f)
   }
   // temporary files (the engine record's, the state record's, a tunnel's counters) whose writer, an engine or CLI
   // killed while writing them, is gone
@@ -583,7 +577,7 @@ export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): P
   // no engine runs and no tunnel is left for one: its stale record and socket (a killed engine's) go too
   if (!runningEngine(netns) && !existsSync(recordPath(dir)) && !perTunnelStates(dir).files.length) {
     const files = engineFiles(dir)
-    for (const f of [files.record, files.sock]) unlinkQuiet(f)
+    for (const f of [files.record, files.sock]) removeQuiet(f)
   }
   return results
 }
@@ -666,9 +660,7 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       continue
     }
     const present = new Set(files)
-    const rec = legacy ? undefined : readRecord(dir)
-    if (rec === null) warnOnce(`${recordPath(dir)}:unreadable`, `ignoring state record ${recordPath(dir)}: not what tunctl writes (corrupt or edited)`)
-    else if (rec?.damaged) warnOnce(`${recordPath(dir)}:${rec.damaged.join()}`, `ignoring entries ${rec.damaged.join(', ')} of state record ${recordPath(dir)}: not what tunctl writes`)
+    const rec = legacy ? undefined : readRecordWarned(dir)
     const names = new Set<string>(Object.keys(rec?.tunnels ?? {}))
     for (const f of files) {
       // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)

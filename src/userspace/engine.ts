@@ -5,17 +5,17 @@
 // answers per tunnel. It writes each tunnel's counters to <name>.stats.json, and exits when its last tunnel is
 // removed. Once its control socket listens it writes its pid on the pipe TUNCTL_ENGINE_READY_FD names, if any
 // (the CLI that launched it waits for that line instead of polling).
-import {chmodSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {chmodSync, closeSync, constants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync} from 'node:fs'
 import {unlink} from 'node:fs/promises'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
-import {writeAtomic} from '../lib/rundir.js'
+import {removeQuiet, writeAtomic} from '../lib/rundir.js'
 import {flockAddon} from '../lib/lock.js'
 import type {Counters, TunnelParams} from '../model/types.js'
 import {loadAddon, type NativeCounters} from './addon.js'
 import {startTicks as processStart} from '../lib/proc.js'
 import {applyKernelView, createdDeviceView, type TwinTunnel} from './kernel-twin.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, readRecord, recordPath, recordText} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, espSeqPath, readRecord, recordPath, writeRecord} from './paths.js'
 import {espStartOptions, loadEspKeys, wipe, type EspRecord} from '../ipsec/userspace.js'
 import {keyFingerprint, type KeyMaterial} from '../ipsec/keys.js'
 import type {CreatedDevice} from '../plan/lines.js'
@@ -281,11 +281,6 @@ function serve(dir: string) {
     // them (rename); an fsync each costs 1000 tunnels seconds of the engine's one thread on a disk-backed /run
     writeAtomic(join(dir, `${name}.stats.json`), st, undefined, {sync: false})
   }
-  const unlinkQuiet = (f: string) => {
-    try {
-      unlinkSync(f)
-    } catch {}
-  }
 
   // the state record: its netns field (kept as read) and the stamp (inode, mtime, size) of the version this engine
   // last read or wrote: a tick looks at it again only when it changed on disk
@@ -300,14 +295,11 @@ function serve(dir: string) {
     }
   }
   /** writes the record naming this engine (no tunnel: no file) */
-  const writeRecord = (tunnels: Map<string, EncapState>) => {
-    if (!tunnels.size) unlinkQuiet(recordPath(dir))
-    else {
-      const pid = process.pid
-      writeAtomic(recordPath(dir), recordText({pid, ...(startTicks !== undefined ? {startTicks} : {}), ...(recordNetns ? {netns: recordNetns} : {}), tunnels: Object.fromEntries(tunnels)}))
-    }
+  const writeRecordHere = (tunnels: Map<string, EncapState>) => {
+    writeRecord(dir, tunnels, {pid: process.pid, ...(startTicks !== undefined ? {startTicks} : {}), ...(recordNetns ? {netns: recordNetns} : {})})
     seen = recordStamp()
   }
+
   /** the record as it is now, with the `drop` entries taken out (those of the generation the engine ran: the CLI
    * may have written a new one meanwhile) and every running tunnel it lacks put back (written only if that changes
    * it, or it does not name this engine) */
@@ -324,7 +316,7 @@ function serve(dir: string) {
     for (const n of missing) tunnels.set(n, running.get(n)!.state)
     if (rec?.netns) recordNetns = rec.netns
     if (rec === null || rec?.damaged || missing.length) log(`state record ${rec === null ? 'unreadable' : rec?.damaged ? 'damaged' : rec === undefined ? 'missing' : `lacks ${missing.length} running tunnels`} ${why}: writing back what runs`)
-    if (changed || missing.length) writeRecord(tunnels)
+    if (changed || missing.length) writeRecordHere(tunnels)
     else seen = recordStamp()
   }
 
@@ -482,7 +474,7 @@ function serve(dir: string) {
     // an entry this commit did not start whose take-over failed (its underlay or key file missing now) stays in
     // the record with its device: its parameters are what the next apply compares and restarts
     const keptFailed = [...desired].filter(([n]) => !running.has(n) && !orderAt.has(n) && results[n] && !results[n]!.ok)
-    if (rewrite) writeRecord(new Map([...[...running].map(([n, r]) => [n, r.state] as const), ...keptFailed]))
+    if (rewrite) writeRecordHere(new Map([...[...running].map(([n, r]) => [n, r.state] as const), ...keptFailed]))
     else seen = recordStamp()
     const tk = Date.now()
     const configureMs = tk - tc
@@ -522,8 +514,8 @@ function serve(dir: string) {
       mine = JSON.parse(readFileSync(files.record, 'utf8'))?.pid === process.pid
     } catch {}
     if (mine) {
-      unlinkQuiet(files.sock)
-      unlinkQuiet(files.record)
+      removeQuiet(files.sock)
+      removeQuiet(files.record)
     }
     process.exit(code)
   }
@@ -664,7 +656,7 @@ function serve(dir: string) {
     process.exit(1)
   })
   // a stale socket of a dead engine (the CLI starts an engine only when none answers)
-  unlinkQuiet(files.sock)
+  removeQuiet(files.sock)
   const umask = process.umask(0o177)
   server.listen(files.sock, () => {
     process.umask(umask)

@@ -7,7 +7,7 @@
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {manageableName} from '../lib/names.js'
-import {legacyRunDir, runDir} from '../lib/rundir.js'
+import {legacyRunDir, removeQuiet, runDir, writeAtomic} from '../lib/rundir.js'
 import {MODES, type Counters, type TunnelParams} from '../model/types.js'
 import {isEspRecord, type EspRecord} from '../ipsec/userspace.js'
 
@@ -108,6 +108,15 @@ export function recordText(r: StateRecord): string {
     tunnels[n] = st as EncapState
   }
   return JSON.stringify({...(r.pid ? {pid: r.pid} : {}), ...(r.startTicks !== undefined ? {startTicks: r.startTicks} : {}), ...(r.netns ? {netns: r.netns} : {}), tunnels}) + '\n'
+}
+
+/**
+ * Writes the namespace's state record (`recordText`: its engine's pid and start time, the netns, every tunnel's
+ * entry) atomically with one fsync; no tunnel: no file. Its writers: the CLI (control.ts) and the engine (engine.ts).
+ */
+export function writeRecord(dir: string, tunnels: Map<string, EncapState>, engine: {pid?: number; startTicks?: number; netns?: string}): void {
+  if (!tunnels.size) return removeQuiet(recordPath(dir))
+  writeAtomic(recordPath(dir), recordText({...(engine.pid ? {pid: engine.pid} : {}), ...(engine.pid && engine.startTicks !== undefined ? {startTicks: engine.startTicks} : {}), ...(engine.netns ? {netns: engine.netns} : {}), tunnels: Object.fromEntries(tunnels)}))
 }
 
 /** An older release's per-tunnel state files `<name>.json` in `dir` (valid ones, by name) and their paths. */
