@@ -77,15 +77,6 @@ export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
   }
 }
 
-/**
- * The plan changes userspace tunnels (a create, replace or change starts them when no engine runs): the namespace's
- * engine starts booting now, while the journal is written (control.ts prepareEngine; one that gets no commit exits
- * by itself).
- */
-export function prepareUserspace(plan: Plan, netns?: string): void {
-  if (plan.steps.some((s) => s.driver === 'userspace' && s.kind !== 'delete')) prepareEngine(netns)
-}
-
 /** One ip batch, verify by re-observing, roll back on any failure (TUNCTL_FAIL_AT_LINE=N injects a failure). */
 export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<ApplyResult> {
   return executeWith(realSystem(opts), plan, {

@@ -19,7 +19,7 @@ export interface System {
   /** one engine transaction for an apply's userspace starts and stops (per tunnel: undefined = done, else why it
    * failed); without it, startEncap/stopEncap run one by one */
   encapBatch?(batch: {start?: Array<{name: string; params: TunnelParams; ipsec?: IpsecParams; device?: CreatedDevice}>; stop?: string[]; forget?: string[]}): Promise<Map<string, string | undefined>>
-  /** the plan starts userspace tunnels: their engine may start booting now (before the journal and the record) */
+  /** the plan starts userspace tunnels: their engine may start booting now (while the state record is written) */
   prepareEncaps?(): void
   /** stops an encapsulator and forgets its state files, never deleting a link (its start failed or was cut short) */
   forgetEncap?(name: string): Promise<void>

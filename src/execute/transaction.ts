@@ -7,7 +7,7 @@ import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
 import {journalStarted, processStart, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
 import {withLock, type Lock} from '../lib/lock.js'
 import type {ObservedState, Plan} from '../model/types.js'
-import {executePlan, prepareUserspace, type ApplyResult, type ExecHooks} from './index.js'
+import {executePlan, type ApplyResult, type ExecHooks} from './index.js'
 import {recoverUnfinished} from './recover.js'
 import type {ExecPhase, Operation, Residual} from './run.js'
 import type {Compiled} from '../plan/lines.js'
@@ -84,8 +84,6 @@ export async function executeJournaled(tx: Transaction, plan: Plan, opts: Journa
   }
   removeJournal(netns) // a started-log left by a removal cut short (recoverUnfinished ran: no journal is pending)
   writeJournal(journal)
-  // the engine boots while the state record is written (after the journal: nothing starts before it is durable)
-  prepareUserspace(plan, netns)
   const hooks = journalHooks(journal, signals)
   signals.arm((sig, first) => {
     if (!first) process.stderr.write(`tunctl: ${sig}: already stopping, please wait (the next tunctl command rolls back whatever a SIGKILL leaves)\n`)
