@@ -1,7 +1,7 @@
 // YAML text → validated DesiredState with every problem positioned (file:line:col + excerpt); drivers injected.
 import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
-import type {DesiredState, Mode} from '../model/types.js'
+import type {DesiredState, Mode, SourceLocation} from '../model/types.js'
 import {MAX_DIAGNOSTICS, SpecError, type Diagnostic} from '../lib/errors.js'
 import {SourceMap} from './positions.js'
 import {schemaDiagnostics, type RawDiagnostic} from './schema.js'
@@ -64,6 +64,18 @@ function keysAsWritten(doc: Document): Array<{offset: number; message: string}> 
   return out
 }
 
+/**
+ * Defines o[key] as an enumerable property worked out by `compute` when first read (then a plain data property):
+ * it reads, copies, compares and serialises as if it had been assigned.
+ */
+function lazy<T extends object, K extends keyof T>(o: T, key: K, compute: () => T[K]): void {
+  const settle = (value: T[K]): T[K] => {
+    Object.defineProperty(o, key, {value, enumerable: true, configurable: true, writable: true})
+    return value
+  }
+  Object.defineProperty(o, key, {enumerable: true, configurable: true, get: () => settle(compute()), set: settle})
+}
+
 /** Parses and validates a spec. Pure (apart from reading rt_tables when a route names a table). Throws SpecError with every problem. */
 export function parseSpecWith(file: string, text: string, opts: ParseOptions): DesiredState {
   const lineCounter = new LineCounter()
@@ -100,19 +112,16 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   // file order (an object's integer-like keys would otherwise come first)
   const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
   tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  // where each tunnel, its key file and its routes stand: needed only when a later error names them (a plan
+  // conflict, a key file's problem), so each is worked out when first read (1000 tunnels: ~5 ms of every apply)
+  const located = (offset: number): SourceLocation => {
+    const pos = map.posOf(offset)
+    return {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+  }
   for (const t of tunnels) {
-    const pos = map.posOf(at.get(t.name)!)
-    t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
-    if (t.ipsec) {
-      const kp = map.posOf(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value'))
-      t.keyFileAt = {line: kp.line, column: kp.column, excerpt: map.excerpt(kp)}
-    }
-    if (t.routePointers?.length) {
-      t.routeAt = t.routePointers.map((p) => {
-        const rp = map.posOf(map.offsetOf(p, 'value'))
-        return {line: rp.line, column: rp.column, excerpt: map.excerpt(rp)}
-      })
-    }
+    lazy(t, 'at', () => located(at.get(t.name)!))
+    if (t.ipsec) lazy(t, 'keyFileAt', () => located(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value')))
+    if (t.routePointers?.length) lazy(t, 'routeAt', () => t.routePointers!.map((p) => located(map.offsetOf(p, 'value'))))
   }
   return {file, tunnels}
 }
