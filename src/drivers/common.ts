@@ -23,7 +23,7 @@ export const TOS_INHERIT = 1
  */
 export function tunnelIdentity(mode: Mode, local: string, remote: string, dev: string | undefined, ikey: number | undefined): string {
   const kind = mode === 'isatap' ? 'sit' : mode
-  return [kind, local, remote, dev ?? '', mode === 'gre' ? (ikey ?? 'nokey') : 'nokey'].join('|')
+  return `${kind}|${local}|${remote}|${dev ?? ''}|${mode === 'gre' ? (ikey ?? 'nokey') : 'nokey'}`
 }
 
 export function ttlOf(v: unknown): number {
