@@ -1,5 +1,5 @@
 // YAML text → validated DesiredState with every problem positioned (file:line:col + excerpt); drivers injected.
-import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document} from 'yaml'
+import {isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, YAMLMap, YAMLSeq, type Document, type Node as YNode} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
 import type {DesiredState, Mode, SourceLocation} from '../model/types.js'
 import {MAX_DIAGNOSTICS, SpecError, type Diagnostic} from '../lib/errors.js'
@@ -31,37 +31,69 @@ export function locate(file: string, map: SourceMap, raw: RawDiagnostic[]): Diag
  * Mapping keys are taken as written: a plain scalar key means its source text, not its YAML value, so `0x10:`
  * names a tunnel "0x10" (not 16) and `1e1:` one "1e1" (not 10). Quoted or not, the same text is the same key:
  * `16:` and `"16":` are duplicates (as JavaScript object keys they would silently merge, the later winning).
- * Returns every later key of a mapping equal, as written, to an earlier one (at the later key). One walk over
- * the nodes (yaml's visit freezes a new path array per node: two passes of it cost ~40 ms for 1000 tunnels).
+ * Returns every later key of a mapping equal, as written, to an earlier one (at the later key), and the
+ * document's data as yaml's `doc.toJS()` makes it, built in the same walk when the document has only plain
+ * mappings, sequences and scalars (no alias, anchor or merge key, and scalar keys): `data` is undefined otherwise,
+ * and the caller asks yaml. One walk over the nodes (yaml's visit freezes a new path array per node: two passes
+ * of it cost ~40 ms for 1000 tunnels; toJS is a second walk of ~10-15 ms at a cold start).
  */
-function keysAsWritten(doc: Document): Array<{offset: number; message: string}> {
-  const out: Array<{offset: number; message: string}> = []
+export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number; message: string}>; data?: unknown} {
+  const duplicates: Array<{offset: number; message: string}> = []
+  // false once the walk meets what yaml's toJS treats in its own way: the data is then yaml's
+  let plain = true
   const asWritten = (k: unknown): void => {
     if (isScalar(k) && typeof k.source === 'string' && k.value !== k.source) k.value = k.source
     else walk(k)
   }
-  const walk = (node: unknown): void => {
+  // toJS({keep: true}) of a node: a scalar's value; a mapping an object with its pairs in order (a key that `in`
+  // finds, like __proto__, defined as an own property), a sequence an array
+  const walk = (node: unknown): unknown => {
+    if (node === null || node === undefined) return node
+    if (!isNode(node) && !isPair(node)) {
+      plain = false
+      return undefined
+    }
+    if ((node as YNode).anchor || isAlias(node)) plain = false
     if (isMap(node)) {
+      if (Object.getPrototypeOf(node) !== YAMLMap.prototype) plain = false
       const seen = new Set<string>()
+      const out: Record<string, unknown> = {}
       for (const pair of node.items) {
         asWritten(pair.key)
+        let key: string | undefined
         if (isScalar(pair.key)) {
           const k = String(pair.key.value)
-          if (seen.has(k)) out.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
+          if (seen.has(k)) duplicates.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
           else seen.add(k)
+          const v = pair.key.value
+          if ((pair.key as {addToJSMap?: unknown}).addToJSMap || pair.key.anchor || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
+          else key = v === null ? '' : String(v)
+        } else plain = false
+        const value = walk(pair.value)
+        if (plain && key !== undefined) {
+          if (key in out) Object.defineProperty(out, key, {value, writable: true, enumerable: true, configurable: true})
+          else out[key] = value
         }
-        walk(pair.value)
       }
-    } else if (isSeq(node)) {
-      for (const item of node.items) walk(item)
-    } else if (isPair(node)) {
+      return out
+    }
+    if (isSeq(node)) {
+      if (Object.getPrototypeOf(node) !== YAMLSeq.prototype) plain = false
+      return node.items.map((item) => walk(item))
+    }
+    if (isPair(node)) {
       // a pair in a flow sequence (`[a: 1]`)
+      plain = false
       asWritten(node.key)
       walk(node.value)
+      return undefined
     }
+    if (isScalar(node)) return node.value
+    plain = false
+    return undefined
   }
-  walk(doc.contents)
-  return out
+  const data = walk(doc.contents)
+  return plain ? {duplicates, data} : {duplicates}
 }
 
 /**
@@ -82,7 +114,7 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
   // tunnels); duplicateKeys does the same check in one pass
   const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
-  const duplicates = keysAsWritten(doc)
+  const {duplicates, data: plainData} = keysAsWritten(doc)
   const map = new SourceMap(text, doc, lineCounter)
   const errors = [...doc.errors.map((e) => ({offset: e.pos[0], message: e.message})), ...duplicates]
 
@@ -97,9 +129,9 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
     throw new SpecError(diags)
   }
 
-  let data: unknown
+  let data: unknown = plainData
   try {
-    data = doc.toJS({maxAliasCount: 1000})
+    if (data === undefined) data = doc.toJS({maxAliasCount: 1000})
   } catch (e: any) {
     const pos = map.posOf(0)
     throw new SpecError([{file, line: pos.line, column: pos.column, pointer: '', message: `YAML error: ${e?.message ?? e}`, excerpt: map.excerpt(pos)}])
