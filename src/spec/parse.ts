@@ -49,26 +49,30 @@ export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number
   // finds, like __proto__, defined as an own property), a sequence an array
   const walk = (node: unknown): unknown => {
     if (node === null || node === undefined) return node
-    if (!isNode(node) && !isPair(node)) {
-      plain = false
-      return undefined
+    // (most nodes are scalars: tested first)
+    if (isScalar(node)) {
+      if (node.anchor) plain = false
+      return node.value
     }
-    if ((node as YNode).anchor || isAlias(node)) plain = false
     if (isMap(node)) {
-      if (Object.getPrototypeOf(node) !== YAMLMap.prototype) plain = false
+      if (node.anchor || Object.getPrototypeOf(node) !== YAMLMap.prototype) plain = false
       const seen = new Set<string>()
       const out: Record<string, unknown> = {}
       for (const pair of node.items) {
-        asWritten(pair.key)
+        const k = pair.key
         let key: string | undefined
-        if (isScalar(pair.key)) {
-          const k = String(pair.key.value)
-          if (seen.has(k)) duplicates.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
-          else seen.add(k)
-          const v = pair.key.value
-          if ((pair.key as {addToJSMap?: unknown}).addToJSMap || pair.key.anchor || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
-          else key = v === null ? '' : String(v)
-        } else plain = false
+        if (isScalar(k)) {
+          if (typeof k.source === 'string' && k.value !== k.source) k.value = k.source
+          const v = k.value
+          const text = String(v)
+          if (seen.has(text)) duplicates.push({offset: k.range?.[0] ?? 0, message: 'Map keys must be unique'})
+          else seen.add(text)
+          if ((k as {addToJSMap?: unknown}).addToJSMap || k.anchor || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
+          else key = v === null ? '' : text
+        } else {
+          plain = false
+          walk(k)
+        }
         const value = walk(pair.value)
         if (plain && key !== undefined) {
           if (key in out) Object.defineProperty(out, key, {value, writable: true, enumerable: true, configurable: true})
@@ -78,18 +82,17 @@ export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number
       return out
     }
     if (isSeq(node)) {
-      if (Object.getPrototypeOf(node) !== YAMLSeq.prototype) plain = false
-      return node.items.map((item) => walk(item))
+      if (node.anchor || Object.getPrototypeOf(node) !== YAMLSeq.prototype) plain = false
+      const out: unknown[] = []
+      for (const item of node.items) out.push(walk(item))
+      return out
     }
+    plain = false
     if (isPair(node)) {
-      // a pair in a flow sequence (`[a: 1]`)
-      plain = false
+      // a pair in a flow sequence (`[a: 1]`: yaml 2.9 makes it a mapping of one pair)
       asWritten(node.key)
       walk(node.value)
-      return undefined
     }
-    if (isScalar(node)) return node.value
-    plain = false
     return undefined
   }
   const data = walk(doc.contents)
@@ -141,9 +144,12 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   const {diagnostics, tunnels} = checkTunnels(data, schemaDiags, {drivers: opts.drivers, rtTables: opts.rtTables})
   const all = [...schemaDiags, ...diagnostics]
   if (all.length > 0) throw new SpecError(locate(file, map, all))
-  // file order (an object's integer-like keys would otherwise come first)
-  const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
-  tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  // file order: an object lists integer-like keys first. Data the walk built from plain mappings lists the others
+  // as the file does, so the tunnels are in file order already when no name is all digits.
+  if (plainData === undefined || tunnels.some((t) => /^\d+$/.test(t.name))) {
+    const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
+    tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  }
   // where each tunnel, its key file and its routes stand: needed only when a later error names them (a plan
   // conflict, a key file's problem), so each is worked out when first read (1000 tunnels: ~5 ms of every apply)
   const located = (offset: number): SourceLocation => {
@@ -151,7 +157,7 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
     return {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
   }
   for (const t of tunnels) {
-    lazy(t, 'at', () => located(at.get(t.name)!))
+    lazy(t, 'at', () => located(map.offsetOf(t.pointer, 'key')))
     if (t.ipsec) lazy(t, 'keyFileAt', () => located(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value')))
     if (t.routePointers?.length) lazy(t, 'routeAt', () => t.routePointers!.map((p) => located(map.offsetOf(p, 'value'))))
   }

@@ -497,6 +497,12 @@ test('state absent needs only mode', () => {
 test('tunnels keep file order, also with numeric names', () => {
   const s = parseSpec('t.yaml', tunnels('  zz:\n    mode: gre\n    local: 192.0.2.1\n  10:\n    mode: gre\n    local: 192.0.2.2\n  aa:\n    mode: gre\n    local: 192.0.2.3\n'), {rtTables: NO_TABLES})
   assert.equal(s.tunnels.map((t) => t.name), ['zz', '10', 'aa'])
+  // data yaml makes (an anchor and its alias), names an object lists as written ('007') or first ('7')
+  const body = '  zz:\n    mode: gre\n    local: &l 192.0.2.1\n  "007":\n    mode: ipip\n    local: *l\n  7:\n    mode: sit\n    local: 192.0.2.3\n  b:\n    mode: gre\n    local: 192.0.2.4\n  a:\n    mode: gre\n    local: 192.0.2.5\n'
+  const order = ['zz', '007', '7', 'b', 'a']
+  assert.equal(parseSpec('t.yaml', tunnels(body), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), order)
+  assert.equal(parseSpec('t.yaml', tunnels(body.replace('&l ', '').replace('*l', '192.0.2.1')), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), order)
+  assert.equal(parseSpec('t.yaml', tunnels(body.replace('&l ', '').replace('*l', '192.0.2.1').replace('  7:', '  x7:')), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), ['zz', '007', 'x7', 'b', 'a'])
 })
 
 test('YAML merge keys are reported as unsupported', () => {
