@@ -10,7 +10,9 @@ export function unescapeSegment(s: string): string {
 }
 
 export function joinPointer(...segments: Array<string | number>): string {
-  return segments.map((s) => '/' + escapeSegment(String(s))).join('')
+  let out = ''
+  for (const s of segments) out += '/' + escapeSegment(String(s))
+  return out
 }
 
 export function splitPointer(pointer: string): string[] {

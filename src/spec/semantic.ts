@@ -74,7 +74,7 @@ export function checkTunnels(
     if (!isObject(entry)) continue
     // the entry's keys the schema rejected (the tunnel schema has no combinators: each error names a key or deeper)
     const badKeys = new Set(
-      schemaDiags.filter((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/')).map((d) => splitPointer(d.pointer)[2] ?? ''),
+      schemaDiags.length === 0 ? [] : schemaDiags.filter((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/')).map((d) => splitPointer(d.pointer)[2] ?? ''),
     )
     const schemaBad = badKeys.size > 0
     // what the driver and identity checks see: the entry without those keys, so every other error is still reported
