@@ -100,6 +100,25 @@ export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number
 }
 
 /**
+ * yaml's parse of a spec. Every key is read as the string it is written as (yaml's stringKeys: no key scalar is
+ * resolved by its type, which keysAsWritten would undo; ~5 % of a cold parse). A document with a key that is not
+ * a plain string (tagged, an alias, a collection, or none: yaml's NON_STRING_KEY error) is parsed again without
+ * stringKeys, so its errors and data are exactly what they were.
+ */
+export function parseYaml(text: string): {doc: Document; lineCounter: LineCounter} {
+  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
+  // tunnels); keysAsWritten does the same check in one pass
+  const options = {prettyErrors: false, uniqueKeys: false, strict: true} as const
+  let lineCounter = new LineCounter()
+  let doc: Document = parseDocument(text, {...options, lineCounter, stringKeys: true})
+  if (doc.errors.some((e) => e.code === 'NON_STRING_KEY')) {
+    lineCounter = new LineCounter()
+    doc = parseDocument(text, {...options, lineCounter})
+  }
+  return {doc, lineCounter}
+}
+
+/**
  * Defines o[key] as an enumerable property worked out by `compute` when first read (then a plain data property):
  * it reads, copies, compares and serialises as if it had been assigned.
  */
@@ -113,10 +132,7 @@ function lazy<T extends object, K extends keyof T>(o: T, key: K, compute: () => 
 
 /** Parses and validates a spec. Pure (apart from reading rt_tables when a route names a table). Throws SpecError with every problem. */
 export function parseSpecWith(file: string, text: string, opts: ParseOptions): DesiredState {
-  const lineCounter = new LineCounter()
-  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
-  // tunnels); duplicateKeys does the same check in one pass
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
+  const {doc, lineCounter} = parseYaml(text)
   const {duplicates, data: plainData} = keysAsWritten(doc)
   const map = new SourceMap(text, doc, lineCounter)
   const errors = [...doc.errors.map((e) => ({offset: e.pos[0], message: e.message})), ...duplicates]

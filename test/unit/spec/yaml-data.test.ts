@@ -1,11 +1,14 @@
 // parse.ts's keysAsWritten builds the document's data in its walk over the keys: it must be exactly yaml's
 // doc.toJS() (values, key order, own properties, prototypes), and leave anything yaml treats in its own way to yaml.
+// parseYaml reads keys as strings (yaml's stringKeys): the same keys, data and errors as without it.
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {LineCounter, parseDocument} from 'yaml'
-import {keysAsWritten} from '../../../src/spec/parse.js'
+import {keysAsWritten, parseYaml} from '../../../src/spec/parse.js'
 
-const parse = (text: string) => parseDocument(text, {lineCounter: new LineCounter(), prettyErrors: false, uniqueKeys: false, strict: true})
+/** the spec's parse (parseYaml), and yaml's parse without stringKeys (how parseYaml parsed before) */
+const parse = (text: string) => parseYaml(text).doc
+const parseTyped = (text: string) => parseDocument(text, {lineCounter: new LineCounter(), prettyErrors: false, uniqueKeys: false, strict: true})
 
 /** Same shape to the last detail: own property names in order, their descriptors, prototypes, array lengths. */
 function same(a: unknown, b: unknown, where = '$'): void {
@@ -83,6 +86,39 @@ test('keys as written and duplicates found while the data is built', () => {
   same(walk.data, yaml)
   assert.equal(Object.keys((walk as any).data.t), ['16', '0x10'])
   assert.equal((keysAsWritten(parse('t:\n  16: a\n  "16": b\n')) as any).duplicates.map((d: any) => d.offset), [13])
+})
+
+test('keys read as strings (stringKeys) or typed and then taken as written: the same keys, data, duplicates and errors', () => {
+  const KEYS = [
+    ...PLAIN,
+    't:\n  16: a\n  "16": b\n  0x10: c\n  1e1: d\n  .5: e\n  -0: f\n  false: g\n  NULL: h\n',
+    // tagged keys, an alias key, a collection key, a missing key: parsed again without stringKeys
+    '!!int 5: x\n',
+    '!!str 5: x\n',
+    '!local k: x\n',
+    'a: &k 1\n*k : x\n',
+    '? [a]\n: x\n',
+    '? : x\n',
+    ': x\n',
+    // syntax errors with and without such keys
+    'a: [1\n!!int 5: x\n',
+    'a: b: c\n',
+    'a:\n  - b\n  c: d\n',
+    '"unterminated: x\n',
+  ]
+  for (const text of KEYS) {
+    const {doc, lineCounter} = parseYaml(text)
+    const typed = parseTyped(text)
+    const errs = (d: typeof doc) => d.errors.map((e) => [e.code, e.pos, e.message])
+    assert.equal(errs(doc), errs(typed), `errors of:\n${text}`)
+    assert.ok(lineCounter.lineStarts.length >= text.split('\n').length, 'the line counter of the parse returned')
+    if (doc.errors.length) continue
+    const a = keysAsWritten(doc)
+    const b = keysAsWritten(typed)
+    assert.equal(a.duplicates, b.duplicates, `duplicates of:\n${text}`)
+    same(a.data ?? doc.toJS({maxAliasCount: 1000}), b.data ?? typed.toJS({maxAliasCount: 1000}))
+    assert.is('data' in a, 'data' in b, `the walk builds the data of both or neither:\n${text}`)
+  }
 })
 
 test.run()
