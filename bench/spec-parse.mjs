@@ -3,7 +3,8 @@
 // Makes the spec bench/scale.sh applies (N userspace gre tunnels, each with a key and an address) and one of a
 // single tunnel, then in fresh processes, ROUNDS times, interleaved:
 //   validate: `node bin/run validate FILE` (the CLI bundle with its code cache, as an apply parses): wall time of
-//     the N-tunnel file minus that of the 1-tunnel file = what the N tunnels cost the CLI;
+//     the N-tunnel file minus that of the 1-tunnel file = what the N tunnels cost the CLI; the same in CPU time
+//     (/usr/bin/time: less sensitive to a loaded machine, but it counts V8's GC and compiler threads too);
 //   parseSpec: one call of dist/spec/load.js's parseSpec on the N-tunnel text in a fresh `node` (no bundle, no
 //     code cache: the library and checks cold), timed inside the process.
 // With --base DIR (another checkout, built), the same runs of DIR interleave with this one's: a before/after in
@@ -40,12 +41,14 @@ const one = join(dir, 'one.yaml')
 writeFileSync(big, spec(n))
 writeFileSync(one, spec(1))
 
-function wallMs(repo, file) {
+/** wall and CPU (user + system, all threads: /usr/bin/time) milliseconds of `tunctl validate FILE` */
+function validateMs(repo, file) {
   const t0 = performance.now()
-  const r = spawnSync(process.execPath, [join(repo, 'bin', 'run'), 'validate', file], {encoding: 'utf8'})
-  const ms = performance.now() - t0
-  if (r.status !== 0) throw new Error(`validate ${file} in ${repo} exited ${r.status}: ${r.stderr}`)
-  return ms
+  const r = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, join(repo, 'bin', 'run'), 'validate', file], {encoding: 'utf8'})
+  const wall = performance.now() - t0
+  const cpu = /^cpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr)
+  if (r.status !== 0 || !cpu) throw new Error(`validate ${file} in ${repo} exited ${r.status}: ${r.stderr}`)
+  return {wall, cpu: (Number(cpu[1]) + Number(cpu[2])) * 1000}
 }
 
 const PARSE = `
@@ -64,13 +67,17 @@ function parseMs(repo) {
   return ms
 }
 
-const got = Object.fromEntries(repos.map(([name]) => [name, {validateN: [], validate1: [], parse: []}]))
+const got = Object.fromEntries(repos.map(([name]) => [name, {validateN: [], validate1: [], cpuN: [], cpu1: [], parse: []}]))
 const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 try {
   for (let r = 0; r < rounds; r++) {
     for (const [name, repo] of repos) {
-      got[name].validateN.push(wallMs(repo, big))
-      got[name].validate1.push(wallMs(repo, one))
+      const vn = validateMs(repo, big)
+      const v1 = validateMs(repo, one)
+      got[name].validateN.push(vn.wall)
+      got[name].validate1.push(v1.wall)
+      got[name].cpuN.push(vn.cpu)
+      got[name].cpu1.push(v1.cpu)
       got[name].parse.push(parseMs(repo))
     }
   }
@@ -86,5 +93,6 @@ const row = (label, f) => console.log(`| ${label} | ${repos.map(([name]) => f(go
 row(`\`tunctl validate\` of ${n} tunnels (wall)`, (g) => fmt(g.validateN))
 row('`tunctl validate` of 1 tunnel (wall)', (g) => fmt(g.validate1))
 row(`what the ${n} tunnels cost the CLI (per-round difference)`, (g) => fmt(g.validateN.map((v, i) => v - g.validate1[i])))
+row(`the same in CPU time (user + system, all threads; 10 ms ticks)`, (g) => fmt(g.cpuN.map((v, i) => v - g.cpu1[i])))
 row(`parseSpec of ${n} tunnels in a fresh node (no code cache)`, (g) => fmt(g.parse))
 console.log(`load average (1, 5, 15 min) at the start / end: ${load0} / ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
