@@ -1,5 +1,5 @@
 // YAML text → validated DesiredState with every problem positioned (file:line:col + excerpt); drivers injected.
-import {isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, YAMLMap, YAMLSeq, type Document, type Node as YNode} from 'yaml'
+import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, YAMLMap, YAMLSeq, type Document} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
 import type {DesiredState, Mode, SourceLocation} from '../model/types.js'
 import {MAX_DIAGNOSTICS, SpecError, type Diagnostic} from '../lib/errors.js'
