@@ -23,7 +23,7 @@ export const TOS_INHERIT = 1
  */
 export function tunnelIdentity(mode: Mode, local: string, remote: string, dev: string | undefined, ikey: number | undefined): string {
   const kind = mode === 'isatap' ? 'sit' : mode
-  return [kind, local, remote, dev ?? '', mode === 'gre' ? (ikey ?? 'nokey') : 'nokey'].join('|')
+  return `${kind}|${local}|${remote}|${dev ?? ''}|${mode === 'gre' ? (ikey ?? 'nokey') : 'nokey'}`
 }
 
 export function ttlOf(v: unknown): number {
@@ -101,6 +101,9 @@ export function maxMtu(mode: Mode, greHeader = 4): number {
   return 65515
 }
 
+/** the keys a mode accepts, per CommonRules.keys (one set per mode, not one per tunnel checked) */
+const allowedKeys = new WeakMap<readonly string[], Set<string>>()
+
 export interface CommonRules {
   mode: Mode
   /** keys accepted beyond COMMON_KEYS */
@@ -115,7 +118,8 @@ export interface CommonRules {
  */
 export function validateCommon(spec: RawTunnelSpec, r: CommonRules): DriverDiagnostic[] {
   const out: DriverDiagnostic[] = []
-  const allowed = new Set<string>([...COMMON_KEYS, ...r.keys])
+  let allowed = allowedKeys.get(r.keys)
+  if (!allowed) allowedKeys.set(r.keys, (allowed = new Set<string>([...COMMON_KEYS, ...r.keys])))
   for (const k of Object.keys(spec)) {
     if (!allowed.has(k)) out.push(diag('/' + escapePointer(k), `'${k}' is not valid for mode ${r.mode}`))
   }
@@ -168,10 +172,14 @@ export function validateKeys(spec: RawTunnelSpec): DriverDiagnostic[] {
 }
 
 
-/** Drop keys whose value is undefined, so canonical params compare with deep equality. */
+/**
+ * The object without its undefined-valued keys (the others in their order), so canonical params compare with deep
+ * equality. A copy: an object that loses properties by `delete` becomes a slow dictionary-mode object in V8.
+ */
 export function clean<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k]
-  return o
+  const out = {} as T
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k]
+  return out
 }
 
 /** Replace reasons every ip_tunnel-based mode shares (ipip, sit, isatap, gre, vti). */

@@ -9,6 +9,8 @@ export function isEndpoint(v: unknown): boolean {
 /** The canonical endpoint ('any' or a dotted quad); throws on anything else (validate reports it first). */
 export function endpoint(v: unknown): string {
   if (v === undefined || v === null || v === 'any' || v === '0.0.0.0') return 'any'
+  // a strict dotted quad (no leading zeros) is its own canonical text: no parse (a spec's tunnels ask 4 times each)
+  if (isIPv4(v)) return v
   return ipaddr.IPv4.parse(String(v)).toString()
 }
 

@@ -1,4 +1,5 @@
 // Spec front end entry points: read FILE or stdin, parse and validate into a DesiredState (see parse.ts).
+import {isUtf8} from 'node:buffer'
 import {open, type FileHandle} from 'node:fs/promises'
 import {DRIVERS} from '../drivers/index.js'
 import type {DesiredState} from '../model/types.js'
@@ -72,7 +73,9 @@ export async function readInput(file: string): Promise<{file: string; text: stri
 export function decodeSpec(file: string, bytes: Uint8Array): string {
   const at1 = (message: string): SpecError => new SpecError([{file, line: 1, column: 1, pointer: '', message}])
   if (bytes.length > MAX_SPEC_BYTES) throw at1(tooLargeMessage())
-  const bad = firstInvalidUtf8(bytes)
+  // Node's native check first (well-formed UTF-8 by the same rules; ~0.05 ms against 1-3 ms for a 140 KB spec at
+  // a cold start); the byte-by-byte scan only finds where a bad file goes wrong
+  const bad = isUtf8(bytes) ? -1 : firstInvalidUtf8(bytes)
   if (bad >= 0) {
     const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1
     let line = 1

@@ -1,7 +1,7 @@
 // YAML text → validated DesiredState with every problem positioned (file:line:col + excerpt); drivers injected.
-import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document} from 'yaml'
+import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, YAMLMap, YAMLSeq, type Document} from 'yaml'
 import type {ModeDriver} from '../drivers/contract.js'
-import type {DesiredState, Mode} from '../model/types.js'
+import type {DesiredState, Mode, SourceLocation} from '../model/types.js'
 import {MAX_DIAGNOSTICS, SpecError, type Diagnostic} from '../lib/errors.js'
 import {SourceMap} from './positions.js'
 import {schemaDiagnostics, type RawDiagnostic} from './schema.js'
@@ -31,46 +31,109 @@ export function locate(file: string, map: SourceMap, raw: RawDiagnostic[]): Diag
  * Mapping keys are taken as written: a plain scalar key means its source text, not its YAML value, so `0x10:`
  * names a tunnel "0x10" (not 16) and `1e1:` one "1e1" (not 10). Quoted or not, the same text is the same key:
  * `16:` and `"16":` are duplicates (as JavaScript object keys they would silently merge, the later winning).
- * Returns every later key of a mapping equal, as written, to an earlier one (at the later key). One walk over
- * the nodes (yaml's visit freezes a new path array per node: two passes of it cost ~40 ms for 1000 tunnels).
+ * Returns every later key of a mapping equal, as written, to an earlier one (at the later key), and the
+ * document's data as yaml's `doc.toJS()` makes it, built in the same walk when the document has only plain
+ * mappings, sequences and scalars (no alias, anchor or merge key, and scalar keys): `data` is undefined otherwise,
+ * and the caller asks yaml. One walk over the nodes (yaml's visit freezes a new path array per node: two passes
+ * of it cost ~40 ms for 1000 tunnels; toJS is a second walk of ~10-15 ms at a cold start).
  */
-function keysAsWritten(doc: Document): Array<{offset: number; message: string}> {
-  const out: Array<{offset: number; message: string}> = []
+export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number; message: string}>; data?: unknown} {
+  const duplicates: Array<{offset: number; message: string}> = []
+  // false once the walk meets what yaml's toJS treats in its own way: the data is then yaml's
+  let plain = true
   const asWritten = (k: unknown): void => {
     if (isScalar(k) && typeof k.source === 'string' && k.value !== k.source) k.value = k.source
     else walk(k)
   }
-  const walk = (node: unknown): void => {
+  // toJS({keep: true}) of a node: a scalar's value; a mapping an object with its pairs in order (a key that `in`
+  // finds, like __proto__, defined as an own property), a sequence an array
+  const walk = (node: unknown): unknown => {
+    if (node === null || node === undefined) return node
+    // (most nodes are scalars: tested first)
+    if (isScalar(node)) {
+      if (node.anchor) plain = false
+      return node.value
+    }
     if (isMap(node)) {
+      if (node.anchor || Object.getPrototypeOf(node) !== YAMLMap.prototype) plain = false
       const seen = new Set<string>()
+      const out: Record<string, unknown> = {}
       for (const pair of node.items) {
-        asWritten(pair.key)
-        if (isScalar(pair.key)) {
-          const k = String(pair.key.value)
-          if (seen.has(k)) out.push({offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique'})
-          else seen.add(k)
+        const k = pair.key
+        let key: string | undefined
+        if (isScalar(k)) {
+          if (typeof k.source === 'string' && k.value !== k.source) k.value = k.source
+          const v = k.value
+          const text = String(v)
+          if (seen.has(text)) duplicates.push({offset: k.range?.[0] ?? 0, message: 'Map keys must be unique'})
+          else seen.add(text)
+          if ((k as {addToJSMap?: unknown}).addToJSMap || k.anchor || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
+          else key = v === null ? '' : text
+        } else {
+          plain = false
+          walk(k)
         }
-        walk(pair.value)
+        const value = walk(pair.value)
+        if (plain && key !== undefined) {
+          if (key in out) Object.defineProperty(out, key, {value, writable: true, enumerable: true, configurable: true})
+          else out[key] = value
+        }
       }
-    } else if (isSeq(node)) {
-      for (const item of node.items) walk(item)
-    } else if (isPair(node)) {
-      // a pair in a flow sequence (`[a: 1]`)
+      return out
+    }
+    if (isSeq(node)) {
+      if (node.anchor || Object.getPrototypeOf(node) !== YAMLSeq.prototype) plain = false
+      const out: unknown[] = []
+      for (const item of node.items) out.push(walk(item))
+      return out
+    }
+    plain = false
+    if (isPair(node)) {
+      // a pair in a flow sequence (`[a: 1]`: yaml 2.9 makes it a mapping of one pair)
       asWritten(node.key)
       walk(node.value)
     }
+    return undefined
   }
-  walk(doc.contents)
-  return out
+  const data = walk(doc.contents)
+  return plain ? {duplicates, data} : {duplicates}
+}
+
+/**
+ * yaml's parse of a spec. Every key is read as the string it is written as (yaml's stringKeys: no key scalar is
+ * resolved by its type, which keysAsWritten would undo; ~5 % of a cold parse). A document with a key that is not
+ * a plain string (tagged, an alias, a collection, or none: yaml's NON_STRING_KEY error) is parsed again without
+ * stringKeys, so its errors and data are exactly what they were.
+ */
+export function parseYaml(text: string): {doc: Document; lineCounter: LineCounter} {
+  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
+  // tunnels); keysAsWritten does the same check in one pass
+  const options = {prettyErrors: false, uniqueKeys: false, strict: true} as const
+  let lineCounter = new LineCounter()
+  let doc: Document = parseDocument(text, {...options, lineCounter, stringKeys: true})
+  if (doc.errors.some((e) => e.code === 'NON_STRING_KEY')) {
+    lineCounter = new LineCounter()
+    doc = parseDocument(text, {...options, lineCounter})
+  }
+  return {doc, lineCounter}
+}
+
+/**
+ * Defines o[key] as an enumerable property worked out by `compute` when first read (then a plain data property):
+ * it reads, copies, compares and serialises as if it had been assigned.
+ */
+function lazy<T extends object, K extends keyof T>(o: T, key: K, compute: () => T[K]): void {
+  const settle = (value: T[K]): T[K] => {
+    Object.defineProperty(o, key, {value, enumerable: true, configurable: true, writable: true})
+    return value
+  }
+  Object.defineProperty(o, key, {enumerable: true, configurable: true, get: () => settle(compute()), set: settle})
 }
 
 /** Parses and validates a spec. Pure (apart from reading rt_tables when a route names a table). Throws SpecError with every problem. */
 export function parseSpecWith(file: string, text: string, opts: ParseOptions): DesiredState {
-  const lineCounter = new LineCounter()
-  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic in the number of
-  // tunnels); duplicateKeys does the same check in one pass
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false, strict: true})
-  const duplicates = keysAsWritten(doc)
+  const {doc, lineCounter} = parseYaml(text)
+  const {duplicates, data: plainData} = keysAsWritten(doc)
   const map = new SourceMap(text, doc, lineCounter)
   const errors = [...doc.errors.map((e) => ({offset: e.pos[0], message: e.message})), ...duplicates]
 
@@ -85,9 +148,9 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
     throw new SpecError(diags)
   }
 
-  let data: unknown
+  let data: unknown = plainData
   try {
-    data = doc.toJS({maxAliasCount: 1000})
+    if (data === undefined) data = doc.toJS({maxAliasCount: 1000})
   } catch (e: any) {
     const pos = map.posOf(0)
     throw new SpecError([{file, line: pos.line, column: pos.column, pointer: '', message: `YAML error: ${e?.message ?? e}`, excerpt: map.excerpt(pos)}])
@@ -97,22 +160,22 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   const {diagnostics, tunnels} = checkTunnels(data, schemaDiags, {drivers: opts.drivers, rtTables: opts.rtTables})
   const all = [...schemaDiags, ...diagnostics]
   if (all.length > 0) throw new SpecError(locate(file, map, all))
-  // file order (an object's integer-like keys would otherwise come first)
-  const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
-  tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  // file order: an object lists integer-like keys first. Data the walk built from plain mappings lists the others
+  // as the file does, so the tunnels are in file order already when no name is all digits.
+  if (plainData === undefined || tunnels.some((t) => /^\d+$/.test(t.name))) {
+    const at = new Map(tunnels.map((t) => [t.name, map.offsetOf(t.pointer, 'key')]))
+    tunnels.sort((a, b) => at.get(a.name)! - at.get(b.name)!)
+  }
+  // where each tunnel, its key file and its routes stand: needed only when a later error names them (a plan
+  // conflict, a key file's problem), so each is worked out when first read (1000 tunnels: ~5 ms of every apply)
+  const located = (offset: number): SourceLocation => {
+    const pos = map.posOf(offset)
+    return {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
+  }
   for (const t of tunnels) {
-    const pos = map.posOf(at.get(t.name)!)
-    t.at = {line: pos.line, column: pos.column, excerpt: map.excerpt(pos)}
-    if (t.ipsec) {
-      const kp = map.posOf(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value'))
-      t.keyFileAt = {line: kp.line, column: kp.column, excerpt: map.excerpt(kp)}
-    }
-    if (t.routePointers?.length) {
-      t.routeAt = t.routePointers.map((p) => {
-        const rp = map.posOf(map.offsetOf(p, 'value'))
-        return {line: rp.line, column: rp.column, excerpt: map.excerpt(rp)}
-      })
-    }
+    lazy(t, 'at', () => located(map.offsetOf(t.pointer, 'key')))
+    if (t.ipsec) lazy(t, 'keyFileAt', () => located(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value')))
+    if (t.routePointers?.length) lazy(t, 'routeAt', () => t.routePointers!.map((p) => located(map.offsetOf(p, 'value'))))
   }
   return {file, tunnels}
 }

@@ -1,15 +1,18 @@
 // JSON pointers (RFC 6901) and their human labels ("routes[0].via") used in spec diagnostics.
 
+// (most segments have neither character: a test is cheaper than two replaces, thousands of times per spec)
 export function escapeSegment(s: string): string {
-  return s.replace(/~/g, '~0').replace(/\//g, '~1')
+  return s.includes('~') || s.includes('/') ? s.replace(/~/g, '~0').replace(/\//g, '~1') : s
 }
 
 export function unescapeSegment(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~')
+  return s.includes('~') ? s.replace(/~1/g, '/').replace(/~0/g, '~') : s
 }
 
 export function joinPointer(...segments: Array<string | number>): string {
-  return segments.map((s) => '/' + escapeSegment(String(s))).join('')
+  let out = ''
+  for (const s of segments) out += '/' + escapeSegment(String(s))
+  return out
 }
 
 export function splitPointer(pointer: string): string[] {

@@ -15,14 +15,18 @@ export interface SourcePos {
 }
 
 export class SourceMap {
-  readonly lines: string[]
   constructor(
     readonly text: string,
     readonly doc: Document | undefined,
     readonly lineCounter: LineCounter,
-  ) {
-    this.lines = text.split(/\r?\n/)
+  ) {}
+
+  /** the source lines, split when first needed (a valid spec needs none) */
+  get lines(): string[] {
+    return (this.splitLines ??= this.text.split(/\r?\n/))
   }
+
+  private splitLines?: string[]
 
   posOf(offset: number): SourcePos {
     const o = Math.max(0, Math.min(offset, this.text.length))

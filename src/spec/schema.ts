@@ -75,8 +75,10 @@ function subject(pointer: string): string {
 }
 
 export function schemaDiagnostics(data: unknown): RawDiagnostic[] {
-  const {schema, validate} = loadSchema()
+  // the precompiled validator needs no schema: it is read only to word the errors (and to compile it in src, tests)
+  const validate = precompiled ?? loadSchema().validate
   if (validate(data)) return []
+  const {schema} = loadSchema()
   const out: RawDiagnostic[] = []
   const seenValue = new Set<string>()
   for (const e of validate.errors as ErrorObject[]) {

@@ -74,11 +74,11 @@ export function checkTunnels(
     if (!isObject(entry)) continue
     // the entry's keys the schema rejected (the tunnel schema has no combinators: each error names a key or deeper)
     const badKeys = new Set(
-      schemaDiags.filter((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/')).map((d) => splitPointer(d.pointer)[2] ?? ''),
+      schemaDiags.length === 0 ? [] : schemaDiags.filter((d) => d.pointer === ptr || d.pointer.startsWith(ptr + '/')).map((d) => splitPointer(d.pointer)[2] ?? ''),
     )
     const schemaBad = badKeys.size > 0
     // what the driver and identity checks see: the entry without those keys, so every other error is still reported
-    const valid: Record<string, any> = Object.fromEntries(Object.entries(entry).filter(([k]) => !badKeys.has(k)))
+    const valid: Record<string, any> = schemaBad ? Object.fromEntries(Object.entries(entry).filter(([k]) => !badKeys.has(k))) : entry
     const mode: Mode | undefined = (MODES as readonly string[]).includes(valid.mode) ? valid.mode : undefined
     const present = entry.state !== 'absent'
 
@@ -226,11 +226,11 @@ export function checkTunnels(
     const identityValid = !['local', 'remote', 'dev', 'key', 'input-key', 'driver', ''].some((k) => badKeys.has(k))
     if (mode && present && identityValid && !nameProblem && !isFallbackDevice(name)) {
       const kind = mode === 'isatap' ? 'sit' : mode
-      const local = entry.local ?? 'any'
-      const remote = entry.remote ?? 'any'
+      const local = endpointOrText(entry.local ?? 'any')
+      const remote = endpointOrText(entry.remote ?? 'any')
       const dev = entry.dev ?? ''
       const ikey = mode === 'gre' ? parseKey(entry['input-key'] ?? entry.key) : undefined
-      const id = tunnelIdentity(mode, endpointOrText(local), endpointOrText(remote), dev, ikey)
+      const id = tunnelIdentity(mode, local, remote, dev, ikey)
       const first = identities.get(id)
       const other = first?.name
       if (first) {
@@ -247,8 +247,8 @@ export function checkTunnels(
           message: `tunnel "${name}" has ${same} as tunnel "${other}"${note}; the kernel cannot tell them apart`,
         })
       } else identities.set(id, {name, mode})
-      const fb = fallbackOf(kind).name
-      if (!other && entry.driver !== 'userspace' && endpointOrText(local) === 'any' && endpointOrText(remote) === 'any' && !dev && ikey === undefined) {
+      if (!other && entry.driver !== 'userspace' && local === 'any' && remote === 'any' && !dev && ikey === undefined) {
+        const fb = fallbackOf(kind).name
         diags.push({
           pointer: ptr,
           target: 'key',

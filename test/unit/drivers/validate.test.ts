@@ -3,6 +3,8 @@ import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {ALL_KEYS, COMMON_KEYS, DRIVERS} from '../../../src/drivers/index.js'
 import {parseKey} from '../../../src/net/key.js'
+import {endpoint} from '../../../src/net/endpoint.js'
+import ipaddr from 'ipaddr.js'
 import type {Mode} from '../../../src/model/types.js'
 
 const v = (mode: Mode, e: Record<string, unknown>) => DRIVERS[mode].validate({mode, ...e})
@@ -130,6 +132,18 @@ test('COMMON_KEYS and per-mode keys', () => {
   for (const k of ['ttl', 'tos', 'pmtudisc', 'encapsulated']) assert.not.ok(DRIVERS.vti.keys.includes(k), `vti ${k}`)
   assert.ok(ALL_KEYS.includes('6rd-relay-prefix') && ALL_KEYS.includes('routers') && ALL_KEYS.includes('ignore-df'))
   assert.is(DRIVERS.isatap.kind, 'sit')
+})
+
+test('dotted quads without a parse: the canonical endpoint and gre multicast agree with ipaddr.js', () => {
+  const quads = ['1.2.3.4', '192.0.2.1', '10.0.0.255', '223.255.255.255', '224.0.0.0', '230.1.2.3', '239.255.255.255', '240.0.0.0', '255.255.255.255', '0.0.0.1']
+  for (const a of quads) {
+    assert.is(endpoint(a), ipaddr.IPv4.parse(a).toString(), a)
+    const multicast = ipaddr.IPv4.parse(a).range() === 'multicast'
+    // iproute2 keys a multicast tunnel by its group; a multicast remote needs a local address
+    assert.is(DRIVERS.gre.normalize({mode: 'gre', local: '192.0.2.1', remote: a}).ikey !== undefined, multicast, a)
+    assert.equal(ptrs('gre', {remote: a}), multicast ? ['/remote'] : [], a)
+  }
+  assert.equal([endpoint('0.0.0.0'), endpoint(undefined), endpoint('any')], ['any', 'any', 'any'])
 })
 
 test.run()

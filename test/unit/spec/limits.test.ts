@@ -8,6 +8,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {MAX_DIAGNOSTICS, SpecError} from '../../../src/lib/errors.js'
+import {isUtf8} from 'node:buffer'
 import {decodeSpec, firstInvalidUtf8, MAX_SPEC_BYTES, parseSpec} from '../../../src/spec/load.js'
 import {clipExcerpt, EXCERPT_WIDTH} from '../../../src/spec/positions.js'
 
@@ -116,6 +117,25 @@ test('not UTF-8: refused at the first bad byte (line:col in characters), stdin t
   assert.is(firstInvalidUtf8(Buffer.from('ünï 🚀', 'utf8')), -1)
   // a BOM is dropped
   assert.is(decodeSpec('t', Buffer.from('\ufeffversion: 1\n', 'utf8')), 'version: 1\n')
+})
+
+test("Node's isUtf8 (decodeSpec's fast check) and firstInvalidUtf8 agree on what is UTF-8", () => {
+  const cases = [
+    [0x41, 0xc0, 0x80], [0xc1, 0xbf], [0xc2, 0x80], [0xdf, 0xbf], [0xe0, 0x9f, 0x80], [0xe0, 0xa0, 0x80], [0xed, 0x9f, 0xbf],
+    [0xed, 0xa0, 0x80], [0xef, 0xbf, 0xbf], [0xf0, 0x8f, 0x80, 0x80], [0xf0, 0x90, 0x80, 0x80], [0xf4, 0x8f, 0xbf, 0xbf],
+    [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0xc3], [0xe2, 0x82], [0x80], [0xff], [],
+  ].map((b) => Buffer.from(b))
+  // and random bytes, mostly near the multi-byte lead and continuation ranges (a fixed seed)
+  let seed = 0x2545f491
+  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xff
+  const pick = [0x41, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff]
+  for (let i = 0; i < 3000; i++) cases.push(Buffer.from(Array.from({length: 1 + (next() % 6)}, () => (next() & 1 ? pick[next() % pick.length]! : next()))))
+  let valid = 0
+  for (const b of cases) {
+    assert.is(isUtf8(b), firstInvalidUtf8(b) < 0, b.toString('hex'))
+    if (isUtf8(b)) valid++
+  }
+  assert.ok(valid > 100 && valid < cases.length - 100, `both kinds among the random cases (${valid} valid of ${cases.length})`)
 })
 
 test('keys as written: 0x10 names a tunnel "0x10"; 16 and "16" are the same key', () => {

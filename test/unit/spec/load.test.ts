@@ -94,6 +94,53 @@ test('anchors and aliases: a bad value used through an alias is reported where e
   ])
 })
 
+test('positions of tunnels, key files and routes: worked out when read, and read, copy and serialise as if assigned', () => {
+  // file order with an integer-like name (an object lists those first); a route through an alias (of a tunnel to
+  // delete: two present tunnels cannot have the same route)
+  const text = tunnels(
+    '  zeta:\n    mode: gre\n    local: 192.0.2.1\n    remote: 198.51.100.2\n    routes: &r [{to: 10.1.0.0/16}]\n' +
+      '  "10":\n    mode: vti\n    local: 192.0.2.1\n    remote: 198.51.100.3\n    key: 5\n    ipsec:\n      spi-out: 0x1001\n      spi-in: 0x1002\n' +
+      '      aead: aes-gcm-128\n      key-file:   \tk.keys\n    routes:\n      - {to: 10.3.0.0/16, metric: 5}\n      - to: 10.2.0.0/16\n' +
+      '  alias:\n    mode: ipip\n    state: absent\n    local: 192.0.2.2\n    remote: 198.51.100.4\n    routes: *r\n',
+  )
+  const s = parseSpec('t.yaml', text, {rtTables: NO_TABLES})
+  assert.equal(s.tunnels.map((t) => t.name), ['zeta', '10', 'alias'])
+  const [zeta, ten, alias] = s.tunnels as [DesiredTunnel, DesiredTunnel, DesiredTunnel]
+  // own enumerable properties in the order they always had (after the normalised fields)
+  assert.equal(Object.keys(ten).slice(-3), ['at', 'keyFileAt', 'routeAt'])
+  assert.equal(Object.keys(zeta).slice(-2), ['at', 'routeAt'])
+  assert.not.ok('keyFileAt' in zeta)
+  const expected = {
+    zeta: {at: {line: 3, column: 3, excerpt: '    zeta:\n    ^'}, routeAt: [{line: 7, column: 17, excerpt: '      routes: &r [{to: 10.1.0.0/16}]\n' + ' '.repeat(18) + '^'}]},
+    ten: {
+      at: {line: 8, column: 3, excerpt: '    "10":\n    ^'},
+      keyFileAt: {line: 17, column: 20, excerpt: '        key-file:   \tk.keys\n                    \t^'},
+      routeAt: [
+        {line: 20, column: 9, excerpt: '        - to: 10.2.0.0/16\n          ^'},
+        {line: 19, column: 9, excerpt: '        - {to: 10.3.0.0/16, metric: 5}\n          ^'},
+      ],
+    },
+    // what lies behind an alias is reported where the alias is used
+    alias: {at: {line: 21, column: 3, excerpt: '    alias:\n    ^'}, routeAt: [{line: 26, column: 13, excerpt: '      routes: *r\n' + ' '.repeat(14) + '^'}]},
+  }
+  // serialised (JSON, structuredClone) and spread before any was read: the same values
+  assert.equal(JSON.parse(JSON.stringify(ten)).keyFileAt, expected.ten.keyFileAt)
+  assert.equal(structuredClone(zeta).routeAt, expected.zeta.routeAt)
+  assert.equal({...alias}.at, expected.alias.at)
+  assert.equal({at: zeta.at, routeAt: zeta.routeAt}, expected.zeta)
+  assert.equal({at: ten.at, keyFileAt: ten.keyFileAt, routeAt: ten.routeAt}, expected.ten)
+  assert.equal({at: alias.at, routeAt: alias.routeAt}, expected.alias)
+  // read once: the same object each time, a plain data property afterwards
+  assert.is(ten.at, ten.at)
+  assert.ok(Object.getOwnPropertyDescriptor(ten, 'at')!.writable)
+  // assignable like any property, also before it was read
+  const other = {line: 1, column: 1, excerpt: 'x'}
+  zeta.keyFileAt = other
+  alias.at = other
+  assert.is(alias.at, other)
+  assert.is(zeta.keyFileAt, other)
+})
+
 // ---------- every error kind ----------
 
 test('top level: version, missing tunnels, unknown top-level key', () => {
@@ -450,6 +497,12 @@ test('state absent needs only mode', () => {
 test('tunnels keep file order, also with numeric names', () => {
   const s = parseSpec('t.yaml', tunnels('  zz:\n    mode: gre\n    local: 192.0.2.1\n  10:\n    mode: gre\n    local: 192.0.2.2\n  aa:\n    mode: gre\n    local: 192.0.2.3\n'), {rtTables: NO_TABLES})
   assert.equal(s.tunnels.map((t) => t.name), ['zz', '10', 'aa'])
+  // data yaml makes (an anchor and its alias), names an object lists as written ('007') or first ('7')
+  const body = '  zz:\n    mode: gre\n    local: &l 192.0.2.1\n  "007":\n    mode: ipip\n    local: *l\n  7:\n    mode: sit\n    local: 192.0.2.3\n  b:\n    mode: gre\n    local: 192.0.2.4\n  a:\n    mode: gre\n    local: 192.0.2.5\n'
+  const order = ['zz', '007', '7', 'b', 'a']
+  assert.equal(parseSpec('t.yaml', tunnels(body), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), order)
+  assert.equal(parseSpec('t.yaml', tunnels(body.replace('&l ', '').replace('*l', '192.0.2.1')), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), order)
+  assert.equal(parseSpec('t.yaml', tunnels(body.replace('&l ', '').replace('*l', '192.0.2.1').replace('  7:', '  x7:')), {rtTables: NO_TABLES}).tunnels.map((t) => t.name), ['zz', '007', 'x7', 'b', 'a'])
 })
 
 test('YAML merge keys are reported as unsupported', () => {
