@@ -17,7 +17,8 @@ export interface PlanRequest {
 
 /** observe → support of the modes the file uses → makePlan (ConflictError / UnavailableError as makePlan throws them). */
 export async function planSpec(desired: DesiredState, req: PlanRequest): Promise<{observed: ObservedState; plan: Plan}> {
-  const observed = await observe({netns: req.netns, xfrm: desired.tunnels.some((t) => t.ipsec)})
+  // (the plan compares configuration, never counters)
+  const observed = await observe({netns: req.netns, xfrm: desired.tunnels.some((t) => t.ipsec), counters: false})
   mark('observed')
   const modes = desired.tunnels.filter((t) => t.state === 'present').map((t) => t.params.mode)
   const support = await gatherSupport(modes, req.netns)

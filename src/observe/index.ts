@@ -18,15 +18,17 @@ async function loadEncaps(opts: ObserveOptions): Promise<Map<string, EncapInfo> 
     return undefined // the userspace driver is not built/installed
   }
   if (typeof mod?.observeEncaps !== 'function') return undefined
-  return (await mod.observeEncaps({netns: opts.netns})) as Map<string, EncapInfo>
+  return (await mod.observeEncaps({netns: opts.netns, counters: opts.counters})) as Map<string, EncapInfo>
 }
 
 /** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all` (not with routes: false)
- * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators. */
+ * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators.
+ * counters: false leaves the tunnels' counters out (no `-s`, no userspace counters files read): planning,
+ * verifying and rolling back compare configuration only, `show` prints the counters. */
 export async function observe(opts: ObserveOptions & {routes?: boolean; xfrm?: boolean} = {}): Promise<ObservedState> {
   const o = {netns: opts.netns}
   const [links, addrs, routes] = await Promise.all([
-    ipJson<any[]>(['-s', 'link', 'show'], o),
+    ipJson<any[]>([...(opts.counters === false ? [] : ['-s']), 'link', 'show'], o),
     ipJson<any[]>(['addr', 'show'], o),
     opts.routes === false ? [] : ipJson<any[]>(['route', 'show', 'table', 'all'], o),
   ])

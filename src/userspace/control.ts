@@ -646,8 +646,9 @@ export async function forgetEncap(name: string, opts: EncapOptions = {}): Promis
   throwFailures(await applyEncaps({forget: [name]}, opts), opts.netns)
 }
 
-/** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters. */
-export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string, ObservedEncap>> {
+/** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters (counters:
+ * false: a tunnel's counters file is read only when the record does not name its parameters or its engine). */
+export async function observeEncaps(opts: EncapOptions & {counters?: boolean} = {}): Promise<Map<string, ObservedEncap>> {
   const out = new Map<string, ObservedEncap>()
   const aliveChecked = new Map<string, boolean>()
   // the current directory (the state record, then an older release's per-tunnel files), then the legacy one (a
@@ -675,8 +676,10 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       if (legacy && !legacyStateIsFor(sf, opts.netns)) continue
       const entry = rec?.tunnels[name]
       let state = entry ?? (present.has(`${name}.json`) ? readState(sf) : undefined)
-      const st = present.has(`${name}.stats.json`) ? readStats(stf) : undefined
       if (state && state.name !== name) state = undefined // not one of ours
+      // without counters, the counters file only for what the state does not say (parameters, the engine)
+      const needStats = opts.counters !== false || !state?.params || !((entry && rec?.pid !== undefined) || state?.pid !== undefined)
+      const st = needStats && present.has(`${name}.stats.json`) ? readStats(stf) : undefined
       // no (readable) entry: the engine's stats file names its parameters too
       const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
       if (!params) continue
