@@ -9,6 +9,11 @@ import {startWatchdog, type ConfirmWait} from './confirm.js'
 import type {ApplyResult} from './index.js'
 import {planSpec, type PlanRequest} from './pipeline.js'
 import {executeJournaled, transaction} from './transaction.js'
+import {startsEncaps} from './run.js'
+import {DRIVERS} from '../drivers/index.js'
+import type {Drivers} from '../plan/diff.js'
+import {compilePlan} from '../plan/lines.js'
+import {prepareEngine, releaseEngine} from '../userspace/control.js'
 
 export interface ApplyOptions extends PlanRequest {
   verbose?: boolean
@@ -32,7 +37,16 @@ export async function applySpec(desired: DesiredState, opts: ApplyOptions, onPla
     const {observed, plan} = await planSpec(desired, opts)
     onPlan(plan)
     if (plan.steps.length === 0) return {plan, result: {applied: false, lines: 0, verified: true, rolledBack: false}}
-    const {result, journal} = await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'apply', file: desired.file, snapshot: observed, adopted: opts.adopt})
+    // the plan starts userspace tunnels: their engine boots from here on, while the journal and the state record are
+    // written (it creates nothing until the commit of the starts; one that no commit takes is stopped below)
+    if (startsEncaps(compilePlan(plan, DRIVERS as Drivers))) prepareEngine(netns)
+    let executed
+    try {
+      executed = await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'apply', file: desired.file, snapshot: observed, adopted: opts.adopt})
+    } finally {
+      await releaseEngine(netns)
+    }
+    const {result, journal} = executed
     // where each vti's keys came from, for export (paths and SPIs only, never key material)
     if (desired.tunnels.some((t) => t.ipsec) || plan.steps.some((s) => s.observed?.ipsec)) recordKeyFiles(netns, desired, STDIN_NAME)
     if (opts.confirm === undefined || tx.signals.signal) {

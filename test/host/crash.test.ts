@@ -2,7 +2,7 @@
 // so a CLI killed mid-apply, a killed engine, a damaged or lost state record, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
@@ -407,6 +407,50 @@ const why =
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
       assert.equal(records(pair!.a), [])
+    })
+  }
+  t.run()
+}
+
+// ---- an engine launched ahead of the journal (as soon as the plan starts userspace tunnels) for an apply that
+// fails before its commit: stopped by the apply, not left to its 30 s idle exit ----
+{
+  const t = suite('crash: an engine launched early for an apply that fails before the commit')
+  let pair: Pair | undefined
+  const file = join(scratch, 'early.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kerl')
+      writeFileSync(file, yaml({version: 1, tunnels: manyGre()}))
+    })
+    t.after(() => removePair(pair))
+
+    t('the starts cannot be journaled: exit 1, and at its exit no engine, socket, record, state or device', async () => {
+      const dir = nsDir(pair!.a)
+      // the journal's started-log cannot be appended to (a directory holds its name): the apply fails after its
+      // plan (the engine launched) and before the engine's commit (the starts are journaled first)
+      mkdirSync(join(dir, 'journal.started'), {recursive: true})
+      try {
+        const r = tunctl(['apply', '--netns', pair!.a, file])
+        assert.is(r.code, 1, `${r.out}\n${r.err}`)
+        assert.match(r.err, /journal\.started/)
+        // at once, not after the engine's idle exit: the apply stopped the engine it launched
+        assert.equal(engines(pair!.a), [], 'no engine left')
+        const log = readFileSync(join(dir, '.engine.log'), 'utf8')
+        assert.match(log, /engine listening/, 'an engine was launched (and answered) for the apply')
+        assert.match(log, /SIGTERM: stopping \(0 tunnels/, 'and stopped by it, running nothing')
+        for (const f of ['.engine.json', '.engine.sock', 'journal.json']) assert.not.ok(existsSync(join(dir, f)), `${f} left`)
+        assert.not.ok(existsSync(recordPath(dir)), 'no state record')
+        assert.equal(records(pair!.a), [])
+        assert.is(tuns(pair!.a).size, 0)
+      } finally {
+        rmSync(join(dir, 'journal.started'), {recursive: true, force: true})
+      }
+      // and the next apply works
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(tuns(pair!.a).size, N)
+      assert.is(engines(pair!.a).length, 1)
     })
   }
   t.run()
