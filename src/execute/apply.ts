@@ -8,14 +8,14 @@ import {STDIN_NAME} from '../spec/load.js'
 import {startWatchdog, type ConfirmWait} from './confirm.js'
 import type {ApplyResult} from './index.js'
 import {planSpec, type PlanRequest} from './pipeline.js'
-import {executeJournaled, transaction} from './transaction.js'
+import {executeJournaled, transaction, type TransactionOptions} from './transaction.js'
 import {startsEncaps} from './run.js'
 import {DRIVERS} from '../drivers/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {compilePlan} from '../plan/lines.js'
 import {prepareEngine, releaseEngine} from '../userspace/control.js'
 
-export interface ApplyOptions extends PlanRequest {
+export interface ApplyOptions extends PlanRequest, Pick<TransactionOptions, 'preLock'> {
   verbose?: boolean
   /** seconds to wait for the namespace lock */
   lockTimeout: number
@@ -34,7 +34,8 @@ export interface ApplyOutcome {
 export async function applySpec(desired: DesiredState, opts: ApplyOptions, onPlan: (plan: Plan) => void): Promise<ApplyOutcome> {
   const netns = opts.netns
   return transaction(opts, async (tx) => {
-    const {observed, plan} = await planSpec(desired, opts)
+    // an early observation (begun before the parse) only if nothing can have changed since it began
+    const {observed, plan} = await planSpec(desired, {...opts, early: tx.undisturbed ? opts.early : undefined})
     onPlan(plan)
     if (plan.steps.length === 0) return {plan, result: {applied: false, lines: 0, verified: true, rolledBack: false}}
     // the plan starts userspace tunnels: their engine boots from here on, while the journal and the state record are

@@ -2,7 +2,7 @@
 // so a CLI killed mid-apply, a killed engine, a damaged or lost state record, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
@@ -451,6 +451,85 @@ const why =
       ok(['apply', '--netns', pair!.a, file])
       assert.is(tuns(pair!.a).size, N)
       assert.is(engines(pair!.a).length, 1)
+    })
+  }
+  t.run()
+}
+
+// ---- bad input while the namespace is observed ahead of the parse (apply's early observation and lock) ----
+{
+  const t = suite('crash: bad input with the early observation: nothing written, launched or changed')
+  let pair: Pair | undefined
+  const bad = join(scratch, 'bad-syntax.yaml')
+  const conflict = join(scratch, 'bad-conflict.yaml')
+  const good = join(scratch, 'good-one.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kbad')
+      writeFileSync(bad, 'version: 1\ntunnels:\n  g1:\n    mode: gre\n    local: [1\n')
+      // valid YAML and schema; its plan is refused (a route ul0's kernel route holds): a ConflictError after parsing
+      writeFileSync(conflict, yaml({version: 1, tunnels: {c1: {mode: 'gre', driver: 'userspace', local: '198.51.100.1', remote: '198.51.100.2', routes: [{to: '198.51.100.0/24'}]}}}))
+      writeFileSync(good, yaml({version: 1, tunnels: {g1: {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', key: 1, addresses: ['10.79.1.1/30']}}}))
+    })
+    t.after(() => removePair(pair))
+
+    /** the namespace's links as a comparison cares: name, flags, alias, mtu, kind */
+    const links = (ns: string) =>
+      (JSON.parse(run('ip', ['-n', ns, '-j', '-d', 'link', 'show']).out || '[]') as any[]).map((l) => `${l.ifname} ${l.flags?.join(',')} ${l.ifalias ?? ''} ${l.mtu} ${l.linkinfo?.info_kind ?? ''}`).sort()
+    const refused = (file: string, at: RegExp, ns = pair!.a) => {
+      const r = tunctl(['apply', '--netns', ns, file])
+      assert.is(r.code, 65, `${r.out}\n${r.err}`)
+      assert.match(r.err, at)
+      assert.not.match(r.err, /Unhandled|unhandled/)
+    }
+
+    t('a fresh namespace: no run dir, lock file, engine or link appears', () => {
+      const dir = nsDir(pair!.a)
+      assert.not.ok(existsSync(dir), 'fresh: no run dir yet')
+      const before = links(pair!.a)
+      refused(bad, new RegExp(`${bad.replace(/[.]/g, '\\.')}:5:14: YAML syntax error`))
+      assert.not.ok(existsSync(dir), 'no run dir (no lock file) made')
+      assert.equal(engines(pair!.a), [])
+      assert.equal(links(pair!.a), before)
+      // (a plan is made holding the lock: its file exists then, as before the early observation; nothing else)
+      refused(conflict, /bad-conflict\.yaml:\d+:\d+: tunnel "c1": route to 198\.51\.100\.0\/24/)
+      assert.equal(readdirSync(dir), ['lock'])
+      assert.equal(engines(pair!.a), [], 'no engine launched for a refused plan')
+      assert.equal(links(pair!.a), before)
+    })
+
+    t('a namespace with a lock file and a running engine: the lock file, the run dir and the links stay as they were; the lock is free after', async () => {
+      ok(['apply', '--netns', pair!.a, good])
+      const dir = nsDir(pair!.a)
+      const lock = join(dir, 'lock')
+      const text = readFileSync(lock, 'utf8')
+      const mtime = statSync(lock).mtimeMs
+      const files = readdirSync(dir).sort()
+      const record = readFileSync(recordPath(dir), 'utf8')
+      const before = links(pair!.a)
+      const engine = engines(pair!.a)
+      assert.is(engine.length, 1)
+      refused(bad, /bad-syntax\.yaml:5:14: YAML syntax error/)
+      assert.is(readFileSync(lock, 'utf8'), text, 'the lock file keeps the last holder\'s pid')
+      assert.is(statSync(lock).mtimeMs, mtime, 'the lock file is not written')
+      refused(conflict, /bad-conflict\.yaml:\d+:\d+: tunnel "c1": route to/)
+      assert.equal(readdirSync(dir).sort().filter((f) => !f.endsWith('.stats.json')), files.filter((f) => !f.endsWith('.stats.json')))
+      assert.is(readFileSync(recordPath(dir), 'utf8'), record)
+      assert.equal(links(pair!.a), before)
+      assert.equal(engines(pair!.a), engine, 'the same engine, no other')
+      assert.is(run('flock', ['-n', lock, 'true']).code, 0, 'the lock is free')
+      assert.match(ok(['apply', '--netns', pair!.a, good]).out, /No changes/)
+    })
+
+    t('a namespace that does not exist: the file\'s error first, as before (the early observation\'s failure stays silent)', () => {
+      const gone = `tunctl-t-kbad-p${process.pid}-none`
+      refused(bad, /bad-syntax\.yaml:5:14: YAML syntax error/, gone)
+      const r = tunctl(['apply', '--netns', gone, good])
+      assert.is.not(r.code, 0)
+      assert.match(r.err, /no (such )?network namespace|does not exist|not found/i)
+      assert.not.match(r.err, /Unhandled|unhandled/)
+      assert.not.ok(existsSync(nsDir(gone)))
     })
   }
   t.run()
