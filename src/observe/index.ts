@@ -21,7 +21,7 @@ async function loadEncaps(opts: ObserveOptions): Promise<Map<string, EncapInfo> 
   return (await mod.observeEncaps({netns: opts.netns, counters: opts.counters})) as Map<string, EncapInfo>
 }
 
-/** Observes the namespace: `ip -j -d -s link show`, `ip -j -d addr show`, `ip -j -d route show table all` (not with routes: false)
+/** Observes the namespace: `ip -j -d -s link show`, `ip -j addr show`, `ip -j -d route show table all` (not with routes: false)
  * (+ `ip tunnel show` only when an isatap tunnel exists, for its router list) and the userspace encapsulators.
  * counters: false leaves the tunnels' counters out (no `-s`, no userspace counters files read): planning,
  * verifying and rolling back compare configuration only, `show` prints the counters. */
@@ -29,7 +29,7 @@ export async function observe(opts: ObserveOptions & {routes?: boolean; xfrm?: b
   const o = {netns: opts.netns}
   const [links, addrs, routes] = await Promise.all([
     ipJson<any[]>([...(opts.counters === false ? [] : ['-s']), 'link', 'show'], o),
-    ipJson<any[]>(['addr', 'show'], o),
+    ipJson<any[]>(['addr', 'show'], {...o, details: false}), // (addressesOf reads ifname and addr_info only)
     opts.routes === false ? [] : ipJson<any[]>(['route', 'show', 'table', 'all'], o),
   ])
   const raw: RawState = {links, addrs, routes, routesObserved: opts.routes !== false}
