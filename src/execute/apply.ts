@@ -10,6 +10,7 @@ import type {ApplyResult} from './index.js'
 import {planSpec, type PlanRequest} from './pipeline.js'
 import {executeJournaled, transaction, type TransactionOptions} from './transaction.js'
 import {startsEncaps} from './run.js'
+import {mark} from '../lib/timing.js'
 import {DRIVERS} from '../drivers/index.js'
 import type {Drivers} from '../plan/diff.js'
 import {compilePlan} from '../plan/lines.js'
@@ -36,11 +37,15 @@ export async function applySpec(desired: DesiredState, opts: ApplyOptions, onPla
   return transaction(opts, async (tx) => {
     // an early observation (begun before the parse) only if nothing can have changed since it began
     const {observed, plan} = await planSpec(desired, {...opts, early: tx.undisturbed ? opts.early : undefined})
+    // the plan starts userspace tunnels: their engine boots from here on, while the plan is printed and the journal
+    // and the state record are written (it creates nothing until the commit of the starts, which comes after the
+    // journal; one that no commit takes is stopped below)
+    // (a userspace create or replace always starts one, plan/lines.ts compileStep: no compilation needed to know)
+    const engine = plan.steps.some((s) => s.driver === 'userspace' && (s.kind === 'create' || s.kind === 'replace')) || (plan.steps.length > 0 && startsEncaps(compilePlan(plan, DRIVERS as Drivers)))
+    if (engine) prepareEngine(netns)
+    mark(engine ? 'engine launched' : 'no engine needed')
     onPlan(plan)
     if (plan.steps.length === 0) return {plan, result: {applied: false, lines: 0, verified: true, rolledBack: false}}
-    // the plan starts userspace tunnels: their engine boots from here on, while the journal and the state record are
-    // written (it creates nothing until the commit of the starts; one that no commit takes is stopped below)
-    if (startsEncaps(compilePlan(plan, DRIVERS as Drivers))) prepareEngine(netns)
     let executed
     try {
       executed = await executeJournaled(tx, plan, {netns, verbose: opts.verbose, operation: 'apply', file: desired.file, snapshot: observed, adopted: opts.adopt})
