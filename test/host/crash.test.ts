@@ -450,7 +450,14 @@ const why =
       // and the next apply works
       ok(['apply', '--netns', pair!.a, file])
       assert.is(tuns(pair!.a).size, N)
-      assert.is(engines(pair!.a).length, 1)
+      const running = engines(pair!.a)
+      assert.is(running.length, 1)
+      // an apply with nothing to do launches no engine (the log counts every engine that started listening)
+      const launched = () => readFileSync(join(dir, '.engine.log'), 'utf8').split('\n').filter((l) => /engine listening/.test(l)).length
+      const before = launched()
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      assert.is(launched(), before, 'no engine launched for "No changes"')
+      assert.equal(engines(pair!.a), running)
     })
   }
   t.run()
