@@ -93,9 +93,10 @@ ${BaseCommand.exitCodesHelp}`
     // apply's changes are never pending after it: the flag means something only with --dry-run (tunctl(8) SYNOPSIS)
     if (flags['detailed-exitcode'] && !flags['dry-run']) throw new UsageError('--detailed-exitcode needs --dry-run (or use tunctl plan --detailed-exitcode)')
     const netns = flags.netns
-    // The namespace is known before the file is read: its observation and the support check run (ip children, on
-    // another core) while the file is parsed. Read only: a file that fails to parse changes nothing. An apply uses
-    // them only if the namespace lock stayed undisturbed since they began (transaction.ts): the lock is taken now
+    // The namespace is known before the file is read: its observation and modprobe's dry run for the support check
+    // run (children, on another core) while the file is parsed (pipeline.ts observeEarly). Read only: a file that
+    // fails to parse changes nothing. An apply uses them only if the namespace lock stayed undisturbed since they
+    // began (transaction.ts): the lock is taken now
     // if its file exists and is free (nothing written: the pid once the file parsed), or its file is missing (then
     // nobody can hold it until the apply makes it). Not while standard input or a pipe is read (the lock would be
     // held while waiting for it).
