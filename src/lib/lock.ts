@@ -7,7 +7,7 @@
 // lock a new inode); it only carries the holder's pid for messages. flock comes from build/Release/tunctl_lock.node
 // (native/lock.c); when that addon is not built (kernel-only installs), flock(1) from util-linux is run on an fd
 // this process passes down: it locks our open file description and exits, so the lock is still ours alone.
-import {closeSync, constants, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {closeSync, constants, existsSync, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, readFileSync, writeSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -135,8 +135,8 @@ function readPid(file: string): number | undefined {
   }
 }
 
-/** The lock file opened (created if missing: `created` says whether this call made it). */
-function openLockFile(netns: string | undefined, root: string): {fd: number; created: boolean} {
+/** The lock's run dir, made if missing and checked (ensureRunDir: 0700, ours, no symlink). */
+function runDirFor(netns: string | undefined, root: string): void {
   try {
     ensureRunDir(netns, root)
   } catch (e: any) {
@@ -147,6 +147,11 @@ function openLockFile(netns: string | undefined, root: string): {fd: number; cre
     }
     throw e
   }
+}
+
+/** The lock file opened (created if missing: `created` says whether this call made it). */
+function openLockFile(netns: string | undefined, root: string): {fd: number; created: boolean} {
+  runDirFor(netns, root)
   const file = lockPath(netns, root)
   try {
     // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink.
@@ -181,14 +186,32 @@ export async function acquireLock(netns: string | undefined, timeoutSec: number,
   if (pre?.state === 'held') {
     const fd = pre.fd
     ;(pre as {state: string}).state = 'busy' // taken: dropPreLock leaves it alone
+    // the run dir checked as openLockFile checks it (0700, ours, no symlink on the way), and the file held is the
+    // lock file there now; otherwise given back and taken the ordinary way (not undisturbed)
+    let same = false
     try {
-      ftruncateSync(fd, 0)
-      writeSync(fd, `${process.pid}\n`, 0)
+      runDirFor(netns, root)
     } catch (e) {
       closeSync(fd)
       throw e
     }
-    return holding(file, fd, true)
+    try {
+      const a = fstatSync(fd)
+      const b = lstatSync(file)
+      same = b.isFile() && a.dev === b.dev && a.ino === b.ino
+    } catch {}
+    if (same) {
+      try {
+        ftruncateSync(fd, 0)
+        writeSync(fd, `${process.pid}\n`, 0)
+      } catch (e) {
+        closeSync(fd)
+        throw e
+      }
+      return holding(file, fd, true)
+    }
+    closeSync(fd)
+    return acquireLock(netns, timeoutSec, root)
   }
   const {fd, created} = openLockFile(netns, root)
   let locked = false

@@ -132,6 +132,15 @@ test('preLock: creates and writes nothing; held/absent/busy; acquireLock says wh
   dropPreLock(p3)
   assert.is(await lockHeld('pre', root), false)
   assert.is(readFileSync(file, 'utf8'), `${process.pid}\n`)
+  // held, but the lock file was replaced meanwhile (another inode at its path): given back, taken the ordinary way
+  const p4 = preLock('pre', {hold: true}, root)
+  assert.is(p4.state, 'held')
+  rmSync(file)
+  writeFileSync(file, '')
+  const l4 = await acquireLock('pre', 1, root, p4)
+  assert.is(l4.undisturbed, false)
+  assert.is(readFileSync(file, 'utf8'), `${process.pid}\n`, 'the file at the path is the one locked')
+  l4.release()
   // no preLock: never undisturbed
   const l3 = await acquireLock('pre', 1, root)
   assert.is(l3.undisturbed, false)
