@@ -1,4 +1,5 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
+import {statSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags, requireNetns, useColor} from '../lib/base.js'
 import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
@@ -8,8 +9,18 @@ import {renderPlan, planToJSON} from '../plan/index.js'
 import {loadSpec} from '../spec/load.js'
 import {applySpec} from '../execute/apply.js'
 import {awaitConfirmation, notConfirmedError} from '../execute/confirm.js'
-import {planSpec} from '../execute/pipeline.js'
 import {reportUnfinished} from '../execute/recover.js'
+import {observeEarly, planSpec} from '../execute/pipeline.js'
+import {dropPreLock, preLock} from '../lib/lock.js'
+
+/** FILE is a regular file (not -, a pipe or a device: reading it cannot wait for a writer). */
+function regularFile(file: string): boolean {
+  try {
+    return file !== '-' && statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
 
 export const adoptFlag = Flags.string({
   description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
@@ -81,12 +92,27 @@ ${BaseCommand.exitCodesHelp}`
     if (flags.confirm !== undefined && flags['dry-run']) throw new UsageError('--confirm cannot be combined with --dry-run')
     // apply's changes are never pending after it: the flag means something only with --dry-run (tunctl(8) SYNOPSIS)
     if (flags['detailed-exitcode'] && !flags['dry-run']) throw new UsageError('--detailed-exitcode needs --dry-run (or use tunctl plan --detailed-exitcode)')
-    const desired = await loadSpec(args.file)
-    mark('spec parsed')
-    checkAdopt(desired, flags.adopt)
     const netns = flags.netns
-    requireNetns(netns)
-    const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt}
+    // The namespace is known before the file is read: its observation and modprobe's dry run for the support check
+    // run (children, on another core) while the file is parsed (pipeline.ts observeEarly). Read only: a file that
+    // fails to parse changes nothing. An apply uses them only if the namespace lock stayed undisturbed since they
+    // began (transaction.ts): the lock is taken now
+    // if its file exists and is free (nothing written: the pid once the file parsed), or its file is missing (then
+    // nobody can hold it until the apply makes it). Not while standard input or a pipe is read (the lock would be
+    // held while waiting for it).
+    const pre = flags['dry-run'] ? undefined : preLock(netns, {hold: regularFile(args.file)})
+    const early = pre?.state === 'busy' ? undefined : observeEarly(netns)
+    let desired: DesiredState
+    try {
+      desired = await loadSpec(args.file)
+      mark('spec parsed')
+      checkAdopt(desired, flags.adopt)
+      requireNetns(netns)
+    } catch (e) {
+      dropPreLock(pre)
+      throw e
+    }
+    const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt, early}
     const show = (plan: Plan) => {
       this.plan = plan
       if (!this.jsonMode) process.stdout.write(renderPlan(plan, {color: useColor(), file: desired.file}))
@@ -101,7 +127,7 @@ ${BaseCommand.exitCodesHelp}`
       return
     }
 
-    const {plan, result, confirmWait} = await applySpec(desired, {...req, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], confirm: flags.confirm}, show)
+    const {plan, result, confirmWait} = await applySpec(desired, {...req, verbose: flags.verbose, lockTimeout: flags['lock-timeout'], confirm: flags.confirm, preLock: pre}, show)
     mark('executed')
     if (result.interrupted) process.stderr.write(`tunctl: ${result.interrupted} arrived while the batch ran: the apply finished and was verified; it stands\n`)
     if (confirmWait) {

@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
 import {EXIT} from '../lib/errors.js'
 import {reportUnfinished} from '../execute/recover.js'
-import {planSpec} from '../execute/pipeline.js'
+import {observeEarly, planSpec} from '../execute/pipeline.js'
 import {renderPlan, planToJSON, compilePlan, groupDeleteFor} from '../plan/index.js'
 import {realSystem} from '../execute/index.js'
 import {DRIVERS} from '../drivers/index.js'
@@ -42,9 +42,11 @@ ${BaseCommand.exitCodesHelp}`
     const {args, flags} = await this.parse(PlanCmd)
     this.jsonMode = flags.json
     reportUnfinished(flags.netns)
+    // observed while the file is parsed (read only; plan takes no lock: see apply)
+    const early = observeEarly(flags.netns)
     const desired = await loadSpec(args.file)
     checkAdopt(desired, flags.adopt)
-    const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt})
+    const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt, early})
     // the group apply would delete many userspace tunnels through, as apply's executor picks it
     const group = flags['show-commands'] ? await groupDeleteFor(plan, realSystem({netns: flags.netns}).linkGroups) : undefined
     if (this.jsonMode) {

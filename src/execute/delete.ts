@@ -27,7 +27,7 @@ export interface DeleteResult {
 export async function deleteTunnels(names: string[], opts: DeleteOptions): Promise<DeleteResult> {
   const netns = opts.netns
   return transaction(opts, async (tx) => {
-    const observed = await observe({netns})
+    const observed = await observe({netns, counters: false}) // (the deletions compare names, never counters)
     const {plan, missing, foreign} = makeDeletePlan(observed, names, opts)
     const deleted = plan.steps.map((s) => s.name)
     if (!plan.steps.length) return {deleted, missing}

@@ -41,7 +41,8 @@ export interface ExecuteOptions {
 export function realSystem(opts: {netns?: string; verbose?: boolean}): System {
   const o = {netns: opts.netns, verbose: opts.verbose}
   return {
-    observe: (o) => observe({netns: opts.netns, ...o}),
+    // verifying and rolling back compare configuration, never counters
+    observe: (o) => observe({netns: opts.netns, counters: false, ...o}),
     ipBatch: (lines) => ipBatch(lines, o),
     ip: (args) => ip(args, o),
     xfrmBatch: (lines, shown) => xfrmBatch(lines, shown, o),

@@ -375,13 +375,19 @@ function describeResidual(plan: Plan): string[] {
   })
 }
 
+/** Whether a compiled plan starts (or restarts, or reloads) a userspace encapsulator. */
+export function startsEncaps(c: Compiled): boolean {
+  return c.programs.some((p) => p.pre.some((a) => a.op === 'start'))
+}
+
 /** Executes a plan; on any failure (or an interrupt before the batch) restores the snapshot and rethrows (or throws RollbackError). */
 export async function executeWith(sys: System, plan: Plan, opts: ExecOptions): Promise<ApplyResult> {
   if (plan.steps.length === 0) return {applied: false, lines: 0, verified: true, rolledBack: false}
   const snapshot = opts.snapshot ?? (await sys.observe())
   const compiled = compilePlan(plan, opts.drivers, await groupDeleteFor(plan, sys.linkGroups))
-  // an engine for the userspace starts boots while the rest of the apply prepares them (control.ts prepareEngine)
-  if (sys.prepareEncaps && sys.encapBatch && compiled.programs.some((p) => p.pre.some((a) => a.op === 'start'))) sys.prepareEncaps()
+  // an engine for the userspace starts boots while the rest of the apply prepares them (control.ts prepareEngine;
+  // apply launches it earlier still, applySpec)
+  if (sys.prepareEncaps && sys.encapBatch && startsEncaps(compiled)) sys.prepareEncaps()
   const hooks = opts.hooks ?? {}
   // a plan whose tunnels have no routes, before or after, cannot leave a route to verify (the kernel's own
   // routes are not observed): the route dump, the largest of the three, is skipped then

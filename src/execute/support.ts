@@ -1,6 +1,6 @@
 // What each mode can use on this host (kernel module / userspace encapsulator), for the planner and doctor.
 import {MODES, type Mode} from '../model/types.js'
-import {kernelSupport} from '../observe/index.js'
+import {kernelSupport, type SupportHints} from '../observe/index.js'
 import type {ModeSupport} from '../plan/diff.js'
 import {supportsUserspace, userspaceUnavailableReason} from '../userspace/control.js'
 
@@ -9,8 +9,8 @@ export interface ModeReport {
   userspace: {available: boolean; reason: string}
 }
 
-export async function modeReport(mode: Mode, netns?: string): Promise<ModeReport> {
-  const k = await kernelSupport(mode, {netns})
+export async function modeReport(mode: Mode, netns?: string, hints?: SupportHints): Promise<ModeReport> {
+  const k = await kernelSupport(mode, {netns, ...(hints ? {hints} : {})})
   let userspace: ModeReport['userspace']
   if (!supportsUserspace(mode)) userspace = {available: false, reason: `no userspace encapsulator for ${mode}`}
   else {
@@ -21,10 +21,11 @@ export async function modeReport(mode: Mode, netns?: string): Promise<ModeReport
 }
 
 /** Support for the given modes (only those a plan needs: kernelSupport may spawn modprobe). */
-export async function gatherSupport(modes: Iterable<Mode>, netns?: string): Promise<Partial<Record<Mode, ModeSupport>>> {
+export async function gatherSupport(modes: Iterable<Mode>, netns?: string, hints?: SupportHints): Promise<Partial<Record<Mode, ModeSupport>>> {
   const out: Partial<Record<Mode, ModeSupport>> = {}
-  for (const m of new Set(modes)) {
-    const r = await modeReport(m, netns)
+  // every mode's checks side by side
+  const reports = await Promise.all([...new Set(modes)].map(async (m) => [m, await modeReport(m, netns, hints)] as const))
+  for (const [m, r] of reports) {
     out[m] = {kernel: r.kernel.available, userspace: r.userspace.available, reason: r.kernel.available ? r.kernel.reason : `${r.kernel.reason}${r.userspace.available ? '' : `; userspace: ${r.userspace.reason}`}`}
     // the module loaded: its protocol handler sees the userspace encapsulator's packets too (see chooseDriver).
     // TUNCTL_USERSPACE_BESIDE_MODULE=1 allows it anyway (testing hook: kernel ↔ userspace peers in one kernel).

@@ -5,7 +5,7 @@ import {randomBytes} from 'node:crypto'
 import {RollbackError, TunctlError, handleError} from '../lib/errors.js'
 import {pausePoint, watchSignals, type SignalWatch} from '../lib/interrupt.js'
 import {journalStarted, processStart, removeJournal, writeJournal, type Journal, type JournalPhase} from '../lib/journal.js'
-import {withLock, type Lock} from '../lib/lock.js'
+import {withLock, type Lock, type PreLock} from '../lib/lock.js'
 import type {ObservedState, Plan} from '../model/types.js'
 import {executePlan, type ApplyResult, type ExecHooks} from './index.js'
 import {recoverUnfinished} from './recover.js'
@@ -17,11 +17,16 @@ export interface TransactionOptions {
   verbose?: boolean
   /** seconds to wait for the namespace lock (then LockError, exit 75) */
   lockTimeout: number
+  /** the lock as it was before the command read anything (lock.ts preLock) */
+  preLock?: PreLock
 }
 
 export interface Transaction {
   lock: Lock
   signals: SignalWatch
+  /** nothing of tunctl's can have changed the namespace since the PreLock was taken: the lock stayed undisturbed
+   * and no unfinished run was rolled back (what was observed since then is what observing now would give) */
+  undisturbed: boolean
 }
 
 /**
@@ -36,10 +41,16 @@ export async function transaction<T>(opts: TransactionOptions, fn: (tx: Transact
     process.exit(handleError(e))
   })
   try {
-    return await withLock(opts.netns, opts.lockTimeout, async (lock) => {
-      await recoverUnfinished({netns: opts.netns, verbose: opts.verbose})
-      return fn({lock, signals})
-    })
+    return await withLock(
+      opts.netns,
+      opts.lockTimeout,
+      async (lock) => {
+        const recovered = await recoverUnfinished({netns: opts.netns, verbose: opts.verbose})
+        return fn({lock, signals, undisturbed: lock.undisturbed === true && !recovered})
+      },
+      undefined,
+      opts.preLock,
+    )
   } finally {
     signals.dispose()
   }

@@ -7,7 +7,7 @@
 // lock a new inode); it only carries the holder's pid for messages. flock comes from build/Release/tunctl_lock.node
 // (native/lock.c); when that addon is not built (kernel-only installs), flock(1) from util-linux is run on an fd
 // this process passes down: it locks our open file description and exits, so the lock is still ours alone.
-import {closeSync, constants, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {closeSync, constants, existsSync, fchmodSync, fstatSync, ftruncateSync, lstatSync, openSync, readFileSync, writeSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -71,6 +71,59 @@ export interface Lock {
   /** the fd holding the flock (pass it to a child to share the lock, see apply --confirm) */
   fd: number
   release(): void
+  /** taken with a PreLock: no other process can have held the lock since that PreLock was taken */
+  undisturbed?: boolean
+}
+
+/**
+ * The namespace lock as it is before a command knows whether it will change anything (apply, before its file is
+ * parsed), taken without creating or writing anything, so that bad input leaves no file: `held` (with hold: the
+ * lock file exists and is now held by this process, its pid not written yet), `absent` (no lock file: nobody
+ * holds the lock or can have held it until a lock file appears), or `busy` (held by another process, or not
+ * checkable: the flock addon is not built). Given to acquireLock, which reports whether the lock stayed
+ * undisturbed since (what a command read meanwhile is then what it would read holding the lock).
+ */
+export type PreLock = {state: 'held'; fd: number} | {state: 'absent'} | {state: 'busy'}
+
+export function preLock(netns: string | undefined, opts: {hold: boolean}, root = runRoot()): PreLock {
+  const file = lockPath(netns, root)
+  const addon = flockAddon()
+  let fd: number
+  try {
+    fd = openSync(file, (opts.hold ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NOFOLLOW)
+  } catch (e: any) {
+    return e.code === 'ENOENT' ? {state: 'absent'} : {state: 'busy'}
+  }
+  if (!opts.hold || !addon || addon.flock(fd, addon.LOCK_EX | addon.LOCK_NB) !== 0) {
+    closeSync(fd)
+    return {state: 'busy'}
+  }
+  return {state: 'held', fd}
+}
+
+/** Gives back a PreLock that no acquireLock took (nothing was written). */
+export function dropPreLock(pre: PreLock | undefined): void {
+  if (pre?.state !== 'held') return
+  try {
+    closeSync(pre.fd)
+  } catch {}
+  ;(pre as {state: string}).state = 'busy'
+}
+
+function holding(file: string, fd: number, undisturbed: boolean): Lock {
+  let held = true
+  return {
+    path: file,
+    fd,
+    undisturbed,
+    release() {
+      if (!held) return
+      held = false
+      try {
+        closeSync(fd) // drops the flock (unless a child was handed this fd)
+      } catch {}
+    },
+  }
 }
 
 function readPid(file: string): number | undefined {
@@ -82,7 +135,8 @@ function readPid(file: string): number | undefined {
   }
 }
 
-function openLockFile(netns: string | undefined, root: string): number {
+/** The lock's run dir, made if missing and checked (ensureRunDir: 0700, ours, no symlink). */
+function runDirFor(netns: string | undefined, root: string): void {
   try {
     ensureRunDir(netns, root)
   } catch (e: any) {
@@ -93,14 +147,28 @@ function openLockFile(netns: string | undefined, root: string): number {
     }
     throw e
   }
+}
+
+/** The lock file opened (created if missing: `created` says whether this call made it). */
+function openLockFile(netns: string | undefined, root: string): {fd: number; created: boolean} {
+  runDirFor(netns, root)
   const file = lockPath(netns, root)
   try {
-    // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink
-    const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    // not O_TRUNC: the pid in it belongs to the holder until we hold the lock ourselves; never through a symlink.
+    // O_EXCL first, to know whether this call made it (PreLock: nobody can have held a lock whose file was missing)
+    let fd: number
+    let created = true
+    try {
+      fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+    } catch (e: any) {
+      if (e.code !== 'EEXIST') throw e
+      fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+      created = false
+    }
     try {
       fchmodSync(fd, 0o600)
     } catch {}
-    return fd
+    return {fd, created}
   } catch (e: any) {
     if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new PermissionError(`cannot open lock ${file}: ${e.message}`)
     throw e
@@ -113,9 +181,39 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * Takes the namespace lock, waiting up to timeoutSec (then LockError, exit 75). The lock lasts until release()
  * or this process ends (however it ends).
  */
-export async function acquireLock(netns: string | undefined, timeoutSec: number, root = runRoot()): Promise<Lock> {
+export async function acquireLock(netns: string | undefined, timeoutSec: number, root = runRoot(), pre?: PreLock): Promise<Lock> {
   const file = lockPath(netns, root)
-  const fd = openLockFile(netns, root)
+  if (pre?.state === 'held') {
+    const fd = pre.fd
+    ;(pre as {state: string}).state = 'busy' // taken: dropPreLock leaves it alone
+    // the run dir checked as openLockFile checks it (0700, ours, no symlink on the way), and the file held is the
+    // lock file there now; otherwise given back and taken the ordinary way (not undisturbed)
+    let same = false
+    try {
+      runDirFor(netns, root)
+    } catch (e) {
+      closeSync(fd)
+      throw e
+    }
+    try {
+      const a = fstatSync(fd)
+      const b = lstatSync(file)
+      same = b.isFile() && a.dev === b.dev && a.ino === b.ino
+    } catch {}
+    if (same) {
+      try {
+        ftruncateSync(fd, 0)
+        writeSync(fd, `${process.pid}\n`, 0)
+      } catch (e) {
+        closeSync(fd)
+        throw e
+      }
+      return holding(file, fd, true)
+    }
+    closeSync(fd)
+    return acquireLock(netns, timeoutSec, root)
+  }
+  const {fd, created} = openLockFile(netns, root)
   let locked = false
   try {
     const addon = flockAddon()
@@ -147,18 +245,8 @@ export async function acquireLock(netns: string | undefined, timeoutSec: number,
     closeSync(fd)
     throw e
   }
-  let held = true
-  return {
-    path: file,
-    fd,
-    release() {
-      if (!held) return
-      held = false
-      try {
-        closeSync(fd) // drops the flock (unless a child was handed this fd)
-      } catch {}
-    },
-  }
+  // the lock file missing at the PreLock and made by this call: nobody has held it since
+  return holding(file, fd, pre?.state === 'absent' && created)
 }
 
 /** Whether someone holds the namespace lock right now (a non-blocking attempt that is given back at once). */
@@ -181,8 +269,8 @@ export async function lockHeld(netns: string | undefined, root = runRoot()): Pro
 }
 
 /** Runs fn while holding the namespace lock; waits until timeoutSec, then LockError (exit 75). */
-export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: (lock: Lock) => Promise<T>, root = runRoot()): Promise<T> {
-  const lock = await acquireLock(netns, timeoutSec, root)
+export async function withLock<T>(netns: string | undefined, timeoutSec: number, fn: (lock: Lock) => Promise<T>, root = runRoot(), pre?: PreLock): Promise<T> {
+  const lock = await acquireLock(netns, timeoutSec, root, pre)
   try {
     return await fn(lock)
   } finally {

@@ -12,6 +12,8 @@ import {tableNumber} from '../lib/rttables.js'
 
 export interface ObserveOptions {
   netns?: string
+  /** false: no counters (link statistics, userspace counters files); default true */
+  counters?: boolean
 }
 
 /** What observe needs from the userspace encapsulator control (src/userspace/control.ts observeEncaps). */

@@ -385,15 +385,24 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
     }
   }
 
+  // each tunnel's step (one per name), looked up once: a scan of the steps per tunnel was quadratic (~13 ms of
+  // planning 1000 tunnels, before the apply can launch their engine)
+  const stepOf = new Map(steps.map((s) => [s.name, s]))
   // vti ipsec, any driver: no SPI towards a destination that a surviving vti's SA uses (created or changed tunnels)
-  const changing = desired.tunnels.filter((t) => steps.some((s) => s.name === t.name && (s.kind === 'create' || s.kind === 'replace' || s.kind === 'update')))
+  const changing = desired.tunnels.filter((t) => {
+    const s = stepOf.get(t.name)
+    return s !== undefined && (s.kind === 'create' || s.kind === 'replace' || s.kind === 'update')
+  })
   for (const c of survivorSpiConflicts(changing, survivors)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
   // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace
   // driver's SA lives in its daemon, native/vti.c: no kernel object to clash with)
   if (!opts.ignoreRouteHolders) {
-    const present = desired.tunnels.filter((t) => t.state === 'present' && steps.some((s) => s.name === t.name && s.kind !== 'delete' && s.driver === 'kernel'))
+    const present = desired.tunnels.filter((t) => {
+      const s = stepOf.get(t.name)
+      return t.state === 'present' && s !== undefined && s.kind !== 'delete' && s.driver === 'kernel'
+    })
     for (const c of xfrmConflicts(present, observed)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
   }
 

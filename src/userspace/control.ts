@@ -237,7 +237,7 @@ const READY_FD = 3
  * then (no polling); a pipe closed without it (another engine answered and this one left, or it died) falls
  * back to finding the running engine by its record and pinging it.
  */
-function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<number>} {
+function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<number>; stop(): Promise<void>} {
   const dir = ensureRunDir(netns)
   const files = engineFiles(dir)
   const argv = engineArgv(dir)
@@ -250,6 +250,7 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
     closeSync(fd)
   }
   let exited: string | null = null
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit ${code}`))
   child.on('error', (e) => (exited = e.message))
   child.unref()
@@ -313,7 +314,21 @@ function launchEngine(netns?: string): {pid: number | undefined; ready: Promise<
     throw new CommandError(`the userspace engine did not start within 15 s`, ['engine', dir], readEngineLog(netns))
   })()
   ready.catch(() => {}) // awaited by the caller; not an unhandled rejection while it writes the state record
-  return {pid: child.pid, ready}
+  // SIGTERM to the spawned process only while it is this process's unreaped child (Node reaps it and records its
+  // exit in the same callback, so the pid cannot belong to another process), then until it has gone (5 s, then
+  // SIGKILL): the engine's SIGTERM shutdown removes its socket and record; it never created a device uncommitted
+  const stop = async () => {
+    if (exited !== null || child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = await Promise.race([gone.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 5000)))])
+    clearTimeout(timer)
+    if (late && exited === null) {
+      child.kill('SIGKILL')
+      await gone
+    }
+  }
+  return {pid: child.pid, ready, stop}
 }
 
 // engines launched ahead of their apply's commit (prepareEngine), by namespace
@@ -331,6 +346,20 @@ export function prepareEngine(netns?: string): void {
   try {
     if (!runningEngine(netns)) prepared.set(key, launchEngine(netns))
   } catch {}
+}
+
+/**
+ * An engine prepareEngine launched that no commit took (the apply failed, was interrupted or stopped before its
+ * starts): stopped once it answers (SIGTERM: it leaves no socket or record), so it does not wait out its 30 s idle
+ * exit. Call it while holding the namespace lock, after the apply's userspace work. No-op otherwise.
+ */
+export async function releaseEngine(netns?: string): Promise<void> {
+  const key = netns ?? ''
+  const launch = prepared.get(key)
+  if (!launch) return
+  prepared.delete(key)
+  await launch.ready.catch(() => undefined)
+  await launch.stop()
 }
 
 /** The state record (paths.ts readRecord), saying once on stderr what of it is ignored (unreadable, damaged entries). */
@@ -382,9 +411,9 @@ export interface EncapBatch {
 export type EncapResults = Map<string, string | undefined>
 
 /** Why `params` cannot run in the userspace engine, or undefined. */
-function refusal(params: TunnelParams): string | undefined {
+function refusal(params: TunnelParams, unavailable = userspaceUnavailableReason()): string | undefined {
   if (!supportsUserspace(params.mode)) return `mode ${params.mode} has no userspace encapsulator`
-  const why = userspaceUnavailableReason()
+  const why = unavailable
   if (why) return `userspace encapsulator unavailable: ${why}`
   if (params.proto === 'mplsip') return 'the userspace encapsulator does not carry MPLS (encapsulated: mplsip)'
   return undefined
@@ -400,8 +429,10 @@ function refusal(params: TunnelParams): string | undefined {
 export async function applyEncaps(batch: EncapBatch, opts: EncapOptions = {}): Promise<EncapResults> {
   const netns = opts.netns
   const starts = batch.start ?? []
+  // (asked once per batch, not per tunnel: two existsSync each, ~7 ms for 1000 starts)
+  const unavailable = starts.length ? userspaceUnavailableReason() : undefined
   for (const s of starts) {
-    const why = refusal(s.params)
+    const why = refusal(s.params, unavailable)
     if (why) throw new UnavailableError(why)
   }
   const results: EncapResults = new Map()
@@ -646,8 +677,9 @@ export async function forgetEncap(name: string, opts: EncapOptions = {}): Promis
   throwFailures(await applyEncaps({forget: [name]}, opts), opts.netns)
 }
 
-/** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters. */
-export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string, ObservedEncap>> {
+/** Every encapsulator recorded for the namespace: params, pid, whether it is alive, last counters (counters:
+ * false: a tunnel's counters file is read only when the record does not name its parameters or its engine). */
+export async function observeEncaps(opts: EncapOptions & {counters?: boolean} = {}): Promise<Map<string, ObservedEncap>> {
   const out = new Map<string, ObservedEncap>()
   const aliveChecked = new Map<string, boolean>()
   // the current directory (the state record, then an older release's per-tunnel files), then the legacy one (a
@@ -675,8 +707,10 @@ export async function observeEncaps(opts: EncapOptions = {}): Promise<Map<string
       if (legacy && !legacyStateIsFor(sf, opts.netns)) continue
       const entry = rec?.tunnels[name]
       let state = entry ?? (present.has(`${name}.json`) ? readState(sf) : undefined)
-      const st = present.has(`${name}.stats.json`) ? readStats(stf) : undefined
       if (state && state.name !== name) state = undefined // not one of ours
+      // without counters, the counters file only for what the state does not say (parameters, the engine)
+      const needStats = opts.counters !== false || !state?.params || !((entry && rec?.pid !== undefined) || state?.pid !== undefined)
+      const st = needStats && present.has(`${name}.stats.json`) ? readStats(stf) : undefined
       // no (readable) entry: the engine's stats file names its parameters too
       const params = state?.params ?? (st?.name === name && isParams(st.params) ? st.params : undefined)
       if (!params) continue

@@ -2,7 +2,7 @@
 // so a CLI killed mid-apply, a killed engine, a damaged or lost state record, or a failed batch leave nothing that
 // wedges the namespace: the next apply converges, del works, and a failed apply leaves no device, engine tunnel or state.
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from '#test/uvu'
@@ -407,6 +407,136 @@ const why =
       assert.is(tuns(pair!.a).size, 0)
       await until('no engine', () => engines(pair!.a).length === 0)
       assert.equal(records(pair!.a), [])
+    })
+  }
+  t.run()
+}
+
+// ---- an engine launched ahead of the journal (as soon as the plan starts userspace tunnels) for an apply that
+// fails before its commit: stopped by the apply, not left to its 30 s idle exit ----
+{
+  const t = suite('crash: an engine launched early for an apply that fails before the commit')
+  let pair: Pair | undefined
+  const file = join(scratch, 'early.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kerl')
+      writeFileSync(file, yaml({version: 1, tunnels: manyGre()}))
+    })
+    t.after(() => removePair(pair))
+
+    t('the starts cannot be journaled: exit 1, and at its exit no engine, socket, record, state or device', async () => {
+      const dir = nsDir(pair!.a)
+      // the journal's started-log cannot be appended to (a directory holds its name): the apply fails after its
+      // plan (the engine launched) and before the engine's commit (the starts are journaled first)
+      mkdirSync(join(dir, 'journal.started'), {recursive: true})
+      try {
+        const r = tunctl(['apply', '--netns', pair!.a, file])
+        assert.is(r.code, 1, `${r.out}\n${r.err}`)
+        assert.match(r.err, /journal\.started/)
+        // at once, not after the engine's idle exit: the apply stopped the engine it launched
+        assert.equal(engines(pair!.a), [], 'no engine left')
+        const log = readFileSync(join(dir, '.engine.log'), 'utf8')
+        assert.match(log, /engine listening/, 'an engine was launched (and answered) for the apply')
+        assert.match(log, /SIGTERM: stopping \(0 tunnels/, 'and stopped by it, running nothing')
+        for (const f of ['.engine.json', '.engine.sock', 'journal.json']) assert.not.ok(existsSync(join(dir, f)), `${f} left`)
+        assert.not.ok(existsSync(recordPath(dir)), 'no state record')
+        assert.equal(records(pair!.a), [])
+        assert.is(tuns(pair!.a).size, 0)
+      } finally {
+        rmSync(join(dir, 'journal.started'), {recursive: true, force: true})
+      }
+      // and the next apply works
+      ok(['apply', '--netns', pair!.a, file])
+      assert.is(tuns(pair!.a).size, N)
+      const running = engines(pair!.a)
+      assert.is(running.length, 1)
+      // an apply with nothing to do launches no engine (the log counts every engine that started listening)
+      const launched = () => readFileSync(join(dir, '.engine.log'), 'utf8').split('\n').filter((l) => /engine listening/.test(l)).length
+      const before = launched()
+      assert.match(ok(['apply', '--netns', pair!.a, file]).out, /No changes/)
+      assert.is(launched(), before, 'no engine launched for "No changes"')
+      assert.equal(engines(pair!.a), running)
+    })
+  }
+  t.run()
+}
+
+// ---- bad input while the namespace is observed ahead of the parse (apply's early observation and lock) ----
+{
+  const t = suite('crash: bad input with the early observation: nothing written, launched or changed')
+  let pair: Pair | undefined
+  const bad = join(scratch, 'bad-syntax.yaml')
+  const conflict = join(scratch, 'bad-conflict.yaml')
+  const good = join(scratch, 'good-one.yaml')
+  if (why) t.skip(`skipped: ${why}`, () => {})
+  else {
+    t.before(() => {
+      pair = makePair('kbad')
+      writeFileSync(bad, 'version: 1\ntunnels:\n  g1:\n    mode: gre\n    local: [1\n')
+      // valid YAML and schema; its plan is refused (a route ul0's kernel route holds): a ConflictError after parsing
+      writeFileSync(conflict, yaml({version: 1, tunnels: {c1: {mode: 'gre', driver: 'userspace', local: '198.51.100.1', remote: '198.51.100.2', routes: [{to: '198.51.100.0/24'}]}}}))
+      writeFileSync(good, yaml({version: 1, tunnels: {g1: {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', key: 1, addresses: ['10.79.1.1/30']}}}))
+    })
+    t.after(() => removePair(pair))
+
+    /** the namespace's links as a comparison cares: name, flags, alias, mtu, kind */
+    const links = (ns: string) =>
+      (JSON.parse(run('ip', ['-n', ns, '-j', '-d', 'link', 'show']).out || '[]') as any[]).map((l) => `${l.ifname} ${l.flags?.join(',')} ${l.ifalias ?? ''} ${l.mtu} ${l.linkinfo?.info_kind ?? ''}`).sort()
+    const refused = (file: string, at: RegExp, ns = pair!.a) => {
+      const r = tunctl(['apply', '--netns', ns, file])
+      assert.is(r.code, 65, `${r.out}\n${r.err}`)
+      assert.match(r.err, at)
+      assert.not.match(r.err, /Unhandled|unhandled/)
+    }
+
+    t('a fresh namespace: no run dir, lock file, engine or link appears', () => {
+      const dir = nsDir(pair!.a)
+      assert.not.ok(existsSync(dir), 'fresh: no run dir yet')
+      const before = links(pair!.a)
+      refused(bad, new RegExp(`${bad.replace(/[.]/g, '\\.')}:5:14: YAML syntax error`))
+      assert.not.ok(existsSync(dir), 'no run dir (no lock file) made')
+      assert.equal(engines(pair!.a), [])
+      assert.equal(links(pair!.a), before)
+      // (a plan is made holding the lock: its file exists then, as before the early observation; nothing else)
+      refused(conflict, /bad-conflict\.yaml:\d+:\d+: tunnel "c1": route to 198\.51\.100\.0\/24/)
+      assert.equal(readdirSync(dir), ['lock'])
+      assert.equal(engines(pair!.a), [], 'no engine launched for a refused plan')
+      assert.equal(links(pair!.a), before)
+    })
+
+    t('a namespace with a lock file and a running engine: the lock file, the run dir and the links stay as they were; the lock is free after', async () => {
+      ok(['apply', '--netns', pair!.a, good])
+      const dir = nsDir(pair!.a)
+      const lock = join(dir, 'lock')
+      const text = readFileSync(lock, 'utf8')
+      const mtime = statSync(lock).mtimeMs
+      const files = readdirSync(dir).sort()
+      const record = readFileSync(recordPath(dir), 'utf8')
+      const before = links(pair!.a)
+      const engine = engines(pair!.a)
+      assert.is(engine.length, 1)
+      refused(bad, /bad-syntax\.yaml:5:14: YAML syntax error/)
+      assert.is(readFileSync(lock, 'utf8'), text, 'the lock file keeps the last holder\'s pid')
+      assert.is(statSync(lock).mtimeMs, mtime, 'the lock file is not written')
+      refused(conflict, /bad-conflict\.yaml:\d+:\d+: tunnel "c1": route to/)
+      assert.equal(readdirSync(dir).sort().filter((f) => !f.endsWith('.stats.json')), files.filter((f) => !f.endsWith('.stats.json')))
+      assert.is(readFileSync(recordPath(dir), 'utf8'), record)
+      assert.equal(links(pair!.a), before)
+      assert.equal(engines(pair!.a), engine, 'the same engine, no other')
+      assert.is(run('flock', ['-n', lock, 'true']).code, 0, 'the lock is free')
+      assert.match(ok(['apply', '--netns', pair!.a, good]).out, /No changes/)
+    })
+
+    t('a namespace that does not exist: the file\'s error first, as before (the early observation\'s failure stays silent)', () => {
+      const gone = `tunctl-t-kbad-p${process.pid}-none`
+      refused(bad, /bad-syntax\.yaml:5:14: YAML syntax error/, gone)
+      const r = tunctl(['apply', '--netns', gone, good])
+      assert.is.not(r.code, 0)
+      assert.match(r.err, /no (such )?network namespace|does not exist|not found/i)
+      assert.not.match(r.err, /Unhandled|unhandled/)
+      assert.not.ok(existsSync(nsDir(gone)))
     })
   }
   t.run()

@@ -6,7 +6,8 @@ import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
-import {acquireLock, flockAddon, lockHeld, withLock, lockPath} from '../../../src/lib/lock.js'
+import {existsSync, statSync} from 'node:fs'
+import {acquireLock, dropPreLock, flockAddon, lockHeld, preLock, withLock, lockPath} from '../../../src/lib/lock.js'
 import {LockError} from '../../../src/lib/errors.js'
 
 const root = mkdtempSync(join(tmpdir(), 'tunctl-lock-'))
@@ -90,6 +91,60 @@ await acquireLock('killed', 1, ${JSON.stringify(root)}); process.stdout.write('l
   child.kill('SIGKILL')
   await new Promise((r) => child.once('exit', r))
   assert.is(await withLock('killed', 2, async () => 'mine', root), 'mine')
+})
+
+test('preLock: creates and writes nothing; held/absent/busy; acquireLock says whether the lock stayed undisturbed since', async () => {
+  const file = lockPath('pre', root)
+  // no lock file: absent, and nothing made
+  const p0 = preLock('pre', {hold: true}, root)
+  assert.equal(p0, {state: 'absent'})
+  assert.not.ok(existsSync(dirname(file)), 'no run dir made')
+  const l0 = await acquireLock('pre', 1, root, p0)
+  assert.is(l0.undisturbed, true, 'the lock file made by this acquisition: nobody held it meanwhile')
+  l0.release()
+  // absent, but another holder came and went meanwhile: its lock file exists now → disturbed
+  rmSync(dirname(file), {recursive: true, force: true})
+  const p1 = preLock('pre', {hold: true}, root)
+  assert.is(p1.state, 'absent')
+  await withLock('pre', 1, async () => {}, root)
+  const l1 = await acquireLock('pre', 1, root, p1)
+  assert.is(l1.undisturbed, false)
+  l1.release()
+  // the file exists and is free: held now, nothing written until acquireLock
+  writeFileSync(file, '4242\n')
+  const mtime = statSync(file).mtimeMs
+  const p2 = preLock('pre', {hold: true}, root)
+  assert.is(p2.state, 'held')
+  assert.is(await lockHeld('pre', root), true, 'held from the preLock on')
+  assert.is(readFileSync(file, 'utf8'), '4242\n')
+  assert.is(statSync(file).mtimeMs, mtime)
+  const l2 = await acquireLock('pre', 1, root, p2)
+  assert.is(l2.undisturbed, true)
+  assert.is(readFileSync(file, 'utf8'), `${process.pid}\n`)
+  // held by another: busy; without hold, an existing file is busy too (nothing held)
+  assert.is(preLock('pre', {hold: true}, root).state, 'busy')
+  l2.release()
+  assert.is(preLock('pre', {hold: false}, root).state, 'busy')
+  assert.is(await lockHeld('pre', root), false)
+  // a preLock dropped (bad input): free again, file untouched
+  const p3 = preLock('pre', {hold: true}, root)
+  assert.is(p3.state, 'held')
+  dropPreLock(p3)
+  assert.is(await lockHeld('pre', root), false)
+  assert.is(readFileSync(file, 'utf8'), `${process.pid}\n`)
+  // held, but the lock file was replaced meanwhile (another inode at its path): given back, taken the ordinary way
+  const p4 = preLock('pre', {hold: true}, root)
+  assert.is(p4.state, 'held')
+  rmSync(file)
+  writeFileSync(file, '')
+  const l4 = await acquireLock('pre', 1, root, p4)
+  assert.is(l4.undisturbed, false)
+  assert.is(readFileSync(file, 'utf8'), `${process.pid}\n`, 'the file at the path is the one locked')
+  l4.release()
+  // no preLock: never undisturbed
+  const l3 = await acquireLock('pre', 1, root)
+  assert.is(l3.undisturbed, false)
+  l3.release()
 })
 
 test('flock(1) fallback: same semantics (TUNCTL_LOCK_FLOCK1=1)', () => {

@@ -64,6 +64,32 @@ t('observeEncaps: params and counters from the files; alive only for a live engi
   }
 })
 
+t('observeEncaps counters: false: the same tunnels, parameters, engine and liveness, no counters; a counters file read only for what the state does not say', async () => {
+  const dir = join(run, 'ns', 'ns-nocounters')
+  mkdirSync(dir, {recursive: true})
+  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  try {
+    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
+    const counters = {rxPackets: 3, rxBytes: 300, txPackets: 4, txBytes: 400, rxErrors: 0, txErrors: 0, rxDropped: 0, txDropped: 0, icmpSent: 0}
+    writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', params, generation: 1, pid: child.pid}))
+    writeFileSync(join(dir, 'gre1.stats.json'), JSON.stringify({name: 'gre1', pid: child.pid, generation: 1, startedAt: 'x', updatedAt: 'y', counters}))
+    // no state file: its parameters and engine are only in its counters file
+    writeFileSync(join(dir, 'gre2.stats.json'), JSON.stringify({name: 'gre2', pid: child.pid, generation: 1, params: {...params, ikey: 6, okey: 6}, startedAt: 'x', updatedAt: 'y', counters}))
+    const full = await control.observeEncaps({netns: 'ns-nocounters'})
+    const lean = await control.observeEncaps({netns: 'ns-nocounters', counters: false})
+    assert.equal([...lean.keys()], ['gre1', 'gre2'])
+    assert.ok(full.get('gre1')!.counters)
+    const {counters: _c, updatedAt: _u, ...same} = full.get('gre1')!
+    assert.equal(lean.get('gre1'), same, 'gre1: its counters file left unread')
+    // (read for its parameters: its counters come along)
+    assert.equal(lean.get('gre2'), full.get('gre2'))
+    assert.is(lean.get('gre1')!.alive, true)
+    assert.is(lean.get('gre2')!.params.ikey, 6)
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
+
 t('observeEncaps: legacy files (an older release\'s /run/tunctl/<netns|default>) count only for their namespace; corrupt ones are ignored with a warning', async () => {
   const legacy = join(run, 'default')
   mkdirSync(legacy, {recursive: true})
