@@ -1,7 +1,6 @@
 // `tunctl apply FILE`: validate → lock → observe → plan → one ip batch → re-observe and verify → roll back on failure.
-import {statSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags, requireNetns, useColor} from '../lib/base.js'
+import {BaseCommand, commonFlags, observableEarly, requireNetns, useColor} from '../lib/base.js'
 import {EXIT, TunctlError, UsageError} from '../lib/errors.js'
 import {mark} from '../lib/timing.js'
 import type {DesiredState, Plan} from '../model/types.js'
@@ -12,15 +11,6 @@ import {awaitConfirmation, notConfirmedError} from '../execute/confirm.js'
 import {reportUnfinished} from '../execute/recover.js'
 import {observeEarly, planSpec} from '../execute/pipeline.js'
 import {dropPreLock, preLock} from '../lib/lock.js'
-
-/** FILE is a regular file (not -, a pipe or a device: reading it cannot wait for a writer). */
-function regularFile(file: string): boolean {
-  try {
-    return file !== '-' && statSync(file).isFile()
-  } catch {
-    return false
-  }
-}
 
 export const adoptFlag = Flags.string({
   description: 'take over this existing tunnel that tunctl does not own (repeatable); it gets the ownership alias and is then managed like one tunctl created',
@@ -96,12 +86,13 @@ ${BaseCommand.exitCodesHelp}`
     // The namespace is known before the file is read: its observation and modprobe's dry run for the support check
     // run (children, on another core) while the file is parsed (pipeline.ts observeEarly). Read only: a file that
     // fails to parse changes nothing. An apply uses them only if the namespace lock stayed undisturbed since they
-    // began (transaction.ts): the lock is taken now
-    // if its file exists and is free (nothing written: the pid once the file parsed), or its file is missing (then
-    // nobody can hold it until the apply makes it). Not while standard input or a pipe is read (the lock would be
-    // held while waiting for it).
-    const pre = flags['dry-run'] ? undefined : preLock(netns, {hold: regularFile(args.file)})
-    const early = pre?.state === 'busy' ? undefined : observeEarly(netns)
+    // began (transaction.ts): the lock is taken now if its file exists and is free (nothing written: the pid once
+    // the file parsed), or its file is missing (then no tunctl can hold it until the apply makes it). Only for a
+    // regular file in a namespace that exists (base.ts observableEarly): standard input or a pipe is read first,
+    // then locked and observed, as are files in a missing namespace (reported after the file's own errors).
+    const early = observableEarly(args.file, netns)
+    const pre = early && !flags['dry-run'] ? preLock(netns, {hold: true}) : undefined
+    const observation = early && pre?.state !== 'busy' ? observeEarly(netns) : undefined
     let desired: DesiredState
     try {
       desired = await loadSpec(args.file)
@@ -112,7 +103,7 @@ ${BaseCommand.exitCodesHelp}`
       dropPreLock(pre)
       throw e
     }
-    const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt, early}
+    const req = {netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt, early: observation}
     const show = (plan: Plan) => {
       this.plan = plan
       if (!this.jsonMode) process.stdout.write(renderPlan(plan, {color: useColor(), file: desired.file}))

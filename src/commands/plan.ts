@@ -1,6 +1,6 @@
 // `tunctl plan FILE`: what apply would do; never mutates.
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, commonFlags, useColor} from '../lib/base.js'
+import {BaseCommand, commonFlags, observableEarly, useColor} from '../lib/base.js'
 import {EXIT} from '../lib/errors.js'
 import {reportUnfinished} from '../execute/recover.js'
 import {observeEarly, planSpec} from '../execute/pipeline.js'
@@ -42,8 +42,8 @@ ${BaseCommand.exitCodesHelp}`
     const {args, flags} = await this.parse(PlanCmd)
     this.jsonMode = flags.json
     reportUnfinished(flags.netns)
-    // observed while the file is parsed (read only; plan takes no lock: see apply)
-    const early = observeEarly(flags.netns)
+    // observed while the file is parsed (read only; plan takes no lock: see apply and base.ts observableEarly)
+    const early = observableEarly(args.file, flags.netns) ? observeEarly(flags.netns) : undefined
     const desired = await loadSpec(args.file)
     checkAdopt(desired, flags.adopt)
     const {plan} = await planSpec(desired, {netns: flags.netns, prune: flags.prune, driver: flags.driver, adopt: flags.adopt, early})

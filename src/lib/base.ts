@@ -1,5 +1,5 @@
 // Base class of every command: --json rendering, colour policy, and error → exit-code mapping.
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {Command, Flags} from '@oclif/core'
 import {EXIT, TunctlError, UsageError, exitTableText, noSuchNetns, stdoutState} from './errors.js'
@@ -18,7 +18,25 @@ export function netnsNameProblem(ns: string): string | undefined {
  * Commands that take the namespace lock check it first: the lock would otherwise create /run/tunctl/ns/NS for it.
  */
 export function requireNetns(ns: string | undefined): void {
-  if (ns !== undefined && !existsSync(join('/var/run/netns', ns)) && !existsSync(join('/run/netns', ns))) throw noSuchNetns(ns)
+  if (!netnsExists(ns)) throw noSuchNetns(ns!)
+}
+
+function netnsExists(ns: string | undefined): boolean {
+  return ns === undefined || existsSync(join('/var/run/netns', ns)) || existsSync(join('/run/netns', ns))
+}
+
+/**
+ * Whether apply and plan may observe the namespace (and apply try its lock) while the spec file parses
+ * (pipeline.ts observeEarly): the spec is a regular file, so reading it cannot wait for a writer and what is
+ * observed is at most one parse old (standard input or a pipe could keep it waiting for any time), and `ip netns`
+ * knows the namespace (a missing one is reported after the file's own errors, before anything is locked).
+ */
+export function observableEarly(file: string, ns: string | undefined): boolean {
+  try {
+    return file !== '-' && statSync(file).isFile() && netnsExists(ns)
+  } catch {
+    return false
+  }
 }
 
 export const commonFlags = {

@@ -13,6 +13,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {LockError, PermissionError, UnavailableError} from './errors.js'
 import {runWithFds} from './exec.js'
+import {processAlive} from './proc.js'
 import {ensureRunDir, runDir, runRoot} from './rundir.js'
 
 export function lockPath(netns: string | undefined, root = runRoot()): string {
@@ -233,8 +234,11 @@ export async function acquireLock(netns: string | undefined, timeoutSec: number,
       locked = (await flock1(fd, timeoutSec)) === 0
     }
     if (!locked) {
+      // the pid in the file is the holder's once it has written it: an apply holding the lock while its file
+      // parses (preLock) has not yet, and the pid there may be a previous holder's, gone
       const pid = readPid(file)
-      const e = new LockError(`another tunctl (pid ${pid ?? '?'}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
+      const holder = processAlive({pid}) ? `pid ${pid}` : 'pid not written yet: an apply reading its file'
+      const e = new LockError(`another tunctl (${holder}) holds ${file}; gave up after ${timeoutSec}s (--lock-timeout)`)
       const why = lockHint?.(netns)
       if (why) e.message += `\n${why}`
       throw e

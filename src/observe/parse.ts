@@ -28,7 +28,7 @@ export interface EncapInfo {
 }
 
 export interface RawState {
-  links: any[] // ip -j -d -s link show
+  links: any[] // ip -j -d link show (-s with counters)
   addrs: any[] // ip -j addr show
   routes: any[] // ip -j route show table all
   /** false: the route dump was skipped (routes is empty, not the namespace's routes) */

@@ -41,9 +41,10 @@ export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number
   const duplicates: Array<{offset: number; message: string}> = []
   // false once the walk meets what yaml's toJS treats in its own way: the data is then yaml's
   let plain = true
+  // a plain scalar key's value set back to its source text; any other key walked
   const asWritten = (k: unknown): void => {
-    if (isScalar(k) && typeof k.source === 'string' && k.value !== k.source) k.value = k.source
-    else walk(k)
+    if (!isScalar(k)) walk(k)
+    else if (typeof k.source === 'string' && k.value !== k.source) k.value = k.source
   }
   // toJS({keep: true}) of a node: a scalar's value; a mapping an object with its pairs in order (a key that `in`
   // finds, like __proto__, defined as an own property), a sequence an array
@@ -62,12 +63,13 @@ export function keysAsWritten(doc: Document): {duplicates: Array<{offset: number
         const k = pair.key
         let key: string | undefined
         if (isScalar(k)) {
-          if (typeof k.source === 'string' && k.value !== k.source) k.value = k.source
+          asWritten(k)
           const v = k.value
           const text = String(v)
           if (seen.has(text)) duplicates.push({offset: k.range?.[0] ?? 0, message: 'Map keys must be unique'})
           else seen.add(text)
-          if ((k as {addToJSMap?: unknown}).addToJSMap || k.anchor || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
+          // `<<` (a merge key where the schema has them, %YAML 1.1: toJS merges it even when it is a plain string)
+          if ((k as {addToJSMap?: unknown}).addToJSMap || k.anchor || v === '<<' || typeof v === 'symbol' || (typeof v === 'object' && v !== null)) plain = false
           else key = v === null ? '' : text
         } else {
           plain = false

@@ -337,8 +337,9 @@ const prepared = new Map<string, ReturnType<typeof launchEngine>>()
 /**
  * Starts the namespace's engine now if none runs, so that it boots while the apply journals its starts and writes
  * the state record: an apply calls it as soon as its plan starts a userspace tunnel. The next applyEncaps with
- * starts takes it. An engine that never gets a commit (the apply failed before its starts) exits by itself
- * (engine.ts: idle 30 s). Never throws: a launch that fails is retried (and reported) by applyEncaps.
+ * starts takes it. One that never gets a commit (the apply failed, was interrupted or had no starts) is stopped by
+ * releaseEngine, or exits by itself (engine.ts: idle 30 s) if the apply was killed. Never throws: a launch that
+ * fails is retried (and reported) by applyEncaps.
  */
 export function prepareEngine(netns?: string): void {
   const key = netns ?? ''

@@ -12,6 +12,7 @@ import {nsDir, readRecord, recordPath, statsPath} from '../../src/userspace/path
 import {yaml} from '../uml/lib/spec.js'
 import {type Pair, makePair, ping, removePair, run, sleep, whyNoHost} from './lib/netns.js'
 import {tunctl, tunctlOk as ok} from './lib/cli.js'
+import {cliEnv} from '../lib/cli.js'
 
 const repo = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..')
 const bin = join(repo, 'bin', 'run')
@@ -537,6 +538,30 @@ const why =
       assert.match(r.err, /no (such )?network namespace|does not exist|not found/i)
       assert.not.match(r.err, /Unhandled|unhandled/)
       assert.not.ok(existsSync(nsDir(gone)))
+    })
+
+    t('a spec on standard input that arrives late is planned from what the namespace holds then, not before', async () => {
+      // a link named like the file's tunnel appears while tunctl waits for its input: the plan must see it (the
+      // early observation is only for regular files, whose read cannot wait; it would plan a create here)
+      const proc = spawn(process.execPath, [bin, 'apply', '--netns', pair!.b, '-'], {env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe']})
+      let out = ''
+      let err = ''
+      proc.stdout!.on('data', (d) => (out += d))
+      proc.stderr!.on('data', (d) => (err += d))
+      const done = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)))
+      try {
+        // (the input arrives late by design: tunctl is started and running before the link and the file exist)
+        await sleep(1500)
+        assert.is(run('ip', ['-n', pair!.b, 'link', 'add', 'g1', 'type', 'veth', 'peer', 'name', 'g1p']).code, 0)
+        proc.stdin!.end(readFileSync(good, 'utf8'))
+        const code = await done
+        assert.is(code, 65, `${out}\n${err}`)
+        assert.match(err, /<stdin>:\d+:\d+: tunnel "g1": a non-tunnel link of that name exists \(kind veth\)/)
+        assert.not.ok(existsSync(join(nsDir(pair!.b), '.engine.json')), 'no engine launched')
+      } finally {
+        proc.kill('SIGKILL')
+        run('ip', ['-n', pair!.b, 'link', 'del', 'g1'])
+      }
     })
   }
   t.run()

@@ -68,6 +68,9 @@ test('anchors, aliases, merge keys, collection keys, yaml 1.1 tags: left to yaml
     'a: &x 1\nb: *x\n',
     'a: &x {k: v}\n',
     'base: &b {mode: gre}\nt: {<<: *b, key: 1}\n',
+    // a merge key with an inline mapping: a plain string key under stringKeys, which yaml 1.1's toJS still merges
+    '%YAML 1.1\n---\nt: {<<: {mode: gre}, key: 1}\n',
+    't: {<<: {mode: gre}}\n',
     '? [a, b]\n: c\n',
     '? {a: 1}\n: c\n',
     '&top {a: 1}\n',
@@ -92,6 +95,9 @@ test('keys read as strings (stringKeys) or typed and then taken as written: the 
   const KEYS = [
     ...PLAIN,
     't:\n  16: a\n  "16": b\n  0x10: c\n  1e1: d\n  .5: e\n  -0: f\n  false: g\n  NULL: h\n',
+    // yaml 1.1 merge keys, inline and through an alias: merged either way
+    '%YAML 1.1\n---\nt: {<<: {mode: gre, local: 192.0.2.1}, key: 1}\nu:\n  <<: [{a: 1}, {b: 2}]\n  c: 3\n',
+    '%YAML 1.1\n---\nbase: &b {mode: gre}\nt: {<<: *b, key: 1}\n',
     // tagged keys, an alias key, a collection key, a missing key: parsed again without stringKeys
     '!!int 5: x\n',
     '!!str 5: x\n',
