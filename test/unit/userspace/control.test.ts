@@ -5,7 +5,7 @@ import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:
 import {waitFor} from '../../lib/wait.js'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {suite} from '#test/uvu'
 import * as assert from 'uvu/assert'
 
@@ -18,6 +18,14 @@ const params = {mode: 'gre', local: '192.0.2.1', remote: '198.51.100.7', ttl: 0,
 
 t.after(() => rmSync(run, {recursive: true, force: true}))
 
+/** A live process whose command line names the engine of run dir `dir` (a stand-in for dist/userspace/engine.js),
+ * once its command line is readable. The caller kills it. */
+async function standInEngine(dir: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
+  return child
+}
+
 t('supportsUserspace: ipip, gre, sit, isatap, vti (ESP in native/vti.c)', () => {
   for (const m of ['ipip', 'gre', 'sit', 'isatap', 'vti'] as const) assert.ok(control.supportsUserspace(m), m)
 })
@@ -29,12 +37,13 @@ t('observeEncaps: nothing recorded → empty map', async () => {
 t('observeEncaps: params and counters from the files; alive only for a live engine process of that run dir', async () => {
   const dir = join(run, 'ns', 'ns1')
   mkdirSync(dir, {recursive: true})
-  // a live process whose command line names the engine of this run dir (stands in for dist/userspace/engine.js)
-  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  const child = await standInEngine(dir)
   // an engine of another run dir: not this namespace's
-  const other = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir + '-other'], {stdio: 'ignore'})
+  const other = await standInEngine(dir + '-other').catch((e) => {
+    child.kill('SIGKILL')
+    throw e
+  })
   try {
-    for (const c of [child, other]) await waitFor(() => { try { return readFileSync(`/proc/${c.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', netns: 'ns1', params, generation: 1, pid: child.pid}))
     writeFileSync(
       join(dir, 'gre1.stats.json'),
@@ -67,9 +76,8 @@ t('observeEncaps: params and counters from the files; alive only for a live engi
 t('observeEncaps counters: false: the same tunnels, parameters, engine and liveness, no counters; a counters file read only for what the state does not say', async () => {
   const dir = join(run, 'ns', 'ns-nocounters')
   mkdirSync(dir, {recursive: true})
-  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  const child = await standInEngine(dir)
   try {
-    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
     const counters = {rxPackets: 3, rxBytes: 300, txPackets: 4, txBytes: 400, rxErrors: 0, txErrors: 0, rxDropped: 0, txDropped: 0, icmpSent: 0}
     writeFileSync(join(dir, 'gre1.json'), JSON.stringify({name: 'gre1', params, generation: 1, pid: child.pid}))
     writeFileSync(join(dir, 'gre1.stats.json'), JSON.stringify({name: 'gre1', pid: child.pid, generation: 1, startedAt: 'x', updatedAt: 'y', counters}))
@@ -121,9 +129,8 @@ t('observeEncaps: legacy files (an older release\'s /run/tunctl/<netns|default>)
 t('observeEncaps: the state record (one file for the namespace) names every tunnel and the engine; it wins over an older release\'s per-tunnel file', async () => {
   const dir = join(run, 'ns', 'ns3')
   mkdirSync(dir, {recursive: true})
-  const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{},30000)', '/x/dist/userspace/engine.js', dir], {stdio: 'ignore'})
+  const child = await standInEngine(dir)
   try {
-    await waitFor(() => { try { return readFileSync(`/proc/${child.pid}/cmdline`, 'utf8') } catch { return '' } }, (x) => x.includes('engine'), {what: 'the stand-in engine process'})
     const paths = await import('../../../src/userspace/paths.js')
     const rec = {pid: child.pid!, netns: 'ns3', tunnels: {g1: {name: 'g1', params, generation: 2}, g2: {name: 'g2', params: {...params, ikey: 9, okey: 9}, generation: 1}}}
     writeFileSync(paths.recordPath(dir), paths.recordText(rec))
