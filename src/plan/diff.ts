@@ -186,8 +186,9 @@ export function replaceReasonFor(
 ): string | undefined {
   if (observed.params.mode !== desired.params.mode) return `mode ${observed.params.mode} → ${desired.params.mode} cannot change in place`
   if (observed.driver !== driver) return `driver ${observed.driver} → ${driver}`
-  // userspace: parameter changes are applied by the running encapsulator (startEncap reloads it)
-  if (driver === 'userspace') return undefined
+  // The same reasons for both drivers: the userspace engine is the kernel's twin, so a file plans alike whichever
+  // driver carries it (PRODUCT.md names remote any ↔ address and the inner protocol as replacements), although
+  // the engine itself could change those in place.
   const to = effectiveParams(desired.params, observed.params)
   if (diffParams(observed.params, to).length === 0) return undefined
   return drivers[desired.params.mode]?.replaceReason(observed.params, to)

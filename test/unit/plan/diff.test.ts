@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert'
 import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {UnavailableError} from '../../../src/lib/errors.js'
 import {renderPlan} from '../../../src/plan/render.js'
+import {DRIVERS} from '../../../src/drivers/index.js'
 import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../../lib/fakes.mjs'
 
 const opts = {prune: false, support: ALL_KERNEL}
@@ -128,6 +129,32 @@ test('steps ordered deletes, replaces, updates, creates', () => {
   const p = plan([desired('c', 'ipip'), desired('u', 'gre', {p: {ttl: 9}}), desired('r', 'gre', {p: {ikey: 1, okey: 1}}), desired('d', 'gre', {state: 'absent'})], o)
   assert.equal(p.steps.map((s) => s.kind), ['delete', 'replace', 'update', 'create'])
   assert.match(renderPlan(p, {color: false}), /\nPlan: 1 to create, 1 to update, 1 to replace, 1 to delete\.\n$/)
+})
+
+
+test('userspace tunnels get the kernel driver\'s replace reasons (a file plans alike on either driver)', () => {
+  const us = {...ALL_KERNEL, gre: {kernel: false, userspace: true, reason: 'kernel lacks ip_gre'}, sit: {kernel: false, userspace: true, reason: 'kernel lacks sit'}}
+  const real = (d: any[], o: any) => computePlan({file: 't.yaml', tunnels: d}, o, {prune: false, support: us}, DRIVERS)
+  const obs = (name: string, mode: any, p: any) => observed(name, mode, {driver: 'userspace', alive: true, pid: 99, p})
+  const cases: Array<[string, any, any, any, RegExp]> = [
+    ['remote address → any', 'gre', {}, {remote: 'any'}, /remote any ↔ address/],
+    ['remote any → address', 'gre', {remote: 'any'}, {}, /remote any ↔ address/],
+    ['inner protocol', 'sit', {proto: 'any'}, {proto: 'ip6ip'}, /inner protocol any → ip6ip/],
+    ['a gre key cleared', 'gre', {ikey: 43, okey: 43}, {}, /key on → off/],
+    ['dev → none', 'gre', {dev: 'lo'}, {}, /dev lo → none/],
+  ]
+  for (const [what, mode, from, to, reason] of cases) {
+    const p = real([desired('t1', mode, {p: to})], state([obs('t1', mode, from)]))
+    assert.is(p.steps.length, 1, what)
+    assert.is(p.steps[0]!.kind, 'replace', what)
+    assert.is(p.steps[0]!.driver, 'userspace', what)
+    assert.match(p.steps[0]!.reason!, reason, what)
+  }
+  // what the kernel changes in place stays an update for userspace too
+  const ttl = real([desired('t1', 'gre', {p: {ttl: 64}})], state([obs('t1', 'gre', {})]))
+  assert.is(ttl.steps[0]!.kind, 'update')
+  const key = real([desired('t1', 'gre', {p: {ikey: 7, okey: 7}})], state([obs('t1', 'gre', {})]))
+  assert.is(key.steps[0]!.kind, 'update', 'a key added is in place')
 })
 
 test.run()
