@@ -429,7 +429,10 @@ function serve(dir: string) {
       rr.seqLimit = limit
       rr.outSa = outSa
       running.set(name, rr)
-      if (!r || r.key !== key) twins.push({name, params: rr.state.params, withMtu: true})
+      // the kernel view of a device this commit made (or took over); a tunnel changed in place keeps its device's
+      // link-local addresses (addrconf derives them at NETDEV_UP only, so the kernel's device keeps them across a
+      // changelink) and its MTU (tunctl does not change an MTU the spec leaves out: tunctl.yaml(5) mtu)
+      if (!r) twins.push({name, params: rr.state.params, withMtu: true})
       // counters at once for a small commit; a large one leaves them to the next tick (1 s)
       if (verbose) writeStats(name, rr, true)
       results[name] = {ok: true, generation: state.generation}
