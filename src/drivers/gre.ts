@@ -35,6 +35,18 @@ function flagOn(p: TunnelParams, k: keyof TunnelParams): boolean {
   return k === 'ikey' || k === 'okey' ? p[k] !== undefined : p[k] === true
 }
 
+/**
+ * The input key the kernel tells a gre tunnel apart by (ip_tunnel_find), from a spec entry as written: its
+ * input-key or key, else (also for key 0) its group when the remote is multicast, as iproute2 keys it (extra below).
+ */
+export function greInputKey(entry: {key?: unknown; 'input-key'?: unknown; remote?: unknown}): number | undefined {
+  const k = parseKey(entry['input-key'] ?? entry.key)
+  if (k) return k
+  const r = entry.remote
+  if (typeof r === 'string' && r !== 'any' && isIPv4(r) && isMulticast(r)) return parseKey(r)
+  return k
+}
+
 export const gre: ModeDriver = makeTunnelDriver({
   mode: 'gre',
   kind: 'gre',
@@ -71,11 +83,12 @@ export const gre: ModeDriver = makeTunnelDriver({
   },
 
   extra(_spec, p) {
-    // iproute2 keys a multicast tunnel by its group when no key is given
+    // iproute2 keys a multicast tunnel by its group when no key, or key 0, is given (ip/link_gre.c:
+    // `if (!ikey && IN_MULTICAST(ntohl(daddr)))`, the same for okey)
     if (p.remote !== 'any' && isMulticast(p.remote)) {
       const g = parseKey(p.remote)
-      if (p.ikey === undefined) p.ikey = g
-      if (p.okey === undefined) p.okey = g
+      if (!p.ikey) p.ikey = g
+      if (!p.okey) p.okey = g
     }
   },
 

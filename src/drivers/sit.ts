@@ -26,6 +26,11 @@ function validate6rd(spec: RawTunnelSpec): DriverDiagnostic[] {
     const c = parseCidr(rel, false)
     if (!c || c.family !== 4) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix must be an IPv4 prefix (e.g. 192.0.2.0/24)`))
     else if (!hostBitsZero(c)) out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix ${rel} has bits set beyond /${c.prefix} (the kernel refuses it)`))
+    else if (c.prefix > 0 && c.address.toString() === '0.0.0.0') {
+      // the kernel would take it, but iproute2 prints no relay prefix whose address is 0.0.0.0 (nor its length),
+      // so it could not be read back and verified; 0.0.0.0/N is "this network", no relay's real prefix
+      out.push(diag('/6rd-relay-prefix', `6rd-relay-prefix ${rel}: a relay prefix of 0.0.0.0 with a length cannot be read back (iproute2 does not show it); use 0.0.0.0/0 (no common bits) or the relays' real prefix`))
+    }
     else if (plen !== undefined && plen + (32 - c.prefix) > 64) {
       out.push(diag('/6rd-relay-prefix', `6rd prefix length ${plen} plus the ${32 - c.prefix} embedded IPv4 bits exceeds 64 (the kernel refuses it)`))
     }
@@ -45,9 +50,7 @@ export const sitVariant: IptunVariant = {
   normalizeExtra(spec: RawTunnelSpec, p: TunnelParams) {
     if (spec['6rd-prefix'] === undefined) return
     const prefix = canonicalCidr(spec['6rd-prefix'])
-    let relay = spec['6rd-relay-prefix'] !== undefined ? canonicalCidr(spec['6rd-relay-prefix']) : SIXRD_DEFAULT.relay
-    // iproute2 does not print a relay prefix whose address is 0.0.0.0, whatever its length
-    if (relay.startsWith('0.0.0.0/')) relay = SIXRD_DEFAULT.relay
+    const relay = spec['6rd-relay-prefix'] !== undefined ? canonicalCidr(spec['6rd-relay-prefix']) : SIXRD_DEFAULT.relay
     // the kernel's default 6rd configuration is "not configured"
     if (prefix === SIXRD_DEFAULT.prefix && relay === SIXRD_DEFAULT.relay) return
     p.sixrdPrefix = prefix

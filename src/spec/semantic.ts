@@ -5,7 +5,7 @@ import {tunnelIdentity} from '../drivers/common.js'
 import {type Family, addrText, familyName as famName, hostPrefix, innerFamilies, isSitV4Compat, networkOf, parseAddress, parseCidr} from '../net/addr.js'
 import {endpointOrText} from '../net/endpoint.js'
 import {FALLBACK_DEVICES, fallbackOf, isFallbackDevice} from '../net/fallback.js'
-import {parseKey} from '../net/key.js'
+import {greInputKey} from '../drivers/gre.js'
 import {compareRoutes, effectiveMetric, routeKey} from '../net/route.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
@@ -229,7 +229,7 @@ export function checkTunnels(
       const local = endpointOrText(entry.local ?? 'any')
       const remote = endpointOrText(entry.remote ?? 'any')
       const dev = entry.dev ?? ''
-      const ikey = mode === 'gre' ? parseKey(entry['input-key'] ?? entry.key) : undefined
+      const ikey = mode === 'gre' ? greInputKey(entry) : undefined
       const id = tunnelIdentity(mode, local, remote, dev, ikey)
       const first = identities.get(id)
       const other = first?.name

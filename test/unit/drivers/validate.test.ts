@@ -78,6 +78,9 @@ test('6rd only on sit, with kernel prefix rules', () => {
   assert.equal(ptrs('sit', {'6rd-prefix': '2001:db8::/48'}), ['/6rd-prefix']) // 48 + 32 > 64
   assert.equal(ptrs('sit', {'6rd-prefix': '2001:db8::/32', '6rd-relay-prefix': '192.0.2.1/24'}), ['/6rd-relay-prefix'])
   assert.equal(ptrs('sit', {'6rd-relay-prefix': '192.0.0.0/8'}), ['/6rd-relay-prefix'])
+  // 0.0.0.0 with a length: the kernel takes it, iproute2 cannot show it back (verification could not see it)
+  assert.equal(ptrs('sit', {'6rd-prefix': '2001:db8::/40', '6rd-relay-prefix': '0.0.0.0/8'}), ['/6rd-relay-prefix'])
+  assert.equal(v('sit', {'6rd-prefix': '2001:db8::/32', '6rd-relay-prefix': '0.0.0.0/0'}), [])
   assert.equal(ptrs('sit', {'6rd-prefix': '2001:db8::/32', encapsulated: 'ipip'}), ['/6rd-prefix'])
   for (const m of ['ipip', 'gre', 'vti', 'isatap'] as Mode[]) assert.equal(ptrs(m, {'6rd-prefix': '2001:db8::/32'}), ['/6rd-prefix'], m)
 })

@@ -10,6 +10,7 @@ import {parseSpecWith} from '../../../src/spec/parse.js'
 import {EXIT, InputError, SpecError, type Diagnostic} from '../../../src/lib/errors.js'
 import type {DesiredTunnel} from '../../../src/model/types.js'
 import {fakeDrivers} from '../../lib/fakes.mjs'
+import {DRIVERS} from '../../../src/drivers/index.js'
 
 const NO_TABLES = new Map<string, number>()
 
@@ -267,6 +268,15 @@ test('duplicate endpoints: same mode/local/remote/dev/key twice; a different key
     one(tunnels('  v1:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 1\n  v2:\n    mode: vti\n    local: 192.0.2.1\n    remote: 192.0.2.2\n    key: 2\n')).message,
     'has the same mode (vti), local, remote and dev as tunnel "v1" (a vti key only marks packets',
   )
+})
+
+test('multicast gre: no key or key 0 is the group as key (iproute2), so it collides with that key written out', () => {
+  const mc = (k: string) => `  m1:\n    mode: gre\n    local: 192.0.2.1\n    remote: 239.1.1.1\n  m2:\n    mode: gre\n    local: 192.0.2.1\n    remote: 239.1.1.1\n${k}`
+  assert.match(one(tunnels(mc('    key: 239.1.1.1\n'))).message, 'tunnel "m2" has the same mode (gre), local, remote, dev and input key as tunnel "m1"')
+  assert.match(one(tunnels(mc('    key: 0\n'))).message, 'the kernel cannot tell them apart')
+  parseSpec('t.yaml', tunnels(mc('    key: 5\n')), {rtTables: NO_TABLES})
+  assert.is(DRIVERS.gre.normalize({mode: 'gre', local: '192.0.2.1', remote: '239.1.1.1', key: 0}).ikey, 0xef010101)
+  assert.is(DRIVERS.gre.normalize({mode: 'gre', local: '192.0.2.1', remote: '192.0.2.9', key: 0}).ikey, 0, 'unicast key 0 stays 0')
 })
 
 test('identity rules measured in UML: vti keys do not count, gre key 0 is not "no key", gre matches on the input key', () => {
