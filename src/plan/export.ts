@@ -6,6 +6,7 @@ import {DRIVERS} from '../drivers/index.js'
 import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
 import {deepEqual} from './diff.js'
 import {paramsToSpec} from '../model/fields.js'
+import {effectiveMetric} from '../net/route.js'
 
 /** Default mtu of a tunnel without an underlay device (1500 minus the outer headers; the userspace TUN device mimics it). */
 export function defaultMtu(p: TunnelParams, _driver: string): number | undefined {
@@ -15,10 +16,9 @@ export function defaultMtu(p: TunnelParams, _driver: string): number | undefined
 }
 
 function routeEntry(r: RouteSpec): Record<string, unknown> {
-  const v6 = r.to.includes(':')
   const e: Record<string, unknown> = {to: r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to}
   if (r.via) e.via = r.via
-  if (r.metric !== undefined && !(v6 && r.metric === 1024) && !(!v6 && r.metric === 0)) e.metric = r.metric
+  if (r.metric !== undefined && r.metric !== effectiveMetric({to: r.to})) e.metric = r.metric
   if (r.table !== 254) e.table = r.table
   return e
 }

@@ -189,7 +189,8 @@ export function checkTunnels(
         if (!ok || !to) return
         const route: RouteSpec = {to, table}
         if (via) route.via = addrText(via.addr)
-        if (typeof r.metric === 'number') route.metric = r.metric
+        // as the kernel stores it (IPv6 metric 0 is 1024), so the plan and the verification compare like with like
+        if (typeof r.metric === 'number') route.metric = effectiveMetric({to, metric: r.metric})
         const metric = effectiveMetric(route)
         const rkey = routeKey(route)
         const dup = routes.find((x) => routeKey(x.route) === rkey)

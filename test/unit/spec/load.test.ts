@@ -245,6 +245,18 @@ test('routes: bad destination, host bits, via family, unknown table, route twice
   ])
 })
 
+test('route metric 0: an IPv6 route is stored by the kernel with 1024 (so the spec says 1024), an IPv4 one keeps 0', () => {
+  const t = only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes:\n      - {to: 2001:db8:9::/48, metric: 0}\n      - {to: 10.9.0.0/16, metric: 0}\n      - {to: 2001:db8:8::/48, metric: 5}\n'))
+  assert.equal(t.routes, [
+    {to: '10.9.0.0/16', table: 254, metric: 0},
+    {to: '2001:db8:8::/48', table: 254, metric: 5},
+    {to: '2001:db8:9::/48', table: 254, metric: 1024},
+  ])
+  // the same (table, prefix, metric) as the kernel sees it: metric 0 and 1024 on IPv6 are one route
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes:\n      - {to: 2001:db8:9::/48, metric: 0}\n      - {to: 2001:db8:9::/48, metric: 1024}\n'))
+  assert.is(d.message, 'tunnel "g": route to 2001:db8:9::/48 (table 254, metric 1024) is listed twice')
+})
+
 test('routes: "default" needs a family when the tunnel carries both', () => {
   const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: default}]\n'))
   assert.equal([d.line, d.column, d.message], [6, 19, 'tunnel "g": cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix'])
