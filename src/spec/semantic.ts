@@ -209,6 +209,12 @@ export function checkTunnels(
       })
     }
 
+    if (present && entry.up === false && Array.isArray(entry.routes) && entry.routes.length > 0) {
+      // measured: `ip route add` on a down device fails ("Nexthop device is not up", ENETDOWN; IPv4 and IPv6),
+      // and a device going down loses its routes
+      push('/routes', 'routes need the tunnel up: the kernel refuses a route on a down device and removes a device\'s routes when it goes down; drop "up: false" or the routes', 'key')
+    }
+
     // per-mode rules: the driver, pointers relative to the entry (it checks what the checks above do not: each
     // rule is checked in one place, so one mistake is one error)
     if (mode) {

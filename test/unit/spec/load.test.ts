@@ -257,6 +257,17 @@ test('route metric 0: an IPv6 route is stored by the kernel with 1024 (so the sp
   assert.is(d.message, 'tunnel "g": route to 2001:db8:9::/48 (table 254, metric 1024) is listed twice')
 })
 
+test('routes on a tunnel with up: false are refused at the routes key (the kernel refuses a route on a down device)', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    up: false\n    routes:\n      - to: 10.9.0.0/16\n'))
+  assert.equal([d.line, d.column, d.pointer], [7, 5, '/tunnels/g/routes'])
+  assert.is(d.message, 'tunnel "g": routes need the tunnel up: the kernel refuses a route on a down device and removes a device\'s routes when it goes down; drop "up: false" or the routes')
+  assert.is(d.excerpt, '      routes:\n      ^')
+  // no routes (or an empty list), up: true, or an absent tunnel: fine
+  for (const body of ['    up: false\n', '    up: false\n    routes: []\n', '    up: true\n    routes: [{to: 10.9.0.0/16}]\n', '    state: absent\n    up: false\n    routes: [{to: 10.9.0.0/16}]\n']) {
+    assert.is(only(tunnels(`  g:\n    mode: gre\n    local: 192.0.2.1\n${body}`)).name, 'g', body)
+  }
+})
+
 test('routes: "default" needs a family when the tunnel carries both', () => {
   const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: default}]\n'))
   assert.equal([d.line, d.column, d.message], [6, 19, 'tunnel "g": cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix'])
@@ -464,8 +475,8 @@ test('ipip normalises: defaults, canonical addresses and routes', () => {
 })
 
 test('gre normalises: keys (dotted quad), csum/seq pairs, IPv6 canonical form', () => {
-  const t = only(tunnels('  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    input-key: 0.0.1.0\n    output-key: 7\n    csum: true\n    seq: {input: true}\n    mtu: 1400\n    up: false\n    fwmark: 9\n    driver: kernel\n    addresses: [2001:DB8:2:0::1/64, 10.10.2.1/30]\n    routes: [{to: "2001:db8:9::/48"}, {to: default, via: "2001:db8:2::2"}]\n'))
-  assert.equal(t.params, {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', ttl: 0, tos: 1, pmtudisc: true, ignoreDf: false, ikey: 256, okey: 7, icsum: true, ocsum: true, iseq: true, oseq: false, fwmark: 9, mtu: 1400, up: false})
+  const t = only(tunnels('  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    input-key: 0.0.1.0\n    output-key: 7\n    csum: true\n    seq: {input: true}\n    mtu: 1400\n    fwmark: 9\n    driver: kernel\n    addresses: [2001:DB8:2:0::1/64, 10.10.2.1/30]\n    routes: [{to: "2001:db8:9::/48"}, {to: default, via: "2001:db8:2::2"}]\n'))
+  assert.equal(t.params, {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', ttl: 0, tos: 1, pmtudisc: true, ignoreDf: false, ikey: 256, okey: 7, icsum: true, ocsum: true, iseq: true, oseq: false, fwmark: 9, mtu: 1400, up: true})
   assert.equal(t.addresses, ['10.10.2.1/30', '2001:db8:2::1/64'])
   assert.equal(t.routes, [
     {to: '2001:db8:9::/48', table: 254},
