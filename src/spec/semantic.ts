@@ -1,7 +1,7 @@
 // Checks that need more than the schema: interface names, CIDRs, address families per mode, routes and tables,
 // uniqueness across the file; then per-mode driver checks and normalisation into DesiredTunnel.
 import type ipaddr from 'ipaddr.js'
-import {tunnelIdentity} from '../drivers/common.js'
+import {minMtu, tunnelIdentity} from '../drivers/common.js'
 import {type Family, addrText, familyName as famName, hostPrefix, innerFamilies, isSitV4Compat, networkOf, parseAddress, parseCidr} from '../net/addr.js'
 import {endpointOrText} from '../net/endpoint.js'
 import {FALLBACK_DEVICES, fallbackOf, isFallbackDevice} from '../net/fallback.js'
@@ -213,6 +213,17 @@ export function checkTunnels(
       // measured: `ip route add` on a down device fails ("Nexthop device is not up", ENETDOWN; IPv4 and IPv6),
       // and a device going down loses its routes
       push('/routes', 'routes need the tunnel up: the kernel refuses a route on a down device and removes a device\'s routes when it goes down; drop "up: false" or the routes', 'key')
+    }
+
+    // IPv6 on the device needs mtu >= IPV6_MIN_MTU in every mode (a mode's own minimum is its driver's check, so a
+    // sit mtu below it is one error, not two)
+    if (mode && present && Number.isInteger(entry.mtu) && entry.mtu >= minMtu(mode) && entry.mtu < minMtu(mode, true)) {
+      const v6addr = addresses.find((a) => a.includes(':'))
+      const v6route = routes.find((r) => r.route.to.includes(':'))
+      const what = v6addr ? `IPv6 address ${v6addr}` : v6route ? `an IPv6 route (to ${v6route.route.to})` : undefined
+      if (what) {
+        push('/mtu', `mtu ${entry.mtu} is below ${minMtu(mode, true)}, IPv6's minimum: the kernel refuses IPv6 addresses and routes on such a device, and this tunnel has ${what}; use mtu ${minMtu(mode, true)} or more, or no IPv6`)
+      }
     }
 
     // per-mode rules: the driver, pointers relative to the entry (it checks what the checks above do not: each

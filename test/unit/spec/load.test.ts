@@ -268,6 +268,22 @@ test('routes on a tunnel with up: false are refused at the routes key (the kerne
   }
 })
 
+test('mtu below 1280 with IPv6 addresses or routes is refused at the mtu, in every mode; sit\'s own minimum is one error', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [10.0.0.1/30, 2001:db8:1::1/64]\n'))
+  assert.equal([d.line, d.column, d.pointer], [6, 10, '/tunnels/g/mtu'])
+  assert.is(d.message, 'tunnel "g": mtu 1200 is below 1280, IPv6\'s minimum: the kernel refuses IPv6 addresses and routes on such a device, and this tunnel has IPv6 address 2001:db8:1::1/64; use mtu 1280 or more, or no IPv6')
+  assert.is(d.excerpt, '      mtu: 1200\n           ^')
+  const r = one(tunnels('  v:\n    mode: vti\n    local: 192.0.2.1\n    mtu: 1000\n    routes: [{to: 10.9.0.0/16}, {to: 2001:db8:9::/48}]\n'))
+  assert.equal([r.line, r.column], [6, 10])
+  assert.match(r.message, 'this tunnel has an IPv6 route (to 2001:db8:9::/48)')
+  // sit carries IPv6 whatever it has: its driver's range says so, once
+  const s = one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [2001:db8:1::1/64]\n'))
+  assert.is(s.message, 'tunnel "s": mtu must be 1280..65535 for mode sit (it carries IPv6)')
+  // IPv4 only, or 1280: fine
+  assert.is(only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [10.0.0.1/30]\n    routes: [{to: 10.9.0.0/16}]\n')).params.mtu, 1200)
+  assert.is(only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1280\n    addresses: [2001:db8:1::1/64]\n')).params.mtu, 1280)
+})
+
 test('routes: "default" needs a family when the tunnel carries both', () => {
   const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: default}]\n'))
   assert.equal([d.line, d.column, d.message], [6, 19, 'tunnel "g": cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix'])
