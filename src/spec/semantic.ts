@@ -6,7 +6,7 @@ import {type Family, addrText, familyName as famName, hostPrefix, innerFamilies,
 import {endpointOrText} from '../net/endpoint.js'
 import {FALLBACK_DEVICES, fallbackOf, isFallbackDevice} from '../net/fallback.js'
 import {parseKey} from '../net/key.js'
-import {compareRoutes, effectiveMetric, routeKey} from '../net/route.js'
+import {compareRoutes, defaultRouteFamily, effectiveMetric, routeKey} from '../net/route.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
 import {interfaceNameProblem} from '../lib/names.js'
@@ -136,11 +136,7 @@ export function checkTunnels(
           ok = false
         }
         if (r.to === 'default') {
-          family = via?.family ?? (fam && fam.families.length === 1 ? fam.families[0] : undefined)
-          if (!family) {
-            const fams = new Set(addresses.map((a) => (a.includes(':') ? 6 : 4) as Family))
-            if (fams.size === 1) family = [...fams][0]
-          }
+          family = defaultRouteFamily(via?.family, fam?.families ?? [], addresses)
           if (!family) {
             push(rel + '/to', 'cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix')
             ok = false

@@ -263,6 +263,9 @@ tunnels:
       - {to: 10.41.0.0/16, via: 10.40.1.2, metric: 50, table: 100}
       - {to: 10.42.0.0/16}
       - {to: 2001:db8:43::/48, metric: 0}
+      # its addresses make "default" IPv4: export writes ::/0 as the prefix
+      - {to: 0.0.0.0/0, table: 101}
+      - {to: ::/0, table: 101}
   ip1:
     mode: ipip
     local: ${A_ADDR}
