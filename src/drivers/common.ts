@@ -88,9 +88,18 @@ export function diag(pointer: string, message: string): DriverDiagnostic {
   return {pointer, message}
 }
 
-/** Minimum mtu per mode (sit/isatap carry IPv6: 1280). */
-export function minMtu(mode: Mode): number {
-  return mode === 'sit' || mode === 'isatap' ? 1280 : 68
+/**
+ * IPv6's least link MTU (IPV6_MIN_MTU): the kernel keeps no IPv6 state on a device below it (addrconf), so it
+ * refuses IPv6 addresses ("Invalid argument") and routes ("No such device") there, and a sit device's min_mtu is it.
+ */
+export const IPV6_MIN_MTU = 1280
+
+/**
+ * Minimum mtu per mode (sit/isatap: IPV6_MIN_MTU, the kernel's min_mtu of a sit device; the others 68); with
+ * `ipv6` (the tunnel has IPv6 addresses or routes) at least IPV6_MIN_MTU in every mode.
+ */
+export function minMtu(mode: Mode, ipv6 = false): number {
+  return mode === 'sit' || mode === 'isatap' || ipv6 ? IPV6_MIN_MTU : 68
 }
 
 /** Maximum mtu: IP_MAX_MTU minus the outer IPv4 header (sit: IP6_MAX_MTU − 20 = 65555; gre also minus its header). */
@@ -147,7 +156,7 @@ export function validateCommon(spec: RawTunnelSpec, r: CommonRules): DriverDiagn
     const min = minMtu(r.mode)
     const max = r.maxMtu ?? maxMtu(r.mode)
     if (!(Number.isInteger(spec.mtu) && spec.mtu >= min && spec.mtu <= max)) {
-      out.push(diag('/mtu', `mtu must be ${min}..${max} for mode ${r.mode}${min === 1280 ? ' (it carries IPv6)' : ''}`))
+      out.push(diag('/mtu', `mtu must be ${min}..${max} for mode ${r.mode}${min === IPV6_MIN_MTU ? ' (it carries IPv6)' : ''}`))
     }
   }
   return out

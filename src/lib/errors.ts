@@ -1,6 +1,6 @@
 // The typed error tree and the one exit-code table that --help, the man page and the code all use.
 import type {FieldChange} from '../model/types.js'
-import {jsonText, visibleText} from './text.js'
+import {hideKeyMaterial, jsonText, visibleText} from './text.js'
 
 export const EXIT = {
   OK: 0,
@@ -68,7 +68,12 @@ export class SpecError extends TunctlError {
   omitted: number
   constructor(public diagnostics: Diagnostic[]) {
     const omitted = Math.max(0, diagnostics.length - MAX_DIAGNOSTICS)
-    const shown = omitted ? diagnostics.slice(0, MAX_DIAGNOSTICS) : diagnostics
+    // a message may quote what the file says (a name, a value): never key material (excerpts hide it themselves,
+    // src/spec/excerpt.ts, keeping the caret in place)
+    const shown = (omitted ? diagnostics.slice(0, MAX_DIAGNOSTICS) : diagnostics).map((d) => {
+      const message = hideKeyMaterial(d.message)
+      return message === d.message ? d : {...d, message}
+    })
     super(
       shown.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}${d.excerpt ? '\n' + d.excerpt : ''}`).join('\n') +
         (omitted ? `\n… and ${omitted} more error${omitted === 1 ? '' : 's'} (only the first ${MAX_DIAGNOSTICS} are listed)` : ''),

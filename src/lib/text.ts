@@ -34,6 +34,33 @@ export function visibleText(s: string): string {
   return s.replace(UNSAFE_KEEP_LAYOUT, escapeChar)
 }
 
+// A hex literal long enough to be key material: `0x` and 16 or more hex digits. A spec's own hex numbers (keys,
+// SPIs, fwmarks, table ids) have at most 8 digits; an ESP key has 32 to 72 (a key file given as the spec, a key
+// pasted into a value).
+const KEY_LIKE = /0[xX][0-9a-fA-F]{16,}/g
+/** What an error shows instead of such a literal. */
+export const HIDDEN_HEX = '0x…(hidden)'
+
+/** `s` with every hex literal that may be key material shown as HIDDEN_HEX: errors never quote key material. */
+export function hideKeyMaterial(s: string): string {
+  return s.replace(KEY_LIKE, HIDDEN_HEX)
+}
+
+/**
+ * hideKeyMaterial for a source line with a 1-based column in it: the column moved to where the same character
+ * is in the masked line (to the start of HIDDEN_HEX when it falls inside a hidden literal).
+ */
+export function hideKeyMaterialAt(s: string, column: number): {text: string; column: number} {
+  const col = column - 1
+  let shift = 0
+  const text = s.replace(KEY_LIKE, (m: string, at: number) => {
+    if (at + m.length <= col) shift += m.length - HIDDEN_HEX.length
+    else if (at < col) shift += col - at
+    return HIDDEN_HEX
+  })
+  return {text, column: column - shift}
+}
+
 /** Whether printing `s` raw could be misread or act on a terminal. */
 export function hasUnsafeChars(s: string): boolean {
   UNSAFE.lastIndex = 0

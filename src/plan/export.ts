@@ -6,6 +6,8 @@ import {DRIVERS} from '../drivers/index.js'
 import type {ObservedTunnel, RouteSpec, TunnelParams} from '../model/types.js'
 import {deepEqual} from './diff.js'
 import {paramsToSpec} from '../model/fields.js'
+import {innerFamilies} from '../net/addr.js'
+import {defaultRouteFamily, effectiveMetric} from '../net/route.js'
 
 /** Default mtu of a tunnel without an underlay device (1500 minus the outer headers; the userspace TUN device mimics it). */
 export function defaultMtu(p: TunnelParams, _driver: string): number | undefined {
@@ -14,11 +16,14 @@ export function defaultMtu(p: TunnelParams, _driver: string): number | undefined
   return 1480
 }
 
-function routeEntry(r: RouteSpec): Record<string, unknown> {
-  const v6 = r.to.includes(':')
-  const e: Record<string, unknown> = {to: r.to === '0.0.0.0/0' || r.to === '::/0' ? 'default' : r.to}
+/** A route as a spec entry; `default` only where the spec reads it back as this route's family (else the prefix). */
+function routeEntry(r: RouteSpec, t: ObservedTunnel): Record<string, unknown> {
+  const family = r.to === '0.0.0.0/0' ? 4 : r.to === '::/0' ? 6 : undefined
+  const via = r.via === undefined ? undefined : r.via.includes(':') ? 6 : 4
+  const reads = family && defaultRouteFamily(via, innerFamilies(t.params.mode, t.params.proto).families, t.addresses)
+  const e: Record<string, unknown> = {to: family && reads === family ? 'default' : r.to}
   if (r.via) e.via = r.via
-  if (r.metric !== undefined && !(v6 && r.metric === 1024) && !(!v6 && r.metric === 0)) e.metric = r.metric
+  if (r.metric !== undefined && r.metric !== effectiveMetric({to: r.to})) e.metric = r.metric
   if (r.table !== 254) e.table = r.table
   return e
 }
@@ -61,7 +66,7 @@ export function exportEntry(t: ObservedTunnel, keyFiles?: Map<string, KeyFileRec
   }
   if (t.params.mtu !== undefined && t.params.mtu !== defaultMtu(t.params, t.driver)) entry.mtu = t.params.mtu
   if (t.addresses.length) entry.addresses = t.addresses
-  if (t.routes.length) entry.routes = t.routes.map(routeEntry)
+  if (t.routes.length) entry.routes = t.routes.map((r) => routeEntry(r, t))
   if (t.driver === 'userspace') entry.driver = 'userspace'
   const ipsec = ipsecEntry(t, keyFiles)
   if (ipsec) entry.ipsec = ipsec

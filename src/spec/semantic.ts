@@ -1,12 +1,12 @@
 // Checks that need more than the schema: interface names, CIDRs, address families per mode, routes and tables,
 // uniqueness across the file; then per-mode driver checks and normalisation into DesiredTunnel.
 import type ipaddr from 'ipaddr.js'
-import {tunnelIdentity} from '../drivers/common.js'
+import {minMtu, tunnelIdentity} from '../drivers/common.js'
 import {type Family, addrText, familyName as famName, hostPrefix, innerFamilies, isSitV4Compat, networkOf, parseAddress, parseCidr} from '../net/addr.js'
 import {endpointOrText} from '../net/endpoint.js'
 import {FALLBACK_DEVICES, fallbackOf, isFallbackDevice} from '../net/fallback.js'
 import {greInputKey} from '../drivers/gre.js'
-import {compareRoutes, effectiveMetric, routeKey} from '../net/route.js'
+import {compareRoutes, defaultRouteFamily, effectiveMetric, routeKey} from '../net/route.js'
 import type {ModeDriver, RawTunnelSpec} from '../drivers/contract.js'
 import {MODES, type DesiredTunnel, type DriverChoice, type Mode, type RouteSpec} from '../model/types.js'
 import {interfaceNameProblem} from '../lib/names.js'
@@ -136,11 +136,7 @@ export function checkTunnels(
           ok = false
         }
         if (r.to === 'default') {
-          family = via?.family ?? (fam && fam.families.length === 1 ? fam.families[0] : undefined)
-          if (!family) {
-            const fams = new Set(addresses.map((a) => (a.includes(':') ? 6 : 4) as Family))
-            if (fams.size === 1) family = [...fams][0]
-          }
+          family = defaultRouteFamily(via?.family, fam?.families ?? [], addresses)
           if (!family) {
             push(rel + '/to', 'cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix')
             ok = false
@@ -189,7 +185,8 @@ export function checkTunnels(
         if (!ok || !to) return
         const route: RouteSpec = {to, table}
         if (via) route.via = addrText(via.addr)
-        if (typeof r.metric === 'number') route.metric = r.metric
+        // as the kernel stores it (IPv6 metric 0 is 1024), so the plan and the verification compare like with like
+        if (typeof r.metric === 'number') route.metric = effectiveMetric({to, metric: r.metric})
         const metric = effectiveMetric(route)
         const rkey = routeKey(route)
         const dup = routes.find((x) => routeKey(x.route) === rkey)
@@ -206,6 +203,23 @@ export function checkTunnels(
         }
         routes.push({route, index: i})
       })
+    }
+
+    if (present && entry.up === false && Array.isArray(entry.routes) && entry.routes.length > 0) {
+      // measured: `ip route add` on a down device fails ("Nexthop device is not up", ENETDOWN; IPv4 and IPv6),
+      // and a device going down loses its routes
+      push('/routes', 'routes need the tunnel up: the kernel refuses a route on a down device and removes a device\'s routes when it goes down; drop "up: false" or the routes', 'key')
+    }
+
+    // IPv6 on the device needs mtu >= IPV6_MIN_MTU in every mode (a mode's own minimum is its driver's check, so a
+    // sit mtu below it is one error, not two)
+    if (mode && present && Number.isInteger(entry.mtu) && entry.mtu >= minMtu(mode) && entry.mtu < minMtu(mode, true)) {
+      const v6addr = addresses.find((a) => a.includes(':'))
+      const v6route = routes.find((r) => r.route.to.includes(':'))
+      const what = v6addr ? `IPv6 address ${v6addr}` : v6route ? `an IPv6 route (to ${v6route.route.to})` : undefined
+      if (what) {
+        push('/mtu', `mtu ${entry.mtu} is below ${minMtu(mode, true)}, IPv6's minimum: the kernel refuses IPv6 addresses and routes on such a device, and this tunnel has ${what}; use mtu ${minMtu(mode, true)} or more, or no IPv6`)
+      }
     }
 
     // per-mode rules: the driver, pointers relative to the entry (it checks what the checks above do not: each

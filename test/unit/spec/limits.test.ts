@@ -157,4 +157,36 @@ test('excerpts: clipped around the column, caret under it; control characters in
   assert.match(e.message, /ttl: 300 # \\e\[2J/)
 })
 
+test('key material never in an error: a long hex literal is hidden in excerpts (caret kept in place) and messages', () => {
+  const KEY = 'fefe2c6b8612104f7db31a5a08ff185518160a54'
+  // no piece of the key (8 hex digits of it) shows anywhere
+  const leaks = (s: string) => [...Array(KEY.length - 7).keys()].some((i) => s.includes(KEY.slice(i, i + 8)))
+  // a key file given as the spec
+  const kf = specError(`out: 0x${KEY}\nin: 0x${KEY.toUpperCase()}\n`)
+  assert.not.ok(leaks(kf.message) || leaks(kf.message.toLowerCase()) || leaks(JSON.stringify(kf.toJSON()).toLowerCase()), kf.message)
+  assert.is(kf.diagnostics.find((d) => d.pointer === '/out')!.excerpt, '  out: 0x…(hidden)\n  ^')
+  // the caret stays under its own value when a hidden literal stands before it, and goes to the start of one it falls in
+  const e = specError(`version: 1\ntunnels:\n  g: {mode: gre, local: 192.0.2.1, fwmark: 0x${KEY}, ttl: 300}\n`)
+  const shown = '    g: {mode: gre, local: 192.0.2.1, fwmark: 0x…(hidden), ttl: 300}'
+  const caretAt = (i: number) => shown + '\n' + ' '.repeat(i) + '^'
+  assert.equal(
+    e.diagnostics.map((d) => [d.column, d.excerpt]),
+    [
+      [44, caretAt(shown.indexOf('0x…'))],
+      [93, caretAt(shown.indexOf('300'))],
+    ],
+  )
+  assert.is(clipExcerpt(`a 0x${KEY} b`, 10), '  a 0x…(hidden) b\n    ^')
+  // a line clipped around the column: hidden before clipping, so no part of the literal shows either
+  const long = clipExcerpt('x'.repeat(100) + `0x${KEY}` + 'y'.repeat(100), 150)
+  assert.not.ok(leaks(long), long)
+  assert.match(long, '0x…(hidden)')
+  // messages: a name quoting a key is hidden too; a spec's own hex numbers (at most 8 digits) are not
+  const n = specError(`version: 1\ntunnels:\n  0x${KEY}:\n    mode: gre\n    local: 192.0.2.1\n    ttl: 0x1ff\n    fwmark: 0xffffffff1\n`)
+  assert.not.ok(leaks(n.message), n.message)
+  assert.match(n.message, 'tunnel name "0x…(hidden)" is 42 bytes long')
+  assert.match(n.message, '    ttl: 0x1ff\n')
+  assert.match(n.message, '    fwmark: 0xffffffff1\n')
+})
+
 test.run()

@@ -246,6 +246,45 @@ test('routes: bad destination, host bits, via family, unknown table, route twice
   ])
 })
 
+test('route metric 0: an IPv6 route is stored by the kernel with 1024 (so the spec says 1024), an IPv4 one keeps 0', () => {
+  const t = only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes:\n      - {to: 2001:db8:9::/48, metric: 0}\n      - {to: 10.9.0.0/16, metric: 0}\n      - {to: 2001:db8:8::/48, metric: 5}\n'))
+  assert.equal(t.routes, [
+    {to: '10.9.0.0/16', table: 254, metric: 0},
+    {to: '2001:db8:8::/48', table: 254, metric: 5},
+    {to: '2001:db8:9::/48', table: 254, metric: 1024},
+  ])
+  // the same (table, prefix, metric) as the kernel sees it: metric 0 and 1024 on IPv6 are one route
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes:\n      - {to: 2001:db8:9::/48, metric: 0}\n      - {to: 2001:db8:9::/48, metric: 1024}\n'))
+  assert.is(d.message, 'tunnel "g": route to 2001:db8:9::/48 (table 254, metric 1024) is listed twice')
+})
+
+test('routes on a tunnel with up: false are refused at the routes key (the kernel refuses a route on a down device)', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    up: false\n    routes:\n      - to: 10.9.0.0/16\n'))
+  assert.equal([d.line, d.column, d.pointer], [7, 5, '/tunnels/g/routes'])
+  assert.is(d.message, 'tunnel "g": routes need the tunnel up: the kernel refuses a route on a down device and removes a device\'s routes when it goes down; drop "up: false" or the routes')
+  assert.is(d.excerpt, '      routes:\n      ^')
+  // no routes (or an empty list), up: true, or an absent tunnel: fine
+  for (const body of ['    up: false\n', '    up: false\n    routes: []\n', '    up: true\n    routes: [{to: 10.9.0.0/16}]\n', '    state: absent\n    up: false\n    routes: [{to: 10.9.0.0/16}]\n']) {
+    assert.is(only(tunnels(`  g:\n    mode: gre\n    local: 192.0.2.1\n${body}`)).name, 'g', body)
+  }
+})
+
+test('mtu below 1280 with IPv6 addresses or routes is refused at the mtu, in every mode; sit\'s own minimum is one error', () => {
+  const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [10.0.0.1/30, 2001:db8:1::1/64]\n'))
+  assert.equal([d.line, d.column, d.pointer], [6, 10, '/tunnels/g/mtu'])
+  assert.is(d.message, 'tunnel "g": mtu 1200 is below 1280, IPv6\'s minimum: the kernel refuses IPv6 addresses and routes on such a device, and this tunnel has IPv6 address 2001:db8:1::1/64; use mtu 1280 or more, or no IPv6')
+  assert.is(d.excerpt, '      mtu: 1200\n           ^')
+  const r = one(tunnels('  v:\n    mode: vti\n    local: 192.0.2.1\n    mtu: 1000\n    routes: [{to: 10.9.0.0/16}, {to: 2001:db8:9::/48}]\n'))
+  assert.equal([r.line, r.column], [6, 10])
+  assert.match(r.message, 'this tunnel has an IPv6 route (to 2001:db8:9::/48)')
+  // sit carries IPv6 whatever it has: its driver's range says so, once
+  const s = one(tunnels('  s:\n    mode: sit\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [2001:db8:1::1/64]\n'))
+  assert.is(s.message, 'tunnel "s": mtu must be 1280..65535 for mode sit (it carries IPv6)')
+  // IPv4 only, or 1280: fine
+  assert.is(only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1200\n    addresses: [10.0.0.1/30]\n    routes: [{to: 10.9.0.0/16}]\n')).params.mtu, 1200)
+  assert.is(only(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    mtu: 1280\n    addresses: [2001:db8:1::1/64]\n')).params.mtu, 1280)
+})
+
 test('routes: "default" needs a family when the tunnel carries both', () => {
   const d = one(tunnels('  g:\n    mode: gre\n    local: 192.0.2.1\n    routes: [{to: default}]\n'))
   assert.equal([d.line, d.column, d.message], [6, 19, 'tunnel "g": cannot tell whether "default" means 0.0.0.0/0 or ::/0; add "via" or write the prefix'])
@@ -462,8 +501,8 @@ test('ipip normalises: defaults, canonical addresses and routes', () => {
 })
 
 test('gre normalises: keys (dotted quad), csum/seq pairs, IPv6 canonical form', () => {
-  const t = only(tunnels('  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    input-key: 0.0.1.0\n    output-key: 7\n    csum: true\n    seq: {input: true}\n    mtu: 1400\n    up: false\n    fwmark: 9\n    driver: kernel\n    addresses: [2001:DB8:2:0::1/64, 10.10.2.1/30]\n    routes: [{to: "2001:db8:9::/48"}, {to: default, via: "2001:db8:2::2"}]\n'))
-  assert.equal(t.params, {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', ttl: 0, tos: 1, pmtudisc: true, ignoreDf: false, ikey: 256, okey: 7, icsum: true, ocsum: true, iseq: true, oseq: false, fwmark: 9, mtu: 1400, up: false})
+  const t = only(tunnels('  gre1:\n    mode: gre\n    local: 198.51.100.1\n    remote: 198.51.100.2\n    input-key: 0.0.1.0\n    output-key: 7\n    csum: true\n    seq: {input: true}\n    mtu: 1400\n    fwmark: 9\n    driver: kernel\n    addresses: [2001:DB8:2:0::1/64, 10.10.2.1/30]\n    routes: [{to: "2001:db8:9::/48"}, {to: default, via: "2001:db8:2::2"}]\n'))
+  assert.equal(t.params, {mode: 'gre', local: '198.51.100.1', remote: '198.51.100.2', ttl: 0, tos: 1, pmtudisc: true, ignoreDf: false, ikey: 256, okey: 7, icsum: true, ocsum: true, iseq: true, oseq: false, fwmark: 9, mtu: 1400, up: true})
   assert.equal(t.addresses, ['10.10.2.1/30', '2001:db8:2::1/64'])
   assert.equal(t.routes, [
     {to: '2001:db8:9::/48', table: 254},

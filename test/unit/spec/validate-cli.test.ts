@@ -84,6 +84,17 @@ test('--json on an invalid file: diagnostics with file, line, column, pointer; e
   )
 })
 
+test('a key file given as the spec: exit 65, and its keys appear neither on stderr nor in --json', () => {
+  const keys = readFileSync(join(repo, 'examples/vti.keys'), 'utf8').match(/0x[0-9a-f]+/g)!
+  assert.is(keys.length, 2)
+  for (const args of [['examples/vti.keys'], ['examples/vti.keys', '--json']]) {
+    const r = run(args)
+    assert.is(r.code, 65, r.stderr)
+    for (const k of keys) assert.not.ok((r.stdout + r.stderr).includes(k.slice(2, 18)), `key material in the output of ${args.join(' ')}:\n${r.stdout}${r.stderr}`)
+    assert.match(args.length > 1 ? r.stdout : r.stderr, 'out: 0x…(hidden)')
+  }
+})
+
 test('stdin: "-" reads standard input and names it <stdin>', () => {
   const ok = run(['-'], {input: 'version: 1\ntunnels:\n  g:\n    mode: gre\n    local: 192.0.2.1\n  h:\n    mode: gre\n    local: 192.0.2.2\n'})
   assert.is(ok.code, 0, ok.stderr)
