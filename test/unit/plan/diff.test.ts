@@ -3,7 +3,7 @@ import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {UnavailableError} from '../../../src/lib/errors.js'
-import {renderPlan} from '../../../src/plan/render.js'
+import {planToJSON, renderPlan} from '../../../src/plan/render.js'
 import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../../lib/fakes.mjs'
 
 const opts = {prune: false, support: ALL_KERNEL}
@@ -81,6 +81,15 @@ test('state absent: owned → delete, foreign → conflict, missing → nothing'
   const p = plan([desired('a', 'gre', {state: 'absent'}), desired('b', 'gre', {state: 'absent'})], state([observed('a', 'gre')]))
   assert.equal(p.steps.map((s) => [s.kind, s.name]), [['delete', 'a']])
   assert.throws(() => plan([desired('a', 'gre', {state: 'absent'})], state([observed('a', 'gre', {owned: false})])), (e: any) => e instanceof ConflictError)
+})
+
+test('state absent of a tunnel whose mode differs: deleted by name, and the plan shows the mode that exists', () => {
+  const p = plan([desired('vt', 'gre', {state: 'absent'})], state([observed('vt', 'vti')]))
+  assert.equal(p.steps.map((s) => [s.kind, s.name, s.observed?.params.mode]), [['delete', 'vt', 'vti']])
+  const text = renderPlan(p, {color: false})
+  assert.match(text, /^- vt \(vti, kernel\)$/m)
+  assert.not.match(text, 'gre')
+  assert.is((planToJSON(p).steps as any[])[0].mode, 'vti')
 })
 
 test('prune deletes owned unlisted tunnels only; foreign survive', () => {
