@@ -17,7 +17,7 @@ import {ownerAlive, processStart, readJournal} from '../lib/journal.js'
 import {withLock} from '../lib/lock.js'
 import {processAlive} from '../lib/proc.js'
 import {spawnDetached} from '../lib/exec.js'
-import {openAppend, runDir, writeAtomic} from '../lib/rundir.js'
+import {RUN_DIR_FILES, openAppend, runDir, writeAtomic} from '../lib/rundir.js'
 import {recoverUnfinished} from './recover.js'
 
 export interface ConfirmResult {
@@ -42,7 +42,7 @@ export function confirmFile(netns: string | undefined, id: string): string {
 }
 
 export function resultFile(netns: string | undefined): string {
-  return join(runDir(netns), 'confirm-result.json')
+  return join(runDir(netns), RUN_DIR_FILES.confirmResult)
 }
 
 export function readResult(netns: string | undefined, id?: string): ConfirmResult | undefined {

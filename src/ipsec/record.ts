@@ -4,7 +4,7 @@
 // only, never key material.
 import {existsSync, readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
-import {ensureRunDir, runDir, writeAtomic} from '../lib/rundir.js'
+import {RUN_DIR_FILES, ensureRunDir, runDir, writeAtomic} from '../lib/rundir.js'
 import type {DesiredState} from '../model/types.js'
 import {keyFilePath} from './keyfile.js'
 
@@ -14,9 +14,8 @@ export interface KeyFileRecord {
   spiIn: number
 }
 
-/** in the run directory beside the userspace state files (control.ts observeEncaps skips it) */
-export const KEYFILE_RECORDS = 'ipsec-keyfiles.json'
-const FILE = KEYFILE_RECORDS
+/** in the run directory beside the userspace state files (never taken for a tunnel's: userspace/paths.ts tunnelFileOf) */
+const FILE = RUN_DIR_FILES.keyFileRecords
 
 export function readKeyFileRecords(netns?: string): Map<string, KeyFileRecord> {
   try {

@@ -62,6 +62,32 @@ export function useColor(stream: NodeJS.WriteStream = process.stdout): boolean {
   return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb'
 }
 
+/**
+ * Why argv gives a boolean flag a value (`--force=false`, `--no-x=1`, `-v=0`), or undefined. oclif would take the
+ * flag as set and the value as a positional argument (`del --force=false x` deletes a tunnel "false" by force); a
+ * boolean flag is set by naming it and left out otherwise. Arguments after `--` are not flags.
+ */
+export function booleanFlagValueProblem(flags: Record<string, {type?: string; char?: string; aliases?: string[]; charAliases?: string[]; allowNo?: boolean}>, argv: readonly string[]): string | undefined {
+  const names = new Map<string, string>() // how it is written (without the value) → the flag's name
+  for (const [name, f] of Object.entries(flags)) {
+    if (f?.type !== 'boolean') continue
+    for (const n of [name, ...(f.aliases ?? [])]) {
+      names.set(`--${n}`, name)
+      if (f.allowNo) names.set(`--no-${n}`, name)
+    }
+    for (const c of [f.char, ...(f.charAliases ?? [])]) if (c) names.set(`-${c}`, name)
+  }
+  for (const arg of argv) {
+    if (arg === '--') break
+    const eq = arg.indexOf('=')
+    if (!arg.startsWith('-') || eq < 0) continue
+    const written = arg.slice(0, eq)
+    const name = names.get(written)
+    if (name) return `${written} takes no value (${JSON.stringify(arg)}): write ${written} to set it, or leave it out`
+  }
+  return undefined
+}
+
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = false
   /** appended to every command's --help */
@@ -69,6 +95,13 @@ export abstract class BaseCommand extends Command {
 
   /** set by subclasses after parsing */
   protected jsonMode = false
+
+  /** before any command parses its flags: a boolean flag given a value is a usage error (booleanFlagValueProblem) */
+  public override async init(): Promise<void> {
+    await super.init()
+    const why = booleanFlagValueProblem((this.ctor as typeof Command).flags ?? {}, this.argv)
+    if (why) throw new UsageError(why)
+  }
 
   protected printJSON(value: unknown): void {
     stdoutState.json = true

@@ -8,7 +8,7 @@ import type {RestoreScope} from '../execute/run.js'
 import type {ObservedState} from '../model/types.js'
 import {setLockHint} from './lock.js'
 import {processAlive, startTicks} from './proc.js'
-import {ensureRunDir, openAppend, removeTempFiles, runDir, runRoot, writeAtomic} from './rundir.js'
+import {RUN_DIR_FILES, ensureRunDir, openAppend, removeTempFiles, runDir, runRoot, writeAtomic} from './rundir.js'
 
 export type JournalPhase =
   /** written before the first mutation; userspace encapsulators may be starting */
@@ -50,7 +50,7 @@ export interface Journal {
 }
 
 export function journalPath(netns: string | undefined, root = runRoot()): string {
-  return join(runDir(netns, root), 'journal.json')
+  return join(runDir(netns, root), RUN_DIR_FILES.journal)
 }
 
 /** The append-only companion of the journal: one `start NAME` / `done NAME` line per encapsulator start, so that
@@ -136,7 +136,7 @@ export function removeJournal(netns: string | undefined, root = runRoot()): void
     unlinkSync(startedLogPath(netns, root))
   } catch {}
   // a temp file left by a writer that died between write and rename
-  removeTempFiles(runDir(netns, root), {of: ['journal.json']})
+  removeTempFiles(runDir(netns, root), {of: [RUN_DIR_FILES.journal]})
 }
 
 /** Start time of a process as the journal records it (pidStart: src/lib/proc.ts startTicks as a string). */

@@ -13,6 +13,14 @@ import {chmodSync, closeSync, constants, existsSync, fchmodSync, fsyncSync, lsta
 import {basename, dirname, join} from 'node:path'
 import {PermissionError, TunctlError} from './errors.js'
 
+/**
+ * tunctl's own files in a run dir whose names end in `.json`, like a tunnel's files (src/userspace/paths.ts
+ * tunnelFileOf: an older release's `<name>.json` state files and the counters `<name>.stats.json`): the apply
+ * journal (src/lib/journal.ts), the outcome of an `apply --confirm` (src/execute/confirm.ts), vti ipsec's key-file
+ * references (src/ipsec/record.ts). Every other file of tunctl's there is a dot file or has no `.json` suffix.
+ */
+export const RUN_DIR_FILES = {journal: 'journal.json', confirmResult: 'confirm-result.json', keyFileRecords: 'ipsec-keyfiles.json'} as const
+
 /** /run/tunctl, or $TUNCTL_RUN_DIR (read at each call: tests point it elsewhere before they run). */
 export function runRoot(): string {
   return process.env.TUNCTL_RUN_DIR ?? '/run/tunctl'

@@ -71,6 +71,8 @@ export interface DesiredTunnel {
   ipsec?: IpsecParams
   /** where the ipsec block's key-file value stands in the file */
   keyFileAt?: SourceLocation
+  /** where the `dev` value stands in the file */
+  devAt?: SourceLocation
 }
 
 export interface SourceLocation {

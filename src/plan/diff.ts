@@ -6,6 +6,7 @@ import type {ModeDriver} from '../drivers/contract.js'
 import {diffIpsec, stepXfrmShown, survivorSpiConflicts, xfrmConflicts} from '../ipsec/plan.js'
 import {TunctlError, EXIT, UnavailableError} from '../lib/errors.js'
 import {quoteName, visible} from '../lib/text.js'
+import {underlayConflicts} from './underlay.js'
 import type {
   DesiredState,
   DesiredTunnel,
@@ -397,6 +398,8 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   for (const c of survivorSpiConflicts(changing, survivors)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
 
   if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
+  // each `dev` exists when the batch reaches its tunnel (not checked when rolling back: the batch reports it)
+  if (!opts.ignoreRouteHolders) conflicts.push(...underlayConflicts(steps, observed))
   // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace
   // driver's SA lives in its daemon, native/vti.c: no kernel object to clash with)
   if (!opts.ignoreRouteHolders) {

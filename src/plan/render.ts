@@ -125,7 +125,7 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
   compiled?.lineStep.forEach((i, j) => (stepLines[i] ??= []).push(j))
   plan.steps.forEach((s, i) => {
     const sym = SYM[s.kind]
-    const mode = s.desired?.params.mode ?? s.observed?.params.mode
+    const mode = stepMode(s)
     let head = `${sym} ${ch.bold(visible(s.name))} (${mode}, ${s.driver})`
     if (s.kind === 'replace' && s.reason) head += ` — replace: ${s.reason}`
     if (s.kind === 'delete' && s.reason) head += ` — ${s.reason}`
@@ -156,13 +156,19 @@ export function renderPlan(plan: Plan, opts: RenderOptions): string {
   return out.join('\n') + '\n'
 }
 
+/** The mode a step shows: a delete's is the tunnel's that exists (`state: absent` names it by its name whatever mode
+ * the file says), every other step's the one it makes. */
+export function stepMode(s: PlanStep): string | undefined {
+  return s.kind === 'delete' ? (s.observed?.params.mode ?? s.desired?.params.mode) : (s.desired?.params.mode ?? s.observed?.params.mode)
+}
+
 /** JSON form of a plan (see schemas/plan-output.schema.json). */
 export function planToJSON(plan: Plan): Record<string, unknown> {
   return {
     steps: plan.steps.map((s) => ({
       action: s.kind,
       name: s.name,
-      mode: s.desired?.params.mode ?? s.observed?.params.mode,
+      mode: stepMode(s),
       driver: s.driver,
       driverReason: s.driverReason,
       reason: s.reason,

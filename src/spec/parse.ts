@@ -177,6 +177,7 @@ export function parseSpecWith(file: string, text: string, opts: ParseOptions): D
   for (const t of tunnels) {
     lazy(t, 'at', () => located(map.offsetOf(t.pointer, 'key')))
     if (t.ipsec) lazy(t, 'keyFileAt', () => located(map.offsetOf(`${t.pointer}/ipsec/key-file`, 'value')))
+    if (t.params.dev !== undefined) lazy(t, 'devAt', () => located(map.offsetOf(`${t.pointer}/dev`, 'value')))
     if (t.routePointers?.length) lazy(t, 'routeAt', () => t.routePointers!.map((p) => located(map.offsetOf(p, 'value'))))
   }
   return {file, tunnels}

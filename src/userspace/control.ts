@@ -17,8 +17,7 @@ import {ensureRunDir, openAppend, removeQuiet, removeTempFiles, warnOnce} from '
 import type {IpsecParams} from '../ipsec/spec.js'
 import type {CreatedDevice} from '../plan/lines.js'
 import {espRecord, observedIpsec} from '../ipsec/userspace.js'
-import {KEYFILE_RECORDS} from '../ipsec/record.js'
-import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, statePath, statsPath, writeRecord} from './paths.js'
+import {type EncapState, type EncapStats, type EspStats, engineFiles, isEncapState, isEncapStats, legacyNsDir, legacyStateIsFor, logPath, nsDir, perTunnelStates, readRecord, recordPath, statePath, statsPath, tunnelFileOf, writeRecord} from './paths.js'
 import type {CommitReply} from './engine.js'
 
 
@@ -696,10 +695,8 @@ export async function observeEncaps(opts: EncapOptions & {counters?: boolean} = 
     const rec = legacy ? undefined : readRecordWarned(dir)
     const names = new Set<string>(Object.keys(rec?.tunnels ?? {}))
     for (const f of files) {
-      // not tunnels: vti ipsec's key-file references (src/ipsec/record.ts), the apply journal (src/lib/journal.ts)
-      if (f.startsWith('.') || f === KEYFILE_RECORDS || f === 'journal.json') continue
-      if (f.endsWith('.stats.json')) names.add(f.slice(0, -'.stats.json'.length))
-      else if (f.endsWith('.json')) names.add(f.slice(0, -'.json'.length))
+      const t = tunnelFileOf(f) // a tunnel's counters or older state file, never tunctl's own (journal, confirm outcome, …)
+      if (t) names.add(t.name)
     }
     for (const name of [...names].sort()) {
       if (out.has(name)) continue // shadowed by the current layout

@@ -7,7 +7,7 @@
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {manageableName} from '../lib/names.js'
-import {legacyRunDir, removeQuiet, runDir, writeAtomic} from '../lib/rundir.js'
+import {RUN_DIR_FILES, legacyRunDir, removeQuiet, runDir, writeAtomic} from '../lib/rundir.js'
 import {MODES, type Counters, type TunnelParams} from '../model/types.js'
 import {isEspRecord, type EspRecord} from '../ipsec/userspace.js'
 
@@ -119,6 +119,22 @@ export function writeRecord(dir: string, tunnels: Map<string, EncapState>, engin
   writeAtomic(recordPath(dir), recordText({...(engine.pid ? {pid: engine.pid} : {}), ...(engine.pid && engine.startTicks !== undefined ? {startTicks: engine.startTicks} : {}), ...(engine.netns ? {netns: engine.netns} : {}), tunnels: Object.fromEntries(tunnels)}))
 }
 
+const OWN_JSON = new Set<string>(Object.values(RUN_DIR_FILES))
+
+/**
+ * The one rule for which files of a run dir are a tunnel's: `<name>.stats.json` (its counters) or `<name>.json` (an
+ * older release's state file), where `name` is a name tunctl manages (src/lib/names.ts), and the file is none of
+ * tunctl's own (dot files: the state record, the engine's; RUN_DIR_FILES: the journal, the confirm outcome, the
+ * ipsec key-file references). Anything else is not a tunnel's and is never read as one.
+ */
+export function tunnelFileOf(file: string): {name: string; stats: boolean} | undefined {
+  if (file.startsWith('.') || OWN_JSON.has(file)) return undefined
+  const stats = file.endsWith('.stats.json')
+  if (!stats && !file.endsWith('.json')) return undefined
+  const name = file.slice(0, -(stats ? '.stats.json' : '.json').length)
+  return manageableName(name) ? {name, stats} : undefined
+}
+
 /** An older release's per-tunnel state files `<name>.json` in `dir` (valid ones, by name) and their paths. */
 export function perTunnelStates(dir: string): {states: Map<string, EncapState>; files: string[]} {
   const states = new Map<string, EncapState>()
@@ -130,7 +146,8 @@ export function perTunnelStates(dir: string): {states: Map<string, EncapState>; 
     return {states, files}
   }
   for (const f of names.sort()) {
-    if (f.startsWith('.') || !f.endsWith('.json') || f.endsWith('.stats.json')) continue
+    const t = tunnelFileOf(f)
+    if (!t || t.stats) continue
     try {
       const st = JSON.parse(readFileSync(join(dir, f), 'utf8'))
       if (isEncapState(st) && `${st.name}.json` === f) {

@@ -51,4 +51,20 @@ test('COMMAND --help and -h: the same text, with every exit code; -h anywhere am
   }
 })
 
+test('tunctl help [COMMAND]: the text of --help, exit 0; an unknown COMMAND is a usage error (64)', () => {
+  const root = tunctl(['help'])
+  assert.equal([root.code, root.stderr], [0, ''])
+  assert.is(root.stdout, tunctl(['--help']).stdout)
+  assert.match(root.stdout, /^  help\b/m)
+  for (const c of [...COMMANDS, 'help']) {
+    const h = tunctl(['help', c])
+    assert.equal([h.code, h.stderr], [0, ''], `help ${c}`)
+    assert.is(h.stdout, tunctl([c, '--help']).stdout, `help ${c} is ${c} --help`)
+  }
+  const bad = tunctl(['help', 'nosuch'])
+  assert.is(bad.code, 64, bad.stderr)
+  assert.match(bad.stderr, 'no command named "nosuch"')
+  assert.is(tunctl(['help', 'del', 'x']).code, 64)
+})
+
 test.run()

@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
-import {netnsNameProblem} from '../../../src/lib/base.js'
+import {booleanFlagValueProblem, netnsNameProblem} from '../../../src/lib/base.js'
 import {ensureBuilt} from '../../lib/build.js'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -101,6 +101,52 @@ test('--json: every usage error is one JSON document on stdout, unknown commands
     assert.is(r.code, 64, args.join(' '))
     const j = JSON.parse(r.stdout) // throws on no output or on two documents
     assert.equal([j.ok, j.error.exitCode], [false, 64], r.stdout)
+  }
+})
+
+test('booleanFlagValueProblem: every boolean flag of every command, by name, alias, --no- and char; not after --', async () => {
+  const {COMMANDS} = await import('../../../src/cli.js')
+  let seen = 0
+  for (const [id, cls] of Object.entries(COMMANDS)) {
+    const flags = (cls as {flags?: Record<string, any>}).flags ?? {}
+    for (const [name, f] of Object.entries(flags)) {
+      const given = [`--${name}=false`, `--${name}=`, ...(f.char ? [`-${f.char}=0`] : []), ...(f.allowNo ? [`--no-${name}=1`] : [])]
+      for (const arg of given) {
+        const why = booleanFlagValueProblem(flags, ['x', arg])
+        if (f.type === 'boolean') {
+          seen++
+          assert.ok(why, `${id} ${arg}`)
+          assert.match(why!, `${arg.slice(0, arg.indexOf('='))} takes no value`)
+        } else assert.is(why, undefined, `${id} ${arg}: not a boolean flag`)
+      }
+      if (f.type === 'boolean') {
+        assert.is(booleanFlagValueProblem(flags, [`--${name}`, 'x']), undefined, `${id} --${name}`)
+        assert.is(booleanFlagValueProblem(flags, ['--', `--${name}=false`]), undefined, `${id} -- --${name}=false`)
+      }
+    }
+  }
+  assert.ok(seen >= 20, `only ${seen} boolean flag spellings checked`)
+})
+
+test('a boolean flag with a value (--force=false) is a usage error, exit 64, not the flag plus an argument "false"', () => {
+  for (const args of [['del', '--force=false', 'x'], ['del', 'x', '--ignore-missing=true'], ['show', '--all=false'], ['show', '--json=true'], ['apply', '--dry-run=false', spec], ['apply', '-v=1', spec], ['plan', '--prune=no', spec], ['plan', spec, '--detailed-exitcode=0'], ['export', '--all=false']]) {
+    const r = tunctl(args)
+    assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
+    const arg = args.find((a) => a.includes('='))!
+    assert.match(r.stderr, `${arg.slice(0, arg.indexOf('='))} takes no value`, args.join(' '))
+    assert.not.match(r.stderr, 'no tunnel named', args.join(' '))
+  }
+  const j = tunctl(['del', '--json', '--force=false', 'x'])
+  assert.is(j.code, 64)
+  assert.equal([JSON.parse(j.stdout).error.exitCode, JSON.parse(j.stdout).error.code], [64, 'usage'])
+})
+
+test('an argument a command does not take: "Unexpected argument", exit 64 (not "command export:extra not found")', () => {
+  for (const args of [['export', 'extra'], ['doctor', 'x'], ['confirm', 'now'], ['export', '--all', 'extra'], ['show', 'a', 'b'], ['validate', spec, 'b']]) {
+    const r = tunctl(args)
+    assert.is(r.code, 64, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, `Unexpected argument: ${args.at(-1)}`, args.join(' '))
+    assert.not.match(r.stderr, 'not found', args.join(' '))
   }
 })
 

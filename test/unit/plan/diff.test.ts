@@ -3,7 +3,7 @@ import {test} from '#test/uvu'
 import * as assert from 'uvu/assert'
 import {computePlan, ConflictError} from '../../../src/plan/diff.js'
 import {UnavailableError} from '../../../src/lib/errors.js'
-import {renderPlan} from '../../../src/plan/render.js'
+import {planToJSON, renderPlan} from '../../../src/plan/render.js'
 import {DRIVERS} from '../../../src/drivers/index.js'
 import {ALL_KERNEL, FAKE_DRIVERS, desired, observed, state} from '../../lib/fakes.mjs'
 
@@ -82,6 +82,47 @@ test('state absent: owned → delete, foreign → conflict, missing → nothing'
   const p = plan([desired('a', 'gre', {state: 'absent'}), desired('b', 'gre', {state: 'absent'})], state([observed('a', 'gre')]))
   assert.equal(p.steps.map((s) => [s.kind, s.name]), [['delete', 'a']])
   assert.throws(() => plan([desired('a', 'gre', {state: 'absent'})], state([observed('a', 'gre', {owned: false})])), (e: any) => e instanceof ConflictError)
+})
+
+test('state absent of a tunnel whose mode differs: deleted by name, and the plan shows the mode that exists', () => {
+  const p = plan([desired('vt', 'gre', {state: 'absent'})], state([observed('vt', 'vti')]))
+  assert.equal(p.steps.map((s) => [s.kind, s.name, s.observed?.params.mode]), [['delete', 'vt', 'vti']])
+  const text = renderPlan(p, {color: false})
+  assert.match(text, /^- vt \(vti, kernel\)$/m)
+  assert.not.match(text, 'gre')
+  assert.is((planToJSON(p).steps as any[])[0].mode, 'vti')
+})
+
+test('dev: a device that does not exist, or that the same plan creates, replaces or deletes → conflict at the dev value', () => {
+  const devAt = {line: 7, column: 10, excerpt: '    dev: nosuch0\n         ^'}
+  const err = (f: () => unknown) => {
+    try {
+      f()
+    } catch (e) {
+      if (e instanceof ConflictError) return e
+      throw e
+    }
+    assert.unreachable('no conflict')
+  }
+  // exists (a non-tunnel link, or a tunnel that stays): fine
+  assert.is(plan([desired('t1', 'gre', {p: {dev: 'eth0'}})], state([], {eth0: 'veth'})).steps.length, 1)
+  assert.is(plan([desired('t1', 'gre', {p: {dev: 'u0'}})], state([observed('u0', 'ipip', {owned: false})])).steps.length, 1)
+  const missing = err(() => plan([desired('t1', 'gre', {p: {dev: 'nosuch0'}, devAt})], {...state([]), netns: 'blue'}))!
+  assert.equal(missing.conflicts.map((c) => [c.name, c.pointer, c.message]), [['t1', '/tunnels/t1/dev', 'device nosuch0 does not exist in network namespace blue']])
+  assert.is(missing.exitCode, 65)
+  assert.match(missing.message, /^t\.yaml:7:10: tunnel "t1": device nosuch0 does not exist in network namespace blue\n    dev: nosuch0\n {9}\^$/)
+  assert.match(err(() => plan([desired('t1', 'gre', {p: {dev: 'nosuch0'}})], state([])))!.message, 'in the root network namespace')
+  // an update to a missing dev too
+  assert.match(err(() => plan([desired('t1', 'gre', {p: {dev: 'gone0'}})], state([observed('t1', 'gre')])))!.message, 'device gone0 does not exist')
+  // created by the same plan: not there yet when the kernel creates t1
+  const same = err(() => plan([desired('u1', 'ipip'), desired('t1', 'gre', {p: {dev: 'u1'}})], state([])))!
+  assert.equal(same.conflicts.map((c) => c.name), ['t1'])
+  assert.match(same.message, 'device u1 does not exist yet: this file creates it')
+  // deleted or replaced by the same plan
+  assert.match(err(() => plan([desired('u1', 'ipip', {state: 'absent'}), desired('t1', 'gre', {p: {dev: 'u1'}})], state([observed('u1', 'ipip')])))!.message, 'device u1 is deleted by this file')
+  assert.match(err(() => plan([desired('u1', 'gre'), desired('t1', 'gre', {p: {dev: 'u1'}})], state([observed('u1', 'ipip')])))!.message, 'device u1 is replaced')
+  // a rollback's plan does not refuse (its batch reports a missing device)
+  assert.is(plan([desired('t1', 'gre', {p: {dev: 'nosuch0'}})], state([]), {ignoreRouteHolders: true}).steps.length, 1)
 })
 
 test('prune deletes owned unlisted tunnels only; foreign survive', () => {
