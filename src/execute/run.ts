@@ -365,7 +365,7 @@ export function rollbackPlan(current: ObservedState, snapshot: ObservedState, dr
   // adopted tunnels are restored too, and handed back (ownership alias cleared)
   const disown = new Set(snapshot.tunnels.filter((t) => !t.owned && adopted?.has(t.name)).map((t) => t.name))
   for (const n of disown) override.add(n)
-  return computePlan(snapshotDesired(snapshot, adopted), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override, disown, ignoreRouteHolders: true}, drivers)
+  return computePlan(snapshotDesired(snapshot, adopted), current, {prune: true, support: {}, trustDrivers: true, ownedOverride: override, disown, restoring: true}, drivers)
 }
 
 function describeResidual(plan: Plan): string[] {

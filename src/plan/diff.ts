@@ -49,8 +49,12 @@ export interface PlanOptions {
   adopt?: Set<string>
   /** internal (rollback of an adoption): owned tunnels to give back (ownership alias cleared) */
   disown?: Set<string>
-  /** internal (rollback): do not refuse routes whose key another route holds (the batch's `route add` reports it) */
-  ignoreRouteHolders?: boolean
+  /**
+   * internal (rollback): skip the checks against what the namespace holds besides the plan's tunnels (a route key
+   * another route holds, an underlay device, an SA or policy tunctl does not own): a restore refuses nothing, and
+   * its batch reports what the kernel refuses
+   */
+  restoring?: boolean
 }
 
 export interface Conflict {
@@ -397,12 +401,12 @@ export function computePlan(desired: DesiredState, observed: ObservedState, opts
   })
   for (const c of survivorSpiConflicts(changing, survivors)) conflicts.push({name: c.t.name, pointer: c.t.pointer, at: c.t.at, message: c.message})
 
-  if (!opts.ignoreRouteHolders) conflicts.push(...routeConflicts(steps, observed))
-  // each `dev` exists when the batch reaches its tunnel (not checked when rolling back: the batch reports it)
-  if (!opts.ignoreRouteHolders) conflicts.push(...underlayConflicts(steps, observed))
+  if (!opts.restoring) conflicts.push(...routeConflicts(steps, observed))
+  // each `dev` exists when the batch reaches its tunnel
+  if (!opts.restoring) conflicts.push(...underlayConflicts(steps, observed))
   // vti ipsec, kernel driver: never an SPI or a policy mark that an SA/policy tunctl does not own holds (the userspace
   // driver's SA lives in its daemon, native/vti.c: no kernel object to clash with)
-  if (!opts.ignoreRouteHolders) {
+  if (!opts.restoring) {
     const present = desired.tunnels.filter((t) => {
       const s = stepOf.get(t.name)
       return t.state === 'present' && s !== undefined && s.kind !== 'delete' && s.driver === 'kernel'

@@ -122,7 +122,7 @@ test('dev: a device that does not exist, or that the same plan creates, replaces
   assert.match(err(() => plan([desired('u1', 'ipip', {state: 'absent'}), desired('t1', 'gre', {p: {dev: 'u1'}})], state([observed('u1', 'ipip')])))!.message, 'device u1 is deleted by this file')
   assert.match(err(() => plan([desired('u1', 'gre'), desired('t1', 'gre', {p: {dev: 'u1'}})], state([observed('u1', 'ipip')])))!.message, 'device u1 is replaced')
   // a rollback's plan does not refuse (its batch reports a missing device)
-  assert.is(plan([desired('t1', 'gre', {p: {dev: 'nosuch0'}})], state([]), {ignoreRouteHolders: true}).steps.length, 1)
+  assert.is(plan([desired('t1', 'gre', {p: {dev: 'nosuch0'}})], state([]), {restoring: true}).steps.length, 1)
 })
 
 test('prune deletes owned unlisted tunnels only; foreign survive', () => {
